@@ -1,0 +1,45 @@
+/*
+ * fsutil.h - EINTR-safe system call wrappers and atomic file writes.
+ * The raw wrappers return -1 with errno set; the mydb__file_* functions set
+ * the error message and return a MYDB_E* code.
+ */
+#ifndef MYDB_FSUTIL_H
+#define MYDB_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct mydb;
+
+/* open(2) with O_CLOEXEC added, retried on EINTR. */
+int mydb__open(const char *path, int flags, mode_t mode);
+/* Writes all n bytes (loops on short writes and EINTR). 0 or -1. */
+int mydb__write_all(int fd, const void *p, size_t n);
+/* Reads up to n bytes at off (loops until n or EOF). Bytes read, or -1. */
+ssize_t mydb__pread_all(int fd, void *p, size_t n, off_t off);
+int mydb__fsync(int fd);     /* EINTR-safe fsync */
+int mydb__fdatasync(int fd); /* EINTR-safe fdatasync */
+int mydb__ftruncate(int fd, off_t len);
+/* close(2); deliberately not retried on EINTR (the fd is gone on Linux). */
+int mydb__close(int fd);
+/* fsync of a directory; 0 or -1. */
+int mydb__fsync_dir(const char *path);
+/* mkdir(path, 0777); EEXIST is success. *created (may be NULL) tells
+ * whether it was created now. 0 or -1. */
+int mydb__mkdir(const char *path, int *created);
+
+/* Creates a new temporary file ROOT/.tmp/<pid>-<counter>-<random>.tmp
+ * (O_CREAT|O_EXCL, mode 0666 & ~umask) opened with O_RDWR|extra. Its path
+ * goes to tmp[PATH_MAX]. Returns the fd, or a negative MYDB_E* code. */
+int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
+
+/* Atomically installs buf as path: temp file, write, fsync (db->fsync),
+ * close, mkdir of the parent when mkparent (its first dirlen bytes), rename
+ * (or, with noreplace, link + unlink: an existing file is kept), fsync of
+ * the directory (db->fsync). Cleans up on every failure. */
+int mydb__file_write_atomic(struct mydb *db, const char *path, size_t dirlen,
+                            const void *buf, size_t len, int mkparent,
+                            int noreplace);
+
+#endif
