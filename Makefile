@@ -1,0 +1,118 @@
+# mydb - a git-inspired versioned database: C core, Lua 5.4 API.
+#
+#   make quickstart   install what is missing, build, run examples/quickstart.lua
+#   make test         install what is missing, build, run every test
+#   make bench        the benchmark (see bench/README.md)
+#   make install PREFIX=/usr/local
+
+# ---- editable settings -------------------------------------------------
+PREFIX    ?= /usr/local
+LUA       ?= lua5.4
+LUA_INC   ?= /usr/include/lua5.4
+LUA_LIB   ?= -llua5.4
+CC        ?= cc
+OPT       ?= -O2 -g
+WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+            -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes -Wundef \
+            -Wformat=2 -Wvla
+DEFS      = -D_GNU_SOURCE
+SAN       ?=
+CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC -Icore -I$(LUA_INC) $(CFLAGS)
+LDLIBS_CORE = -lmbedcrypto -lpthread
+
+LUA_SHARE  = $(PREFIX)/share/lua/5.4
+LUA_CMOD   = $(PREFIX)/lib/lua/5.4
+
+# Debian packages the build and the tests need (installed by `make deps`).
+DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libmbedtls-dev lua-busted libreadline-dev
+
+BUILD = build
+
+# ---- sources -------------------------------------------------------------
+CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
+           core/cache.c core/store.c core/objects.c core/head.c core/lock.c \
+           core/jsonstr.c
+CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
+LMOD_SRC = core/lmydb.c core/lcodec.c
+LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
+LUA_SRC  = $(wildcard lua/mydb/*.lua)
+HANDLER_SRC = $(wildcard handlers/*.lua)
+
+# Where the tree's modules are staged so that `require "mydb"`,
+# `require "mydb.core"` and `require "mydb.handlers.date"` work uncompiled.
+STAGE = $(BUILD)/lua
+export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
+
+.PHONY: all deps quickstart test test-c test-lua install uninstall clean bench
+
+all: deps-check $(BUILD)/libmydb.a $(BUILD)/mydb/core.so stage
+
+# ---- dependencies ----------------------------------------------------------
+# Installs missing Debian packages when root; otherwise lists them and stops.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "mydb: installing Debian packages:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "mydb: missing Debian packages:$$missing"; \
+	    echo "mydb: run: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+deps-check: deps
+
+# ---- build -------------------------------------------------------------------
+$(BUILD)/core/%.o: core/%.c core/*.h | $(BUILD)/core
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/core $(BUILD)/mydb:
+	mkdir -p $@
+
+$(BUILD)/libmydb.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mydb/core.so: $(LMOD_OBJ) $(BUILD)/libmydb.a | $(BUILD)/mydb
+	$(CC) $(SAN) -shared -o $@ $(LMOD_OBJ) $(BUILD)/libmydb.a $(LDLIBS_CORE) $(LDFLAGS)
+
+# Symlinks, so that edits to lua/ and handlers/ need no rebuild.
+stage:
+	@mkdir -p $(STAGE)/mydb/handlers
+	@for f in $(LUA_SRC); do ln -sf $(CURDIR)/$$f $(STAGE)/mydb/; done
+	@for f in $(HANDLER_SRC); do ln -sf $(CURDIR)/$$f $(STAGE)/mydb/handlers/; done
+
+# ---- run -----------------------------------------------------------------------
+quickstart: all
+	cd examples && $(LUA) quickstart.lua
+
+test: all test-c test-lua
+
+test-c: $(BUILD)/test_core
+	$(BUILD)/test_core
+
+$(BUILD)/test_core: core/test/test_core.c $(BUILD)/libmydb.a
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
+
+test-lua: all
+	$(LUA) /usr/bin/busted
+
+bench: all
+	$(LUA) bench/bench.lua
+
+# ---- install ---------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(LUA_SHARE)/mydb/handlers $(DESTDIR)$(LUA_CMOD)/mydb
+	install -m 644 $(LUA_SRC) $(DESTDIR)$(LUA_SHARE)/mydb/
+	install -m 644 $(HANDLER_SRC) $(DESTDIR)$(LUA_SHARE)/mydb/handlers/
+	install -m 755 $(BUILD)/mydb/core.so $(DESTDIR)$(LUA_CMOD)/mydb/core.so
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_SHARE)/mydb $(DESTDIR)$(LUA_CMOD)/mydb
+
+clean:
+	rm -rf $(BUILD)

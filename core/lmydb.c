@@ -1,0 +1,493 @@
+/*
+ * lmydb.c - mydb.core, the Lua binding of the storage core and the codec.
+ *
+ * The user-facing API (require "mydb") is Lua, in lua/mydb/; this module
+ * exports small primitives (the Tarantool pairing of fio.c and fio.lua).
+ *
+ *   core.open(root [, {fsync=, cache_bytes=}]) -> store
+ *   store:tenant_init(t)  store:tenant_exists(t)  store:tenants()
+ *   store:write(tenant|nil, bytes) -> digest
+ *   store:read(tenant|nil, digest) -> bytes
+ *   store:exists(tenant|nil, digest) -> boolean
+ *   store:objects(tenant|nil) -> {name, ...}
+ *   store:head(tenant, entry) -> digest | nil
+ *   store:heads(tenant) -> {entry, ...} (sorted), {entry = digest}
+ *   store:lock(tenant) -> lock     lock:head(entry)  lock:commit(changes)
+ *                                  lock:release() (also __close, __gc)
+ *   store:close() (also __close, __gc)
+ *   core.sha256(bytes)  core.digest_valid(s)  core.tenant_valid(s)
+ *   core.error_mt       the metatable of mydb error values
+ *
+ * Userdata follow liolib.c: created closed, then acquired; one idempotent
+ * function serves close, __close and __gc; use after close raises "closed".
+ * A lock pins its store through a user value.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lmydb.h"
+#include "mydb.h"
+
+#define STORE_MT "mydb.store"
+#define LOCK_MT "mydb.lock"
+
+/* ------------------------------------------------------------------ errors */
+
+void lmydb_push_error(lua_State *L, const char *code, const char *msg) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, LMYDB_ERROR_MT);
+}
+
+int lmydb_error(lua_State *L, const char *code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lmydb_push_error(L, code, msg);
+  return lua_error(L);
+}
+
+/* Raises the core's last failure. */
+static int core_error(lua_State *L, int rc) {
+  return lmydb_error(L, mydb_errcode_name(rc), "%s", mydb_errmsg());
+}
+
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "code");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "mydb: %s: %s", luaL_optstring(L, -2, "error"), luaL_optstring(L, -1, ""));
+  return 1;
+}
+
+/* ------------------------------------------------------------------- store */
+
+typedef struct lstore {
+  mydb *db; /* NULL once closed */
+} lstore;
+
+typedef struct llock {
+  mydb_lock *lk; /* NULL once released */
+} llock;
+
+static lstore *check_store(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (!s->db) lmydb_error(L, "closed", "attempt to use a closed store");
+  return s;
+}
+
+/* An optional tenant: nil means the shared refs. */
+static const char *opt_tenant(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  if (lua_type(L, arg) != LUA_TSTRING)
+    lmydb_error(L, "invalid_argument", "tenant must be a string, got %s", luaL_typename(L, arg));
+  size_t len;
+  const char *t = lua_tolstring(L, arg, &len);
+  if (!mydb_tenant_valid(t, len)) lmydb_error(L, "invalid_argument", "invalid tenant id");
+  return t;
+}
+
+static const char *check_str(lua_State *L, int arg, const char *what, size_t *len) {
+  if (lua_type(L, arg) != LUA_TSTRING)
+    lmydb_error(L, "invalid_argument", "%s must be a string, got %s", what, luaL_typename(L, arg));
+  return lua_tolstring(L, arg, len);
+}
+
+static const char *check_tenant(lua_State *L, int arg) {
+  size_t len;
+  const char *t = check_str(L, arg, "tenant", &len);
+  if (!mydb_tenant_valid(t, len)) lmydb_error(L, "invalid_argument", "invalid tenant id");
+  return t;
+}
+
+static const char *check_digest(lua_State *L, int arg) {
+  size_t len;
+  const char *d = check_str(L, arg, "digest", &len);
+  if (!mydb_digest_valid(d, len))
+    lmydb_error(L, "invalid_argument", "a digest is 64 lowercase hex characters");
+  return d;
+}
+
+static int l_open(lua_State *L) {
+  size_t len;
+  const char *root = check_str(L, 1, "root", &len);
+  mydb_options opts = MYDB_OPTIONS_INIT;
+  if (lua_istable(L, 2)) {
+    if (lua_getfield(L, 2, "fsync") != LUA_TNIL) opts.fsync = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "cache_bytes") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+        lmydb_error(L, "invalid_argument", "cache_bytes must be a non-negative integer");
+      opts.cache_bytes = (size_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
+  s->db = NULL;
+  luaL_setmetatable(L, STORE_MT);
+  /* user value: weak set of this store's live locks, released on close */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  int rc = mydb_open(&s->db, root, &opts);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static int lock_release_ud(llock *l) {
+  if (l->lk) {
+    mydb_lock_release(l->lk);
+    l->lk = NULL;
+  }
+  return 0;
+}
+
+static int store_close(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (s->db) {
+    lua_getiuservalue(L, 1, 1);
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        llock *l = luaL_testudata(L, -1, LOCK_MT);
+        if (l) lock_release_ud(l);
+      }
+    }
+    lua_pop(L, 1);
+    mydb_close(s->db);
+    s->db = NULL;
+  }
+  return 0;
+}
+
+static int store_tostring(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (s->db) lua_pushfstring(L, "mydb.store (%p)", (void *)s->db);
+  else lua_pushliteral(L, "mydb.store (closed)");
+  return 1;
+}
+
+static int store_tenant_init(lua_State *L) {
+  lstore *s = check_store(L);
+  int rc = mydb_tenant_init(s->db, check_tenant(L, 2));
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 0;
+}
+
+static int store_tenant_exists(lua_State *L) {
+  lstore *s = check_store(L);
+  int rc = mydb_tenant_exists(s->db, check_tenant(L, 2));
+  if (rc < 0) return core_error(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+static int push_name(const char *name, void *payload) {
+  lua_State *L = payload;
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int store_tenants(lua_State *L) {
+  lstore *s = check_store(L);
+  lua_newtable(L);
+  int rc = mydb_tenant_foreach(s->db, push_name, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static int store_write(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  size_t len;
+  const char *bytes = check_str(L, 3, "bytes", &len);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_object_write(s->db, digest, tenant, bytes, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+static int store_read(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  const char *digest = check_digest(L, 3);
+  mydb_blob *b = NULL;
+  int rc = mydb_object_read(s->db, &b, tenant, digest);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  /* pushlstring may raise on OOM: copy first, release, then check */
+  lua_pushlstring(L, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  return 1;
+}
+
+static int store_exists(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  int rc = mydb_object_exists(s->db, tenant, check_digest(L, 3));
+  if (rc < 0) return core_error(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+static int store_objects(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  lua_newtable(L);
+  int rc = mydb_object_foreach(s->db, tenant, push_name, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static const char *check_entry(lua_State *L, int arg, size_t *len) {
+  const char *e = check_str(L, arg, "entry", len);
+  if (*len == 0 || *len > MYDB_ENTRY_MAX || memchr(e, '\0', *len))
+    lmydb_error(L, "invalid_argument", "an entry name is 1 to %d bytes with no NUL", MYDB_ENTRY_MAX);
+  return e;
+}
+
+static int store_head(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  size_t elen;
+  const char *entry = check_entry(L, 3, &elen);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_head_get(s->db, digest, tenant, entry, elen);
+  if (rc == MYDB_ENOTFOUND) return 0;
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+static int push_head(const char *entry, size_t len, const char *digest, void *payload) {
+  lua_State *L = payload;
+  lua_pushlstring(L, entry, len);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -4, (lua_Integer)lua_rawlen(L, -4) + 1);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int store_heads(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  lua_newtable(L);
+  lua_newtable(L);
+  int rc = mydb_head_foreach(s->db, tenant, push_head, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 2;
+}
+
+/* The parent digest named by a snapshot: the first '"__parent__":[' is the
+ * metadata key, since keys starting with "__" are written first and the
+ * keys before it (__collection__, __date__) hold no such text. Returns 1 and
+ * fills out, 0 for a first version, -1 if the bytes hold no parent. */
+static int snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]) {
+  static const char key[] = "\"__parent__\":[";
+  const char *p = memmem(data, len, key, sizeof key - 1);
+  if (!p) return -1;
+  p += sizeof key - 1;
+  size_t left = len - (size_t)(p - data);
+  if (left >= 5 && memcmp(p, "null]", 5) == 0) return 0;
+  if (left < MYDB_DIGEST_HEX + 3 || p[0] != '"' || p[MYDB_DIGEST_HEX + 1] != '"' ||
+      !mydb_digest_valid(p + 1, MYDB_DIGEST_HEX))
+    return -1;
+  memcpy(out, p + 1, MYDB_DIGEST_HEX);
+  out[MYDB_DIGEST_HEX] = '\0';
+  return 1;
+}
+
+/* store:chain(tenant, digest, max) -> {digest, parent, grandparent, ...}
+ * Follows __parent__ links without decoding the snapshots. */
+static int store_chain(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  char cur[MYDB_DIGEST_BUF];
+  memcpy(cur, check_digest(L, 3), MYDB_DIGEST_BUF);
+  lua_Integer max = luaL_checkinteger(L, 4);
+  lua_createtable(L, max > 0 && max < 4096 ? (int)max : 0, 0);
+  for (lua_Integer n = 1; n <= max; n++) {
+    lua_pushlstring(L, cur, MYDB_DIGEST_HEX);
+    lua_rawseti(L, -2, n);
+    mydb_blob *b = NULL;
+    int rc = mydb_object_read(s->db, &b, tenant, cur);
+    if (rc != MYDB_OK) return core_error(L, rc);
+    int has = snapshot_parent(mydb_blob_data(b), mydb_blob_len(b), cur);
+    mydb_blob_release(b);
+    if (has < 0) return lmydb_error(L, "corrupt", "snapshot %s has no valid __parent__", cur);
+    if (has == 0) break;
+  }
+  return 1;
+}
+
+/* -------------------------------------------------------------------- lock */
+
+static llock *check_lock(lua_State *L) {
+  llock *l = luaL_checkudata(L, 1, LOCK_MT);
+  if (!l->lk) lmydb_error(L, "closed", "attempt to use a released lock");
+  return l;
+}
+
+static int store_lock(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  llock *l = lua_newuserdatauv(L, sizeof *l, 1);
+  l->lk = NULL;
+  luaL_setmetatable(L, LOCK_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* pin the store */
+  int rc = mydb_lock_acquire(s->db, &l->lk, tenant);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int lock_release(lua_State *L) {
+  return lock_release_ud(luaL_checkudata(L, 1, LOCK_MT));
+}
+
+static int lock_head(lua_State *L) {
+  llock *l = check_lock(L);
+  size_t elen;
+  const char *entry = check_entry(L, 2, &elen);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_lock_head_get(l->lk, digest, entry, elen);
+  if (rc == MYDB_ENOTFOUND) return 0;
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+/* lock:commit({{entry, digest_or_false}, ...}) */
+static int lock_commit(lua_State *L) {
+  llock *l = check_lock(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  if (n < 1 || n > 1000000) lmydb_error(L, "invalid_argument", "commit needs 1 to 1000000 changes");
+  mydb_head_change *ch = lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TTABLE) lmydb_error(L, "invalid_argument", "change %d is not a table", (int)i);
+    lua_rawgeti(L, -1, 1);
+    ch[i - 1].entry = check_entry(L, -1, &ch[i - 1].entry_len);
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, 2);
+    ch[i - 1].digest = lua_toboolean(L, -1) ? check_digest(L, lua_gettop(L)) : NULL;
+    lua_pop(L, 2); /* strings stay alive: the changes table holds them */
+  }
+  int rc = mydb_head_commit(l->lk, ch, (size_t)n);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 0;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+static int l_sha256(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char out[MYDB_DIGEST_BUF];
+  int rc = mydb_sha256_hex(out, s, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, out, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+/* core.key_hash(key) -> the first 6 bytes of SHA-256(key), big-endian: the
+ * prolly tree's boundary hash (doc/FORMAT.md). */
+static int l_key_hash(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char hex[MYDB_DIGEST_BUF];
+  int rc = mydb_sha256_hex(hex, s, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_Integer h = 0;
+  for (int i = 0; i < 12; i++) {
+    char c = hex[i];
+    h = h * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  lua_pushinteger(L, h);
+  return 1;
+}
+
+static int l_digest_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s && mydb_digest_valid(s, len));
+  return 1;
+}
+
+static int l_tenant_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s && mydb_tenant_valid(s, len));
+  return 1;
+}
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}
+
+int luaopen_mydb_core(lua_State *L);
+int luaopen_mydb_core(lua_State *L) {
+  static const luaL_Reg store_methods[] = {
+      {"tenant_init", store_tenant_init}, {"tenant_exists", store_tenant_exists},
+      {"tenants", store_tenants},         {"write", store_write},
+      {"read", store_read},               {"exists", store_exists},
+      {"objects", store_objects},         {"head", store_head},
+      {"heads", store_heads},             {"lock", store_lock},
+      {"chain", store_chain},
+      {"close", store_close},             {NULL, NULL}};
+  static const luaL_Reg lock_methods[] = {
+      {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"open", l_open},
+                                 {"sha256", l_sha256},
+                                 {"key_hash", l_key_hash},
+                                 {"digest_valid", l_digest_valid},
+                                 {"tenant_valid", l_tenant_valid},
+                                 {NULL, NULL}};
+  new_class(L, STORE_MT, store_methods, store_close, store_tostring);
+  new_class(L, LOCK_MT, lock_methods, lock_release, NULL);
+  luaL_newmetatable(L, LMYDB_ERROR_MT);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  luaL_newlib(L, fns);
+  lmydb_open_codec(L);
+  luaL_getmetatable(L, LMYDB_ERROR_MT);
+  lua_setfield(L, -2, "error_mt");
+  lua_pushliteral(L, MYDB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

@@ -1,0 +1,422 @@
+--- mydb.collection: record collections stored as prolly trees.
+--
+-- A collection is a sorted map key -> record, cut into content-addressed
+-- pieces (doc/FORMAT.md, "Record collections"). Piece boundaries depend only
+-- on the keys, so one set of records always gives the same pieces, and a put
+-- rewrites only the pieces on one root-to-leaf path (plus, at most, the
+-- neighbour it merges with).
+--
+-- Records are kept as their canonical JSON text ("raw"); the caller encodes
+-- and decodes them. A tree handle `t` is {store=, tenant=, nodes=cache,
+-- pending={digest=bytes}, built={digest=node}}.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+
+local collection = {}
+
+local BITS = 5
+local MAX_MASK_BITS = 45
+
+-- Bounded memo tables: cleared wholesale when full (cheap, and good enough:
+-- the values are pure functions of the key).
+local function memo(fn, limit)
+  local cache, count = {}, 0
+  return function(k)
+    local v = cache[k]
+    if v == nil then
+      v = fn(k)
+      count = count + 1
+      if count > limit then cache, count = {}, 0 end
+      cache[k] = v
+    end
+    return v
+  end
+end
+
+local key_hash = memo(core.key_hash, 1 << 18)
+local json_key = memo(core.json_string, 1 << 18)
+
+--- True if key starts a new piece at this level (0 = leaves).
+local function starts_piece(key, level)
+  local bits = BITS * (level + 1)
+  if bits > MAX_MASK_BITS then bits = MAX_MASK_BITS end
+  return key_hash(key) & ((1 << bits) - 1) == 0
+end
+collection.starts_piece = starts_piece
+
+-- ------------------------------------------------------------------ pieces
+
+--- A tree handle for one tenant. nodes: a cache shared by the db handle.
+function collection.tree(store, tenant, nodes)
+  return { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {} }
+end
+
+--- A node cache: immutable decoded pieces keyed by tenant/digest.
+function collection.node_cache(limit)
+  return { map = {}, count = 0, limit = limit or 8192 }
+end
+
+local function cache_put(nc, key, node)
+  if nc.count >= nc.limit then nc.map, nc.count = {}, 0 end
+  nc.map[key] = node
+  nc.count = nc.count + 1
+end
+
+local function corrupt(t, digest, why)
+  errors.raise("corrupt", "collection piece %s of tenant '%s' is damaged: %s", digest, t.tenant, why)
+end
+
+local function load_node(t, digest)
+  local node = t.built[digest]
+  if node then return node end
+  local ck = t.tenant .. "/" .. digest
+  node = t.nodes.map[ck]
+  if node then return node end
+  local bytes = t.store:read(t.tenant, digest)
+  if bytes:sub(1, 8) == '{"leaf":' then
+    local keys, vals = core.leaf_split(bytes)
+    if #keys == 0 then corrupt(t, digest, "empty leaf") end
+    node = { leaf = true, keys = keys, vals = vals }
+  elseif bytes:sub(1, 8) == '{"node":' then
+    local d = core.decode(bytes)
+    local list = type(d) == "table" and d.node
+    if type(list) ~= "table" or #list == 0 then corrupt(t, digest, "bad node") end
+    local keys, digests, counts = {}, {}, {}
+    for i, e in ipairs(list) do
+      if type(e) ~= "table" or type(e[1]) ~= "string" or not core.digest_valid(e[2])
+          or math.type(e[3]) ~= "integer" or e[3] < 1 then
+        corrupt(t, digest, "bad node entry " .. i)
+      end
+      keys[i], digests[i], counts[i] = e[1], e[2], e[3]
+    end
+    node = { leaf = false, keys = keys, digests = digests, counts = counts }
+  else
+    corrupt(t, digest, "not a collection piece")
+  end
+  cache_put(t.nodes, ck, node)
+  return node
+end
+collection.load_node = load_node
+
+local function make_piece(t, bytes, node)
+  local digest = core.sha256(bytes)
+  t.pending[digest] = bytes
+  t.built[digest] = node
+  return digest
+end
+
+local function make_leaf(t, keys, vals)
+  local parts = {}
+  for i = 1, #keys do parts[i] = "[" .. json_key(keys[i]) .. "," .. vals[i] .. "]" end
+  local bytes = '{"leaf":[' .. table.concat(parts, ",") .. "]}"
+  return make_piece(t, bytes, { leaf = true, keys = keys, vals = vals }), #keys
+end
+
+local function make_node(t, keys, digests, counts)
+  local parts, total = {}, 0
+  for i = 1, #keys do
+    parts[i] = "[" .. json_key(keys[i]) .. ',"' .. digests[i] .. '",' .. counts[i] .. "]"
+    total = total + counts[i]
+  end
+  local bytes = '{"node":[' .. table.concat(parts, ",") .. "]}"
+  return make_piece(t, bytes, { leaf = false, keys = keys, digests = digests, counts = counts }), total
+end
+
+local function slice(a, i, j) return table.move(a, i, j, 1, {}) end
+
+local function append(dst, src, i, j)
+  return table.move(src, i, j, #dst + 1, dst)
+end
+
+--- Cuts one level's items into pieces; returns the next level's entries
+-- (first keys, digests, counts).
+local function build_level(t, level, keys, a, b)
+  local ek, ed, ec = {}, {}, {}
+  local n, i = #keys, 1
+  while i <= n do
+    local j = i + 1
+    while j <= n and not starts_piece(keys[j], level) do j = j + 1 end
+    local d, c
+    if level == 0 then
+      d, c = make_leaf(t, slice(keys, i, j - 1), slice(a, i, j - 1))
+    else
+      d, c = make_node(t, slice(keys, i, j - 1), slice(a, i, j - 1), slice(b, i, j - 1))
+    end
+    local m = #ed + 1
+    ek[m], ed[m], ec[m] = keys[i], d, c
+    i = j
+  end
+  return ek, ed, ec
+end
+
+-- Stacks levels above the given entries until one piece remains; a root
+-- with a single child is replaced by that child.
+local function finish_root(t, level, ek, ed, ec)
+  while #ed > 1 do
+    ek, ed, ec = build_level(t, level, ek, ed, ec)
+    level = level + 1
+  end
+  local root = ed[1]
+  if not root then return nil end
+  while true do
+    local node = load_node(t, root)
+    if node.leaf or #node.keys > 1 then return root end
+    root = node.digests[1]
+  end
+end
+
+--- Builds a whole tree from sorted keys and raw values; returns the root.
+function collection.build(t, keys, vals)
+  if #keys == 0 then return nil end
+  local ek, ed, ec = build_level(t, 0, keys, vals)
+  return finish_root(t, 1, ek, ed, ec)
+end
+
+-- ---------------------------------------------------------------- search
+
+-- Last index i with keys[i] <= key (1 when key precedes them all).
+local function floor_index(keys, key)
+  local lo, hi = 1, #keys
+  if key < keys[1] then return 1 end
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    if keys[mid] <= key then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- Index of key in keys, or (nil, insertion point).
+local function find(keys, key)
+  local lo, hi = 1, #keys
+  while lo <= hi do
+    local mid = (lo + hi) // 2
+    local k = keys[mid]
+    if k == key then return mid end
+    if k < key then lo = mid + 1 else hi = mid - 1 end
+  end
+  return nil, lo
+end
+
+--- Path from the root to the leaf where key lives or would go, indexed by
+-- height: P[0] the leaf ... P[H] the root; P[h].idx is the index of P[h-1]
+-- in P[h].node.
+local function descend(t, root, key)
+  local chain, d = {}, root
+  while true do
+    local node = load_node(t, d)
+    local idx = node.leaf and 0 or floor_index(node.keys, key)
+    chain[#chain + 1] = { node = node, idx = idx }
+    if node.leaf then break end
+    d = node.digests[idx]
+  end
+  local P, H = {}, #chain - 1
+  for h = 0, H do P[h] = chain[#chain - h] end
+  return P, H
+end
+
+--- Raw value of key, or nil.
+function collection.get(t, root, key)
+  if not root then return nil end
+  local P = descend(t, root, key)
+  local leaf = P[0].node
+  local i = find(leaf.keys, key)
+  return i and leaf.vals[i] or nil
+end
+
+-- The path to the piece at height h just before (dir = -1) or after
+-- (dir = 1) the one P leads to, or nil.
+local function step(t, P, h, H, dir)
+  local a = h + 1
+  while a <= H do
+    local idx = P[a].idx + dir
+    if idx >= 1 and idx <= #P[a].node.keys then break end
+    a = a + 1
+  end
+  if a > H then return nil end
+  local Q = {}
+  for g = H, a + 1, -1 do Q[g] = P[g] end
+  Q[a] = { node = P[a].node, idx = P[a].idx + dir }
+  for g = a - 1, h, -1 do
+    local parent = Q[g + 1]
+    local child = load_node(t, parent.node.digests[parent.idx])
+    local idx = 0
+    if not child.leaf then idx = dir < 0 and #child.keys or 1 end
+    Q[g] = { node = child, idx = idx }
+  end
+  return Q
+end
+
+-- -------------------------------------------------------------- updating
+
+--- Sets key to raw value val (nil deletes). Returns the new root and the
+-- change in record count, or nil when nothing changed (false as 2nd value).
+function collection.update(t, root, key, val)
+  if not root then
+    if val == nil then return root, false end
+    return collection.build(t, { key }, { val }), 1
+  end
+  local P, H = descend(t, root, key)
+  local leaf = P[0].node
+  local keys, vals = slice(leaf.keys, 1, #leaf.keys), slice(leaf.vals, 1, #leaf.vals)
+  local delta = 0
+  local i, at = find(keys, key)
+  if i then
+    if val == nil then
+      table.remove(keys, i)
+      table.remove(vals, i)
+      delta = -1
+    elseif vals[i] == val then
+      return root, false
+    else
+      vals[i] = val
+    end
+  else
+    if val == nil then return root, false end
+    table.insert(keys, at, key)
+    table.insert(vals, at, val)
+    delta = 1
+  end
+
+  -- Leaves: the changed leaf, merged into its predecessors while its first
+  -- key no longer starts a piece.
+  local start, span = P, 1
+  while #keys > 0 and not starts_piece(keys[1], 0) do
+    local Q = step(t, start, 0, H, -1)
+    if not Q then break end
+    local prev = Q[0].node
+    keys = append(slice(prev.keys, 1, #prev.keys), keys, 1, #keys)
+    vals = append(slice(prev.vals, 1, #prev.vals), vals, 1, #vals)
+    start, span = Q, span + 1
+  end
+  local ek, ed, ec = build_level(t, 0, keys, vals)
+
+  -- Each level above: replace the span of old children by the new entries.
+  for h = 1, H do
+    local node, s = start[h].node, start[h].idx
+    local K, D, C = slice(node.keys, 1, s - 1), slice(node.digests, 1, s - 1), slice(node.counts, 1, s - 1)
+    append(K, ek, 1, #ek)
+    append(D, ed, 1, #ed)
+    append(C, ec, 1, #ec)
+    local pspan, left, cur, last = 1, span, start, node
+    local after = s + left -- first index after the replaced children in `last`
+    while after > #last.keys + 1 do
+      left = left - (#last.keys - s + 1)
+      s = 1
+      cur = step(t, cur, h, H, 1)
+      if not cur then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
+      last, pspan = cur[h].node, pspan + 1
+      after = s + left
+    end
+    append(K, last.keys, after, #last.keys)
+    append(D, last.digests, after, #last.digests)
+    append(C, last.counts, after, #last.counts)
+
+    local pstart = start
+    while #K > 0 and not starts_piece(K[1], h) do
+      local Q = step(t, pstart, h, H, -1)
+      if not Q then break end
+      local prev = Q[h].node
+      K = append(slice(prev.keys, 1, #prev.keys), K, 1, #K)
+      D = append(slice(prev.digests, 1, #prev.digests), D, 1, #D)
+      C = append(slice(prev.counts, 1, #prev.counts), C, 1, #C)
+      pstart, pspan = Q, pspan + 1
+    end
+    ek, ed, ec = build_level(t, h, K, D, C)
+    start, span = pstart, pspan
+  end
+  return finish_root(t, H + 1, ek, ed, ec), delta
+end
+
+-- ------------------------------------------------------------- iterating
+
+--- Iterator over key, raw value in key order (from the first key >= from,
+-- when given).
+function collection.iter(t, root, from)
+  if not root then return function() return nil end end
+  local P, H
+  if from then P, H = descend(t, root, from)
+  else
+    P, H = descend(t, root, "")
+  end
+  local leaf, i = P[0].node, 1
+  if from then local _, at = find(leaf.keys, from); i = select(1, find(leaf.keys, from)) or at end
+  return function()
+    while leaf do
+      if i <= #leaf.keys then
+        local k, v = leaf.keys[i], leaf.vals[i]
+        i = i + 1
+        return k, v
+      end
+      P = step(t, P, 0, H, 1)
+      leaf, i = P and P[0].node, 1
+    end
+    return nil
+  end
+end
+
+--- Applies many changes (map key -> raw value, or false to delete).
+-- Returns new root, count delta, and whether anything changed.
+function collection.update_many(t, root, count, changes)
+  local keys = {}
+  for k in pairs(changes) do keys[#keys + 1] = k end
+  table.sort(keys)
+  if #keys > 64 and #keys * 8 > count then
+    -- Bulk: merge the old records with the changes and rebuild; pieces
+    -- equal to old ones get the same digests and are not written again.
+    local nk, nv, j = {}, {}, 1
+    local changed = false
+    local function push(k, v) nk[#nk + 1] = k; nv[#nv + 1] = v end
+    for k, v in collection.iter(t, root) do
+      while j <= #keys and keys[j] < k do
+        local nvv = changes[keys[j]]
+        if nvv then push(keys[j], nvv); changed = true end
+        j = j + 1
+      end
+      if j <= #keys and keys[j] == k then
+        local nvv = changes[k]
+        if nvv then push(k, nvv); if nvv ~= v then changed = true end
+        else changed = true end
+        j = j + 1
+      else
+        push(k, v)
+      end
+    end
+    for m = j, #keys do
+      local nvv = changes[keys[m]]
+      if nvv then push(keys[m], nvv); changed = true end
+    end
+    if not changed then return root, 0, false end
+    return collection.build(t, nk, nv), #nk - count, true
+  end
+  local delta, changed = 0, false
+  for _, k in ipairs(keys) do
+    local v = changes[k]
+    local r, d = collection.update(t, root, k, v or nil)
+    if d then
+      root, delta, changed = r, delta + d, true
+    end
+  end
+  return root, delta, changed
+end
+
+--- Writes the new pieces reachable from root (the others were
+-- intermediate states) and moves them into the node cache.
+function collection.flush(t, root)
+  local stack = { root }
+  while #stack > 0 do
+    local d = table.remove(stack)
+    local bytes = t.pending[d]
+    if bytes then
+      t.pending[d] = nil
+      local node = t.built[d]
+      if not node.leaf then
+        for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
+      end
+      t.store:write(t.tenant, bytes)
+      cache_put(t.nodes, t.tenant .. "/" .. d, node)
+    end
+  end
+  t.pending, t.built = {}, {}
+end
+
+return collection
