@@ -104,6 +104,9 @@ test-lua: all
 bench: all
 	$(LUA) bench/bench.lua
 
+# ---- mydb-lua (rules in core/cli/cli.mk) -----------------------------------------
+-include core/cli/cli.mk
+
 # ---- install ---------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(LUA_SHARE)/mydb/handlers $(DESTDIR)$(LUA_CMOD)/mydb
