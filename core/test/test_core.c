@@ -790,6 +790,7 @@ static void test_processes(void) {
   mydb *db = open_db(root, 1);
   CHECK_RC(mydb_tenant_init(db, "c"), 0);
   CHECK_RC(commit1(db, "c", "dummy", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), 0);
+  mydb_close(db); /* the children must not inherit a handle (mydb.h) */
   fflush(NULL);
   pid_t pids[4];
   for (int i = 0; i < 4; i++) {
@@ -814,6 +815,7 @@ static void test_processes(void) {
       ok = 0;
   }
   CHECK(ok);
+  db = open_db(root, 1);
   CHECK(read_counter(db, "c", "counter") == 1000);
   mydb_close(db);
 }
@@ -860,17 +862,26 @@ static void test_closed(void) {
 
 /* System errors name the path and the reason. */
 static void test_syserr(void) {
-  if (geteuid() == 0) return; /* root ignores permissions */
   char root[PATH_MAX], p[PATH_MAX];
-  make_root(root, "ro");
+  make_root(root, "syserr");
   mydb *db = open_db(root, 1);
   CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  /* ROOT/.tmp replaced by a file: temporary files cannot be created */
   xsnprintf(p, sizeof p, "%s/.tmp", root);
-  chmod(p, 0555);
+  CHECK(rmdir(p) == 0);
+  close(open(p, O_WRONLY | O_CREAT, 0644));
   char d[MYDB_DIGEST_BUF];
   CHECK_RC(mydb_object_write(db, d, "t", "x", 1), MYDB_EIO);
-  CHECK(strstr(mydb_errmsg(), ".tmp") && strstr(mydb_errmsg(), "ermission"));
-  chmod(p, 0755);
+  CHECK(strstr(mydb_errmsg(), ".tmp") != NULL);
+  CHECK(strstr(mydb_errmsg(), "Not a directory") != NULL);
+  unlink(p);
+  /* ROOT/.tmp removed: it is created again */
+  CHECK_RC(mydb_object_write(db, d, "t", "x", 1), 0);
+  /* a handle on a root that is a file */
+  mydb *bad = NULL;
+  xsnprintf(p, sizeof p, "%s/t/lock", root);
+  CHECK_RC(mydb_open(&bad, p, NULL), MYDB_EIO);
+  CHECK(bad == NULL && strstr(mydb_errmsg(), "lock") != NULL);
   mydb_close(db);
 }
 
