@@ -44,9 +44,13 @@ STAGE = $(BUILD)/lua
 export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps quickstart test test-c test-lua install uninstall clean bench
+.PHONY: all module deps stage quickstart test test-c test-lua install uninstall clean bench
 
-all: deps-check $(BUILD)/libmydb.a $(BUILD)/mydb/core.so stage
+all: deps module
+
+# The library, the Lua module and the staged Lua sources, without the
+# dependency check (what the LuaRocks rockspec builds).
+module: $(BUILD)/libmydb.a $(BUILD)/mydb/core.so stage
 
 # ---- dependencies ----------------------------------------------------------
 # Installs missing Debian packages when root; otherwise lists them and stops.
@@ -64,8 +68,6 @@ deps:
 	    echo "mydb: run: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
-
-deps-check: deps
 
 # ---- build -------------------------------------------------------------------
 $(BUILD)/core/%.o: core/%.c core/*.h | $(BUILD)/core
@@ -108,10 +110,10 @@ bench: all
 -include core/cli/cli.mk
 
 # ---- install ---------------------------------------------------------------------
-install: all
+install: module
 	install -d $(DESTDIR)$(LUA_SHARE)/mydb/handlers $(DESTDIR)$(LUA_CMOD)/mydb
 	install -m 644 $(LUA_SRC) $(DESTDIR)$(LUA_SHARE)/mydb/
-	install -m 644 $(HANDLER_SRC) $(DESTDIR)$(LUA_SHARE)/mydb/handlers/
+	$(if $(HANDLER_SRC),install -m 644 $(HANDLER_SRC) $(DESTDIR)$(LUA_SHARE)/mydb/handlers/)
 	install -m 755 $(BUILD)/mydb/core.so $(DESTDIR)$(LUA_CMOD)/mydb/core.so
 
 uninstall:

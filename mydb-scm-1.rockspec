@@ -1,0 +1,32 @@
+rockspec_format = "3.0"
+package = "mydb"
+version = "scm-1"
+source = { url = "git+https://example.invalid/mydb.git" }
+description = {
+  summary = "A git-inspired versioned database: C core, Lua 5.4 API",
+  detailed = [[
+Every change is an immutable snapshot addressed by its SHA-256 digest;
+identical content is stored once; history stays reachable; tenants are
+isolated; record collections are prolly trees of shared pieces.]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.4, < 5.5" }
+external_dependencies = {
+  MBEDCRYPTO = { header = "mbedtls/sha256.h", library = "mbedcrypto" },
+}
+-- `luarocks make` in a checkout builds with the Makefile (target `module`,
+-- which does not try to install Debian packages) and installs the Lua
+-- modules and mydb/core.so into the rocks tree.
+build = {
+  type = "make",
+  build_target = "module",
+  build_variables = {
+    LUA_INC = "$(LUA_INCDIR)",
+    OPT = "$(CFLAGS)",
+  },
+  install_target = "install",
+  install_variables = {
+    LUA_SHARE = "$(LUADIR)",
+    LUA_CMOD = "$(LIBDIR)",
+  },
+}
