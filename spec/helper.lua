@@ -90,10 +90,32 @@ function H.write_file(path, bytes)
   assert(f:close())
 end
 
---- Sorted list of every path under dir, relative to it ("" if dir is absent).
+local has_lfs, lfs = pcall(require, "lfs")
+
+--- Sorted list of every path under dir, as "./a", "./a/b", ... (like
+-- `find . -mindepth 1`); {} if dir is absent. Uses LuaFileSystem (a busted
+-- dependency) when present, else find(1).
 function H.listing(dir)
-  local out = read_cmd("cd " .. shell_quote(dir) .. " 2>/dev/null && find . -mindepth 1 | LC_ALL=C sort")
   local list = {}
+  if has_lfs then
+    local function walk(abs, rel)
+      local ok, iter, state = pcall(lfs.dir, abs)
+      if not ok then return end
+      for name in iter, state do
+        if name ~= "." and name ~= ".." then
+          local p = rel .. "/" .. name
+          list[#list + 1] = p
+          if lfs.symlinkattributes(abs .. "/" .. name, "mode") == "directory" then
+            walk(abs .. "/" .. name, p)
+          end
+        end
+      end
+    end
+    walk(dir, ".")
+    table.sort(list)
+    return list
+  end
+  local out = read_cmd("cd " .. shell_quote(dir) .. " 2>/dev/null && find . -mindepth 1 | LC_ALL=C sort")
   for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
   return list
 end
