@@ -339,7 +339,10 @@ function collection.iter(t, root, from)
     P, H = descend(t, root, "")
   end
   local leaf, i = P[0].node, 1
-  if from then local _, at = find(leaf.keys, from); i = select(1, find(leaf.keys, from)) or at end
+  if from then
+    local idx, at = find(leaf.keys, from)
+    i = idx or at
+  end
   return function()
     while leaf do
       if i <= #leaf.keys then

@@ -381,6 +381,41 @@ function Db:records(tenant, entry, digest)
   end
 end
 
+--- Iterates key, value in key order over part of a collection.
+-- opts: prefix, from, to (inclusive bounds), limit, digest.
+function Db:query(tenant, entry, opts)
+  check_db(self, "query")
+  check_tenant(tenant)
+  check_entry(entry)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then raise("invalid_argument", "opts must be a table, got %s", type(opts)) end
+  local prefix, from, to, limit = opts.prefix, opts.from, opts.to, opts.limit
+  if prefix ~= nil then check_key(prefix) end
+  if from ~= nil then check_key(from) end
+  if to ~= nil then check_key(to) end
+  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+    raise("invalid_argument", "limit must be a non-negative integer")
+  end
+  check_digest(opts.digest, true)
+  self:_require_init(tenant)
+  local d = self:_resolve(tenant, entry, opts.digest)
+  local info = self:_collection_info(tenant, entry, d)
+  local ctx = self:_ctx(path_name(entry))
+  local start = from
+  if prefix and (start == nil or start < prefix) then start = prefix end
+  local it = collection.iter(self:_tree(tenant), info.root, start)
+  local n = 0
+  return function()
+    if limit and n >= limit then return nil end
+    local k, raw = it()
+    if k == nil then return nil end
+    if prefix and k:sub(1, #prefix) ~= prefix then return nil end
+    if to and k > to then return nil end
+    n = n + 1
+    return k, core.decode(raw, ctx)
+  end
+end
+
 function Db:exists(tenant, entry)
   local store = check_db(self, "exists")
   check_tenant(tenant)
