@@ -287,11 +287,18 @@ static int is_header(const char *p, const char *e) {
  * *end receives the file size observed (> ts->parsed if the file ends with
  * an incomplete line). Returns MYDB_ENOTFOUND without a message if the
  * journal vanished in between. */
-static int ts_refresh(tstate *ts, const struct stat *st, off_t *end) {
-  off_t size = st->st_size;
-  if (ts->fd < 0 || st->st_ino != ts->ino || st->st_dev != ts->dev ||
-      st->st_size < ts->parsed) {
+static int ts_refresh(tstate *ts, const struct stat *st, int locked,
+                      off_t *end) {
+  /* st was taken before db->mu: another thread may have brought ts further
+   * in between, so st is only a hint and never moves ts backwards - unless
+   * the caller holds the tenant lock: then nobody else writes, and a
+   * journal shorter than what was replayed was truncated behind mydb's
+   * back (replay it afresh). */
+  if (locked && ts->fd >= 0 && st->st_ino == ts->ino &&
+      st->st_dev == ts->dev && st->st_size < ts->parsed)
     ts_reset(ts);
+  off_t size = st->st_size;
+  if (ts->fd < 0 || st->st_ino != ts->ino || st->st_dev != ts->dev) {
     int writable = 1;
     int fd = mydb__open(ts->path, O_RDWR | O_APPEND, 0);
     if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
@@ -308,12 +315,19 @@ static int ts_refresh(tstate *ts, const struct stat *st, off_t *end) {
       mydb__close(fd);
       return rc;
     }
-    ts->fd = fd;
-    ts->writable = writable;
-    ts->dev = fst.st_dev;
-    ts->ino = fst.st_ino;
+    if (ts->fd >= 0 && fst.st_ino == ts->ino && fst.st_dev == ts->dev) {
+      mydb__close(fd); /* st was stale: ts already follows this file */
+    } else {
+      ts_reset(ts); /* a new journal (compacted): replay from the start */
+      ts->fd = fd;
+      ts->writable = writable;
+      ts->dev = fst.st_dev;
+      ts->ino = fst.st_ino;
+    }
     size = fst.st_size;
   }
+  /* Same file. Writers never modify the part of the journal that anyone
+   * replayed, so a size below ts->parsed only means st is stale. */
   if (end) *end = ts->parsed;
   if (size <= ts->parsed) return MYDB_OK;
 
@@ -393,7 +407,7 @@ static int head_absent(mydb *db, const char *tenant) {
  * returns NULL without db->mu, with the error in *rcp, or MYDB_OK in *rcp
  * when the tenant is initialized but has no journal (no entries). */
 static tstate *head_open(mydb *db, const char *tenant, size_t tlen,
-                         off_t *end, int *rcp) {
+                         int locked, off_t *end, int *rcp) {
   char path[PATH_MAX];
   struct stat st;
   int rc = mydb__path(db, path, tenant, "head", NULL);
@@ -418,7 +432,7 @@ static tstate *head_open(mydb *db, const char *tenant, size_t tlen,
     *rcp = MYDB_OK;
     return ts;
   }
-  rc = ts_refresh(ts, &st, end);
+  rc = ts_refresh(ts, &st, locked, end);
   if (rc) {
     pthread_mutex_unlock(&db->mu);
     if (rc == MYDB_ENOTFOUND) rc = head_absent(db, tenant);
@@ -432,9 +446,10 @@ static tstate *head_open(mydb *db, const char *tenant, size_t tlen,
 /* ---------------------------------------------------------------- reads */
 
 int mydb__head_get(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
-                   size_t tlen, const char *entry, size_t entry_len) {
+                   size_t tlen, const char *entry, size_t entry_len,
+                   int locked) {
   int rc;
-  tstate *ts = head_open(db, tenant, tlen, NULL, &rc);
+  tstate *ts = head_open(db, tenant, tlen, locked, NULL, &rc);
   if (!ts) {
     if (rc == MYDB_OK) /* no journal yet: no entries */
       rc = mydb__seterr(MYDB_ENOTFOUND, "entry '%.*s' not found in tenant "
@@ -464,7 +479,7 @@ int mydb_head_get(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
       (rc = mydb__check_entry(entry, entry_len)))
     return rc;
   if (!out) return mydb__seterr(MYDB_EINVAL, "head_get: out is NULL");
-  return mydb__head_get(db, out, tenant, tlen, entry, entry_len);
+  return mydb__head_get(db, out, tenant, tlen, entry, entry_len, 0);
 }
 
 typedef struct item {
@@ -490,7 +505,7 @@ int mydb_head_foreach(mydb *db, const char *tenant,
   if ((rc = mydb__check_db(db)) || (rc = mydb__check_tenant(tenant, &tlen)))
     return rc;
   if (!fn) return mydb__seterr(MYDB_EINVAL, "head_foreach: fn is NULL");
-  tstate *ts = head_open(db, tenant, tlen, NULL, &rc);
+  tstate *ts = head_open(db, tenant, tlen, 0, NULL, &rc);
   if (!ts) return rc; /* MYDB_OK: no journal, no entries */
 
   /* Copy a snapshot out, so that fn runs without db->mu (it may call
@@ -652,7 +667,7 @@ int mydb_head_commit(mydb_lock *lk, const mydb_head_change *changes,
   }
 
   off_t end;
-  tstate *ts = head_open(db, lk->tenant, lk->tlen, &end, &rc);
+  tstate *ts = head_open(db, lk->tenant, lk->tlen, 1, &end, &rc);
   if (!ts) {
     mydb_buf_free(&b);
     if (rc == MYDB_OK)

@@ -101,8 +101,10 @@ int mydb__tenant_initialized(const mydb *db, const char *tenant);
 
 /* --------------------------------------------------------------- head.c */
 void mydb__heads_free(mydb *db);
+/* locked: the caller holds the tenant lock (see head.c, ts_refresh). */
 int mydb__head_get(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
-                   size_t tlen, const char *entry, size_t entry_len);
+                   size_t tlen, const char *entry, size_t entry_len,
+                   int locked);
 
 /* --------------------------------------------------------------- lock.c */
 /* Called by mydb_close with db->mu held: drops every lock of the handle. */

@@ -101,5 +101,6 @@ int mydb_lock_head_get(mydb_lock *lk, char out[MYDB_DIGEST_BUF],
   if ((rc = mydb__check_entry(entry, entry_len))) return rc;
   /* The lock is held: no writer can be mid-append, so the state read here
    * is the latest committed one. */
-  return mydb__head_get(lk->db, out, lk->tenant, lk->tlen, entry, entry_len);
+  return mydb__head_get(lk->db, out, lk->tenant, lk->tlen, entry, entry_len,
+                        1);
 }

@@ -63,16 +63,16 @@ int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
   }
   if (errno != ENOENT && errno != ENOTDIR)
     return mydb__syserr(errno, "stat", path);
-  if (tenant) {
-    rc = mydb__tenant_initialized(db, tenant);
-    if (rc < 0) return rc;
-    if (rc == 0)
+  rc = mydb__file_write_atomic(db, path, dirlen, buf, len, 1, 0);
+  if (rc) {
+    /* Not checked beforehand (one stat less per write): an uninitialized
+     * tenant shows up as a failed mkdir of the fan-out directory. */
+    if (tenant && mydb__tenant_initialized(db, tenant) == 0)
       return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "
                           "(no %.*s)", tenant, (int)(dirlen - MYDB_FANOUT - 1),
                           path);
+    return rc;
   }
-  rc = mydb__file_write_atomic(db, path, dirlen, buf, len, 1, 0);
-  if (rc) return rc;
   memcpy(out, digest, MYDB_DIGEST_BUF);
   /* The bytes were hashed here, so they are verified: readers that follow
    * a write (the common case) hit the cache. */
