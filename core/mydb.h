@@ -69,7 +69,10 @@ typedef struct mydb_options {
 
 /* Opens (creating ROOT and ROOT/refs if absent) a store. opts may be NULL. */
 int mydb_open(mydb **out, const char *root, const mydb_options *opts);
-/* Releases the handle; NULL is allowed. Locks held through it are released. */
+/* Releases the handle; NULL is allowed. Locks held through it are released
+ * (their flock dropped); such a lock must still be freed with
+ * mydb_lock_release, and mydb_head_commit / mydb_lock_head_get on it return
+ * MYDB_ECLOSED. Blobs stay valid until released. */
 void mydb_close(mydb *db);
 
 /* 1 if the tenant id is acceptable (see doc/FORMAT.md), else 0. */
