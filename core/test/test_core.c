@@ -136,6 +136,17 @@ static void append_raw(const char *p, const char *s) {
   close(fd);
 }
 
+static int dir_entries(const char *p) {
+  DIR *d = opendir(p);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
 static int count_cb(const char *name, void *payload) {
   (void)name;
   (*(int *)payload)++;
@@ -363,6 +374,8 @@ static void test_objects(void) {
   char d[MYDB_DIGEST_BUF], d2[MYDB_DIGEST_BUF];
   CHECK_RC(mydb_object_write(db, d, "alice", "x", 1), MYDB_ENOTINIT);
   CHECK(strlen(mydb_errmsg()) > 0);
+  xsnprintf(p, sizeof p, "%s/.tmp", root);
+  CHECK(dir_entries(p) == 0); /* the temporary file was removed */
   CHECK_RC(mydb_tenant_init(db, "alice"), 0);
   const char *v = "{\"hello\":\"world\"}";
   CHECK_RC(mydb_object_write(db, d, "alice", v, strlen(v)), 0);
@@ -770,6 +783,8 @@ static void test_compaction(void) {
   char *s = slurp(hp, NULL);
   CHECK(s && strncmp(s, "{\"mydb_head\":1}\n[[\"e0\",", 23) == 0);
   free(s);
+  xsnprintf(hp, sizeof hp, "%s/.tmp", root);
+  CHECK(dir_entries(hp) == 0);
   mydb_close(early);
   mydb_close(db);
 }
