@@ -51,6 +51,8 @@ typedef struct keyrec {
 } keyrec;
 
 typedef struct codec_state {
+  int cached;        /* 1: the module's reusable state (upvalue 1) */
+  int busy;          /* 1: in use by a call (a nested call makes its own) */
   mydb_buf out;      /* encoder output */
   mydb_buf str;      /* decoder: one string at a time */
   mydb_buf path;     /* encoder: path of the failing value, built on unwind */
@@ -69,16 +71,45 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-static codec_state *push_state(lua_State *L) {
+/* Releases a state at the end of a call (normal return or error): the
+ * cached state keeps its buffers (trimmed when large) for the next call. */
+static int state_close(lua_State *L) {
+  codec_state *st = luaL_checkudata(L, 1, CODEC_STATE_MT);
+  if (!st->cached) return state_gc(L);
+  st->busy = 0;
+  st->out.len = st->str.len = st->path.len = 0;
+  st->nkeys = 0;
+  if (st->out.cap > (1u << 20)) mydb_buf_free(&st->out);
+  if (st->str.cap > (1u << 20)) mydb_buf_free(&st->str);
+  return 0;
+}
+
+static codec_state *new_state(lua_State *L, int cached) {
   codec_state *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
+  st->cached = cached;
   if (luaL_newmetatable(L, CODEC_STATE_MT)) {
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, state_gc);
+    lua_pushcfunction(L, state_close);
     lua_setfield(L, -2, "__close");
   }
   lua_setmetatable(L, -2);
+  return st;
+}
+
+/* Pushes a state for this call, marked to-be-closed so that it is released
+ * however the call ends: the module's cached one, or a new one when the
+ * cached one is busy (a hook calling the codec again). */
+static codec_state *push_state(lua_State *L) {
+  codec_state *st = lua_touserdata(L, lua_upvalueindex(1));
+  if (st && !st->busy) {
+    st->busy = 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+  } else {
+    st = new_state(L, 0);
+  }
+  lua_toclose(L, -1);
   return st;
 }
 
@@ -768,6 +799,7 @@ typedef struct dec {
   int ref_load;      /* stack index of ctx.ref_load, or 0 */
   lua_Integer next_id;
   int depth;
+  int track;         /* 0: the input has no "__id__", ids need no table */
 } dec;
 
 static int dec_fail(dec *d, const char *what) {
@@ -873,8 +905,13 @@ static void decode_value(dec *d);
 static lua_Integer new_id(dec *d) { return d->next_id++; }
 
 static void set_seen(dec *d, lua_Integer id, int idx) {
+  if (!d->track) return;
   lua_pushvalue(d->L, idx);
   lua_rawseti(d->L, d->seen, id + 1);
+}
+
+static int has_id_tag(const char *p, size_t len) {
+  return memmem(p, len, "\"__id__\"", 8) != NULL;
 }
 
 /* After '[' of a table array. */
@@ -975,7 +1012,7 @@ static void decode_object(dec *d) {
       if (!lua_isinteger(L, -1)) dec_fail(d, "bad __id__");
       lua_Integer id = lua_tointeger(L, -1);
       lua_pop(L, 1);
-      if (id < 0 || id >= d->next_id || lua_rawgeti(L, d->seen, id + 1) == LUA_TNIL)
+      if (!d->track || id < 0 || id >= d->next_id || lua_rawgeti(L, d->seen, id + 1) == LUA_TNIL)
         dec_fail(d, "__id__ refers to no table (or to a handler value being built)");
       end_tag(d);
       keep_top(L, base);
@@ -1037,6 +1074,10 @@ static void decode_object(dec *d) {
       push_str(d);
       tag = lua_gettop(L);
       special_id = new_id(d);
+      if (d->track) { /* filled once built; until then a reference fails */
+        lua_pushnil(L);
+        lua_rawseti(L, d->seen, special_id + 1);
+      }
     } else if (str_is(d, "__value__") && tag) {
       decode_value(d);
       payload_value = lua_gettop(L);
@@ -1081,8 +1122,10 @@ static void decode_object(dec *d) {
     lua_pushvalue(L, tag);
     lua_pushvalue(L, payload_value);
     lua_call(L, 2, 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, d->seen, special_id + 1);
+    if (d->track) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, d->seen, special_id + 1);
+    }
   } else if (tbl) {
     if (digest) dec_fail(d, "__digest__ without __special__");
     lua_pushvalue(L, tbl);
@@ -1127,6 +1170,7 @@ static void dec_setup(lua_State *L, dec *d, codec_state *st, int bytes, int ctx)
   d->st = st;
   d->start = d->p = luaL_checklstring(L, bytes, &len);
   d->end = d->start + len;
+  d->track = has_id_tag(d->start, len);
   if (ctx && lua_istable(L, ctx)) {
     if (lua_getfield(L, ctx, "classes") == LUA_TTABLE) d->classes = lua_gettop(L);
     else lua_pop(L, 1);
@@ -1156,6 +1200,42 @@ static int l_decode(lua_State *L) {
 }
 
 static void skip_value(dec *d);
+
+/* core.decode_into(raws, out [, ctx [, from]]) -> out: decodes raws[from..]
+ * (each its own document) and appends the values to out. One call for a
+ * whole collection leaf. */
+static int l_decode_into(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer from = luaL_optinteger(L, 4, 1);
+  lua_settop(L, 3);
+  codec_state *st = push_state(L);
+  lua_pushliteral(L, "");
+  int cur = lua_gettop(L);
+  dec d;
+  dec_setup(L, &d, st, cur, 3);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  lua_Integer o = (lua_Integer)lua_rawlen(L, 2);
+  int top = lua_gettop(L);
+  for (lua_Integer i = from; i <= n; i++) {
+    size_t len;
+    lua_rawgeti(L, 1, i);
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!s) lmydb_error(L, "invalid_argument", "raws[%d] is not a string", (int)i);
+    lua_replace(L, cur); /* anchors the string while it is parsed */
+    d.start = d.p = s;
+    d.end = s + len;
+    d.next_id = 0;
+    d.depth = 0;
+    d.track = has_id_tag(s, len);
+    decode_value(&d);
+    dec_finish(&d);
+    lua_rawseti(L, 2, ++o);
+    lua_settop(L, top);
+  }
+  lua_pushvalue(L, 2);
+  return 1;
+}
 
 /* core.decode_snapshot(bytes [, ctx [, meta_only]]) -> value, meta
  * meta = {parent=digest|nil, user_id=, date=, collection={root=,count=}|nil}
@@ -1333,8 +1413,10 @@ void lmydb_open_codec(lua_State *L) {
       {"encode", l_encode},
       {"decode", l_decode},
       {"decode_snapshot", l_decode_snapshot},
+      {"decode_into", l_decode_into},
       {"leaf_split", l_leaf_split},
       {"json_string", l_json_string},
       {NULL, NULL}};
-  luaL_setfuncs(L, fns, 0);
+  new_state(L, 1); /* the cached state, shared as upvalue 1 */
+  luaL_setfuncs(L, fns, 1);
 }

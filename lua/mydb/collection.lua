@@ -329,20 +329,33 @@ end
 
 -- ------------------------------------------------------------- iterating
 
+--- Iterator over leaves in key order: yields leaf, first index (the first
+-- key >= from in the first leaf, when from is given; 1 afterwards).
+function collection.leaves(t, root, from)
+  if not root then return function() return nil end end
+  local P, H = descend(t, root, from or "")
+  local first = true
+  return function()
+    if not P then return nil end
+    local leaf = P[0].node
+    local i = 1
+    if first then
+      first = false
+      if from then
+        local idx, at = find(leaf.keys, from)
+        i = idx or at
+      end
+    end
+    P = step(t, P, 0, H, 1)
+    return leaf, i
+  end
+end
+
 --- Iterator over key, raw value in key order (from the first key >= from,
 -- when given).
 function collection.iter(t, root, from)
-  if not root then return function() return nil end end
-  local P, H
-  if from then P, H = descend(t, root, from)
-  else
-    P, H = descend(t, root, "")
-  end
-  local leaf, i = P[0].node, 1
-  if from then
-    local idx, at = find(leaf.keys, from)
-    i = idx or at
-  end
+  local next_leaf = collection.leaves(t, root, from)
+  local leaf, i = next_leaf()
   return function()
     while leaf do
       if i <= #leaf.keys then
@@ -350,8 +363,27 @@ function collection.iter(t, root, from)
         i = i + 1
         return k, v
       end
-      P = step(t, P, 0, H, 1)
-      leaf, i = P and P[0].node, 1
+      leaf, i = next_leaf()
+    end
+    return nil
+  end
+end
+
+--- Iterator over key, decoded value, decoding one leaf at a time.
+function collection.decoded(t, root, from, ctx)
+  local next_leaf = collection.leaves(t, root, from)
+  local leaf, i = next_leaf()
+  local vals, base = {}, 0
+  if leaf then core.decode_into(leaf.vals, vals, ctx, i); base = i - 1 end
+  return function()
+    while leaf do
+      if i <= #leaf.keys then
+        local k, v = leaf.keys[i], vals[i - base]
+        i = i + 1
+        return k, v
+      end
+      leaf, i = next_leaf()
+      if leaf then vals, base = core.decode_into(leaf.vals, {}, ctx, i), i - 1 end
     end
     return nil
   end

@@ -247,7 +247,7 @@ function Db:load(tenant, entry, digest)
   if is_collection(bytes) then
     local info = self:_collection_info(tenant, entry, d)
     local map = {}
-    for k, raw in collection.iter(self:_tree(tenant), info.root) do map[k] = core.decode(raw, ctx) end
+    for k, v in collection.decoded(self:_tree(tenant), info.root, nil, ctx) do map[k] = v end
     return map
   end
   return (core.decode_snapshot(bytes, ctx))
@@ -358,7 +358,7 @@ function Db:get(tenant, entry, key, digest)
     return core.decode(raw, ctx)
   end
   local list = {}
-  for _, raw in collection.iter(t, info.root) do list[#list + 1] = core.decode(raw, ctx) end
+  for leaf in collection.leaves(t, info.root) do core.decode_into(leaf.vals, list, ctx) end
   return list
 end
 
@@ -372,13 +372,7 @@ function Db:records(tenant, entry, digest)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
-  local ctx = self:_ctx(path_name(entry))
-  local it = collection.iter(self:_tree(tenant), info.root)
-  return function()
-    local k, raw = it()
-    if k == nil then return nil end
-    return k, core.decode(raw, ctx)
-  end
+  return collection.decoded(self:_tree(tenant), info.root, nil, self:_ctx(path_name(entry)))
 end
 
 --- Iterates key, value in key order over part of a collection.
@@ -403,16 +397,17 @@ function Db:query(tenant, entry, opts)
   local ctx = self:_ctx(path_name(entry))
   local start = from
   if prefix and (start == nil or start < prefix) then start = prefix end
-  local it = collection.iter(self:_tree(tenant), info.root, start)
-  local n = 0
+  local it = collection.decoded(self:_tree(tenant), info.root, start, ctx)
+  local n, done = 0, false
   return function()
-    if limit and n >= limit then return nil end
-    local k, raw = it()
-    if k == nil then return nil end
-    if prefix and k:sub(1, #prefix) ~= prefix then return nil end
-    if to and k > to then return nil end
+    if done or (limit and n >= limit) then return nil end
+    local k, v = it()
+    if k == nil or (prefix and k:sub(1, #prefix) ~= prefix) or (to and k > to) then
+      done = true
+      return nil
+    end
     n = n + 1
-    return k, core.decode(raw, ctx)
+    return k, v
   end
 end
 
