@@ -47,11 +47,15 @@ end
 
 H.REPO = repo_root()
 H.LUA = os.getenv("LUA") or "lua5.4"
+-- The build directory (`make all` output); MYDB_BUILD overrides it, e.g.
+-- for a private build: make all BUILD=/tmp/b && MYDB_BUILD=/tmp/b busted
+-- --lpath='/tmp/b/lua/?.lua;/tmp/b/lua/?/init.lua;./?.lua' --cpath='/tmp/b/?.so'
+H.BUILD = os.getenv("MYDB_BUILD") or (H.REPO .. "/build")
 -- The module paths a fresh process uses: the tree's staged modules, then
 -- the repository root (for spec.helper), then the system defaults.
-H.LUA_PATH = H.REPO .. "/build/lua/?.lua;" .. H.REPO .. "/build/lua/?/init.lua;"
+H.LUA_PATH = H.BUILD .. "/lua/?.lua;" .. H.BUILD .. "/lua/?/init.lua;"
     .. H.REPO .. "/?.lua;;"
-H.LUA_CPATH = H.REPO .. "/build/?.so;;"
+H.LUA_CPATH = H.BUILD .. "/?.so;;"
 
 -- ------------------------------------------------------- temporary dirs
 

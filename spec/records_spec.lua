@@ -1,0 +1,527 @@
+-- Record collections: put, put_many, get, records, load on a collection,
+-- type mismatches, a 5,000-record collection and the prolly tree's shape
+-- (issue 2 §3, §5; doc/FORMAT.md "Record collections").
+local H = require "spec.helper"
+local mydb = require "mydb"
+local core = require "mydb.core"
+local cjson = require "cjson"
+
+-- The {count=, root=} of a collection snapshot, read from its object file.
+local function collection_of(S, tenant, entry, digest)
+  digest = digest or S.db:get_digest(tenant, entry)
+  local o = cjson.decode(H.read_file(H.object_path(S.root, tenant, digest)))
+  assert(type(o.__collection__) == "table", "not a collection snapshot")
+  local root = o.__collection__.root
+  if root == cjson.null then root = nil end
+  return { count = o.__collection__.count, root = root }
+end
+
+local function starts_piece(key, level)
+  local bits = math.min(5 * (level + 1), 45)
+  return core.key_hash(key) & ((1 << bits) - 1) == 0
+end
+
+-- Walks the tree from root and checks it against doc/FORMAT.md: keys
+-- ascending, piece boundaries where the key hashes say, counts, first keys,
+-- no single-child root, all leaves at one depth. Returns the records as a
+-- list of {key, value} and the tree height.
+local function check_tree(S, tenant, root, count)
+  if root == nil then
+    assert(count == 0, "empty root with count " .. tostring(count))
+    return {}, 0
+  end
+  local function read(d)
+    local path = H.object_path(S.root, tenant, d)
+    local bytes = H.read_file(path)
+    assert(core.sha256(bytes) == d, "piece " .. d .. " does not match its name")
+    return cjson.decode(bytes)
+  end
+  -- levels[L] = list of pieces at level L, left to right: {entries=..., first=key}
+  local levels = {}
+  local records = {}
+  local leaf_depth
+  local function walk(d, depth)
+    local p = read(d)
+    if p.leaf then
+      assert(p.node == nil, "piece has leaf and node")
+      assert(#p.leaf > 0, "empty leaf " .. d)
+      leaf_depth = leaf_depth or depth
+      assert(leaf_depth == depth, "leaves at depths " .. leaf_depth .. " and " .. depth)
+      levels[0] = levels[0] or {}
+      local keys = {}
+      for i, kv in ipairs(p.leaf) do
+        keys[i] = kv[1]
+        records[#records + 1] = kv
+      end
+      table.insert(levels[0], keys)
+      return p.leaf[1][1], #p.leaf
+    end
+    assert(type(p.node) == "table" and #p.node > 0, "bad piece " .. d)
+    local total, keys = 0, {}
+    for i, e in ipairs(p.node) do
+      local first, n = walk(e[2], depth + 1)
+      assert(first == e[1], ("node entry first key %q but child starts with %q"):format(e[1], first))
+      assert(n == e[3], ("node entry count %s but child holds %d"):format(tostring(e[3]), n))
+      total = total + n
+      keys[i] = e[1]
+    end
+    return p.node[1][1], total, keys
+  end
+  -- a second pass records inner levels by height
+  local function heights(d)
+    local p = read(d)
+    if p.leaf then return 0 end
+    local h
+    for _, e in ipairs(p.node) do
+      local hc = heights(e[2])
+      assert(h == nil or h == hc)
+      h = hc
+    end
+    local L = h + 1
+    levels[L] = levels[L] or {}
+    local keys = {}
+    for i, e in ipairs(p.node) do keys[i] = e[1] end
+    table.insert(levels[L], keys)
+    return L
+  end
+  local _, total = walk(root, 0)
+  assert(total == count, ("tree holds %d records, snapshot says %d"):format(total, count))
+  local rp = read(root)
+  if rp.node then assert(#rp.node > 1, "root has a single child") end
+  local height = 0
+  if rp.node then
+    levels = { [0] = levels[0] }
+    height = heights(root)
+  end
+  -- keys strictly ascending (bytewise)
+  for i = 2, #records do
+    assert(records[i - 1][1] < records[i][1],
+      ("keys out of order: %q then %q"):format(records[i - 1][1], records[i][1]))
+  end
+  -- boundaries: at every level, an entry starts a piece iff its key says so
+  -- (the first entry of the level always does)
+  for L = 0, height do
+    for pi, keys in ipairs(levels[L]) do
+      for i, k in ipairs(keys) do
+        if pi == 1 and i == 1 then
+          -- first of the level
+        elseif i == 1 then
+          assert(starts_piece(k, L), ("level %d piece starts with %q, which does not start a piece"):format(L, k))
+        else
+          assert(not starts_piece(k, L), ("level %d: %q should start a new piece"):format(L, k))
+        end
+      end
+    end
+  end
+  -- the root is the single piece of the lowest level that has one
+  for L = 0, height - 1 do
+    assert(#levels[L] > 1, ("level %d has a single piece but the tree is higher"):format(L))
+  end
+  return records, height
+end
+
+describe("mydb.Db", function()
+  local S = H.use_store({ tenant = "t" })
+
+  describe("put", function()
+    it("returns true for a new record and stores it", function()
+      assert.is_true(S.db:put("t", "u", "users", "alice", { age = 30 }))
+      assert.same({ age = 30 }, S.db:get("t", "users", "alice"))
+    end)
+
+    it("returns false for an identical value and writes no version", function()
+      assert.is_true(S.db:put("t", "u", "users", "alice", { age = 30, tags = { "a" } }))
+      local d = S.db:get_digest("t", "users")
+      local n = #H.object_names(S.root, "t")
+      assert.is_false(S.db:put("t", "u", "users", "alice", { tags = { "a" }, age = 30 }))
+      assert.is_false(S.db:put("t", "other user", "users", "alice", { age = 30, tags = { "a" } }))
+      assert.equal(d, S.db:get_digest("t", "users"))
+      assert.equal(1, #S.db:history("t", "users"))
+      assert.equal(n, #H.object_names(S.root, "t"))
+    end)
+
+    it("returns true when only the number type changes (1 vs 1.0)", function()
+      assert.is_true(S.db:put("t", "u", "c", "k", 1))
+      assert.is_true(S.db:put("t", "u", "c", "k", 1.0))
+      assert.equal("float", math.type(S.db:get("t", "c", "k")))
+      assert.is_false(S.db:put("t", "u", "c", "k", 1.0))
+      assert.equal(2, #S.db:history("t", "c"))
+    end)
+
+    it("replaces a record and keeps the old version readable", function()
+      S.db:put("t", "u", "c", "k", "old")
+      local d1 = S.db:get_digest("t", "c")
+      S.db:put("t", "u", "c", "k", "new")
+      assert.equal("new", S.db:get("t", "c", "k"))
+      assert.equal("old", S.db:get("t", "c", "k", d1))
+      assert.same({ "old" }, S.db:get("t", "c", nil, d1))
+    end)
+
+    it("accepts an empty key and a 1024-byte key", function()
+      local long = string.rep("k", 1024)
+      assert.is_true(S.db:put("t", "u", "c", "", "empty"))
+      assert.is_true(S.db:put("t", "u", "c", long, "long"))
+      assert.equal("empty", S.db:get("t", "c", ""))
+      assert.equal("long", S.db:get("t", "c", long))
+      assert.same({ "empty", "long" }, S.db:get("t", "c"))
+    end)
+
+    it("accepts non-UTF-8 keys", function()
+      assert.is_true(S.db:put("t", "u", "c", "\255\254", 1))
+      assert.is_true(S.db:put("t", "u", "c", "caf\u{e9}", 2))
+      assert.equal(1, S.db:get("t", "c", "\255\254"))
+      assert.equal(2, S.db:get("t", "c", "caf\u{e9}"))
+      local keys = {}
+      for k in S.db:records("t", "c") do keys[#keys + 1] = k end
+      assert.same({ "caf\u{e9}", "\255\254" }, keys)
+    end)
+
+    it("refuses a nil value with invalid_argument", function()
+      H.assert_error_code(function() S.db:put("t", "u", "c", "k", nil) end, "invalid_argument")
+      assert.is_false(S.db:exists("t", "c"))
+    end)
+
+    it("refuses keys that are not strings of at most 1024 bytes without NUL", function()
+      for _, key in ipairs({ 1, true, {}, string.rep("k", 1025), "a\0b" }) do
+        local ok, err = pcall(H.assert_error_code, function() S.db:put("t", "u", "c", key, 1) end,
+          "invalid_argument")
+        assert(ok, ("key %q: %s"):format(tostring(key), tostring(err)))
+      end
+      H.assert_error_code(function() S.db:put("t", "u", "c", nil, 1) end, "invalid_argument")
+      assert.is_false(S.db:exists("t", "c"))
+    end)
+  end)
+
+  describe("get", function()
+    before_each(function()
+      S.db:put_many("t", "u", "c", { b = "B", a = "A", ["10"] = "ten", ["9"] = "nine", Z = "zed" })
+    end)
+
+    it("returns one record by key", function()
+      assert.equal("A", S.db:get("t", "c", "a"))
+    end)
+
+    it("returns nil for a missing key", function()
+      assert.is_nil(S.db:get("t", "c", "nope"))
+      assert.is_nil(S.db:get("t", "c", ""))
+    end)
+
+    it("returns every value in bytewise key order without a key", function()
+      assert.same({ "ten", "nine", "zed", "A", "B" }, S.db:get("t", "c"))
+    end)
+
+    it("reads an older version by digest", function()
+      local d1 = S.db:get_digest("t", "c")
+      S.db:put("t", "u", "c", "a", "A2")
+      S.db:put("t", "u", "c", "c", "C")
+      assert.equal("A", S.db:get("t", "c", "a", d1))
+      assert.is_nil(S.db:get("t", "c", "c", d1))
+      assert.same({ "ten", "nine", "zed", "A", "B" }, S.db:get("t", "c", nil, d1))
+      assert.same({ "ten", "nine", "zed", "A2", "B", "C" }, S.db:get("t", "c"))
+    end)
+
+    it("raises not_found for a missing entry", function()
+      H.assert_error_code(function() S.db:get("t", "missing") end, "not_found")
+      H.assert_error_code(function() S.db:get("t", "missing", "k") end, "not_found")
+    end)
+
+    it("refuses a malformed digest", function()
+      H.assert_error_code(function() S.db:get("t", "c", "a", "nothex") end, "invalid_argument")
+    end)
+  end)
+
+  describe("put_many", function()
+    local Rec = {}
+    Rec.__index = Rec
+    function Rec.new(id, v) return setmetatable({ id = id, v = v }, Rec) end
+    function Rec:get_key() return self.id end
+
+    before_each(function() mydb.register_class("Rec", Rec) end)
+    after_each(function() mydb.unregister_class("Rec") end)
+
+    it("stores a map of key -> value as one version", function()
+      assert.is_true(S.db:put_many("t", "u", "c", { a = 1, b = { 2 }, c = "three" }))
+      assert.equal(1, #S.db:history("t", "c"))
+      assert.same({ 1, { 2 }, "three" }, S.db:get("t", "c"))
+    end)
+
+    it("stores a list of objects under their get_key()", function()
+      assert.is_true(S.db:put_many("t", "u", "c", { Rec.new("x", 1), Rec.new("a", 2) }))
+      local a = S.db:get("t", "c", "a")
+      assert.are.equal(Rec, getmetatable(a))
+      assert.equal(2, a.v)
+      assert.equal("a", a:get_key())
+      assert.equal("x", S.db:get("t", "c", "x").id)
+    end)
+
+    it("returns false when nothing changes and writes no version", function()
+      assert.is_true(S.db:put_many("t", "u", "c", { a = 1, b = 2 }))
+      local d = S.db:get_digest("t", "c")
+      assert.is_false(S.db:put_many("t", "u", "c", { a = 1, b = 2 }))
+      assert.is_false(S.db:put_many("t", "u", "c", { b = 2 }))
+      assert.is_false(S.db:put_many("t", "u", "c", {}))
+      assert.equal(d, S.db:get_digest("t", "c"))
+      assert.equal(1, #S.db:history("t", "c"))
+    end)
+
+    it("returns false for an empty map on a new entry and creates nothing", function()
+      assert.is_false(S.db:put_many("t", "u", "c", {}))
+      assert.is_false(S.db:exists("t", "c"))
+    end)
+
+    it("returns true when one of many changes", function()
+      S.db:put_many("t", "u", "c", { a = 1, b = 2 })
+      assert.is_true(S.db:put_many("t", "u", "c", { a = 1, b = 3 }))
+      assert.same({ 1, 3 }, S.db:get("t", "c"))
+      assert.equal(2, #S.db:history("t", "c"))
+    end)
+
+    describe("with bad items", function()
+      before_each(function() S.db:put("t", "u", "c", "seed", 0) end)
+
+      local function assert_refused(items, what)
+        local d = S.db:get_digest("t", "c")
+        local ok, err = pcall(H.assert_error_code,
+          function() S.db:put_many("t", "u", "c", items) end, "invalid_argument")
+        assert(ok, what .. ": " .. tostring(err))
+        assert.equal(d, S.db:get_digest("t", "c"), what)
+        assert.same({ 0 }, S.db:get("t", "c"), what)
+      end
+
+      it("refuses items that are not a table", function()
+        assert_refused("a=1", "a string")
+        assert_refused(42, "a number")
+        assert_refused(nil, "nil")
+        assert_refused(true, "a boolean")
+      end)
+
+      it("refuses a table mixing a list and a map", function()
+        assert_refused({ Rec.new("a", 1), b = 2 }, "list + string key")
+        assert_refused({ Rec.new("a", 1), [5] = Rec.new("b", 2) }, "list + far integer key")
+      end)
+
+      it("refuses list items without a usable get_key()", function()
+        assert_refused({ { id = "a" } }, "a plain table")
+        assert_refused({ "a", "b" }, "strings")
+        assert_refused({ 1 }, "a number")
+        assert_refused({ Rec.new("a", 1), 7 }, "a number after an object")
+        local Bad = { __index = { get_key = function() error("boom") end } }
+        assert_refused({ setmetatable({}, Bad) }, "get_key raising")
+      end)
+
+      it("refuses get_key() results that are not valid keys", function()
+        assert_refused({ Rec.new(1, "x") }, "an integer key")
+        assert_refused({ Rec.new(nil, "x") }, "a nil key")
+        assert_refused({ Rec.new("a\0b", "x") }, "a key with NUL")
+        assert_refused({ Rec.new(string.rep("k", 1025), "x") }, "a 1025-byte key")
+      end)
+
+      it("refuses map keys that are not strings", function()
+        assert_refused({ [true] = 1 }, "a boolean key")
+        assert_refused({ [2.5] = 1 }, "a float key")
+        assert_refused({ [{}] = 1 }, "a table key")
+        assert_refused({ a = 1, [true] = 2 }, "a string and a boolean key")
+      end)
+    end)
+  end)
+
+  describe("records", function()
+    before_each(function()
+      S.db:put_many("t", "u", "c", { c = 3, a = 1, b = 2, d = 4, e = 5 })
+    end)
+
+    it("yields key, value in key order", function()
+      local seen = {}
+      for k, v in S.db:records("t", "c") do seen[#seen + 1] = k .. "=" .. v end
+      assert.same({ "a=1", "b=2", "c=3", "d=4", "e=5" }, seen)
+    end)
+
+    it("stops cleanly on break and leaves the entry writable", function()
+      local seen = {}
+      for k in S.db:records("t", "c") do
+        seen[#seen + 1] = k
+        if #seen == 2 then break end
+      end
+      assert.same({ "a", "b" }, seen)
+      assert.is_true(S.db:put("t", "u", "c", "f", 6))
+      local out, ok = H.run_lua([[
+        local db = require("mydb").open(..., { fsync = false })
+        io.write(tostring(db:put("t", "child", "c", "g", 7)))
+      ]], { args = { S.root } })
+      assert.is_true(ok, out)
+      assert.equal("true", out)
+      assert.equal(7, S.db:get("t", "c", "g"))
+    end)
+
+    it("iterates an older version by digest", function()
+      local d1 = S.db:get_digest("t", "c")
+      S.db:put("t", "u", "c", "aa", 11)
+      local keys = {}
+      for k in S.db:records("t", "c", d1) do keys[#keys + 1] = k end
+      assert.same({ "a", "b", "c", "d", "e" }, keys)
+    end)
+  end)
+
+  describe("load on a collection", function()
+    it("returns the map of all records", function()
+      S.db:put_many("t", "u", "c", { a = 1, b = { x = true } })
+      S.db:put("t", "u", "c", "c", 3.5)
+      assert.same({ a = 1, b = { x = true }, c = 3.5 }, S.db:load("t", "c"))
+    end)
+
+    it("returns an older version by digest", function()
+      S.db:put("t", "u", "c", "a", 1)
+      local d1 = S.db:get_digest("t", "c")
+      S.db:put("t", "u", "c", "b", 2)
+      assert.same({ a = 1 }, S.db:load("t", "c", d1))
+    end)
+  end)
+
+  describe("mixing save and put on one entry", function()
+    local function snapshot_state(entry)
+      return S.db:get_digest("t", entry), #H.object_names(S.root, "t")
+    end
+
+    it("makes put after save raise type_mismatch and writes nothing", function()
+      S.db:save("t", "u", "e", { a = 1 })
+      local d, n = snapshot_state("e")
+      H.assert_error_code(function() S.db:put("t", "u", "e", "k", 1) end, "type_mismatch")
+      H.assert_error_code(function() S.db:put_many("t", "u", "e", { k = 1 }) end, "type_mismatch")
+      assert.equal(d, S.db:get_digest("t", "e"))
+      assert.equal(n, #H.object_names(S.root, "t"))
+      assert.same({ a = 1 }, S.db:load("t", "e"))
+    end)
+
+    it("makes save after put raise type_mismatch and writes nothing", function()
+      S.db:put("t", "u", "c", "k", 1)
+      local d, n = snapshot_state("c")
+      H.assert_error_code(function() S.db:save("t", "u", "c", { k = 2 }) end, "type_mismatch")
+      assert.equal(d, S.db:get_digest("t", "c"))
+      assert.equal(n, #H.object_names(S.root, "t"))
+      assert.equal(1, S.db:get("t", "c", "k"))
+      assert.equal(1, #S.db:history("t", "c"))
+    end)
+
+    it("makes get and records on a snapshot entry raise type_mismatch", function()
+      S.db:save("t", "u", "e", { k = 1 })
+      H.assert_error_code(function() S.db:get("t", "e", "k") end, "type_mismatch")
+      H.assert_error_code(function() S.db:get("t", "e") end, "type_mismatch")
+      H.assert_error_code(function() S.db:records("t", "e") end, "type_mismatch")
+    end)
+
+    it("makes put with an identical-looking value on a snapshot still raise type_mismatch", function()
+      S.db:save("t", "u", "e", { k = 1 })
+      H.assert_error_code(function() S.db:put("t", "u", "e", "k", 1) end, "type_mismatch")
+    end)
+  end)
+
+  describe("a large collection", function()
+    it("holds 5,000 records from put_many and 200 single puts exactly", function()
+      local items, expected = {}, {}
+      for i = 1, 5000 do
+        local k = ("user:%05d"):format(i)
+        items[k] = { id = i, name = "n" .. i, score = i * 0.5 }
+        expected[k] = items[k]
+      end
+      assert.is_true(S.db:put_many("t", "u", "big", items))
+      -- 100 replaced records, 100 new ones
+      for i = 1, 200 do
+        local k = i <= 100 and ("user:%05d"):format(i * 37) or ("new:%04d"):format(i)
+        local v = { id = i, replaced = i <= 100 }
+        assert.is_true(S.db:put("t", "u", "big", k, v), k)
+        expected[k] = v
+      end
+      local keys = {}
+      for k in pairs(expected) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.equal(5100, #keys)
+
+      local all = S.db:get("t", "big")
+      assert.equal(5100, #all)
+      for i, k in ipairs(keys) do
+        local ok, why = H.deep_equal(expected[k], all[i])
+        assert(ok, k .. ": " .. tostring(why))
+      end
+      local i = 0
+      for k, v in S.db:records("t", "big") do
+        i = i + 1
+        assert.equal(keys[i], k)
+        assert(H.deep_equal(expected[k], v), k)
+      end
+      assert.equal(5100, i)
+      for n = 1, #keys, 97 do
+        assert(H.deep_equal(expected[keys[n]], S.db:get("t", "big", keys[n])), keys[n])
+      end
+      assert.equal(201, #S.db:history("t", "big"))
+
+      local info = collection_of(S, "t", "big")
+      assert.equal(5100, info.count)
+      local records, height = check_tree(S, "t", info.root, 5100)
+      assert.equal(5100, #records)
+      assert.is_true(height >= 2, "5,100 records should need at least two inner levels")
+
+      -- and a fresh process reads the same thing
+      local out, ok = H.run_lua([[
+        local db = require("mydb").open(..., { fsync = false })
+        local n, sum = 0, 0
+        for k, v in db:records("t", "big") do n = n + 1 sum = sum + v.id end
+        io.write(n, " ", sum)
+      ]], { args = { S.root } })
+      assert.is_true(ok, out)
+      local sum = 0
+      for _, k in ipairs(keys) do sum = sum + expected[k].id end
+      assert.equal("5100 " .. sum, out)
+    end)
+
+    it("gives the same root for the same records whatever the order of building", function()
+      local N = 3000
+      local all = {}
+      for i = 1, N do all[("k%05d"):format((i * 7919) % 100000)] = i end
+      -- A: one put_many
+      S.db:put_many("t", "u", "A", all)
+      -- B: put_many in chunks of 250, keys in descending order, with a
+      -- first pass of wrong values that are then overwritten
+      local keys = {}
+      for k in pairs(all) do keys[#keys + 1] = k end
+      table.sort(keys, function(x, y) return x > y end)
+      for pass = 1, 2 do
+        for start = 1, #keys, 250 do
+          local chunk = {}
+          for j = start, math.min(start + 249, #keys) do
+            chunk[keys[j]] = pass == 1 and "wrong" or all[keys[j]]
+          end
+          S.db:put_many("t", "u", "B", chunk)
+        end
+      end
+      local a = collection_of(S, "t", "A")
+      local b = collection_of(S, "t", "B")
+      assert.equal(N, a.count)
+      assert.equal(N, b.count)
+      assert.equal(a.root, b.root)
+      check_tree(S, "t", a.root, N)
+    end)
+
+    it("gives the same root from single puts in shuffled order as from one put_many", function()
+      local all, keys = {}, {}
+      for i = 1, 120 do
+        local k = ("item%03d"):format(i)
+        all[k] = { i }
+        keys[#keys + 1] = k
+      end
+      -- deterministic shuffle
+      local x = 42
+      for i = #keys, 2, -1 do
+        x = (x * 1103515245 + 12345) % 2147483648
+        local j = x % i + 1
+        keys[i], keys[j] = keys[j], keys[i]
+      end
+      for _, k in ipairs(keys) do S.db:put("t", "u", "single", k, all[k]) end
+      S.db:put_many("t", "u", "many", all)
+      local a = collection_of(S, "t", "single")
+      local b = collection_of(S, "t", "many")
+      assert.equal(120, a.count)
+      assert.equal(a.root, b.root)
+      check_tree(S, "t", a.root, 120)
+    end)
+  end)
+end)
