@@ -181,9 +181,19 @@ end
 
 -- ------------------------------------------------------------- errors
 
+-- Reports a test failure: through luassert (so that busted counts a
+-- failure, not an error) when it is there, else with error().
+local function fail(msg, level)
+  local ok, luassert = pcall(require, "luassert")
+  if ok then luassert(false, msg) end
+  error(msg, (level or 1) + 1)
+end
+H.fail = fail
+
 --- Calls fn (with the extra arguments), expects it to raise a mydb error of
 -- the given code; returns the error value.
 function H.assert_error_code(fn, code, ...)
+  local error = fail
   local ok, err = pcall(fn, ...)
   if ok then
     error(("expected a mydb error %q, but the call succeeded"):format(code), 2)
