@@ -1,0 +1,149 @@
+-- Several processes writing one entry at once (issue 2 §2 "Locking", §6):
+-- no lost update, an unbroken history. This file runs with fsync = true
+-- (durability on, the default), the other specs with fsync = false.
+local H = require "spec.helper"
+local cjson = require "cjson"
+
+-- Starts n fresh processes running chunk (with args root, go-file, index);
+-- they wait for the go file so that they really run at the same time.
+local function run_together(root, n, chunk)
+  local go = root .. ".go"
+  local prelude = [[
+    local root, go, me = ...
+    me = tonumber(me)
+    local function ready() local f = io.open(go) if f then f:close() return true end end
+    local t0 = os.time()
+    while not ready() do
+      if os.time() - t0 > 20 then error("never got the go signal") end
+    end
+  ]]
+  local chunks = {}
+  for i = 1, n do
+    chunks[i] = ("local args = { %q, %q, %q }\n"):format(root, go, tostring(i))
+        .. "local function body(...)\n" .. prelude .. chunk .. "\nend\nbody(table.unpack(args))\n"
+  end
+  -- the go file is created by one more tiny process started last
+  chunks[n + 1] = ("local f = assert(io.open(%q, 'w')) f:close()"):format(go)
+  local results = H.run_lua_parallel(chunks)
+  os.remove(go)
+  table.remove(results)
+  return results
+end
+
+describe("mydb.Db", function()
+  local S = H.use_store({ tenant = "t", fsync = true })
+
+  describe("put from 4 processes at once", function()
+    it("ends with exactly 1,000 records and an unbroken history of 1,000 versions", function()
+      local results = run_together(S.root, 4, [[
+        local db = require("mydb").open(root, { fsync = true })
+        local changed = 0
+        for i = 1, 250 do
+          if db:put("t", "writer" .. me, "shared", ("p%d-%03d"):format(me, i), { by = me, i = i }) then
+            changed = changed + 1
+          end
+        end
+        db:close()
+        io.write("done ", changed)
+      ]])
+      for i, r in ipairs(results) do
+        assert(r.ok, ("writer %d failed: %s"):format(i, r.out))
+        assert.equal("done 250", r.out)
+      end
+
+      local db = S.open_again()
+      local all = db:load("t", "shared")
+      local n = 0
+      for k, v in pairs(all) do
+        n = n + 1
+        local p, i = k:match("^p(%d)%-(%d%d%d)$")
+        assert.equal(tonumber(p), v.by, k)
+        assert.equal(tonumber(i), v.i, k)
+      end
+      assert.equal(1000, n)
+      assert.equal(1000, #db:get("t", "shared"))
+
+      local h = db:history("t", "shared", nil, 5000)
+      assert.equal(1000, #h)
+      -- unbroken: each version's parent is the next older one, the oldest
+      -- has none, and each version holds one record more than its parent
+      local per_writer = {}
+      for idx, d in ipairs(h) do
+        local m = db:meta("t", "shared", d)
+        assert.equal(h[idx + 1], m.parent, "parent of version " .. idx)
+        per_writer[m.user_id] = (per_writer[m.user_id] or 0) + 1
+        local snap = cjson.decode(H.read_file(H.object_path(S.root, "t", d)))
+        assert.equal(1001 - idx, snap.__collection__.count, "record count of version " .. idx)
+      end
+      assert.same({ writer1 = 250, writer2 = 250, writer3 = 250, writer4 = 250 }, per_writer)
+    end)
+  end)
+
+  describe("save from 2 processes at once", function()
+    it("keeps all 200 versions in one unbroken history", function()
+      local results = run_together(S.root, 2, [[
+        local db = require("mydb").open(root, { fsync = true })
+        for i = 1, 100 do db:save("t", "saver" .. me, "doc", { by = me, i = i }) end
+        db:close()
+        io.write("done")
+      ]])
+      for i, r in ipairs(results) do
+        assert(r.ok, ("saver %d failed: %s"):format(i, r.out))
+        assert.equal("done", r.out)
+      end
+
+      local db = S.open_again()
+      local h = db:history("t", "doc", nil, 1000)
+      assert.equal(200, #h)
+      local last_i = { {}, {} }
+      local seen = {}
+      for idx, d in ipairs(h) do
+        assert.is_nil(seen[d], "digest repeated in history")
+        seen[d] = true
+        local m = db:meta("t", "doc", d)
+        assert.equal(h[idx + 1], m.parent, "parent of version " .. idx)
+        local v = db:load("t", "doc", d)
+        assert.equal("saver" .. v.by, m.user_id)
+        -- walking newest to oldest, each saver's counter goes down by one
+        local prev = last_i[v.by].i
+        if prev then assert.equal(prev - 1, v.i) else assert.equal(100, v.i) end
+        last_i[v.by].i = v.i
+      end
+      assert.equal(1, last_i[1].i)
+      assert.equal(1, last_i[2].i)
+      assert.is_nil(db:meta("t", "doc", h[200]).parent)
+    end)
+  end)
+
+  describe("readers during writes", function()
+    it("always see a complete version", function()
+      local results = run_together(S.root, 3, [[
+        local db = require("mydb").open(root, { fsync = true })
+        if me == 1 then
+          for i = 1, 150 do db:save("t", "w", "doc", { i = i, pad = string.rep("x", i * 10) }) end
+          io.write("wrote")
+        else
+          local reads = 0
+          for _ = 1, 300 do
+            if db:exists("t", "doc") then
+              local v = db:load("t", "doc")
+              assert(#v.pad == v.i * 10, "torn value")
+              local m = db:meta("t", "doc")
+              assert(m.user_id == "w")
+              reads = reads + 1
+            end
+          end
+          io.write("read ", reads > 0 and "some" or "none")
+        end
+        db:close()
+      ]])
+      assert(results[1].ok, results[1].out)
+      assert.equal("wrote", results[1].out)
+      for i = 2, 3 do
+        assert(results[i].ok, ("reader %d failed: %s"):format(i, results[i].out))
+        assert.truthy(results[i].out:match("^read "), results[i].out)
+      end
+      assert.equal(150, #S.open_again():history("t", "doc"))
+    end)
+  end)
+end)
