@@ -34,7 +34,7 @@ endif
 
 .PHONY: install-cli uninstall-cli clean-cli test-cli
 
-all: mydb-lua
+all: mydb-lua $(BUILD)/cli/ptyrun
 
 mydb-lua: $(CLI_OBJ) $(LMOD_OBJ) $(BUILD)/libmydb.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LMOD_OBJ) $(BUILD)/libmydb.a \
@@ -53,7 +53,7 @@ $(BUILD)/cli/embedded.c: core/cli/embed.lua $(LUA_SRC) $(HANDLER_SRC) core/cli/c
                          $(CLI_EMBED_LIST) | $(BUILD)/cli
 	$(LUA) core/cli/embed.lua $@ $(CLI_EMBED)
 
-test-cli: mydb-lua
+test-cli: mydb-lua $(BUILD)/cli/ptyrun
 	$(LUA) /usr/bin/busted spec/cli
 
 install: install-cli
@@ -68,3 +68,7 @@ uninstall-cli:
 clean: clean-cli
 clean-cli:
 	rm -f mydb-lua
+
+# The pseudo-terminal driver of the interactive specs (not installed).
+$(BUILD)/cli/ptyrun: core/cli/ptyrun.c | $(BUILD)/cli
+	$(CC) $(CFLAGS_ALL) $< -o $@ -lutil

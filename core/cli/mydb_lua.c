@@ -114,10 +114,12 @@ static void print_usage(const cli_args *a) {
     fprintf(stderr, "%s: '%s' %s\n", cli_progname, a->bad, a->why);
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", cli_progname, a->bad);
-  fprintf(stderr,
-          "usage: %s [options] [script [args]]\n%s"
-          "Try '%s --help' for the mydb options and the inspection commands.\n",
-          cli_progname, options_text, cli_progname);
+  /* lua's own errors get lua's usage text; mydb's a pointer to --help */
+  int lua_error = a->why == NULL || strcmp(a->why, "needs argument") == 0;
+  if (lua_error)
+    fprintf(stderr, "usage: %s [options] [script [args]]\n%s", cli_progname, options_text);
+  fprintf(stderr, "Try '%s --help' for the mydb options and the inspection commands.\n",
+          cli_progname);
   fflush(stderr);
 }
 

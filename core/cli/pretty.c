@@ -31,6 +31,7 @@ typedef struct pp {
   size_t limit; /* writes stop here (the width, or a one-line attempt) */
   int over;     /* a write hit the limit */
   int seen;     /* stack index of the table of tables on the current path */
+  int oneline;  /* inside a one-line attempt: nested tables stay on it */
 } pp;
 
 static void put(pp *p, const char *s, size_t n) {
@@ -159,9 +160,23 @@ static void render_fields(pp *p, int t, int depth, int ind, int multiline) {
   while (lua_rawgeti(L, t, border + 1) != LUA_TNIL) {
     border++;
     if (shown < items && !p->over) {
-      put(p, shown ? sep : "", shown ? 2 : 0);
-      if (multiline) indent(p, ind + 2);
-      render(p, lua_gettop(L), depth + 1, ind + 2);
+      if (!multiline || shown == 0) {
+        put(p, shown ? sep : "", shown ? 2 : 0);
+        if (multiline) indent(p, ind + 2);
+        render(p, lua_gettop(L), depth + 1, ind + 2);
+      } else { /* multiline: pack one-line items into rows */
+        size_t save = p->pos;
+        put(p, ", ", 2);
+        render(p, lua_gettop(L), depth + 1, ind + 2);
+        const char *nl = memrchr(p->buf, '\n', p->pos);
+        size_t col = p->pos - (nl ? (size_t)(nl - p->buf) + 1 : 0);
+        if (!p->over && (col > LINE || (nl && (size_t)(nl - p->buf) >= save))) {
+          p->pos = save;
+          put(p, ",\n", 2);
+          indent(p, ind + 2);
+          render(p, lua_gettop(L), depth + 1, ind + 2);
+        }
+      }
       shown++;
     }
     lua_pop(L, 1);
@@ -257,20 +272,22 @@ static void render_table(pp *p, int t, int depth, int ind) {
   size_t start = p->pos, limit = p->limit;
   size_t room = LINE > ind + 8 ? (size_t)(LINE - ind) : 8;
   int done = 0;
-  if (p->o->multiline && start + room < limit) {
+  if (p->o->multiline && !p->oneline && start + room < limit) {
     p->limit = start + room;
+    p->oneline = 1;
     puts_(p, "{ ");
     render_fields(p, t, depth, ind, 0);
     puts_(p, " }");
+    p->oneline = 0;
     p->limit = limit;
-    if (!p->over && memchr(p->buf + start, '\n', p->pos - start) == NULL) done = 1;
+    if (!p->over) done = 1;
     if (!done) {
       p->over = 0;
       p->pos = start;
     }
   }
   if (!done) {
-    int ml = p->o->multiline;
+    int ml = p->o->multiline && !p->oneline;
     puts_(p, ml ? "{\n" : "{ ");
     render_fields(p, t, depth, ind, ml);
     if (ml) {
@@ -328,6 +345,7 @@ void cli_pretty_push(lua_State *L, int idx, const cli_pretty_opts *o) {
   p.pos = 0;
   p.limit = o->width;
   p.over = 0;
+  p.oneline = 0;
   lua_newtable(L);
   p.seen = lua_gettop(L);
   render(&p, idx, 0, 0);
