@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "jsonstr.h"
 #include "lmydb.h"
+#include "mydb.h"
 
 #define CODEC_MAX_DEPTH 1000
 #define CODEC_STATE_MT "mydb.codec_state"
@@ -883,7 +884,7 @@ static void read_number(dec *d) {
   memcpy(tmp, s, n);
   tmp[n] = '\0';
   if (!isfloat) {
-    /* exact integers; out-of-range ones (foreign JSON) become floats */
+    /* exact integers: mydb never writes one beyond 64 bits */
     int neg = tmp[0] == '-';
     uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     int over = 0;
@@ -892,10 +893,9 @@ static void read_number(dec *d) {
       if (v > (lim - dgt) / 10) { over = 1; break; }
       v = v * 10 + dgt;
     }
-    if (!over) {
-      lua_pushinteger(d->L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
-      return;
-    }
+    if (over) dec_fail(d, "integer out of the 64-bit range");
+    lua_pushinteger(d->L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
+    return;
   }
   lua_pushnumber(d->L, (lua_Number)strtod(tmp, NULL));
 }
@@ -1257,7 +1257,18 @@ static int l_decode_snapshot(lua_State *L) {
       int is_tag = d.st->str.len >= 2 && d.st->str.data[0] == '_' && d.st->str.data[1] == '_';
       if (!is_tag) {
         if (have_value) dec_fail(&d, "fields beside __value__");
-        if (meta_only) break;
+        if (meta_only) { /* skip the fields, checking their form */
+          for (;;) {
+            expect(&d, ':');
+            skip_value(&d);
+            char c = peek(&d);
+            d.p++;
+            if (c == '}') break;
+            if (c != ',') dec_fail(&d, "expected ',' or '}'");
+            read_string(&d);
+          }
+          break;
+        }
         lua_newtable(L);
         root = lua_gettop(L);
         set_seen(&d, new_id(&d), root);
@@ -1289,6 +1300,10 @@ static int l_decode_snapshot(lua_State *L) {
           lua_replace(L, value);
         }
         have_value = 1;
+      } else if (str_is(&d, "__collection__") && meta_only) {
+        skip_value(&d);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, meta, "collection");
       } else if (str_is(&d, "__collection__")) {
         lua_Integer saved = d.next_id;
         decode_value(&d);
@@ -1306,12 +1321,16 @@ static int l_decode_snapshot(lua_State *L) {
   } else {
     d.p++;
   }
+  dec_finish(&d);
+  lua_getfield(L, meta, "date");
+  lua_getfield(L, meta, "user_id");
+  if (lua_isnil(L, -1) || lua_isnil(L, -2)) dec_fail(&d, "a snapshot without __date__ or __user_id__");
+  lua_pop(L, 2);
   if (meta_only) {
     lua_pushnil(L);
     lua_pushvalue(L, meta);
     return 2;
   }
-  dec_finish(&d);
   if (root) lua_pushvalue(L, root);
   else if (have_value) lua_pushvalue(L, value);
   else lua_newtable(L);
@@ -1397,6 +1416,110 @@ static int l_leaf_split(lua_State *L) {
   return 2;
 }
 
+/* core.leaf_piece(keys, vals) -> bytes, digest: a collection leaf
+ * {"leaf":[[key,value],...]} from string keys and encoded values. */
+static int l_leaf_piece(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  codec_state *st = push_state(L);
+  mydb_buf *out = &st->out;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  mydb_buf_puts(out, "{\"leaf\":[");
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t kl, vl;
+    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, 2, i);
+    const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+    if (!k || !v) lmydb_error(L, "invalid_argument", "leaf item %d is not a pair of strings", (int)i);
+    if (i > 1) mydb_buf_putc(out, ',');
+    mydb_buf_putc(out, '[');
+    put_string(out, k, kl);
+    mydb_buf_putc(out, ',');
+    mydb_buf_put(out, v, vl);
+    mydb_buf_putc(out, ']');
+    lua_pop(L, 2);
+  }
+  mydb_buf_puts(out, "]}");
+  check_out(L, out);
+  char digest[MYDB_DIGEST_BUF];
+  if (mydb_sha256_hex(digest, out->data, out->len) != MYDB_OK)
+    lmydb_error(L, "io", "%s", mydb_errmsg());
+  lua_pushlstring(L, out->data, out->len);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 2;
+}
+
+/* core.node_piece(keys, digests, counts) -> bytes, digest, total: an inner
+ * piece {"node":[[first_key,digest,count],...]}. */
+static int l_node_piece(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  codec_state *st = push_state(L);
+  mydb_buf *out = &st->out;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1), total = 0;
+  mydb_buf_puts(out, "{\"node\":[");
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t kl, dl;
+    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, 2, i);
+    lua_rawgeti(L, 3, i);
+    const char *k = lua_tolstring(L, -3, &kl), *d = lua_tolstring(L, -2, &dl);
+    if (!k || !d || !lua_isinteger(L, -1))
+      lmydb_error(L, "invalid_argument", "node entry %d is malformed", (int)i);
+    lua_Integer c = lua_tointeger(L, -1);
+    total += c;
+    if (i > 1) mydb_buf_putc(out, ',');
+    mydb_buf_putc(out, '[');
+    put_string(out, k, kl);
+    mydb_buf_puts(out, ",\"");
+    mydb_buf_put(out, d, dl);
+    mydb_buf_puts(out, "\",");
+    put_integer(out, c);
+    mydb_buf_putc(out, ']');
+    lua_pop(L, 3);
+  }
+  mydb_buf_puts(out, "]}");
+  check_out(L, out);
+  char digest[MYDB_DIGEST_BUF];
+  if (mydb_sha256_hex(digest, out->data, out->len) != MYDB_OK)
+    lmydb_error(L, "io", "%s", mydb_errmsg());
+  lua_pushlstring(L, out->data, out->len);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  lua_pushinteger(L, total);
+  return 3;
+}
+
+/* core.collection_root(bytes) -> count, root_bytes|nil: the record count
+ * and the embedded root piece of a collection snapshot, which starts
+ * {"__collection__":{"count":N,"root":PIECE|null},... (doc/FORMAT.md). */
+static int l_collection_root(lua_State *L) {
+  static const char head[] = "{\"__collection__\":{\"count\":";
+  lua_settop(L, 1);
+  codec_state *st = push_state(L);
+  dec d;
+  dec_setup(L, &d, st, 1, 0);
+  if ((size_t)(d.end - d.p) < sizeof head - 1 || memcmp(d.p, head, sizeof head - 1) != 0)
+    dec_fail(&d, "not a collection snapshot");
+  d.p += sizeof head - 1;
+  read_number(&d);
+  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) dec_fail(&d, "bad count");
+  expect(&d, ',');
+  read_string(&d);
+  if (!str_is(&d, "root")) dec_fail(&d, "expected root");
+  expect(&d, ':');
+  skip_ws(&d);
+  const char *s = d.p;
+  skip_value(&d);
+  if (d.p - s == 4 && memcmp(s, "null", 4) == 0) lua_pushnil(L);
+  else if (*s == '{') lua_pushlstring(L, s, (size_t)(d.p - s));
+  else dec_fail(&d, "bad root");
+  expect(&d, '}');
+  return 2;
+}
+
 /* core.json_string(s) -> s as a JSON string literal (or __bytes__ tag) */
 static int l_json_string(lua_State *L) {
   size_t len;
@@ -1415,6 +1538,9 @@ void lmydb_open_codec(lua_State *L) {
       {"decode_snapshot", l_decode_snapshot},
       {"decode_into", l_decode_into},
       {"leaf_split", l_leaf_split},
+      {"leaf_piece", l_leaf_piece},
+      {"collection_root", l_collection_root},
+      {"node_piece", l_node_piece},
       {"json_string", l_json_string},
       {NULL, NULL}};
   new_state(L, 1); /* the cached state, shared as upvalue 1 */

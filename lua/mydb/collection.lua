@@ -14,8 +14,8 @@ local errors = require "mydb.errors"
 
 local collection = {}
 
-local BITS = 5
-local MAX_MASK_BITS = 45
+local LEAF_BITS, NODE_BITS = 5, 6 -- 32 records a leaf, 64 children a node
+local MAX_MASK_BITS = 47
 
 -- Bounded memo tables: cleared wholesale when full (cheap, and good enough:
 -- the values are pure functions of the key).
@@ -34,11 +34,10 @@ local function memo(fn, limit)
 end
 
 local key_hash = memo(core.key_hash, 1 << 18)
-local json_key = memo(core.json_string, 1 << 18)
 
 --- True if key starts a new piece at this level (0 = leaves).
 local function starts_piece(key, level)
-  local bits = BITS * (level + 1)
+  local bits = LEAF_BITS + NODE_BITS * level
   if bits > MAX_MASK_BITS then bits = MAX_MASK_BITS end
   return key_hash(key) & ((1 << bits) - 1) == 0
 end
@@ -47,8 +46,12 @@ collection.starts_piece = starts_piece
 -- ------------------------------------------------------------------ pieces
 
 --- A tree handle for one tenant. nodes: a cache shared by the db handle.
-function collection.tree(store, tenant, nodes)
-  return { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {} }
+-- The root piece lives inside the snapshot, not in objects/: root_digest
+-- and root_node (from collection.parse_root) make it reachable.
+function collection.tree(store, tenant, nodes, root_digest, root_node)
+  local t = { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {} }
+  if root_digest then t.built[root_digest] = root_node end
+  return t
 end
 
 --- A node cache: immutable decoded pieces keyed by tenant/digest.
@@ -62,8 +65,43 @@ local function cache_put(nc, key, node)
   nc.count = nc.count + 1
 end
 
-local function corrupt(t, digest, why)
-  errors.raise("corrupt", "collection piece %s of tenant '%s' is damaged: %s", digest, t.tenant, why)
+-- Decodes piece bytes into a node: {leaf=true, keys=, vals=} or
+-- {leaf=false, keys=, digests=, counts=}.
+local function parse_piece(where, bytes)
+  local function corrupt(why)
+    errors.raise("corrupt", "collection piece %s is damaged: %s", where, why)
+  end
+  if bytes:sub(1, 8) == '{"leaf":' then
+    local keys, vals = core.leaf_split(bytes)
+    if #keys == 0 then corrupt("empty leaf") end
+    for i = 2, #keys do
+      if keys[i - 1] >= keys[i] then corrupt("keys out of order") end
+    end
+    return { leaf = true, keys = keys, vals = vals }
+  elseif bytes:sub(1, 8) == '{"node":' then
+    local d = core.decode(bytes)
+    local list = type(d) == "table" and d.node
+    if type(list) ~= "table" or #list == 0 then corrupt("bad node") end
+    local keys, digests, counts = {}, {}, {}
+    for i, e in ipairs(list) do
+      if type(e) ~= "table" or type(e[1]) ~= "string" or not core.digest_valid(e[2])
+          or math.type(e[3]) ~= "integer" or e[3] < 1 then
+        corrupt("bad node entry " .. i)
+      end
+      keys[i], digests[i], counts[i] = e[1], e[2], e[3]
+      if i > 1 and keys[i - 1] >= keys[i] then corrupt("keys out of order") end
+    end
+    return { leaf = false, keys = keys, digests = digests, counts = counts }
+  end
+  corrupt("not a collection piece")
+end
+
+--- count, root digest, root node of a collection snapshot (the root piece
+-- is embedded in it; its digest is that of its bytes).
+function collection.parse_root(snapshot_bytes, where)
+  local count, root_bytes = core.collection_root(snapshot_bytes)
+  if not root_bytes then return count, nil, nil end
+  return count, core.sha256(root_bytes), parse_piece(where, root_bytes)
 end
 
 local function load_node(t, digest)
@@ -72,54 +110,24 @@ local function load_node(t, digest)
   local ck = t.tenant .. "/" .. digest
   node = t.nodes.map[ck]
   if node then return node end
-  local bytes = t.store:read(t.tenant, digest)
-  if bytes:sub(1, 8) == '{"leaf":' then
-    local keys, vals = core.leaf_split(bytes)
-    if #keys == 0 then corrupt(t, digest, "empty leaf") end
-    node = { leaf = true, keys = keys, vals = vals }
-  elseif bytes:sub(1, 8) == '{"node":' then
-    local d = core.decode(bytes)
-    local list = type(d) == "table" and d.node
-    if type(list) ~= "table" or #list == 0 then corrupt(t, digest, "bad node") end
-    local keys, digests, counts = {}, {}, {}
-    for i, e in ipairs(list) do
-      if type(e) ~= "table" or type(e[1]) ~= "string" or not core.digest_valid(e[2])
-          or math.type(e[3]) ~= "integer" or e[3] < 1 then
-        corrupt(t, digest, "bad node entry " .. i)
-      end
-      keys[i], digests[i], counts[i] = e[1], e[2], e[3]
-    end
-    node = { leaf = false, keys = keys, digests = digests, counts = counts }
-  else
-    corrupt(t, digest, "not a collection piece")
-  end
+  node = parse_piece(digest .. " of tenant '" .. t.tenant .. "'", t.store:read(t.tenant, digest))
   cache_put(t.nodes, ck, node)
   return node
 end
 collection.load_node = load_node
 
-local function make_piece(t, bytes, node)
-  local digest = core.sha256(bytes)
-  t.pending[digest] = bytes
-  t.built[digest] = node
-  return digest
-end
-
 local function make_leaf(t, keys, vals)
-  local parts = {}
-  for i = 1, #keys do parts[i] = "[" .. json_key(keys[i]) .. "," .. vals[i] .. "]" end
-  local bytes = '{"leaf":[' .. table.concat(parts, ",") .. "]}"
-  return make_piece(t, bytes, { leaf = true, keys = keys, vals = vals }), #keys
+  local bytes, digest = core.leaf_piece(keys, vals)
+  t.pending[digest] = bytes
+  t.built[digest] = { leaf = true, keys = keys, vals = vals }
+  return digest, #keys
 end
 
 local function make_node(t, keys, digests, counts)
-  local parts, total = {}, 0
-  for i = 1, #keys do
-    parts[i] = "[" .. json_key(keys[i]) .. ',"' .. digests[i] .. '",' .. counts[i] .. "]"
-    total = total + counts[i]
-  end
-  local bytes = '{"node":[' .. table.concat(parts, ",") .. "]}"
-  return make_piece(t, bytes, { leaf = false, keys = keys, digests = digests, counts = counts }), total
+  local bytes, digest, total = core.node_piece(keys, digests, counts)
+  t.pending[digest] = bytes
+  t.built[digest] = { leaf = false, keys = keys, digests = digests, counts = counts }
+  return digest, total
 end
 
 local function slice(a, i, j) return table.move(a, i, j, 1, {}) end
@@ -435,8 +443,15 @@ function collection.update_many(t, root, count, changes)
 end
 
 --- Writes the new pieces reachable from root (the others were
--- intermediate states) and moves them into the node cache.
+-- intermediate states), except the root itself, and moves them into the
+-- node cache. Returns the root piece's bytes, to embed in the snapshot.
 function collection.flush(t, root)
+  if not root then return nil end
+  local root_bytes = t.pending[root]
+  if not root_bytes then
+    -- an old piece became the root (the tree shrank): embed its bytes
+    root_bytes = t.store:read(t.tenant, root)
+  end
   local stack = { root }
   while #stack > 0 do
     local d = table.remove(stack)
@@ -447,11 +462,14 @@ function collection.flush(t, root)
       if not node.leaf then
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
-      t.store:write(t.tenant, bytes)
-      cache_put(t.nodes, t.tenant .. "/" .. d, node)
+      if d ~= root then
+        t.store:write(t.tenant, bytes)
+        cache_put(t.nodes, t.tenant .. "/" .. d, node)
+      end
     end
   end
   t.pending, t.built = {}, {}
+  return root_bytes
 end
 
 return collection

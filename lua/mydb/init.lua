@@ -130,9 +130,9 @@ local function snapshot_bytes(vjson, parent, user)
   return "{" .. meta .. ',"__value__":' .. vjson .. "}"
 end
 
-local function collection_bytes(root, count, parent, user)
-  return '{"__collection__":{"count":' .. count .. ',"root":'
-      .. (root and ('"' .. root .. '"') or "null") .. "}," .. meta_json(parent, user) .. "}"
+local function collection_bytes(root_bytes, count, parent, user)
+  return '{"__collection__":{"count":' .. count .. ',"root":' .. (root_bytes or "null")
+      .. "}," .. meta_json(parent, user) .. "}"
 end
 
 local COLLECTION_PREFIX = '{"__collection__":'
@@ -153,25 +153,27 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
--- {root=, count=} of a collection snapshot (memoized: snapshots are immutable).
+-- {count=, root=digest, node=} of a collection snapshot (memoized:
+-- snapshots are immutable).
 function Db:_collection_info(tenant, entry, digest)
   local key = tenant .. "/" .. digest
   local info = self._colinfo[key]
   if info then return info end
   local bytes = self._store:read(tenant, digest)
-  if not is_collection(bytes) then mismatch(entry, false) end
-  local _, meta = core.decode_snapshot(bytes)
-  info = meta.collection
-  if type(info) ~= "table" or math.type(info.count) ~= "integer"
-      or (info.root ~= nil and not core.digest_valid(info.root)) then
-    raise("corrupt", "collection snapshot %s is damaged", digest)
+  if not is_collection(bytes) then
+    core.decode_snapshot(bytes, nil, true) -- garbage is corrupt, not a mismatch
+    mismatch(entry, false)
   end
+  local count, root, node = collection.parse_root(bytes, "root of " .. digest)
+  info = { count = count, root = root, node = node }
   if self._colcount > 4096 then self._colinfo, self._colcount = {}, 0 end
   self._colinfo[key], self._colcount = info, self._colcount + 1
   return info
 end
 
-function Db:_tree(tenant) return collection.tree(self._store, tenant, self._nodes) end
+function Db:_tree(tenant, info)
+  return collection.tree(self._store, tenant, self._nodes, info and info.root, info and info.node)
+end
 
 -- ------------------------------------------------------------------ API
 
@@ -247,7 +249,7 @@ function Db:load(tenant, entry, digest)
   if is_collection(bytes) then
     local info = self:_collection_info(tenant, entry, d)
     local map = {}
-    for k, v in collection.decoded(self:_tree(tenant), info.root, nil, ctx) do map[k] = v end
+    for k, v in collection.decoded(self:_tree(tenant, info), info.root, nil, ctx) do map[k] = v end
     return map
   end
   return (core.decode_snapshot(bytes, ctx))
@@ -258,12 +260,9 @@ function Db:_commit_records(tenant, user, entry, changes, nchanges, ctx)
   local store = self._store
   local lock <close> = store:lock(tenant)
   local parent = lock:head(entry)
-  local root, count = nil, 0
-  if parent then
-    local info = self:_collection_info(tenant, entry, parent)
-    root, count = info.root, info.count
-  end
-  local t = self:_tree(tenant)
+  local info = parent and self:_collection_info(tenant, entry, parent)
+  local root, count = info and info.root, info and info.count or 0
+  local t = self:_tree(tenant, info)
   local newroot, delta, changed
   if nchanges == 1 then
     local k, v = next(changes)
@@ -274,8 +273,8 @@ function Db:_commit_records(tenant, user, entry, changes, nchanges, ctx)
   end
   if not changed then return false end
   write_refs(store, ctx.pending)
-  collection.flush(t, newroot)
-  local digest = store:write(tenant, collection_bytes(newroot, count + delta, parent, user))
+  local root_bytes = collection.flush(t, newroot)
+  local digest = store:write(tenant, collection_bytes(root_bytes, count + delta, parent, user))
   lock:commit({ { entry, digest } })
   return true
 end
@@ -351,7 +350,7 @@ function Db:get(tenant, entry, key, digest)
   local d = self:_resolve(tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   local ctx = self:_ctx(path_name(entry, key))
-  local t = self:_tree(tenant)
+  local t = self:_tree(tenant, info)
   if key ~= nil then
     local raw = collection.get(t, info.root, key)
     if raw == nil then return nil end
@@ -372,7 +371,7 @@ function Db:records(tenant, entry, digest)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
-  return collection.decoded(self:_tree(tenant), info.root, nil, self:_ctx(path_name(entry)))
+  return collection.decoded(self:_tree(tenant, info), info.root, nil, self:_ctx(path_name(entry)))
 end
 
 --- Iterates key, value in key order over part of a collection.
@@ -397,7 +396,7 @@ function Db:query(tenant, entry, opts)
   local ctx = self:_ctx(path_name(entry))
   local start = from
   if prefix and (start == nil or start < prefix) then start = prefix end
-  local it = collection.decoded(self:_tree(tenant), info.root, start, ctx)
+  local it = collection.decoded(self:_tree(tenant, info), info.root, start, ctx)
   local n, done = 0, false
   return function()
     if done or (limit and n >= limit) then return nil end
