@@ -3,7 +3,6 @@
 local H = require "spec.helper"
 local mydb = require "mydb"
 local core = require "mydb.core"
-local cjson = require "cjson"
 
 describe("mydb.Db", function()
   local S = H.use_store({ tenant = "t" })
@@ -160,45 +159,74 @@ describe("mydb.Db", function()
   end)
 
   describe("a damaged record collection", function()
-    local root_digest
+    local leaf, embedded, first_key
 
+    -- 400 records: several leaves, so that at least one leaf is a stored
+    -- object whatever the root (a digest or an embedded piece).
     before_each(function()
-      S.db:put_many("t", "u", "c", { a = 1, b = 2, c = 3 })
-      local snap = cjson.decode(H.read_file(H.object_path(S.root, "t", S.db:get_digest("t", "c"))))
-      root_digest = snap.__collection__.root
+      local items = {}
+      for i = 1, 400 do items[("key%04d"):format(i)] = { i = i } end
+      S.db:put_many("t", "u", "c", items)
+      local info = H.collection_of(S.root, "t", S.db:get_digest("t", "c"))
+      embedded = type(info.root) == "table"
+      leaf = H.first_leaf_digest(S.root, "t", info.root)
+      assert.is_string(leaf, "no stored leaf found")
+      first_key = H.read_piece(S.root, "t", leaf).leaf[1][1]
     end)
 
-    local function point_collection_at(piece)
-      return plant('{"__collection__":{"count":3,"root":"' .. piece .. '"},'
+    -- Points entry "c" at a new collection snapshot whose root is the
+    -- given piece text (embedded or stored, as the store does it).
+    local function point_collection_at(piece_json, count)
+      local root = embedded and piece_json or ('"' .. plant(piece_json) .. '"')
+      return plant('{"__collection__":{"count":' .. (count or 3) .. ',"root":' .. root .. '},'
         .. '"__date__":"20260101 00:00:00 +0000","__parent__":[null],"__user_id__":"u"}', "c")
     end
 
-    it("makes get, load and put raise corrupt when a piece's bytes changed", function()
-      local path = H.object_path(S.root, "t", root_digest)
-      H.write_file(path, (H.read_file(path):gsub('"a"', '"z"')))
-      H.assert_error_code(function() fresh():get("t", "c", "a") end, "corrupt")
+    -- A root node whose children are the given piece texts (stored).
+    local function node_over(...)
+      local entries = {}
+      for i, piece in ipairs({ ... }) do
+        local d = plant(piece)
+        local keys = {}
+        for k in piece:gmatch('%[%["([^"]*)"') do keys[#keys + 1] = k end
+        entries[i] = ('["%s","%s",%d]'):format(keys[1] or "", d, select(2, piece:gsub('%["[^"]*",', "")))
+      end
+      return '{"node":[' .. table.concat(entries, ",") .. "]}"
+    end
+
+    it("makes get, load and put raise corrupt when a leaf's bytes changed", function()
+      local path = H.object_path(S.root, "t", leaf)
+      local bytes = H.read_file(path)
+      H.write_file(path, (bytes:gsub('"i":', '"j":', 1)))
+      H.assert_error_code(function() fresh():get("t", "c", first_key) end, "corrupt")
       H.assert_error_code(function() fresh():get("t", "c") end, "corrupt")
       H.assert_error_code(function() fresh():load("t", "c") end, "corrupt")
-      H.assert_error_code(function() fresh():put("t", "u", "c", "d", 4) end, "corrupt")
+      H.assert_error_code(function() fresh():put("t", "u", "c", first_key, 0) end, "corrupt")
     end)
 
-    it("makes get raise corrupt for a piece that is not a piece", function()
-      point_collection_at(plant("garbage"))
-      H.assert_error_code(function() fresh():get("t", "c", "a") end, "corrupt")
+    it("makes get raise not_found when a stored leaf is missing", function()
+      os.remove(H.object_path(S.root, "t", leaf))
+      H.assert_error_code(function() fresh():get("t", "c", first_key) end, "not_found")
+      H.assert_error_code(function() fresh():load("t", "c") end, "not_found")
+    end)
+
+    it("makes get raise corrupt for a child piece that is not a piece", function()
+      point_collection_at(node_over('{"leaf":[["a",1]]}', "garbage"), 2)
+      H.assert_error_code(function() fresh():get("t", "c") end, "corrupt")
     end)
 
     it("makes get raise corrupt for an empty leaf", function()
-      point_collection_at(plant('{"leaf":[]}'))
-      H.assert_error_code(function() fresh():get("t", "c", "a") end, "corrupt")
+      point_collection_at(node_over('{"leaf":[["a",1]]}', '{"leaf":[]}'), 1)
+      H.assert_error_code(function() fresh():get("t", "c") end, "corrupt")
     end)
 
     it("makes get raise corrupt for a leaf key that is not a string", function()
-      point_collection_at(plant('{"leaf":[[1,1]]}'))
+      point_collection_at('{"leaf":[[1,1]]}', 1)
       H.assert_error_code(function() fresh():get("t", "c") end, "corrupt")
     end)
 
     it("makes get raise corrupt for a leaf whose keys are out of order", function()
-      point_collection_at(plant('{"leaf":[["b",1],["a",2],["c",3]]}'))
+      point_collection_at('{"leaf":[["b",1],["a",2],["c",3]]}', 3)
       H.assert_error_code(function() fresh():get("t", "c", "a") end, "corrupt")
     end)
 
@@ -207,12 +235,6 @@ describe("mydb.Db", function()
         .. '"__date__":"20260101 00:00:00 +0000","__parent__":[null],"__user_id__":"u"}', "c")
       H.assert_error_code(function() fresh():get("t", "c") end, "corrupt")
       H.assert_error_code(function() fresh():load("t", "c") end, "corrupt")
-    end)
-
-    it("makes get raise not_found when the root piece is missing", function()
-      os.remove(H.object_path(S.root, "t", root_digest))
-      H.assert_error_code(function() fresh():get("t", "c", "a") end, "not_found")
-      H.assert_error_code(function() fresh():load("t", "c") end, "not_found")
     end)
   end)
 

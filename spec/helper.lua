@@ -267,6 +267,143 @@ end
 --- Lua source of a string literal (for building chunks).
 function H.lit(s) return ("%q"):format(s) end
 
+-- ---------------------------------------------------- record collections
+-- Readers of the collection format (doc/FORMAT.md "Record collections").
+-- The snapshot's "root" is either the digest of the root piece (stored in
+-- objects/) or the root piece itself, embedded; both are handled.
+
+local function cjson() return require "cjson" end
+
+--- {count=, root=} of a collection snapshot: root is a digest string, an
+-- embedded piece table, or nil for an empty collection.
+function H.collection_of(root_dir, tenant, digest)
+  local o = cjson().decode(H.read_file(H.object_path(root_dir, tenant, digest)))
+  if type(o.__collection__) ~= "table" then error("not a collection snapshot: " .. digest) end
+  local root = o.__collection__.root
+  if root == cjson().null then root = nil end
+  return { count = o.__collection__.count, root = root }
+end
+
+--- The piece named by ref (a digest: read and verified; a table: itself).
+function H.read_piece(root_dir, tenant, ref)
+  if type(ref) == "table" then return ref end
+  local bytes = H.read_file(H.object_path(root_dir, tenant, ref))
+  local sha = require("mydb.core").sha256(bytes)
+  if sha ~= ref then error("piece " .. ref .. " does not match its name") end
+  return cjson().decode(bytes)
+end
+
+--- A canonical text of a JSON-like Lua value (sorted keys), to compare
+-- embedded root pieces.
+function H.canon(v)
+  if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = H.canon(k) .. "=" .. H.canon(v[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- Digest of the leftmost leaf stored as its own object (nil when the only
+-- leaf is embedded in the snapshot).
+function H.first_leaf_digest(root_dir, tenant, ref)
+  while true do
+    local piece = H.read_piece(root_dir, tenant, ref)
+    if piece.leaf then return type(ref) == "string" and ref or nil end
+    ref = piece.node[1][2]
+  end
+end
+
+-- Piece-boundary rules: bits(L) = min(base + step * L, cap). The first is
+-- the FORMAT.md of issue 2 (5(L+1), cap 45), the second its revision with
+-- wider inner pieces (5 + 6L, cap 47). A tree must follow one of them.
+H.BOUNDARY_RULES = { { base = 5, step = 5, cap = 45 }, { base = 5, step = 6, cap = 47 } }
+
+--- Walks a collection tree and checks it against doc/FORMAT.md: keys
+-- strictly ascending, every piece non-empty and verified, node entries'
+-- first keys and counts match their children, all leaves at one depth, the
+-- root has more than one child, piece boundaries where the key hashes say
+-- (at every level). Raises on the first violation; returns the records as
+-- a list of {key, value} and the tree height.
+function H.check_tree(root_dir, tenant, root_ref, count)
+  local core = require "mydb.core"
+  if root_ref == nil then
+    if count ~= 0 then error("empty root with count " .. tostring(count)) end
+    return {}, 0
+  end
+  local levels, records = {}, {}
+  local function walk(ref)   -- returns first key, record count, height
+    local p = H.read_piece(root_dir, tenant, ref)
+    if p.leaf then
+      if p.node ~= nil then error("piece has both leaf and node") end
+      if #p.leaf == 0 then error("empty leaf") end
+      local keys = {}
+      for i, kv in ipairs(p.leaf) do
+        if type(kv[1]) ~= "string" then error("leaf key is not a string") end
+        keys[i] = kv[1]
+        records[#records + 1] = kv
+      end
+      levels[0] = levels[0] or {}
+      table.insert(levels[0], keys)
+      return keys[1], #keys, 0
+    end
+    if type(p.node) ~= "table" or #p.node == 0 then error("bad piece") end
+    local total, height, keys = 0, nil, {}
+    for i, e in ipairs(p.node) do
+      local first, n, h = walk(e[2])
+      if first ~= e[1] then
+        error(("node entry first key %q but child starts with %q"):format(e[1], first))
+      end
+      if n ~= e[3] then error(("node entry count %s but child holds %d"):format(tostring(e[3]), n)) end
+      if height and height ~= h then error("leaves at different depths") end
+      height = h
+      total = total + n
+      keys[i] = e[1]
+    end
+    levels[height + 1] = levels[height + 1] or {}
+    table.insert(levels[height + 1], keys)
+    return keys[1], total, height + 1
+  end
+  local _, total, height = walk(root_ref)
+  if total ~= count then error(("tree holds %d records, snapshot says %d"):format(total, count)) end
+  local rp = H.read_piece(root_dir, tenant, root_ref)
+  if rp.node and #rp.node < 2 then error("root has a single child") end
+  for i = 2, #records do
+    if not (records[i - 1][1] < records[i][1]) then
+      error(("keys out of order: %q then %q"):format(records[i - 1][1], records[i][1]))
+    end
+  end
+  for L = 0, height - 1 do
+    if #levels[L] < 2 then error(("level %d has a single piece but the tree is higher"):format(L)) end
+  end
+  local why
+  for _, rule in ipairs(H.BOUNDARY_RULES) do
+    why = nil
+    for L = 0, height do
+      local bits = math.min(rule.base + rule.step * L, rule.cap)
+      local mask = (1 << bits) - 1
+      for pi, keys in ipairs(levels[L]) do
+        for i, k in ipairs(keys) do
+          local starts = core.key_hash(k) & mask == 0
+          if pi == 1 and i == 1 then
+            -- the first entry of a level always starts a piece
+          elseif i == 1 and not starts then
+            why = ("level %d piece starts with %q, which does not start a piece"):format(L, k)
+          elseif i > 1 and starts then
+            why = ("level %d: %q should start a new piece"):format(L, k)
+          end
+          if why then break end
+        end
+        if why then break end
+      end
+      if why then break end
+    end
+    if not why then return records, height end
+  end
+  error("piece boundaries follow no documented rule: " .. why)
+end
+
 -- ------------------------------------------------------------- equality
 
 local function num_equal(a, b)
