@@ -19,9 +19,10 @@ for i = 2, #arg do
   local f = assert(io.open(path, "rb"))
   local src = f:read("a")
   f:close()
-  -- Fail at build time on a module that does not compile.
+  -- A module that does not compile is embedded all the same (require
+  -- reports it, as it would from LUA_PATH), with a warning here.
   local ok, err = load(src, "@" .. path)
-  if not ok then error(err, 0) end
+  if not ok then io.stderr:write("embed.lua: warning: ", err, "\n") end
   local id = ("m%d"):format(i - 1)
   parts[#parts + 1] = ("/* %s */\nstatic const unsigned char %s[] = {"):format(path, id)
   local line = {}

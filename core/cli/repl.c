@@ -44,8 +44,10 @@ static void on_prompt_sigint(int sig) {
   prompt_sigint = 1;
 }
 
-/* Catches SIGINT while waiting for input (no SA_RESTART: reads fail with
- * EINTR), so Ctrl-C at the prompt never ends the session. */
+/* Catches SIGINT for the whole session except while code runs (then
+ * cli_docall arms lua.c's hook and puts this back after): no SA_RESTART, so
+ * reads fail with EINTR, and Ctrl-C outside running code never ends the
+ * session. */
 static void arm_prompt_sigint(struct sigaction *old) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -77,11 +79,6 @@ static int read_rl(const char *prompt, char **out) {
   rl_line = NULL;
   rl_callback_handler_install(prompt, on_line);
   while (!rl_got) {
-    int fd = fileno(rl_instream ? rl_instream : stdin);
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(fd, &fds);
-    int n = select(fd + 1, &fds, NULL, NULL, NULL);
     if (prompt_sigint) {
       prompt_sigint = 0;
       rl_callback_sigcleanup();
@@ -91,6 +88,11 @@ static int read_rl(const char *prompt, char **out) {
       fflush(stdout);
       return LINE_INTR;
     }
+    int fd = fileno(rl_instream ? rl_instream : stdin);
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(fd, &fds);
+    int n = select(fd + 1, &fds, NULL, NULL, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
       rl_callback_handler_remove();
@@ -151,8 +153,6 @@ static int pushline(lua_State *L, repl *r, int first) {
   if (lua_pcall(L, 1, 1, 0) == LUA_OK) prompt = lua_tostring(L, -1);
   if (prompt == NULL) prompt = first ? PROMPT1 : PROMPT2;
   char *line = NULL;
-  struct sigaction old;
-  arm_prompt_sigint(&old);
   int st;
 #ifdef MYDB_USE_READLINE
   if (r->use_readline)
@@ -160,7 +160,6 @@ static int pushline(lua_State *L, repl *r, int first) {
   else
 #endif
     st = read_plain(prompt, &line);
-  sigaction(SIGINT, &old, NULL);
   lua_pop(L, 1); /* prompt */
   if (st != LINE_OK) return st;
 #ifdef MYDB_USE_READLINE
@@ -315,6 +314,8 @@ void cli_repl(lua_State *L, const cli_args *a) {
     }
   }
 #endif
+  struct sigaction oldint;
+  arm_prompt_sigint(&oldint);
   int status;
   while ((status = loadline(L, &r)) != -1) {
     if (status == -2) continue; /* Ctrl-C: a fresh prompt */
@@ -324,6 +325,8 @@ void cli_repl(lua_State *L, const cli_args *a) {
     else
       cli_report(L, status);
   }
+  sigaction(SIGINT, &oldint, NULL);
+  prompt_sigint = 0;
   lua_settop(L, 0);
   fputs("\n", stdout);
   fflush(stdout);
