@@ -99,6 +99,8 @@ local function parse_piece(where, bytes)
   corrupt("not a collection piece")
 end
 
+collection.parse_piece = parse_piece
+
 --- count, root digest, root node of a collection snapshot (the root piece
 -- is embedded in it; its digest is that of its bytes).
 function collection.parse_root(snapshot_bytes, where)

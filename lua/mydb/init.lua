@@ -462,6 +462,19 @@ function Db:entries(tenant)
   return (store:heads(tenant))
 end
 
+--- Checks every object, ref, head and history chain (of one tenant, or of
+-- the whole store) against the bytes on disk. Returns a list of problems
+-- ({kind=, tenant=, entry=, digest=, message=}; empty when sound) and
+-- counts of what was checked.
+function Db:verify(tenant)
+  check_db(self, "verify")
+  if tenant ~= nil then
+    check_tenant(tenant)
+    self:_require_init(tenant)
+  end
+  return require("mydb.verify").run(self._root, tenant)
+end
+
 function Db:close()
   if getmetatable(self) ~= Db then raise("invalid_argument", "call it as db:close()") end
   if not self._closed then

@@ -1,0 +1,155 @@
+--- mydb.verify: checks a store against its own digests and links.
+--
+-- Opens its own handle with the object cache off, so every object, ref and
+-- head journal is read and hashed from disk again. Finds: objects and refs
+-- whose bytes do not match their name (flipped byte, truncated file),
+-- files that do not parse, malformed head journals, heads pointing to a
+-- missing or damaged object, history chains with a missing or damaged
+-- parent, collection pieces and refs that are referenced but missing.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local collection = require "mydb.collection"
+
+local verify = {}
+
+local DIGEST = ("%x"):rep(64)
+
+local function message_of(e)
+  if errors.is(e) then return e.message end
+  return tostring(e)
+end
+
+-- Digests an object's text links to: refs (use_refs and ref handlers).
+local function scan_refs(bytes, needed, from)
+  for d in bytes:gmatch('"__ref__":"(' .. DIGEST .. ')"') do needed[d] = needed[d] or from end
+  for d in bytes:gmatch('"__digest__":"(' .. DIGEST .. ')"') do needed[d] = needed[d] or from end
+end
+
+local function check_tenant(store, tenant, report, refs_needed, stats)
+  local valid, parent_of, children_of = {}, {}, {}
+
+  -- 1. every object: its bytes hash to its name and parse
+  for _, name in ipairs(store:objects(tenant)) do
+    stats.objects = stats.objects + 1
+    if not core.digest_valid(name) then
+      report("stray_file", tenant, nil, name, "a file in objects/ whose name is not a digest")
+    else
+      local ok, bytes = pcall(store.read, store, tenant, name)
+      if not ok then
+        report("corrupt_object", tenant, nil, name, message_of(bytes))
+      else
+        local where = name .. " of tenant '" .. tenant .. "'"
+        local ok2, err = pcall(function()
+          local head = bytes:sub(1, 8)
+          if head == '{"leaf":' or head == '{"node":' then
+            local node = collection.parse_piece(where, bytes)
+            if not node.leaf then children_of[name] = node.digests end
+          else
+            local _, meta = core.decode_snapshot(bytes, nil, true)
+            parent_of[name] = meta.parent or false
+            if meta.collection then
+              local _, _, root = collection.parse_root(bytes, "root of " .. where)
+              if root and not root.leaf then children_of[name] = root.digests end
+            end
+          end
+        end)
+        if ok2 then
+          valid[name] = true
+          scan_refs(bytes, refs_needed, tenant .. "/" .. name)
+        else
+          report("corrupt_object", tenant, nil, name, message_of(err))
+        end
+      end
+    end
+  end
+
+  -- 2. the head journal, and what each head points to
+  local ok, entries, heads = pcall(store.heads, store, tenant)
+  if not ok then
+    report("corrupt_head", tenant, nil, nil, message_of(entries))
+    entries, heads = {}, {}
+  end
+  stats.entries = stats.entries + #entries
+
+  -- 3. every chain from a head, and every piece from every version
+  local seen_version, seen_piece = {}, {}
+  local function walk_pieces(from, entry)
+    local stack = { from }
+    while #stack > 0 do
+      local d = table.remove(stack)
+      for _, c in ipairs(children_of[d] or {}) do
+        if not seen_piece[c] then
+          seen_piece[c] = true
+          if not valid[c] then
+            report("missing_piece", tenant, entry, c, "collection piece referenced by " .. d
+              .. " is " .. (store:exists(tenant, c) and "damaged" or "missing"))
+          else
+            stack[#stack + 1] = c
+          end
+        end
+      end
+    end
+  end
+  for _, entry in ipairs(entries) do
+    local d = heads[entry]
+    if not valid[d] then
+      report("dangling_head", tenant, entry, d, "the head points to an object that is "
+        .. (store:exists(tenant, d) and "damaged" or "missing"))
+    else
+      local steps = 0
+      while d and not seen_version[d] do
+        seen_version[d] = true
+        steps = steps + 1
+        walk_pieces(d, entry)
+        local p = parent_of[d]
+        if p and not valid[p] then
+          report("broken_chain", tenant, entry, p, ("version %s names a parent that is %s"):format(d,
+            store:exists(tenant, p) and "damaged" or "missing"))
+          break
+        end
+        d = p or nil
+      end
+      stats.versions = stats.versions + steps
+    end
+  end
+end
+
+--- Checks one tenant (or all, and the shared refs). Returns the list of
+-- problems ({kind=, tenant=, entry=, digest=, message=}; empty when the
+-- store is sound) and counts of what was checked.
+function verify.run(root, tenant)
+  local store <close> = core.open(root, { fsync = false, cache_bytes = 0 })
+  local problems = {}
+  local function report(kind, t, entry, digest, message)
+    problems[#problems + 1] = { kind = kind, tenant = t, entry = entry, digest = digest, message = message }
+  end
+  local stats = { tenants = 0, objects = 0, entries = 0, versions = 0, refs = 0 }
+  local refs_needed = {}
+  local tenants = tenant and { tenant } or store:tenants()
+  for _, t in ipairs(tenants) do
+    stats.tenants = stats.tenants + 1
+    check_tenant(store, t, report, refs_needed, stats)
+  end
+  local valid_refs = {}
+  for _, name in ipairs(store:objects(nil)) do
+    stats.refs = stats.refs + 1
+    if not core.digest_valid(name) then
+      report("stray_file", nil, nil, name, "a file in refs/ whose name is not a digest")
+    else
+      local ok, err = pcall(store.read, store, nil, name)
+      if ok then valid_refs[name] = true
+      else report("corrupt_ref", nil, nil, name, message_of(err)) end
+    end
+  end
+  for d, from in pairs(refs_needed) do
+    if not valid_refs[d] and store:exists(nil, d) == false then
+      report("missing_ref", from:match("^[^/]+"), nil, d, "ref referenced by " .. from .. " is missing")
+    end
+  end
+  table.sort(problems, function(a, b)
+    return (a.tenant or "") .. (a.digest or "") < (b.tenant or "") .. (b.digest or "")
+  end)
+  return problems, stats
+end
+
+return verify
