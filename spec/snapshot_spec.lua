@@ -378,6 +378,45 @@ describe("mydb.Db", function()
     end)
   end)
 
+  describe("the head journal", function()
+    it("stays valid UTF-8 JSON lines for every entry name that save accepts", function()
+      local names = { "a\nb", 'q"uote', "back\\slash", "tab\there", "\1\31", "caf\u{e9}", "\255\254", "x\255" }
+      for _, name in ipairs(names) do
+        local ok, err = pcall(S.db.save, S.db, "t", "u", name, name)
+        if ok then
+          assert.equal(name, S.db:load("t", name))
+        else
+          assert.equal("invalid_argument", type(err) == "table" and err.code or tostring(err))
+        end
+      end
+      local text = H.read_file(S.root .. "/t/head")
+      local n = 0
+      for line in text:gmatch("[^\n]+") do
+        n = n + 1
+        assert(utf8.len(line), ("head line %d is not valid UTF-8: %q"):format(n, line))
+        local ok, err = pcall(cjson.decode, line)
+        assert(ok, ("head line %d is not JSON: %s"):format(n, tostring(err)))
+      end
+      assert.is_true(n >= 7)
+    end)
+
+    it("reads back every entry name in a fresh process", function()
+      local names = { "a\nb", 'q"uote', "back\\slash", "tab\there", "\1\31", "caf\u{e9}" }
+      for _, name in ipairs(names) do S.db:save("t", "u", name, name) end
+      local out, ok = H.run_lua([[
+        local db = require("mydb").open(..., { fsync = false })
+        local n = 0
+        for _, e in ipairs(db:entries("t")) do
+          assert(db:load("t", e) == e, ("entry %q"):format(e))
+          n = n + 1
+        end
+        io.write(n)
+      ]], { args = { S.root } })
+      assert.is_true(ok, out)
+      assert.equal(tostring(#names), out)
+    end)
+  end)
+
   describe("canonical encoding", function()
     -- Two tables with the same content, built in different key orders
     -- (and with different internal layouts: one grown, one with deletions).

@@ -2,6 +2,7 @@
 -- fresh lua5.4 process, both ways; classes; refused values.
 local H = require "spec.helper"
 local mydb = require "mydb"
+local cjson = require "cjson"
 
 -- Each case: a name and Lua source whose chunk returns the value, so that a
 -- fresh process can build the same value to compare with.
@@ -90,6 +91,25 @@ describe("mydb.Db", function()
       end)
     end
 
+    for _, case in ipairs(CASES) do
+      it("stores " .. case[1] .. " as valid UTF-8 JSON", function()
+        local d = S.db:save("t", "u", "e", build(case[2]))
+        local bytes = H.read_file(H.object_path(S.root, "t", d))
+        assert(utf8.len(bytes), "the object file is not valid UTF-8: " .. bytes:sub(1, 200))
+        local ok, err = pcall(cjson.decode, bytes)
+        assert(ok, "the object file is not JSON: " .. tostring(err))
+      end)
+    end
+
+    it("stores a record with a non-UTF-8 key in a map as valid UTF-8 JSON", function()
+      S.db:put("t", "u", "c", "k", { ["\255x"] = 1, ok = 2 })
+      for _, name in ipairs(H.object_names(S.root, "t")) do
+        local bytes = H.read_file(H.object_path(S.root, "t", name))
+        assert(utf8.len(bytes), "object " .. name .. " is not valid UTF-8: " .. bytes:sub(1, 200))
+      end
+      assert.same({ ["\255x"] = 1, ok = 2 }, S.db:get("t", "c", "k"))
+    end)
+
     it("round-trips every case as a record value too", function()
       for i, case in ipairs(CASES) do
         local v = build(case[2])
@@ -176,6 +196,41 @@ describe("mydb.Db", function()
       end
       assert.is_not_nil(deepest)
       assert.is_true(deepest >= 1000, "accepted only " .. tostring(deepest) .. " levels")
+    end)
+
+    it("round-trips the deepest nesting it accepts, for maps and for records", function()
+      local function nest(depth, as_map)
+        local t = {}
+        local c = t
+        for _ = 2, depth do
+          local n = {}
+          if as_map then c.a = n else c[1] = n end
+          c = n
+        end
+        return t
+      end
+      for _, shape in ipairs({ "map", "array" }) do
+        local deepest_save, deepest_put
+        for depth = 997, 1003 do
+          local t = nest(depth, shape == "map")
+          if pcall(S.db.save, S.db, "t", "u", "deep_" .. shape, t) then
+            deepest_save = depth
+            local ok, got = pcall(S.db.load, S.db, "t", "deep_" .. shape)
+            assert(ok, ("%s: saved %d levels but load failed: %s"):format(shape, depth, tostring(got)))
+            assert(H.deep_equal(t, got))
+          end
+          if pcall(S.db.put, S.db, "t", "u", "deep_records", shape .. depth, t) then
+            deepest_put = depth
+            local ok, got = pcall(S.db.get, S.db, "t", "deep_records", shape .. depth)
+            assert(ok, ("%s: put %d levels but get failed: %s"):format(shape, depth, tostring(got)))
+            assert(H.deep_equal(t, got))
+            local ok2, all = pcall(S.open_again().load, S.open_again(), "t", "deep_records")
+            assert(ok2, ("%s: put %d levels but load of the collection failed: %s"):format(shape, depth, tostring(all)))
+          end
+        end
+        assert.is_true((deepest_save or 0) >= 1000, shape .. ": save accepted only " .. tostring(deepest_save))
+        assert.is_true((deepest_put or 0) >= 1000, shape .. ": put accepted only " .. tostring(deepest_put))
+      end
     end)
 
     it("refuses 2000 levels of nesting with unsupported_value and writes nothing", function()
@@ -333,6 +388,19 @@ describe("mydb.Db", function()
       S.db:save("t", "u", "p", Point.new(3, 4))
       assert.is_true(mydb.unregister_class("Point"))
       H.assert_error_code(function() S.db:load("t", "p") end, "unknown_tag")
+    end)
+
+    it("stores instances as valid UTF-8 JSON whatever class name register_class accepts", function()
+      local mt = {}
+      local ok, err = pcall(mydb.register_class, "Bad\255Name", mt)
+      if not ok then
+        assert.equal("invalid_argument", type(err) == "table" and err.code or tostring(err))
+        return
+      end
+      finally(function() mydb.unregister_class("Bad\255Name") end)
+      local d = S.db:save("t", "u", "bad", setmetatable({ x = 1 }, mt))
+      local bytes = H.read_file(H.object_path(S.root, "t", d))
+      assert(utf8.len(bytes), "the object file is not valid UTF-8: " .. bytes)
     end)
 
     it("refuses a class name or metatable registered twice under different names", function()
