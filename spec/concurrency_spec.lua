@@ -115,6 +115,71 @@ describe("mydb.Db", function()
     end)
   end)
 
+  describe("the head journal compaction", function()
+    it("keeps every process's view right while writers cross the compaction threshold", function()
+      -- 2 writers x 600 saves = 1,200 commits for 2 live entries: the
+      -- journal is compacted (more than 1024 commits, more than twice the
+      -- live entries) while a reader keeps an open handle and polls.
+      local results = run_together(S.root, 3, [[
+        local db = require("mydb").open(root, { fsync = false })
+        if me <= 2 then
+          for i = 1, 600 do db:save("t", "w", "doc" .. me, { i = i }) end
+          io.write("wrote")
+        else
+          local last = { 0, 0 }
+          local polls = 0
+          repeat
+            polls = polls + 1
+            for w = 1, 2 do
+              if db:exists("t", "doc" .. w) then
+                local i = db:load("t", "doc" .. w).i
+                assert(i >= last[w], ("doc%d went back from %d to %d"):format(w, last[w], i))
+                last[w] = i
+              end
+            end
+          until (last[1] == 600 and last[2] == 600) or polls > 200000
+          io.write("saw ", last[1], " ", last[2])
+        end
+        db:close()
+      ]])
+      for i = 1, 2 do
+        assert(results[i].ok, ("writer %d failed: %s"):format(i, results[i].out))
+      end
+      assert(results[3].ok, "reader failed: " .. results[3].out)
+      assert.equal("saw 600 600", results[3].out)
+      local db = S.open_again()
+      for w = 1, 2 do
+        assert.same({ i = 600 }, db:load("t", "doc" .. w))
+        assert.equal(600, #db:history("t", "doc" .. w))
+      end
+      -- the journal was compacted: far fewer lines than commits
+      local lines = 0
+      for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
+      assert.is_true(lines < 1200, ("head has %d lines: never compacted"):format(lines))
+    end)
+
+    it("lets a handle opened before compaction read the state after it", function()
+      local db1 = S.open_again()
+      db1:save("t", "u", "other", { x = 1 })
+      assert.same({ x = 1 }, db1:load("t", "other"))
+      local out, ok = H.run_lua([[
+        local db = require("mydb").open(..., { fsync = false })
+        for i = 1, 1100 do db:save("t", "u", "doc", i) end
+        db:save("t", "u", "other", { x = 2 })
+        io.write("ok")
+      ]], { args = { S.root } })
+      assert.is_true(ok, out)
+      assert.equal(1100, db1:load("t", "doc"))
+      assert.same({ x = 2 }, db1:load("t", "other"))
+      assert.equal(1000, #db1:history("t", "doc"))
+      db1:save("t", "u", "doc", 1101)
+      assert.equal(1101, S.open_again():load("t", "doc"))
+      local lines = 0
+      for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
+      assert.is_true(lines < 1000, ("head has %d lines: never compacted"):format(lines))
+    end)
+  end)
+
   describe("readers during writes", function()
     it("always see a complete version", function()
       local results = run_together(S.root, 3, [[
