@@ -222,7 +222,8 @@ end
 
 --- Runs a Lua chunk in a fresh lua5.4 process with the tree's modules.
 -- opts.cwd: working directory (default: a new temp dir, removed after);
--- opts.args: list of strings passed as arg[1..n] (and ...).
+-- opts.args: list of strings passed as arg[1..n] (and ...);
+-- opts.env: {NAME = value} set in the child's environment.
 -- Returns output (stdout and stderr), ok (exit status 0), exit code.
 function H.run_lua(code, opts)
   opts = opts or {}
@@ -232,8 +233,14 @@ function H.run_lua(code, opts)
   local cwd = opts.cwd or scratch
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
-  local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s %s 2>&1"):format(
-    shell_quote(cwd), shell_quote(H.LUA_PATH), shell_quote(H.LUA_CPATH),
+  local env = {}
+  for k, v in pairs(opts.env or {}) do
+    assert(tostring(k):match("^[%a_][%w_]*$"), "bad environment variable name")
+    env[#env + 1] = k .. "=" .. shell_quote(v)
+  end
+  table.sort(env)
+  local cmd = ("cd %s && %s LUA_PATH=%s LUA_CPATH=%s %s %s %s 2>&1"):format(
+    shell_quote(cwd), table.concat(env, " "), shell_quote(H.LUA_PATH), shell_quote(H.LUA_CPATH),
     H.LUA, shell_quote(script), table.concat(args, " "))
   local out, ok, _, status = read_cmd(cmd)
   H.rmrf(scratch)

@@ -69,6 +69,14 @@ describe("mydb.Db", function()
       assert.same({ "caf\u{e9}", "\255\254" }, keys)
     end)
 
+    it("stores false as a record distinct from an absent key", function()
+      assert.is_true(S.db:put("t", "u", "c", "off", false))
+      assert.is_false(S.db:get("t", "c", "off"))
+      assert.is_nil(S.db:get("t", "c", "absent"))
+      assert.is_false(S.db:put("t", "u", "c", "off", false))
+      assert.same({ false }, S.db:get("t", "c"))
+    end)
+
     it("refuses a nil value with invalid_argument", function()
       H.assert_error_code(function() S.db:put("t", "u", "c", "k", nil) end, "invalid_argument")
       assert.is_false(S.db:exists("t", "c"))
@@ -244,6 +252,23 @@ describe("mydb.Db", function()
       assert.is_true(ok, out)
       assert.equal("true", out)
       assert.equal(7, S.db:get("t", "c", "g"))
+    end)
+
+    it("raises an error met mid-iteration (unknown_tag), never skipping the record", function()
+      local Cls = {}
+      mydb.register_class("GoneLater", Cls)
+      S.db:put("t", "u", "c", "cc", setmetatable({ x = 1 }, Cls))
+      mydb.unregister_class("GoneLater")
+      local seen = {}
+      local ok, err = pcall(function()
+        for k in S.open_again():records("t", "c") do seen[#seen + 1] = k end
+      end)
+      assert.is_false(ok)
+      assert.equal("unknown_tag", type(err) == "table" and err.code or tostring(err))
+      -- records before it may or may not have been yielded (a leaf is
+      -- decoded at a time), but never "cc" or one after it
+      assert.is_true(#seen <= 3)
+      for i, k in ipairs(seen) do assert.equal(({ "a", "b", "c" })[i], k) end
     end)
 
     it("iterates an older version by digest", function()

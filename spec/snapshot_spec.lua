@@ -259,6 +259,24 @@ describe("mydb.Db", function()
       assert.equal("alice", m1.user_id)
     end)
 
+    it("writes the date in local time with its UTC offset", function()
+      for tz, offset in pairs({ ["XYZ-5:30"] = "+0530", ["ABC+3"] = "-0300", ["UTC0"] = "+0000" }) do
+        local out, ok = H.run_lua([[
+          local db = require("mydb").open(..., { fsync = false })
+          local before = os.date("%Y%m%d %H:%M:%S %z")
+          db:save("t", "u", "tz", 1)
+          local after = os.date("%Y%m%d %H:%M:%S %z")
+          local date = db:meta("t", "tz").date
+          io.write(date, "|", tostring(date >= before and date <= after))
+        ]], { args = { S.root }, env = { TZ = tz } })
+        assert.is_true(ok, out)
+        local date, within = out:match("^(.*)|(%a+)$")
+        assert.truthy(date and date:match(DATE_PATTERN), out)
+        assert.equal(offset, date:sub(-5), tz)
+        assert.equal("true", within, out)
+      end
+    end)
+
     it("keeps a UTF-8 user id with quotes exactly", function()
       local user = "\u{e9}l\u{e8}ve \"x\" \\ y"
       S.db:save("t", user, "e", 1)
