@@ -125,7 +125,8 @@ void cli_complete_push(lua_State *L, const char *text) {
   size_t plen = strlen(partial);
   int ok = 1;
   lua_pushglobaltable(L);
-  if (sep) {
+  if (sep == path) ok = 0; /* ".x" or ":x": no path before */
+  if (sep && ok) {
     const char *seg = path;
     while (ok && seg < sep) {
       const char *end = seg;

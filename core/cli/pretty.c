@@ -270,7 +270,10 @@ static void render_table(pp *p, int t, int depth, int ind) {
 
   /* one line if it fits in what is left of this line */
   size_t start = p->pos, limit = p->limit;
-  size_t room = LINE > ind + 8 ? (size_t)(LINE - ind) : 8;
+  (void)ind;
+  const char *nl = memrchr(p->buf, '\n', start);
+  size_t col = start - (nl ? (size_t)(nl - p->buf) + 1 : 0);
+  size_t room = col + 16 < LINE ? LINE - col : 16;
   int done = 0;
   if (p->o->multiline && !p->oneline && start + room < limit) {
     p->limit = start + room;

@@ -302,6 +302,9 @@ void cli_repl(lua_State *L, const cli_args *a) {
 #ifdef MYDB_USE_READLINE
   if (isatty(STDIN_FILENO)) {
     r.use_readline = 1;
+    /* SIGINT stays ours (on_prompt_sigint) even inside readline, so that
+     * Ctrl-C is seen at once, not at the next key */
+    rl_catch_signals = 0;
     cli_completion_init(L);
     r.history = history_path(L);
     stifle_history(HISTORY_MAX);
