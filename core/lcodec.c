@@ -388,7 +388,9 @@ static int table_shape(lua_State *L, int t, size_t *count) {
     if (lua_type(L, -2) == LUA_TSTRING) {
       size_t len;
       const char *s = lua_tolstring(L, -2, &len);
-      if (len >= 2 && s[0] == '_' && s[1] == '_') strmap = 0;
+      /* object keys must be plain: no tag prefix, valid UTF-8 (JSON text) */
+      if (strmap && ((len >= 2 && s[0] == '_' && s[1] == '_') || !mydb_utf8_valid(s, len)))
+        strmap = 0;
       seq = 0;
     } else {
       strmap = 0;
@@ -1492,11 +1494,13 @@ static int l_node_piece(lua_State *L) {
   return 3;
 }
 
-/* core.collection_root(bytes) -> count, root_bytes|nil: the record count
- * and the embedded root piece of a collection snapshot, which starts
- * {"__collection__":{"count":N,"root":PIECE|null},... (doc/FORMAT.md). */
+/* core.collection_root(bytes) -> count, root_bytes|nil, extra: the record
+ * count, the embedded root piece (raw) and the other fields of the
+ * __collection__ object (decoded: ttl, indexes) of a collection snapshot,
+ * which starts {"__collection__":{"count":N,...,"root":PIECE|null,...},...
+ * (doc/FORMAT.md). */
 static int l_collection_root(lua_State *L) {
-  static const char head[] = "{\"__collection__\":{\"count\":";
+  static const char head[] = "{\"__collection__\":{";
   lua_settop(L, 1);
   codec_state *st = push_state(L);
   dec d;
@@ -1504,20 +1508,49 @@ static int l_collection_root(lua_State *L) {
   if ((size_t)(d.end - d.p) < sizeof head - 1 || memcmp(d.p, head, sizeof head - 1) != 0)
     dec_fail(&d, "not a collection snapshot");
   d.p += sizeof head - 1;
-  read_number(&d);
-  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) dec_fail(&d, "bad count");
-  expect(&d, ',');
-  read_string(&d);
-  if (!str_is(&d, "root")) dec_fail(&d, "expected root");
-  expect(&d, ':');
-  skip_ws(&d);
-  const char *s = d.p;
-  skip_value(&d);
-  if (d.p - s == 4 && memcmp(s, "null", 4) == 0) lua_pushnil(L);
-  else if (*s == '{') lua_pushlstring(L, s, (size_t)(d.p - s));
-  else dec_fail(&d, "bad root");
-  expect(&d, '}');
-  return 2;
+  lua_pushnil(L); /* count */
+  int count = lua_gettop(L);
+  lua_pushnil(L); /* root */
+  int root = lua_gettop(L);
+  lua_newtable(L); /* extra */
+  int extra = lua_gettop(L);
+  int have_root = 0;
+  for (;;) {
+    read_string(&d);
+    expect(&d, ':');
+    if (str_is(&d, "count")) {
+      skip_ws(&d);
+      read_number(&d);
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0) dec_fail(&d, "bad count");
+      lua_replace(L, count);
+    } else if (str_is(&d, "root")) {
+      skip_ws(&d);
+      const char *s = d.p;
+      skip_value(&d);
+      if (*s == '{') {
+        lua_pushlstring(L, s, (size_t)(d.p - s));
+        lua_replace(L, root);
+      } else if (!(d.p - s == 4 && memcmp(s, "null", 4) == 0)) {
+        dec_fail(&d, "bad root");
+      }
+      have_root = 1;
+    } else {
+      push_str(&d);
+      lua_Integer saved = d.next_id;
+      decode_value(&d);
+      d.next_id = saved;
+      lua_rawset(L, extra);
+    }
+    char c = peek(&d);
+    d.p++;
+    if (c == '}') break;
+    if (c != ',') dec_fail(&d, "expected ',' or '}'");
+  }
+  if (lua_isnil(L, count) || !have_root) dec_fail(&d, "__collection__ without count or root");
+  lua_pushvalue(L, count);
+  lua_pushvalue(L, root);
+  lua_pushvalue(L, extra);
+  return 3;
 }
 
 /* core.json_string(s) -> s as a JSON string literal (or __bytes__ tag) */

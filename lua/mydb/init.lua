@@ -58,7 +58,10 @@ local function check_tenant(tenant)
   end
 end
 
-local function check_entry(entry) check_string(entry, "entry", 1, ENTRY_MAX) end
+local function check_entry(entry)
+  check_string(entry, "entry", 1, ENTRY_MAX)
+  if not utf8.len(entry) then raise("invalid_argument", "entry must be valid UTF-8") end
+end
 
 local function check_user(user)
   check_string(user, "user_id", 1, USER_MAX)

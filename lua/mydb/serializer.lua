@@ -26,6 +26,7 @@ local function check_name(name, what)
   if type(name) ~= "string" or #name == 0 or #name > 128 or name:find("%z") then
     errors.raise("invalid_argument", "%s must be a string of 1 to 128 bytes", what)
   end
+  if not utf8.len(name) then errors.raise("invalid_argument", "%s must be valid UTF-8", what) end
   if RESERVED_TAGS[name] or name:sub(1, 2) == "__" then
     errors.raise("invalid_argument", "%s '%s' is reserved", what, name)
   end
