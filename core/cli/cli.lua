@@ -159,9 +159,9 @@ function helpers.verify(tenant)
     out("verify: not available in this build")
     return false
   end
-  local ok, lines = inspect.verify_result(inspect.verify(db, tenant))
+  local ok, lines, summary = inspect.verify_result(inspect.verify(db, tenant))
   out(table.concat(lines, "\n"))
-  out(ok and "ok" or "damaged")
+  out(summary)
   return ok
 end
 
@@ -196,9 +196,9 @@ function cli.command(name, a1, a2, a3, limit)
       out(inspect.show(db, a1, a2, a3))
     elseif name == "verify" then
       if not inspect.can_verify(db) then return 2, "verify: not available in this build" end
-      local sound, lines = inspect.verify_result(inspect.verify(db, a1))
+      local sound, lines, summary = inspect.verify_result(inspect.verify(db, a1))
       out(table.concat(lines, "\n"))
-      out(sound and "ok" or "damaged")
+      out(summary)
       return sound and 0 or 1
     else
       error("unknown command " .. tostring(name))

@@ -11,7 +11,6 @@
 -- helpers print what these return, through the format_* functions.
 -- Errors are mydb error values, raised as by the rest of the API.
 local core = require "mydb.core"
-local errors = require "mydb.errors"
 local collection = require "mydb.collection"
 
 local inspect = { _VERSION = "mydb.inspect 0.1" }
@@ -42,29 +41,47 @@ end
 
 local COLLECTION_PREFIX = '{"__collection__":'
 
---- A version of entry as JSON: the snapshot exactly as stored (its
--- canonical bytes, metadata included). A record collection's stored
--- snapshot only names its tree, so its records are added under
--- "__records__", each record's stored canonical JSON by key order.
--- The digest, when given, is read from the tenant's objects as is.
+-- key, canonical JSON of each record of a collection version, in key
+-- order. The stored JSON comes from the tree when this build's Db has its
+-- (private) collection helpers; else values from db:records are encoded
+-- again with mydb.core.encode (same bytes for plain values).
+local function raw_records(db, tenant, entry, digest)
+  if type(db._collection_info) == "function" and type(db._tree) == "function" then
+    local info = db:_collection_info(tenant, entry, digest)
+    return collection.iter(db:_tree(tenant, info), info.root)
+  end
+  local serializer = require "mydb.serializer"
+  local ctx = serializer.context(db._store)
+  local it = db:records(tenant, entry, digest)
+  return function()
+    local k, v = it()
+    if k == nil then return nil end
+    ctx.pending, ctx.root = {}, entry
+    return k, core.encode(v, ctx)
+  end
+end
+
+local function json_str(s) return core.json_string(s) end
+
+--- A version of entry as JSON. A snapshot is printed exactly as stored:
+-- its canonical bytes, metadata (__date__, __parent__, __user_id__)
+-- included. A record collection's stored snapshot only describes its
+-- tree, so it is shown as {"__collection__":{"count":N}, metadata,
+-- "__records__":{key: record, ...}} with each record's stored canonical
+-- JSON, in key order. The digest, when given, is read from the tenant's
+-- objects as is (it is not checked to be in entry's history).
 function inspect.show(db, tenant, entry, digest)
   local meta = db:meta(tenant, entry, digest) -- validates, resolves the head
-  local store = db._store
-  local bytes = store:read(tenant, meta.digest)
+  local bytes = db._store:read(tenant, meta.digest)
   if bytes:sub(1, #COLLECTION_PREFIX) ~= COLLECTION_PREFIX then return bytes end
-  local _, m = core.decode_snapshot(bytes)
-  local info = m and m.collection
-  if type(info) ~= "table" then
-    errors.raise("corrupt", "collection snapshot %s is damaged", meta.digest)
+  local parts, n = {}, 0
+  for k, raw in raw_records(db, tenant, entry, meta.digest) do
+    n = n + 1
+    parts[n] = json_str(k) .. ":" .. raw
   end
-  local parts = {}
-  if info.root then
-    local t = collection.tree(store, tenant, collection.node_cache())
-    for k, raw in collection.iter(t, info.root) do
-      parts[#parts + 1] = core.json_string(k) .. ":" .. raw
-    end
-  end
-  return bytes:sub(1, -2) .. ',"__records__":{' .. table.concat(parts, ",") .. "}}"
+  return ('{"__collection__":{"count":%d},"__date__":%s,"__parent__":[%s],"__records__":{%s},"__user_id__":%s}')
+      :format(n, json_str(tostring(meta.date)), meta.parent and json_str(meta.parent) or "null",
+        table.concat(parts, ","), json_str(tostring(meta.user_id)))
 end
 
 --- True when this build's db has a verify method.
@@ -77,39 +94,53 @@ function inspect.verify(db, tenant)
   return db:verify(tenant)
 end
 
---- Reads what db:verify returned as ok (boolean) and lines to print.
--- Accepts true/false/nil, (false|nil, message), or a report table
--- {ok=, problems|errors = {...}} or a plain list of problems.
+--- Reads what db:verify returned: ok (boolean), lines to print (one per
+-- problem) and a summary line. db:verify returns a list of problems
+-- {kind=, tenant=, entry=, digest=, message=} (empty when sound) and a
+-- table of counts; true/false/nil and (nil, message) are read too.
 function inspect.verify_result(r1, r2)
   local lines = {}
   local function add(p)
     if type(p) == "table" and not getmetatable(p) then
-      local path = p.path or p.object or p.digest or p.entry
-      local what = p.message or p.problem or p.error or p.code
-      p = (path and (tostring(path) .. ": ") or "") .. tostring(what)
+      local where = {}
+      for _, k in ipairs { "tenant", "entry", "digest", "path" } do
+        if p[k] ~= nil then where[#where + 1] = tostring(p[k]) end
+      end
+      local what = {}
+      if p.kind or p.code then what[#what + 1] = tostring(p.kind or p.code) end
+      if p.message then what[#what + 1] = tostring(p.message) end
+      p = table.concat(where, " ") .. (#where > 0 and ": " or "") .. table.concat(what, ": ")
     end
     lines[#lines + 1] = tostring(p)
   end
-  if r1 == true or (r1 == nil and r2 == nil) then return true, lines end
-  if r1 == false or r1 == nil then
-    if r2 ~= nil then
-      if type(r2) == "table" and not getmetatable(r2) then
-        for _, p in ipairs(r2) do add(p) end
-      else
-        add(r2)
-      end
+  local ok
+  if r1 == true or (r1 == nil and r2 == nil) then
+    ok = true
+  elseif r1 == false or r1 == nil then
+    if type(r2) == "table" and not getmetatable(r2) then
+      for _, p in ipairs(r2) do add(p) end
+    elseif r2 ~= nil then
+      add(r2)
     end
-    return false, lines
-  end
-  if type(r1) == "table" then
-    local problems = r1.problems or r1.errors or r1
-    for _, p in ipairs(problems) do add(p) end
-    local ok = r1.ok
+    ok = false
+  elseif type(r1) == "table" then
+    for _, p in ipairs(r1.problems or r1.errors or r1) do add(p) end
+    ok = r1.ok
     if ok == nil then ok = #lines == 0 end
-    return ok and true or false, lines
+  else
+    add(r1)
+    ok = false
   end
-  add(r1)
-  return false, lines
+  local summary = ok and "ok" or ("damaged: %d problem%s"):format(#lines, #lines == 1 and "" or "s")
+  if type(r2) == "table" and type(r1) == "table" then
+    local counts = {}
+    for k, v in pairs(r2) do
+      if type(v) == "number" then counts[#counts + 1] = ("%s=%s"):format(k, v) end
+    end
+    table.sort(counts)
+    if #counts > 0 then summary = summary .. " (checked " .. table.concat(counts, ", ") .. ")" end
+  end
+  return ok and true or false, lines, summary
 end
 
 return inspect
