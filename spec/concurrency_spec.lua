@@ -180,6 +180,54 @@ describe("mydb.Db", function()
     end)
   end)
 
+  describe("a writer killed with SIGKILL", function()
+    it("leaves a store whose heads, histories and objects are all whole", function()
+      local seeds = {}
+      for round = 1, 3 do
+        local pid, cleanup = H.spawn_lua([[
+          local root, round = ...
+          local db = require("mydb").open(root, { fsync = true })
+          local i = 0
+          while true do
+            i = i + 1
+            db:save("t", "w", "doc", { round = round, i = i, pad = string.rep("p", i % 500) })
+            db:put("t", "w", "recs", ("r%s-%06d"):format(round, i), { i = i })
+          end
+        ]], { args = { S.root, tostring(round) } })
+        H.sleep(0.25 + 0.1 * round)
+        os.execute("kill -9 " .. pid .. " 2>/dev/null")
+        -- wait until it is gone
+        -- (a zombie counts as gone: nobody may reap it in a container)
+        for _ = 1, 100 do
+          local f = io.open("/proc/" .. pid .. "/stat")
+          local stat = f and f:read("a") or ""
+          if f then f:close() end
+          if stat == "" or stat:match("^%d+ %b() Z") then break end
+          H.sleep(0.02)
+        end
+        cleanup()
+        seeds[round] = true
+
+        local db = S.open_again({ fsync = false, cache_bytes = 0 })
+        assert.is_true(db:exists("t", "doc"), "the writer wrote nothing in round " .. round)
+        local doc = db:load("t", "doc")
+        assert.equal(#doc.pad, doc.i % 500)
+        local h = db:history("t", "doc", nil, 100000)
+        assert.is_nil(db:meta("t", "doc", h[#h]).parent)
+        local n = 0
+        for _ in db:records("t", "recs") do n = n + 1 end
+        assert.equal(#db:history("t", "recs", nil, 100000), n)
+        -- a new writer goes on from there
+        db:save("t", "check", "doc", { round = round, i = 0, pad = "" })
+        assert.equal(h[1], db:meta("t", "doc").parent)
+      end
+      -- every object file is named by its hash
+      for _, name in ipairs(H.object_names(S.root, "t")) do
+        assert.equal(name, require("mydb.core").sha256(H.read_file(H.object_path(S.root, "t", name))))
+      end
+    end)
+  end)
+
   describe("readers during writes", function()
     it("always see a complete version", function()
       local results = run_together(S.root, 3, [[

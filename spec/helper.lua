@@ -271,6 +271,29 @@ function H.run_lua_parallel(chunks, opts)
   return results
 end
 
+--- Starts a chunk in a fresh process in the background; returns its pid
+-- and a function that removes its scratch files (call it after the process
+-- ended). Output goes to /dev/null.
+function H.spawn_lua(code, opts)
+  opts = opts or {}
+  local scratch = H.tmpdir()
+  local script = scratch .. "/chunk.lua"
+  H.write_file(script, code)
+  local args = {}
+  for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
+  local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s %s >/dev/null 2>&1 & echo $!"):format(
+    shell_quote(scratch), shell_quote(H.LUA_PATH), shell_quote(H.LUA_CPATH),
+    H.LUA, shell_quote(script), table.concat(args, " "))
+  local pid = tonumber((read_cmd(cmd):match("%d+")))
+  assert(pid, "could not start a background process")
+  return pid, function() H.rmrf(scratch) end
+end
+
+--- Sleeps for s seconds (fractions allowed).
+function H.sleep(s)
+  os.execute(("sleep %.3f"):format(s))
+end
+
 --- Lua source of a string literal (for building chunks).
 function H.lit(s) return ("%q"):format(s) end
 
