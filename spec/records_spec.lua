@@ -292,6 +292,19 @@ describe("mydb.Db", function()
       for i, k in ipairs(seen) do assert.equal(({ "a", "b", "c" })[i], k) end
     end)
 
+    it("raises closed when the handle is closed during an iteration", function()
+      local items = {}
+      for i = 1, 300 do items[("k%03d"):format(i)] = i end
+      S.db:put_many("t", "u", "big", items)
+      local db = S.open_again({ fsync = false, cache_bytes = 0 })
+      local it = db:records("t", "big")
+      assert.equal("k001", (it()))
+      db:close()
+      local ok, err = pcall(function() for _ in it do end end)
+      assert.is_false(ok)
+      assert.equal("closed", type(err) == "table" and err.code or tostring(err))
+    end)
+
     it("iterates an older version by digest", function()
       local d1 = S.db:get_digest("t", "c")
       S.db:put("t", "u", "c", "aa", 11)

@@ -502,6 +502,35 @@ describe("mydb.Db", function()
       end
     end)
 
+    it("writes subnormal floats in their shortest form too", function()
+      -- FORMAT.md: "shortest form that reads back to the same double"
+      assert.equal("5e-324", core.encode(5e-324))
+      assert.equal("1e-310", core.encode(1e-310))
+      assert.equal("3e-320", core.encode(3e-320))
+      assert.equal(5e-324, tonumber(core.encode(5e-324)))
+    end)
+
+    it("writes floats in the shortest form on a sample of random doubles", function()
+      local x = 0x2545F4914F6CDD1D
+      local checked = 0
+      for _ = 1, 20000 do
+        x = x ~ (x << 13); x = x ~ (x >> 7); x = x ~ (x << 17)
+        local d = string.unpack("<d", string.pack("<i8", x))
+        if d == d and d ~= math.huge and d ~= -math.huge and d ~= math.floor(d) then
+          local s = core.encode(d)
+          assert.equal(d, tonumber(s), s)
+          local p
+          for q = 1, 17 do
+            if tonumber(("%." .. q .. "g"):format(d)) == d then p = q break end
+          end
+          local digits = s:gsub("e.*$", ""):gsub("[^0-9]", ""):gsub("^0+", ""):gsub("0+$", "")
+          assert(#digits <= p, ("%s has %d digits, %d would do"):format(s, #digits, p))
+          checked = checked + 1
+        end
+      end
+      assert.is_true(checked > 10000)
+    end)
+
     it("writes a non-UTF-8 string as __bytes__ and a UTF-8 string as a JSON string", function()
       assert.equal('"caf\u{e9}"', core.encode("caf\u{e9}"))
       assert.equal('{"__bytes__":"/w=="}', core.encode("\255"))
