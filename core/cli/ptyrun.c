@@ -15,6 +15,8 @@
  * (128+N if killed by signal N), or 124 when an expect or wait timed out
  * (the reason on stderr), 125 on a usage or system error.
  *
+ * The terminal has NOFLSH set, so that output the command wrote before a
+ * Ctrl-C is not thrown away by the line discipline (a race on two CPUs).
  * A test tool, not installed.
  */
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +138,13 @@ int main(int argc, char **argv) {
     return 125;
   }
   if (child == 0) {
+    /* NOFLSH: Ctrl-C must not flush output already written by the command
+     * (on two CPUs it may have answered the signal before the flush) */
+    struct termios t;
+    if (tcgetattr(STDIN_FILENO, &t) == 0) {
+      t.c_lflag |= NOFLSH;
+      tcsetattr(STDIN_FILENO, TCSANOW, &t);
+    }
     execvp(argv[1], argv + 1);
     perror("ptyrun: exec");
     _exit(127);

@@ -74,7 +74,16 @@ static void on_line(char *line) {
   rl_callback_handler_remove();
 }
 
+/* SIGINT is blocked except inside pselect(), so a Ctrl-C is never lost
+ * between the check of the flag and the wait. */
 static int read_rl(const char *prompt, char **out) {
+  sigset_t block, oldmask, waitmask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigprocmask(SIG_BLOCK, &block, &oldmask);
+  waitmask = oldmask;
+  sigdelset(&waitmask, SIGINT);
+  int st = LINE_OK;
   rl_got = 0;
   rl_line = NULL;
   rl_callback_handler_install(prompt, on_line);
@@ -86,20 +95,24 @@ static int read_rl(const char *prompt, char **out) {
       rl_callback_handler_remove();
       fputs("^C\n", stdout);
       fflush(stdout);
-      return LINE_INTR;
+      st = LINE_INTR;
+      break;
     }
     int fd = fileno(rl_instream ? rl_instream : stdin);
     fd_set fds;
     FD_ZERO(&fds);
     FD_SET(fd, &fds);
-    int n = select(fd + 1, &fds, NULL, NULL, NULL);
+    int n = pselect(fd + 1, &fds, NULL, NULL, NULL, &waitmask);
     if (n < 0) {
       if (errno == EINTR) continue;
       rl_callback_handler_remove();
-      return LINE_EOF;
+      st = LINE_EOF;
+      break;
     }
     if (n > 0) rl_callback_read_char();
   }
+  sigprocmask(SIG_SETMASK, &oldmask, NULL);
+  if (st != LINE_OK) return st;
   if (rl_line == NULL) return LINE_EOF;
   *out = rl_line;
   return LINE_OK;
@@ -109,6 +122,11 @@ static int read_rl(const char *prompt, char **out) {
 
 /* Plain input: prompt on stdout, one line of any length from stdin. */
 static int read_plain(const char *prompt, char **out) {
+  if (prompt_sigint) { /* Ctrl-C since the last read */
+    prompt_sigint = 0;
+    fputs("\n", stdout);
+    return LINE_INTR;
+  }
   fputs(prompt, stdout);
   fflush(stdout);
   char *line = NULL;
