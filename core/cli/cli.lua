@@ -13,10 +13,11 @@ cli.tenant = nil -- the --tenant one, when given
 
 -- ------------------------------------------------------------- handlers
 
-local function handler_registry()
-  local reg = rawget(mydb, "handlers")
+-- mydb.NAME (a field of mydb, or the module), when it has register().
+local function registry(name)
+  local reg = rawget(mydb, name)
   if type(reg) ~= "table" then
-    local ok, r = pcall(require, "mydb.handlers")
+    local ok, r = pcall(require, "mydb." .. name)
     reg = ok and r or nil
   end
   if type(reg) == "table" and type(reg.register) == "function" then return reg end
@@ -72,17 +73,15 @@ function cli.load_handler(path)
   local result = chunk(modname, path)
   if result ~= nil and package.loaded[modname] == nil then package.loaded[modname] = result end
   if is_handler(result) then
-    local reg = handler_registry()
+    local reg = registry("handlers")
     if reg then
       if not registered(reg, result.tag) then reg.register(result) end
     else
       register_fallback(result)
     end
   elseif type(result) == "table" and type(result.use_refs) == "function" then
-    local policies = rawget(mydb, "policies")
-    if type(policies) == "table" and type(policies.register) == "function" then
-      policies.register(result)
-    end
+    local policies = registry("policies")
+    if policies then policies.register(result) end
   end
 end
 

@@ -172,6 +172,7 @@ static int pushline(lua_State *L, repl *r, int first) {
   if (prompt == NULL) prompt = first ? PROMPT1 : PROMPT2;
   char *line = NULL;
   int st;
+  (void)r;
 #ifdef MYDB_USE_READLINE
   if (r->use_readline)
     st = read_rl(prompt, &line);
@@ -293,6 +294,7 @@ static void print_results(lua_State *L) {
 
 /* --------------------------------------------------------------- history */
 
+#ifdef MYDB_USE_READLINE
 static const char *history_path(lua_State *L) {
   const char *env = getenv("MYDB_HISTORY");
   if (env) return env[0] ? env : NULL;
@@ -305,6 +307,7 @@ static const char *history_path(lua_State *L) {
   lua_pop(L, 1);
   return p;
 }
+#endif
 
 /* ------------------------------------------------------------------- REPL */
 

@@ -133,6 +133,29 @@ describe("mydb-lua #cli with a store", function()
       assert.matches("handler module " .. dir .. "/syn/syntax.lua failed to load: ", r.err, 1, true)
     end)
 
+    it("loads the handler modules shipped in handlers/", function()
+      if not H.exists(H.root .. "/handlers/date.lua") then return end
+      local r = H.run({ "--handlers", H.root .. "/handlers", "--db", dir .. "/dstore", "-e", [[
+        local date = require "mydb.handlers.date"
+        db:init("x")
+        db:save("x", "u", "d", { when = date.new(2024, 2, 29) })
+        print(tostring(db:load("x", "d").when))
+      ]] })
+      assert.equal(0, r.code, r.err)
+      assert.equal("2024-02-29\n", r.out)
+    end)
+
+    it("registers a policy module ({use_refs=}) when mydb.policies exists", function()
+      local pdir = dir .. "/pol"
+      os.execute("mkdir -p " .. H.q(pdir))
+      H.write(pdir .. "/p.lua", "return { use_refs = function(v) return nil end }")
+      local r = H.run({ "--handlers", pdir, "-e", [[
+        local ok, policies = pcall(require, "mydb.policies")
+        print(ok and type(policies.register) == "function" and "has" or "none")
+      ]] })
+      assert.equal(0, r.code, r.err)
+    end)
+
     it("reports a directory that cannot be read", function()
       local r = H.run({ "--handlers", dir .. "/nope", "-e", "print('ran')" })
       assert.equal(1, r.code)
