@@ -18,6 +18,8 @@ local mydb = {
   errors = errors,
   register_class = serializer.register_class,
   unregister_class = serializer.unregister_class,
+  handlers = require "mydb.handlers",
+  policies = require "mydb.policies",
 }
 
 local Db = {}

@@ -69,59 +69,121 @@ end
 
 function serializer.class_name(mt) return name_by_class[mt] end
 
+-- The registries themselves: mydb.handlers and mydb.policies manage them
+-- (with validation); the codec reads them. handlers holds normalized
+-- entries {tag=, is_eligible_for=, serialize=, deserialize=} or {tag=,
+-- is_eligible_for=, serialize_to_bytes=, deserialize_from_bytes=}, plus
+-- source = the table that was registered.
 serializer.handlers = handlers
 serializer.handler_by_tag = handler_by_tag
 serializer.policies = policies
+serializer.check_name = check_name
 
--- Field names from a use_refs declaration: a function returning a list or
--- a set, or a list or a set itself.
-local function field_set(decl, v)
-  if type(decl) == "function" then
+--- True when f can be called: a function, or a value whose metatable has
+-- a __call function.
+function serializer.callable(f)
+  if type(f) == "function" then return true end
+  local mt = debug.getmetatable(f)
+  return mt ~= nil and type(rawget(mt, "__call")) == "function"
+end
+
+-- A readable text for an error value raised by a handler: mydb errors and
+-- values with __tostring through tostring, tables with a message field by
+-- that message.
+local function errtext(e)
+  if type(e) == "string" then return e end
+  if type(e) == "table" and not errors.is(e) then
+    local mt = debug.getmetatable(e)
+    if not (mt and mt.__tostring) and type(rawget(e, "message")) == "string" then return e.message end
+  end
+  local ok, s = pcall(tostring, e)
+  return ok and s or type(e)
+end
+serializer.errtext = errtext
+
+-- Calls handler h's function `what` on x; a failure becomes handler_error
+-- naming the tag and carrying the handler's message.
+local function call_handler(h, what, x)
+  local ok, r = pcall(h[what], x)
+  if not ok then
+    errors.raise("handler_error", "handler '%s' %s failed: %s", h.tag, what, errtext(r))
+  end
+  return r
+end
+
+-- Field names from a use_refs declaration (who: "class 'X'", "policy 2"
+-- for messages): a function returning a list or a set of names, or nil;
+-- or a list or a set itself. Returns a set, or nil when it names none.
+local function field_set(decl, v, who)
+  if serializer.callable(decl) then
     local ok, r = pcall(decl, v)
-    if not ok then errors.raise("handler_error", "use_refs failed: %s", tostring(r)) end
+    if not ok then errors.raise("handler_error", "use_refs of %s failed: %s", who, errtext(r)) end
     decl = r
   end
-  if decl == nil then return nil end
+  if decl == nil or decl == false then return nil end
   if type(decl) ~= "table" then
-    errors.raise("handler_error", "use_refs must give a list or set of field names")
+    errors.raise("handler_error", "use_refs of %s must give a list or a set of field names, got %s",
+      who, type(decl))
   end
-  local set = {}
+  local set, any = {}, false
   for k, x in pairs(decl) do
-    if type(k) == "number" and type(x) == "string" then set[x] = true
-    elseif type(k) == "string" and x then set[k] = true end
+    local name
+    if math.type(k) == "integer" then name = x
+    elseif x then name = k end
+    if name ~= nil then
+      if type(name) ~= "string" then
+        errors.raise("handler_error", "use_refs of %s gave a field name that is a %s, not a string",
+          who, type(name))
+      end
+      set[name], any = true, true
+    end
   end
-  return next(set) and set or nil
+  return any and set or nil
 end
 
 local function policy_refs(v)
-  for _, policy in ipairs(policies) do
-    local set = field_set(policy.use_refs, v)
+  for i, policy in ipairs(policies) do
+    local who = type(policy.name) == "string" and ("policy '" .. policy.name .. "'") or ("policy " .. i)
+    local set = field_set(policy.use_refs, v, who)
     if set then return set end
   end
 end
 
--- The encoder's hook: class instances, handler values, ref fields.
-local function hook(v)
+-- A class's own use_refs declaration: in its metatable, or in the table
+-- its __index names (so `function Class:use_refs()` works, inherited too).
+local function class_use_refs(mt)
+  local decl = rawget(mt, "use_refs")
+  if decl == nil then
+    local idx = rawget(mt, "__index")
+    if type(idx) == "table" then decl = idx.use_refs end
+  end
+  return decl
+end
+
+-- What the encoder does with a table or userdata v (see core/lcodec.c):
+-- the first eligible handler in registration order takes it; else a
+-- registered class's instance is an object whose use_refs fields (its own
+-- declaration, else the policies') go to refs; else a plain table whose
+-- fields the policies may send to refs.
+local function classify(v, use_policies)
   for _, h in ipairs(handlers) do
     local ok, eligible = pcall(h.is_eligible_for, v)
     if not ok then
-      errors.raise("handler_error", "handler '%s' is_eligible_for failed: %s", h.tag, tostring(eligible))
+      errors.raise("handler_error", "handler '%s' is_eligible_for failed: %s", h.tag, errtext(eligible))
     end
     if eligible then return "special", h.tag, h end
   end
-  local mt = getmetatable(v)
+  local mt = debug.getmetatable(v)
   if mt ~= nil then
     local name = type(v) == "table" and name_by_class[mt]
     if not name then return nil end
-    local decl = rawget(mt, "use_refs")
-    if decl == nil then
-      local idx = rawget(mt, "__index")
-      if type(idx) == "table" then decl = rawget(idx, "use_refs") end
-    end
-    local set = decl ~= nil and field_set(decl, v) or policy_refs(v)
+    local decl = class_use_refs(mt)
+    local set
+    if decl ~= nil then set = field_set(decl, v, "class '" .. name .. "'")
+    elseif use_policies then set = policy_refs(v) end
     return "object", name, set
   end
-  if #policies > 0 then
+  if use_policies and #policies > 0 then
     local set = policy_refs(v)
     if set then return "plain", set end
   end
@@ -132,63 +194,111 @@ end
 serializer.version = 0
 function serializer.changed() serializer.version = serializer.version + 1 end
 
+-- The digest written by measuring contexts (same length as a real one).
+local PLACEHOLDER_DIGEST = ("0"):rep(64)
+
 --- Builds the codec context for one store (refs go to its ROOT/refs).
 -- Before each use the caller sets ctx.pending = {} (refs to write once the
 -- whole encode succeeded, so that a failed save writes nothing) and
 -- ctx.root (the name used in error paths).
-function serializer.context(store)
+-- opts (optional, encoding only, store may be nil):
+--   no_policies = true  policies are not consulted (classes' own use_refs are)
+--   measure = true      ref handlers and ref fields are not serialized: a
+--                       placeholder digest stands for them (for sizes)
+function serializer.context(store, opts)
+  local use_policies = not (opts and opts.no_policies)
+  local measure = opts and opts.measure
   local ctx = { classes = class_by_name, root = "value", version = serializer.version }
-  ctx.hook_all = #handlers > 0 or #policies > 0
+  ctx.hook_all = #handlers > 0 or (use_policies and #policies > 0)
+  local in_refs = {} -- tables being encoded into refs now (cycle guard)
   ctx.hook = function(v)
-    local kind, a, b = hook(v)
-    if kind == "special" then
-      local h = b
-      if h.serialize_to_bytes then
-        local ok, bytes = pcall(h.serialize_to_bytes, v)
-        if not ok then errors.raise("handler_error", "handler '%s' failed: %s", h.tag, tostring(bytes)) end
-        if type(bytes) ~= "string" then
-          errors.raise("handler_error", "handler '%s' serialize_to_bytes must return a string", h.tag)
-        end
-        local digest = core.sha256(bytes)
-        if ctx.pending then ctx.pending[digest] = bytes end
-        return "special", h.tag, { __digest__ = digest }
+    local kind, a, h = classify(v, use_policies)
+    if kind ~= "special" then return kind, a, h end
+    if h.serialize_to_bytes then
+      if measure then return "special", h.tag, { __digest__ = PLACEHOLDER_DIGEST } end
+      local bytes = call_handler(h, "serialize_to_bytes", v)
+      if type(bytes) ~= "string" then
+        errors.raise("handler_error", "handler '%s' serialize_to_bytes must return a string, got %s",
+          h.tag, type(bytes))
       end
-      local ok, payload = pcall(h.serialize, v)
-      if not ok then errors.raise("handler_error", "handler '%s' failed: %s", h.tag, tostring(payload)) end
-      return "special", h.tag, payload
+      local digest = core.sha256(bytes)
+      if ctx.pending then ctx.pending[digest] = bytes end
+      return "special", h.tag, { __digest__ = digest }
     end
-    return kind, a, b
+    local payload = call_handler(h, "serialize", v)
+    if rawequal(payload, v) then
+      errors.raise("handler_error", "handler '%s' serialize returned the value itself", h.tag)
+    end
+    return "special", h.tag, payload
   end
+  -- A use_refs field: its own canonical document in refs, with its own ids
+  -- (sharing with the rest of the value is not kept). A field that leads
+  -- back to itself could not be named by the digest of its own bytes.
   ctx.ref_save = function(v)
-    local sub = serializer.context(store)
-    sub.pending, sub.root = ctx.pending, ctx.root
-    local bytes = core.encode(v, sub)
+    if measure then return PLACEHOLDER_DIGEST end
+    local guard = type(v) == "table" or type(v) == "userdata"
+    if guard then
+      if in_refs[v] then
+        errors.raise("unsupported_value", "a use_refs field leads back to itself (a cycle through refs)")
+      end
+      in_refs[v] = true
+    end
+    local ok, bytes = pcall(core.encode, v, ctx)
+    if guard then in_refs[v] = nil end
+    if not ok then error(bytes, 0) end
     local digest = core.sha256(bytes)
     if ctx.pending then ctx.pending[digest] = bytes end
     return digest
   end
   ctx.special = function(tag, payload)
     local h = handler_by_tag[tag]
-    if not h then errors.raise("unknown_tag", "no handler registered for tag '%s'", tag) end
+    if not h then
+      errors.raise("unknown_tag", "no handler registered for tag '%s' (register one to load this value)", tag)
+    end
     if h.deserialize_from_bytes then
-      local digest = type(payload) == "table" and payload.__digest__
+      local digest = type(payload) == "table" and rawget(payload, "__digest__")
+      if digest == nil then
+        errors.raise("handler_error", "handler '%s' reads refs, but this value was stored inline", tag)
+      end
       if not core.digest_valid(digest) then
         errors.raise("corrupt", "value of tag '%s' has no valid __digest__", tag)
       end
-      local bytes = store:read(nil, digest)
-      local ok, v = pcall(h.deserialize_from_bytes, bytes)
-      if not ok then errors.raise("handler_error", "handler '%s' failed: %s", tag, tostring(v)) end
-      return v
+      return call_handler(h, "deserialize_from_bytes", store:read(nil, digest))
     end
-    local ok, v = pcall(h.deserialize, payload)
-    if not ok then errors.raise("handler_error", "handler '%s' failed: %s", tag, tostring(v)) end
-    return v
+    return call_handler(h, "deserialize", payload)
   end
   ctx.ref_load = function(digest)
     if not core.digest_valid(digest) then errors.raise("corrupt", "bad __ref__ digest") end
     return core.decode(store:read(nil, digest), ctx)
   end
   return ctx
+end
+
+-- Encode-only contexts for canonical() and encoded_size(), rebuilt when a
+-- registry changes.
+local canon_ctx, measure_ctx
+
+--- The canonical bytes of v as a value inside a document: classes,
+-- handlers and classes' own use_refs applied (ref digests computed, nothing
+-- written); policies are not consulted. Handler modules use it to order
+-- members canonically (mydb.handlers.set).
+function serializer.canonical(v)
+  if not canon_ctx or canon_ctx.version ~= serializer.version then
+    canon_ctx = serializer.context(nil, { no_policies = true })
+  end
+  canon_ctx.pending = nil
+  return core.encode(v, canon_ctx)
+end
+
+--- The size in bytes of v's encoding inside a document, without running
+-- ref handlers or writing anything (policies are not consulted: a policy
+-- measuring fields would otherwise measure every level again).
+function serializer.encoded_size(v)
+  if not measure_ctx or measure_ctx.version ~= serializer.version then
+    measure_ctx = serializer.context(nil, { no_policies = true, measure = true })
+  end
+  measure_ctx.pending = nil
+  return #core.encode(v, measure_ctx)
 end
 
 serializer.encode = core.encode
