@@ -124,6 +124,16 @@ function H.pty(args, script, opts)
   return r
 end
 
+--- True when pseudo-terminals work here (ptyrun can run `true`); the
+-- terminal specs are pending otherwise.
+function H.pty_ok()
+  if H._pty_ok == nil then
+    local ok = exists(H.ptyrun) and os.execute(q(H.ptyrun) .. " true </dev/null >/dev/null 2>&1")
+    H._pty_ok = ok and true or false
+  end
+  return H._pty_ok
+end
+
 --- Creates a store at root with mydb-lua itself:
 --   acme/config: 3 versions (alice, bob, carol); acme/users: a collection
 --   of 2 records; beta/list: one version holding {1, 2, 3}.
