@@ -89,6 +89,8 @@ int cli_docall(lua_State *L, int narg, int nres) {
   sigaction(SIGINT, &sa, &old);
   int status = lua_pcall(L, narg, nres, base);
   sigaction(SIGINT, &old, NULL); /* SIG_DFL, or the prompt's handler */
+  /* a Ctrl-C that came as the chunk ended must not hit the next one */
+  if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
   lua_remove(L, base);
   return status;
 }
