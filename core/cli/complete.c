@@ -11,6 +11,7 @@
  * cli_complete_push() is plain Lua-API code, also reachable as
  * mydb_inspect.complete(text) for tests; the readline glue is at the end.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,8 +226,30 @@ static char **attempt(const char *text, int start, int end) {
   return rl_completion_matches(text, generator);
 }
 
+/* Lists matches by their last name only: "save  load ..." for db:<TAB><TAB>. */
+static void display_matches(char **matches, int num, int max_length) {
+  (void)max_length;
+  char **names = malloc(sizeof(char *) * (size_t)(num + 2));
+  if (names == NULL) return;
+  int longest = 0;
+  names[0] = matches[0];
+  for (int i = 1; i <= num; i++) {
+    const char *m = matches[i];
+    const char *p = m + strlen(m);
+    while (p > m && p[-1] != '.' && p[-1] != ':') p--;
+    names[i] = (char *)(uintptr_t)p; /* readline's API is not const */
+    int len = (int)strlen(p);
+    if (len > longest) longest = len;
+  }
+  names[num + 1] = NULL;
+  rl_display_match_list(names, num, longest);
+  rl_forced_update_display();
+  free(names);
+}
+
 void cli_completion_init(lua_State *L) {
   complete_L = L;
+  rl_completion_display_matches_hook = display_matches;
   rl_readline_name = "mydb-lua";
   rl_attempted_completion_function = attempt;
   /* '.' and ':' are part of the word: "db:sa" is completed as a whole */
