@@ -87,13 +87,14 @@ end
 
 -- ----------------------------------------------------- db and tenant handle
 
---- A handle on one tenant: every db method that takes the tenant first,
--- without it (t:load("config") is db:load(tenant, "config")).
+--- A handle on one tenant: every db method that takes the tenant first
+-- (its first parameter after self is named `tenant`), without it:
+-- t:load("config") is db:load(tenant, "config").
 function cli.tenant_handle(db, tenant)
   local methods = {}
   local Db = getmetatable(db).__index
   for name, f in pairs(type(Db) == "table" and Db or {}) do
-    if type(f) == "function" and not name:match("^_") and name ~= "tenants" and name ~= "close" then
+    if type(f) == "function" and not name:match("^_") and debug.getlocal(f, 2) == "tenant" then
       methods[name] = function(self, ...) return f(self.db, self.tenant, ...) end
     end
   end
