@@ -270,7 +270,7 @@ static int l_print_results(lua_State *L) {
   int n = lua_gettop(L);
   cli_pretty_opts o;
   cli_pretty_defaults(&o);
-  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many results to print");
   lua_getglobal(L, "print");
   for (int i = 1; i <= n; i++) {
     if (lua_type(L, i) == LUA_TSTRING)
