@@ -281,7 +281,11 @@ static void put_float(mydb_buf *b, double d) {
   if (isinf(d)) { mydb_buf_puts(b, d > 0 ? "{\"__float__\":\"inf\"}" : "{\"__float__\":\"-inf\"}"); return; }
   char tmp[40];
   int n = 0;
-  for (int prec = 15; prec <= 17; prec++) {
+  /* 15 digits already give the shortest form of a normal double whose
+   * shortest form has fewer; subnormals carry fewer digits: search them
+   * from 1. */
+  int first = (d != 0 && fabs(d) < DBL_MIN) ? 1 : 15;
+  for (int prec = first; prec <= 17; prec++) {
     n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
     if (strtod(tmp, NULL) == d) break;
   }
@@ -1203,13 +1207,14 @@ static int l_decode(lua_State *L) {
 
 static void skip_value(dec *d);
 
-/* core.decode_into(raws, out [, ctx [, from]]) -> out: decodes raws[from..]
- * (each its own document) and appends the values to out. One call for a
- * whole collection leaf. */
+/* core.decode_into(raws, out [, ctx [, from [, to]]]) -> out: decodes
+ * raws[from..to] (each its own document) and appends the values to out.
+ * One call for a whole collection leaf. */
 static int l_decode_into(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer from = luaL_optinteger(L, 4, 1);
+  lua_Integer to = luaL_optinteger(L, 5, (lua_Integer)lua_rawlen(L, 1));
   lua_settop(L, 3);
   codec_state *st = push_state(L);
   lua_pushliteral(L, "");
@@ -1217,9 +1222,10 @@ static int l_decode_into(lua_State *L) {
   dec d;
   dec_setup(L, &d, st, cur, 3);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  if (to > n) to = n;
   lua_Integer o = (lua_Integer)lua_rawlen(L, 2);
   int top = lua_gettop(L);
-  for (lua_Integer i = from; i <= n; i++) {
+  for (lua_Integer i = from; i <= to; i++) {
     size_t len;
     lua_rawgeti(L, 1, i);
     const char *s = lua_tolstring(L, -1, &len);

@@ -51,9 +51,12 @@ collection.starts_piece = starts_piece
 --- A tree handle for one tenant. nodes: a cache shared by the db handle.
 -- The root piece lives inside the snapshot, not in objects/: root_digest
 -- and root_node (from collection.parse_root) make it reachable.
-function collection.tree(store, tenant, nodes, root_digest, root_node)
+function collection.tree(store, tenant, nodes, root_digest, root_node, root_bytes)
   local t = { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {} }
-  if root_digest then t.built[root_digest] = root_node end
+  if root_digest then
+    t.built[root_digest] = root_node
+    t.root_digest, t.root_bytes = root_digest, root_bytes
+  end
   return t
 end
 
@@ -104,9 +107,9 @@ collection.parse_piece = parse_piece
 --- count, root digest, root node of a collection snapshot (the root piece
 -- is embedded in it; its digest is that of its bytes).
 function collection.parse_root(snapshot_bytes, where)
-  local count, root_bytes = core.collection_root(snapshot_bytes)
-  if not root_bytes then return count, nil, nil end
-  return count, core.sha256(root_bytes), parse_piece(where, root_bytes)
+  local count, root_bytes, extra = core.collection_root(snapshot_bytes)
+  if not root_bytes then return count, nil, nil, extra end
+  return count, core.sha256(root_bytes), parse_piece(where, root_bytes), extra, root_bytes
 end
 
 local function load_node(t, digest)
@@ -218,6 +221,21 @@ local function descend(t, root, key)
   while true do
     local node = load_node(t, d)
     local idx = node.leaf and 0 or floor_index(node.keys, key)
+    chain[#chain + 1] = { node = node, idx = idx }
+    if node.leaf then break end
+    d = node.digests[idx]
+  end
+  local P, H = {}, #chain - 1
+  for h = 0, H do P[h] = chain[#chain - h] end
+  return P, H
+end
+
+-- Path to the first (last = false) or last leaf.
+local function descend_edge(t, root, last)
+  local chain, d = {}, root
+  while true do
+    local node = load_node(t, d)
+    local idx = node.leaf and 0 or (last and #node.keys or 1)
     chain[#chain + 1] = { node = node, idx = idx }
     if node.leaf then break end
     d = node.digests[idx]
@@ -402,6 +420,57 @@ function collection.decoded(t, root, from, ctx)
   end
 end
 
+--- Iterator over key, decoded value within bounds, a leaf at a time,
+-- decoding only the records in range. o: lo, lo_excl, hi, hi_excl, reverse,
+-- ctx. Bounds are keys (strings); nil means unbounded.
+function collection.range(t, root, o)
+  if not root then return function() return nil end end
+  local lo, hi, rev = o.lo, o.hi, o.reverse
+  local function in_lo(k) return lo == nil or k > lo or (k == lo and not o.lo_excl) end
+  local function in_hi(k) return hi == nil or k < hi or (k == hi and not o.hi_excl) end
+  local P, H
+  if rev then
+    if hi then P, H = descend(t, root, hi) else P, H = descend_edge(t, root, true) end
+  else
+    if lo then P, H = descend(t, root, lo) else P, H = descend_edge(t, root, false) end
+  end
+  local keys, vals, i, stop, done = nil, nil, 0, 0, false
+  -- Loads the current leaf's in-range slice [a, b] (decoded), or finishes.
+  local function load_leaf()
+    while P do
+      local leaf = P[0].node
+      local n = #leaf.keys
+      local a, b = 1, n
+      while a <= n and not in_lo(leaf.keys[a]) do a = a + 1 end
+      while b >= 1 and not in_hi(leaf.keys[b]) do b = b - 1 end
+      local edge -- the range ends inside this leaf
+      if rev then edge = a > 1 else edge = b < n end
+      P = (not edge) and step(t, P, 0, H, rev and -1 or 1) or nil
+      if a <= b then
+        keys = leaf.keys
+        vals = core.decode_into(leaf.vals, {}, o.ctx, a, b)
+        if rev then i, stop = b, a else i, stop = a, b end
+        return true, a
+      end
+      if edge then break end
+    end
+    done = true
+    return false
+  end
+  local base
+  return function()
+    if done then return nil end
+    if keys == nil or (rev and i < stop) or (not rev and i > stop) then
+      local ok, a = load_leaf()
+      if not ok then return nil end
+      base = a - 1
+    end
+    local k, v = keys[i], vals[i - base]
+    i = rev and i - 1 or i + 1
+    return k, v
+  end
+end
+
 --- Applies many changes (map key -> raw value, or false to delete).
 -- Returns new root, count delta, and whether anything changed.
 function collection.update_many(t, root, count, changes)
@@ -450,10 +519,12 @@ end
 --- Writes the new pieces reachable from root (the others were
 -- intermediate states), except the root itself, and moves them into the
 -- node cache. Returns the root piece's bytes, to embed in the snapshot.
-function collection.flush(t, root)
+function collection.flush(t, root, write_root)
   if not root then return nil end
   local root_bytes = t.pending[root]
-  if not root_bytes then
+  if not root_bytes and root == t.root_digest then
+    root_bytes = t.root_bytes -- unchanged: the root the snapshot embedded
+  elseif not root_bytes and not write_root then
     -- an old piece became the root (the tree shrank): embed its bytes
     root_bytes = t.store:read(t.tenant, root)
   end
@@ -467,7 +538,7 @@ function collection.flush(t, root)
       if not node.leaf then
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
-      if d ~= root then
+      if d ~= root or write_root then
         t.store:write(t.tenant, bytes)
         cache_put(t.nodes, t.tenant .. "/" .. d, node)
       end

@@ -10,6 +10,10 @@ local core = require "mydb.core"
 local errors = require "mydb.errors"
 local serializer = require "mydb.serializer"
 local collection = require "mydb.collection"
+local query = require "mydb.query"
+local write = require "mydb.write"
+local indexes = require "mydb.indexes"
+local changes = require "mydb.changes"
 
 local raise = errors.raise
 
@@ -109,46 +113,12 @@ function Db:_ctx(root)
   return ctx
 end
 
-local function write_refs(store, pending)
-  for _, bytes in pairs(pending) do store:write(nil, bytes) end
-end
-
 local function path_name(entry, key)
   if key == nil then return entry end
   return ("%s[%q]"):format(entry, key)
 end
 
-local function meta_json(parent, user)
-  return '"__date__":"' .. os.date("%Y%m%d %H:%M:%S %z") .. '","__parent__":['
-      .. (parent and ('"' .. parent .. '"') or "null") .. '],"__user_id__":' .. core.json_string(user)
-end
-
--- A snapshot: the metadata, then the value's fields inline when it is a
--- plain map (its encoding then starts with an ordinary key), else the value
--- under "__value__". See doc/FORMAT.md.
-local function snapshot_bytes(vjson, parent, user)
-  local meta = meta_json(parent, user)
-  if vjson == "{}" then return "{" .. meta .. "}" end
-  if vjson:sub(1, 2) == '{"' and vjson:sub(1, 4) ~= '{"__' then
-    return "{" .. meta .. "," .. vjson:sub(2)
-  end
-  return "{" .. meta .. ',"__value__":' .. vjson .. "}"
-end
-
-local function collection_bytes(root_bytes, count, parent, user)
-  return '{"__collection__":{"count":' .. count .. ',"root":' .. (root_bytes or "null")
-      .. "}," .. meta_json(parent, user) .. "}"
-end
-
-local COLLECTION_PREFIX = '{"__collection__":'
-local function is_collection(bytes) return bytes:sub(1, #COLLECTION_PREFIX) == COLLECTION_PREFIX end
-
-local function mismatch(entry, is_coll)
-  if is_coll then
-    raise("type_mismatch", "entry '%s' is a record collection: use put/put_many/get, not save/load", entry)
-  end
-  raise("type_mismatch", "entry '%s' holds a snapshot: use save/load, not put/put_many/get", entry)
-end
+local is_collection, mismatch = write.is_collection, write.mismatch
 
 -- Digest of the entry's latest version, or the given digest.
 function Db:_resolve(tenant, entry, digest)
@@ -158,8 +128,8 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
--- {count=, root=digest, node=} of a collection snapshot (memoized:
--- snapshots are immutable).
+-- {count=, root=digest, node=, ttl=, indexes=} of a collection snapshot
+-- (memoized: snapshots are immutable).
 function Db:_collection_info(tenant, entry, digest)
   local key = tenant .. "/" .. digest
   local info = self._colinfo[key]
@@ -169,15 +139,26 @@ function Db:_collection_info(tenant, entry, digest)
     core.decode_snapshot(bytes, nil, true) -- garbage is corrupt, not a mismatch
     mismatch(entry, false)
   end
-  local count, root, node = collection.parse_root(bytes, "root of " .. digest)
-  info = { count = count, root = root, node = node }
+  local count, root, node, extra, root_bytes = collection.parse_root(bytes, "root of " .. digest)
+  info = { count = count, root = root, node = node, root_bytes = root_bytes, ttl = extra.ttl,
+           indexes = extra.indexes or {} }
+  if (info.ttl ~= nil and type(info.ttl) ~= "string") or type(info.indexes) ~= "table" then
+    raise("corrupt", "collection snapshot %s has a bad ttl or indexes field", digest)
+  end
+  for name, ix in pairs(info.indexes) do
+    if type(ix) ~= "table" or math.type(ix.count) ~= "integer"
+        or (ix.root ~= nil and not core.digest_valid(ix.root)) then
+      raise("corrupt", "collection snapshot %s has a bad index '%s'", digest, tostring(name))
+    end
+  end
   if self._colcount > 4096 then self._colinfo, self._colcount = {}, 0 end
   self._colinfo[key], self._colcount = info, self._colcount + 1
   return info
 end
 
 function Db:_tree(tenant, info)
-  return collection.tree(self._store, tenant, self._nodes, info and info.root, info and info.node)
+  return collection.tree(self._store, tenant, self._nodes, info and info.root, info and info.node,
+    info and info.root_bytes)
 end
 
 -- ------------------------------------------------------------------ API
@@ -199,6 +180,8 @@ function mydb.open(root, opts)
       if math.type(v) ~= "integer" or v < 0 then
         raise("invalid_argument", "cache_bytes must be a non-negative integer")
       end
+    elseif k == "ttl_field" then
+      if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
     else
       raise("invalid_argument", "unknown option '%s'", tostring(k))
     end
@@ -207,6 +190,7 @@ function mydb.open(root, opts)
   return setmetatable({
     _store = store, _root = root, _init_known = {},
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,
+    _ttl_field = opts.ttl_field, _listeners = {}, _index_fns = {},
   }, Db)
 end
 
@@ -223,22 +207,23 @@ function Db:is_initialized(tenant)
   return store:tenant_exists(tenant)
 end
 
+-- Runs a plan through the one commit path, then tells the listeners.
+function Db:_apply(tenant, user, plan, ctx)
+  local results, events = write.commit(self, tenant, user, plan, ctx)
+  changes.emit(self, events, ctx)
+  return results
+end
+
 --- Saves a whole value as a new version of entry; returns its digest.
 function Db:save(tenant, user, entry, value)
-  local store = check_db(self, "save")
+  check_db(self, "save")
   check_tenant(tenant)
   check_user(user)
   check_entry(entry)
   self:_require_init(tenant)
   local ctx = self:_ctx(path_name(entry))
   local vjson = core.encode(value, ctx)
-  local lock <close> = store:lock(tenant)
-  local parent = lock:head(entry)
-  if parent and is_collection(store:read(tenant, parent)) then mismatch(entry, true) end
-  write_refs(store, ctx.pending)
-  local digest = store:write(tenant, snapshot_bytes(vjson, parent, user))
-  lock:commit({ { entry, digest } })
-  return digest
+  return self:_apply(tenant, user, { [entry] = { save = vjson } }, ctx)[entry].digest
 end
 
 --- The latest value of entry, or the version named by digest.
@@ -253,65 +238,37 @@ function Db:load(tenant, entry, digest)
   local ctx = self:_ctx(path_name(entry))
   if is_collection(bytes) then
     local info = self:_collection_info(tenant, entry, d)
+    local hidden = self:_hidden(info)
     local map = {}
-    for k, v in collection.decoded(self:_tree(tenant, info), info.root, nil, ctx) do map[k] = v end
+    for k, v in collection.range(self:_tree(tenant, info), info.root, { ctx = ctx }) do
+      if not (hidden and hidden(v)) then map[k] = v end
+    end
     return map
   end
   return (core.decode_snapshot(bytes, ctx))
 end
 
--- Shared by put and put_many: applies raw changes under the tenant lock.
-function Db:_commit_records(tenant, user, entry, changes, nchanges, ctx)
-  local store = self._store
-  local lock <close> = store:lock(tenant)
-  local parent = lock:head(entry)
-  local info = parent and self:_collection_info(tenant, entry, parent)
-  local root, count = info and info.root, info and info.count or 0
-  local t = self:_tree(tenant, info)
-  local newroot, delta, changed
-  if nchanges == 1 then
-    local k, v = next(changes)
-    newroot, delta = collection.update(t, root, k, v)
-    changed = delta ~= false
-  else
-    newroot, delta, changed = collection.update_many(t, root, count, changes)
+-- The time TTL fields are compared with (seconds since the epoch).
+function Db:_now() return os.time() end
+
+-- A test for records whose TTL field has passed, or nil without TTL.
+function Db:_hidden(info)
+  local field = info.ttl or self._ttl_field
+  if not field then return nil end
+  local now = self:_now()
+  return function(v)
+    if type(v) ~= "table" then return false end
+    local x = v[field]
+    return type(x) == "number" and x < now
   end
-  if not changed then return false end
-  write_refs(store, ctx.pending)
-  local root_bytes = collection.flush(t, newroot)
-  local digest = store:write(tenant, collection_bytes(root_bytes, count + delta, parent, user))
-  lock:commit({ { entry, digest } })
-  return true
 end
 
---- Adds or replaces one record; false when it was already equal.
-function Db:put(tenant, user, entry, key, value)
-  check_db(self, "put")
-  check_tenant(tenant)
-  check_user(user)
-  check_entry(entry)
-  check_key(key)
-  if value == nil then raise("invalid_argument", "value must not be nil") end
-  self:_require_init(tenant)
-  local ctx = self:_ctx(path_name(entry, key))
-  local raw = core.encode(value, ctx)
-  return self:_commit_records(tenant, user, entry, { [key] = raw }, 1, ctx)
-end
-
---- Adds or replaces many records in one version: items is a map
--- key -> value, or a list of objects with a get_key() method.
-function Db:put_many(tenant, user, entry, items)
-  check_db(self, "put_many")
-  check_tenant(tenant)
-  check_user(user)
-  check_entry(entry)
+-- Encodes the records of put_many/batch items into changes {key = raw}.
+local function encode_items(entry, items, ctx, changes_out)
   if type(items) ~= "table" then
     raise("invalid_argument", "items must be a table, got %s", type(items))
   end
-  self:_require_init(tenant)
-  local ctx = self:_ctx(entry)
-  local changes, n = {}, 0
-  local len = #items
+  local n = 0
   local function add(key, value, where)
     if type(key) ~= "string" then
       raise("invalid_argument", "record key %s must be a string, got %s", where, type(key))
@@ -319,9 +276,10 @@ function Db:put_many(tenant, user, entry, items)
     check_key(key)
     if value == nil then raise("invalid_argument", "value of %s must not be nil", where) end
     ctx.root = path_name(entry, key)
-    if changes[key] == nil then n = n + 1 end
-    changes[key] = core.encode(value, ctx)
+    changes_out[key] = core.encode(value, ctx)
+    n = n + 1
   end
+  local len = #items
   if len > 0 then
     for k in pairs(items) do
       if math.type(k) ~= "integer" or k < 1 or k > len then
@@ -339,8 +297,227 @@ function Db:put_many(tenant, user, entry, items)
   else
     for key, value in pairs(items) do add(key, value, ("key %s"):format(tostring(key))) end
   end
-  if n == 0 then return false end
-  return self:_commit_records(tenant, user, entry, changes, n, ctx)
+  return n
+end
+
+--- Adds or replaces one record; false when it was already equal.
+function Db:put(tenant, user, entry, key, value)
+  check_db(self, "put")
+  check_tenant(tenant)
+  check_user(user)
+  check_entry(entry)
+  check_key(key)
+  if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
+  self:_require_init(tenant)
+  local ctx = self:_ctx(path_name(entry, key))
+  local raw = core.encode(value, ctx)
+  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx)[entry]
+  return r.made ~= nil and r.made[key] ~= nil
+end
+
+--- Adds or replaces many records in one version: items is a map
+-- key -> value, or a list of objects with a get_key() method. False when
+-- no record changed.
+function Db:put_many(tenant, user, entry, items)
+  check_db(self, "put_many")
+  check_tenant(tenant)
+  check_user(user)
+  check_entry(entry)
+  if type(items) ~= "table" then
+    raise("invalid_argument", "items must be a table, got %s", type(items))
+  end
+  self:_require_init(tenant)
+  local ctx = self:_ctx(entry)
+  local recs = {}
+  if encode_items(entry, items, ctx, recs) == 0 then return false end
+  local r = self:_apply(tenant, user, { [entry] = { records = recs } }, ctx)[entry]
+  if not r.made then return false end
+  for k in pairs(recs) do if r.made[k] then return true end end
+  return false
+end
+
+--- Removes one record in a new version; false when the key is absent
+-- (or its TTL had passed: it was already invisible).
+function Db:delete(tenant, user, entry, key)
+  check_db(self, "delete")
+  check_tenant(tenant)
+  check_user(user)
+  check_entry(entry)
+  check_key(key)
+  self:_require_init(tenant)
+  local d = self._store:head(tenant, entry)
+  if not d then return false end
+  local info = self:_collection_info(tenant, entry, d) -- type_mismatch on a snapshot entry
+  local ctx = self:_ctx(path_name(entry, key))
+  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = false } } }, ctx)[entry]
+  local m = r.made and r.made[key]
+  if not m or not m.old or m.expired then return false end
+  local hidden = self:_hidden(info)
+  return not (hidden and hidden(core.decode(m.old, ctx)))
+end
+
+--- Removes an entry from the head; its versions stay loadable by digest.
+-- False when the entry does not exist.
+function Db:drop(tenant, user, entry)
+  check_db(self, "drop")
+  check_tenant(tenant)
+  check_user(user)
+  check_entry(entry)
+  self:_require_init(tenant)
+  local ctx = self:_ctx(entry)
+  return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx)[entry].written
+end
+
+--- Names the TTL field of a collection (nil or false removes it): records
+-- whose field holds a time (seconds since the epoch) in the past are
+-- invisible to reads and dropped by the next write.
+function Db:set_ttl(tenant, entry, field, user)
+  check_db(self, "set_ttl")
+  check_tenant(tenant)
+  check_entry(entry)
+  if field ~= nil and field ~= false then check_string(field, "TTL field", 1, 256) end
+  user = user or "mydb"
+  check_user(user)
+  self:_require_init(tenant)
+  local ctx = self:_ctx(entry)
+  local r = self:_apply(tenant, user, { [entry] = { ttl = field or false } }, ctx)[entry]
+  return r.written
+end
+
+--- Creates (or re-attaches, in a new process) a secondary index of a
+-- collection. key_fn(value) returns the index key (a string or a number)
+-- or nil; or key_fn is a string expression over the record (stored with
+-- the index, so every process can keep it current).
+function Db:create_index(tenant, entry, name, key_fn, user)
+  check_db(self, "create_index")
+  check_tenant(tenant)
+  check_entry(entry)
+  indexes.check_name(name)
+  if type(key_fn) ~= "function" and type(key_fn) ~= "string" then
+    raise("invalid_argument", "key_fn must be a function or a string expression, got %s", type(key_fn))
+  end
+  if type(key_fn) == "string" then indexes.key_function(key_fn) end -- compiles, or raises
+  user = user or "mydb"
+  check_user(user)
+  self:_require_init(tenant)
+  local id = tenant .. "\0" .. entry .. "\0" .. name
+  local ctx = self:_ctx(entry)
+  local op = { name = name }
+  if type(key_fn) == "string" then op.expr = key_fn else op.fn = key_fn end
+  local previous = self._index_fns[id]
+  if type(key_fn) == "function" then
+    -- re-attaching an existing function index: register, no rebuild
+    local d = self._store:head(tenant, entry)
+    local info = d and self:_collection_info(tenant, entry, d)
+    local existing = info and info.indexes[name]
+    if existing and existing.expr == nil and previous == nil then
+      self._index_fns[id] = key_fn
+      return false
+    end
+    self._index_fns[id] = key_fn
+  end
+  local ok, r = pcall(self._apply, self, tenant, user, { [entry] = { index_ops = { op } } }, ctx)
+  if not ok then
+    self._index_fns[id] = previous
+    error(r, 0)
+  end
+  return r[entry].written
+end
+
+--- Removes a secondary index.
+function Db:drop_index(tenant, entry, name, user)
+  check_db(self, "drop_index")
+  check_tenant(tenant)
+  check_entry(entry)
+  indexes.check_name(name)
+  user = user or "mydb"
+  check_user(user)
+  self:_require_init(tenant)
+  self._index_fns[tenant .. "\0" .. entry .. "\0" .. name] = nil
+  local r = self:_apply(tenant, user, { [entry] = { index_ops = { { name = name, drop = true } } } },
+    self:_ctx(entry))
+  return r[entry].written
+end
+
+--- Applies many changes to a tenant as one commit: fn(b) calls b:save,
+-- b:put, b:put_many, b:delete and b:drop (same arguments as the db methods,
+-- without tenant and user). Every change becomes visible at once, with one
+-- new version per touched entry; nothing is applied if fn raises. Returns
+-- true when anything was written.
+function Db:batch(tenant, user, fn)
+  check_db(self, "batch")
+  check_tenant(tenant)
+  check_user(user)
+  if type(fn) ~= "function" then raise("invalid_argument", "batch needs a function, got %s", type(fn)) end
+  self:_require_init(tenant)
+  local ctx = self:_ctx(tenant)
+  local plan, open = {}, true
+  local function entry_plan(entry, kind)
+    if not open then raise("invalid_argument", "the batch is over") end
+    check_entry(entry)
+    local p = plan[entry]
+    if not p then
+      p = {}
+      plan[entry] = p
+    end
+    if kind == "save" and p.records then mismatch(entry, true) end
+    if kind == "records" and p.save then mismatch(entry, false) end
+    p.drop = nil
+    return p
+  end
+  local b = {}
+  function b:save(entry, value)
+    local p = entry_plan(entry, "save")
+    ctx.root = path_name(entry)
+    p.save = core.encode(value, ctx)
+  end
+  function b:put(entry, key, value)
+    local p = entry_plan(entry, "records")
+    check_key(key)
+    if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
+    ctx.root = path_name(entry, key)
+    p.records = p.records or {}
+    p.records[key] = core.encode(value, ctx)
+  end
+  function b:put_many(entry, items)
+    local p = entry_plan(entry, "records")
+    p.records = p.records or {}
+    encode_items(entry, items, ctx, p.records)
+  end
+  function b:delete(entry, key)
+    local p = entry_plan(entry, "records")
+    check_key(key)
+    p.records = p.records or {}
+    p.records[key] = false
+  end
+  function b:drop(entry)
+    if not open then raise("invalid_argument", "the batch is over") end
+    check_entry(entry)
+    plan[entry] = { drop = true }
+  end
+  local ok, err = pcall(fn, b)
+  open = false
+  if not ok then error(err, 0) end
+  if next(plan) == nil then return false end
+  local results = self:_apply(tenant, user, plan, ctx)
+  for _, r in pairs(results) do if r.written then return true end end
+  return false
+end
+
+--- Registers fn(event) to be called after each committed change made
+-- through this handle; returns a handle whose :remove() unregisters it.
+function Db:on_change(fn)
+  check_db(self, "on_change")
+  return changes.on_change(self, fn)
+end
+
+--- Changes of a tenant since a version digest or a time (seconds since the
+-- epoch), oldest first, read from the history (so made by any process).
+function Db:changes(tenant, since)
+  check_db(self, "changes")
+  check_tenant(tenant)
+  self:_require_init(tenant)
+  return changes.since(self, tenant, since, self:_ctx(tenant))
 end
 
 --- One record (nil when absent), or without key the list of all values in
@@ -356,13 +533,21 @@ function Db:get(tenant, entry, key, digest)
   local info = self:_collection_info(tenant, entry, d)
   local ctx = self:_ctx(path_name(entry, key))
   local t = self:_tree(tenant, info)
+  local hidden = self:_hidden(info)
   if key ~= nil then
     local raw = collection.get(t, info.root, key)
     if raw == nil then return nil end
-    return core.decode(raw, ctx)
+    local v = core.decode(raw, ctx)
+    if hidden and hidden(v) then return nil end
+    return v
   end
   local list = {}
   for leaf in collection.leaves(t, info.root) do core.decode_into(leaf.vals, list, ctx) end
+  if hidden then
+    local kept = {}
+    for _, v in ipairs(list) do if not hidden(v) then kept[#kept + 1] = v end end
+    list = kept
+  end
   return list
 end
 
@@ -376,43 +561,96 @@ function Db:records(tenant, entry, digest)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
-  return collection.decoded(self:_tree(tenant, info), info.root, nil, self:_ctx(path_name(entry)))
+  local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
+  return query.wrap(it, {}, self:_hidden(info))
 end
 
---- Iterates key, value in key order over part of a collection.
--- opts: prefix, from, to (inclusive bounds), limit, digest.
+--- Iterates key, value in key order (or reverse) over part of a
+-- collection. opts: prefix, from, to (inclusive), reverse, limit, digest,
+-- filter (a function (key, value) -> boolean or a string expression).
 function Db:query(tenant, entry, opts)
   check_db(self, "query")
   check_tenant(tenant)
   check_entry(entry)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then raise("invalid_argument", "opts must be a table, got %s", type(opts)) end
-  local prefix, from, to, limit = opts.prefix, opts.from, opts.to, opts.limit
-  if prefix ~= nil then check_key(prefix) end
-  if from ~= nil then check_key(from) end
-  if to ~= nil then check_key(to) end
-  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
-    raise("invalid_argument", "limit must be a non-negative integer")
-  end
-  check_digest(opts.digest, true)
+  local plan = query.plan(opts)
+  check_digest(plan.digest, true)
   self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, opts.digest)
+  local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
-  local ctx = self:_ctx(path_name(entry))
-  local start = from
-  if prefix and (start == nil or start < prefix) then start = prefix end
-  local it = collection.decoded(self:_tree(tenant, info), info.root, start, ctx)
-  local n, done = 0, false
+  local it = collection.range(self:_tree(tenant, info), info.root, {
+    lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
+    ctx = self:_ctx(path_name(entry)),
+  })
+  return query.wrap(it, plan, self:_hidden(info))
+end
+
+--- Like query, across every record collection of a tenant: yields entry,
+-- key, value (entries in name order).
+function Db:scan(tenant, opts)
+  local store = check_db(self, "scan")
+  check_tenant(tenant)
+  local plan = query.plan(opts)
+  if plan.digest then raise("invalid_argument", "scan takes no digest") end
+  self:_require_init(tenant)
+  local entries, heads = store:heads(tenant)
+  local i, it, entry = 0, nil, nil
+  local n, limit = 0, plan.limit
+  local sub = {}
+  for k, v in pairs(opts or {}) do if k ~= "limit" then sub[k] = v end end
   return function()
-    if done or (limit and n >= limit) then return nil end
-    local k, v = it()
-    if k == nil or (prefix and k:sub(1, #prefix) ~= prefix) or (to and k > to) then
-      done = true
-      return nil
+    while true do
+      if limit and n >= limit then return nil end
+      if it then
+        local k, v = it()
+        if k ~= nil then
+          n = n + 1
+          return entry, k, v
+        end
+        it = nil
+      end
+      i = i + 1
+      entry = entries[i]
+      if entry == nil then return nil end
+      if is_collection(store:read(tenant, heads[entry])) then it = self:query(tenant, entry, sub) end
     end
-    n = n + 1
-    return k, v
   end
+end
+
+--- Iterates key, value of a collection in the order of a secondary index;
+-- opts as for query, with from/to/prefix given as index keys. Yields key,
+-- value, index key.
+function Db:query_index(tenant, entry, name, opts)
+  check_db(self, "query_index")
+  check_tenant(tenant)
+  check_entry(entry)
+  indexes.check_name(name)
+  local bounds = indexes.bounds(opts)
+  local plan = query.plan(bounds, true)
+  check_digest(plan.digest, true)
+  self:_require_init(tenant)
+  local d = self:_resolve(tenant, entry, plan.digest)
+  local info = self:_collection_info(tenant, entry, d)
+  local ix = info.indexes[name]
+  if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
+  local ctx = self:_ctx(path_name(entry))
+  local t = self:_tree(tenant, info)
+  local ti = collection.tree(self._store, tenant, self._nodes)
+  local it = collection.range(ti, ix.root, { lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl,
+                                             reverse = plan.reverse })
+  local hidden = self:_hidden(info)
+  local function rows()
+    while true do
+      local composite = it()
+      if composite == nil then return nil end
+      local ik, key = indexes.split(composite)
+      local raw = collection.get(t, info.root, key)
+      if raw == nil then
+        raise("corrupt", "index '%s' of entry '%s' names a missing record '%s'", name, entry, key)
+      end
+      return key, core.decode(raw, ctx), indexes.decode_key(ik)
+    end
+  end
+  return query.wrap(rows, plan, hidden)
 end
 
 function Db:exists(tenant, entry)

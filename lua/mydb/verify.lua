@@ -48,8 +48,15 @@ local function check_tenant(store, tenant, report, refs_needed, stats)
             local _, meta = core.decode_snapshot(bytes, nil, true)
             parent_of[name] = meta.parent or false
             if meta.collection then
-              local _, _, root = collection.parse_root(bytes, "root of " .. where)
-              if root and not root.leaf then children_of[name] = root.digests end
+              local _, _, root, extra = collection.parse_root(bytes, "root of " .. where)
+              local kids = {}
+              if root and not root.leaf then
+                for _, c in ipairs(root.digests) do kids[#kids + 1] = c end
+              end
+              for _, ix in pairs(type(extra.indexes) == "table" and extra.indexes or {}) do
+                if type(ix) == "table" and core.digest_valid(ix.root) then kids[#kids + 1] = ix.root end
+              end
+              children_of[name] = kids
             end
           end
         end)

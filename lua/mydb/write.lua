@@ -1,0 +1,295 @@
+--- mydb.write: every write goes through one commit.
+--
+-- A write is a plan: per entry of one tenant, what to do to it.
+--   { save = vjson }                         a new snapshot version
+--   { records = {key = raw | false}, ttl =, index_ops = {...} }
+--                                            record changes (false deletes),
+--                                            TTL field, index creation/drop
+--   { drop = true }                          remove the entry from the head
+-- commit() takes the tenant's lock, reads each entry's head, builds the new
+-- versions, writes refs, pieces and snapshots, and moves every touched head
+-- in ONE journal line: readers see all of it or none of it, even across a
+-- crash. Nothing is written when anything fails before that line.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local collection = require "mydb.collection"
+local indexes = require "mydb.indexes"
+
+local raise = errors.raise
+
+local write = {}
+
+local COLLECTION_PREFIX = '{"__collection__":'
+function write.is_collection(bytes) return bytes:sub(1, #COLLECTION_PREFIX) == COLLECTION_PREFIX end
+
+function write.mismatch(entry, is_coll)
+  if is_coll then
+    raise("type_mismatch", "entry '%s' is a record collection: use put/put_many/get, not save/load", entry)
+  end
+  raise("type_mismatch", "entry '%s' holds a snapshot: use save/load, not put/put_many/get", entry)
+end
+
+local function meta_json(parent, user)
+  return '"__date__":"' .. os.date("%Y%m%d %H:%M:%S %z") .. '","__parent__":['
+      .. (parent and ('"' .. parent .. '"') or "null") .. '],"__user_id__":' .. core.json_string(user)
+end
+
+-- A snapshot: the metadata, then the value's fields inline when it is a
+-- plain map (its encoding then starts with an ordinary key), else the value
+-- under "__value__". See doc/FORMAT.md.
+local function snapshot_bytes(vjson, parent, user)
+  local meta = meta_json(parent, user)
+  if vjson == "{}" then return "{" .. meta .. "}" end
+  if vjson:sub(1, 2) == '{"' and vjson:sub(1, 4) ~= '{"__' then
+    return "{" .. meta .. "," .. vjson:sub(2)
+  end
+  return "{" .. meta .. ',"__value__":' .. vjson .. "}"
+end
+
+-- {"__collection__":{"count":N[,"indexes":{...}],"root":PIECE[,"ttl":F]},meta}
+local function collection_bytes(state, root_bytes, parent, user)
+  local parts = { '{"__collection__":{"count":', tostring(state.count) }
+  if next(state.indexes) then
+    local idx = {}
+    for name, ix in pairs(state.indexes) do
+      idx[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+    end
+    parts[#parts + 1] = ',"indexes":' .. core.encode(idx)
+  end
+  parts[#parts + 1] = ',"root":' .. (root_bytes or "null")
+  if state.ttl then parts[#parts + 1] = ',"ttl":' .. core.json_string(state.ttl) end
+  parts[#parts + 1] = "}," .. meta_json(parent, user) .. "}"
+  return table.concat(parts)
+end
+
+-- ------------------------------------------------------------ collections
+
+-- The index key function of an index, from its stored expression or the
+-- function registered with this handle.
+local function key_function(db, tenant, entry, name, ix)
+  if name == indexes.TTL then
+    local field = ix.field
+    return function(v) if type(v) == "table" and type(v[field]) == "number" then return v[field] end end
+  end
+  if ix.expr then return indexes.key_function(ix.expr) end
+  local fn = db._index_fns[tenant .. "\0" .. entry .. "\0" .. name]
+  if not fn then
+    raise("invalid_argument", "index '%s' of entry '%s' is kept by a function: call db:create_index "
+      .. "for it in this process before writing to the entry", name, entry)
+  end
+  return fn
+end
+
+-- Applies record changes to an index tree (written later, by flush).
+local function update_index(db, tenant, state, ix, ichanges)
+  if not next(ichanges) then return end
+  local t = collection.tree(db._store, tenant, db._nodes)
+  local root, delta = collection.update_many(t, ix.root, ix.count, ichanges)
+  ix.root, ix.count = root, ix.count + delta
+  state.flushes[#state.flushes + 1] = { t, root }
+end
+
+-- Builds an index over every record of the collection (written later).
+local function build_index(db, tenant, t, state, name, keyfn, ctx)
+  local items = {}
+  for k, v in collection.range(t, state.root, { ctx = ctx }) do
+    indexes.diff(items, name, keyfn, k, nil, v, false, true)
+  end
+  local keys = {}
+  for k in pairs(items) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local vals = {}
+  for i, k in ipairs(keys) do vals[i] = items[k] end
+  local ti = collection.tree(db._store, tenant, db._nodes)
+  local root = collection.build(ti, keys, vals)
+  state.flushes[#state.flushes + 1] = { ti, root }
+  return { root = root, count = #keys }
+end
+
+-- Record keys whose TTL field is before now, from the TTL index.
+local function expired_keys(db, tenant, state, now)
+  local ix = state.indexes[indexes.TTL]
+  if not ix or not ix.root then return {} end
+  local t = collection.tree(db._store, tenant, db._nodes)
+  local out = {}
+  for composite in collection.iter(t, ix.root, "n") do
+    local ik, key = indexes.split(composite)
+    if ik >= "n" .. indexes.sortable_number(now) or ik:sub(1, 1) ~= "n" then break end
+    out[#out + 1] = key
+  end
+  return out
+end
+
+-- Plans one collection entry: returns the new state and the record changes
+-- made ({key = {old = raw|nil, new = raw|nil, expired = bool}}), or nil
+-- when nothing changes.
+local function plan_collection(db, tenant, entry, parent, p, ctx)
+  local info = parent and db:_collection_info(tenant, entry, parent)
+  local state = {
+    count = info and info.count or 0, root = info and info.root,
+    ttl = info and info.ttl, indexes = {}, flushes = {},
+  }
+  for name, ix in pairs(info and info.indexes or {}) do
+    state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+  end
+  local t = db:_tree(tenant, info)
+  local meta_changed = false
+
+  -- TTL field: set or cleared (explicitly, or by the handle's ttl_field).
+  local ttl = p.ttl
+  if ttl == nil and state.ttl == nil and db._ttl_field and (p.records or p.index_ops) then
+    ttl = db._ttl_field
+  end
+  if ttl ~= nil and (ttl or nil) ~= state.ttl then
+    state.ttl = ttl or nil
+    state.indexes[indexes.TTL] = nil
+    if state.ttl then
+      local ix = { field = state.ttl }
+      local built = build_index(db, tenant, t, state, indexes.TTL,
+        key_function(db, tenant, entry, indexes.TTL, ix), ctx)
+      built.field = state.ttl
+      state.indexes[indexes.TTL] = built
+    end
+    meta_changed = true
+  end
+  if state.indexes[indexes.TTL] then state.indexes[indexes.TTL].field = state.ttl end
+
+  -- Index creation and removal.
+  for _, op in ipairs(p.index_ops or {}) do
+    if op.drop then
+      if state.indexes[op.name] then state.indexes[op.name] = nil; meta_changed = true end
+    else
+      local ix = state.indexes[op.name]
+      if not ix or ix.expr ~= op.expr then
+        local built = build_index(db, tenant, t, state, op.name,
+          indexes.key_function(op.expr or op.fn), ctx)
+        built.expr = op.expr
+        state.indexes[op.name] = built
+        meta_changed = true
+      end
+    end
+  end
+
+  -- Record changes, plus the records whose TTL has passed.
+  local changes = {}
+  for k, v in pairs(p.records or {}) do changes[k] = v end
+  local expired = {}
+  if state.ttl then
+    for _, k in ipairs(expired_keys(db, tenant, state, db:_now())) do
+      if changes[k] == nil then changes[k] = false; expired[k] = true end
+    end
+  end
+  local eff, n, made = {}, 0, {}
+  for k, v in pairs(changes) do
+    local old = collection.get(t, state.root, k)
+    if (v and old ~= v) or (not v and old ~= nil) then
+      eff[k] = v
+      n = n + 1
+      made[k] = { old = old, new = v or nil, expired = expired[k] or false }
+    end
+  end
+  if n == 0 and not meta_changed then return nil end
+
+  if n > 0 then
+    -- Keep every index in step with the records.
+    for name, ix in pairs(state.indexes) do
+      local keyfn = key_function(db, tenant, entry, name, ix)
+      local ichanges = {}
+      for k, m in pairs(made) do
+        local ov = m.old and core.decode(m.old, ctx)
+        local nv = m.new and core.decode(m.new, ctx)
+        indexes.diff(ichanges, name, keyfn, k, ov, nv, m.old ~= nil, m.new ~= nil)
+      end
+      update_index(db, tenant, state, ix, ichanges)
+    end
+    local root, delta
+    if n == 1 then
+      local k, v = next(eff)
+      root, delta = collection.update(t, state.root, k, v or nil)
+    else
+      root, delta = collection.update_many(t, state.root, state.count, eff)
+    end
+    state.root, state.count = root, state.count + delta
+  end
+  state.tree = t
+  return state, made
+end
+
+-- ----------------------------------------------------------------- commit
+
+--- Applies a plan ({entry = p}) for one tenant as one commit. Returns
+-- {entry = {digest=, made=, written=}} and the events to emit.
+function write.commit(db, tenant, user, plan, ctx)
+  local store = db._store
+  local entries = {}
+  for entry in pairs(plan) do entries[#entries + 1] = entry end
+  table.sort(entries)
+  local lock <close> = store:lock(tenant)
+  local results, staged, events = {}, {}, {}
+
+  -- 1. Plan every entry; nothing is written yet, so any error leaves the
+  --    store as it was.
+  for _, entry in ipairs(entries) do
+    local p = plan[entry]
+    local parent = lock:head(entry)
+    local parent_bytes = parent and store:read(tenant, parent)
+    results[entry] = { written = false }
+    if p.drop then
+      if parent then
+        staged[#staged + 1] = { entry = entry, drop = true }
+        events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
+                                user_id = user }
+      end
+    elseif p.save then
+      if parent_bytes and write.is_collection(parent_bytes) then write.mismatch(entry, true) end
+      staged[#staged + 1] = { entry = entry, bytes = snapshot_bytes(p.save, parent, user) }
+      events[#events + 1] = { action = "save", tenant = tenant, entry = entry, user_id = user,
+                              old_bytes = parent_bytes, new_json = p.save }
+    else
+      if parent_bytes and not write.is_collection(parent_bytes) then write.mismatch(entry, false) end
+      local state, made = plan_collection(db, tenant, entry, parent, p, ctx)
+      if state then
+        staged[#staged + 1] = { entry = entry, state = state, parent = parent }
+        results[entry].made = made
+        local keys = {}
+        for k in pairs(made) do keys[#keys + 1] = k end
+        table.sort(keys)
+        for _, k in ipairs(keys) do
+          local m = made[k]
+          events[#events + 1] = {
+            action = m.expired and "expire" or (m.new and "put" or "delete"),
+            tenant = tenant, entry = entry, key = k, user_id = user,
+            old_raw = m.old, new_raw = m.new,
+          }
+        end
+      end
+    end
+  end
+  if #staged == 0 then return results, {} end
+
+  -- 2. Write refs, pieces and snapshots (content-addressed: harmless if
+  --    the commit below never happens).
+  for _, bytes in pairs(ctx.pending) do store:write(nil, bytes) end
+  local changes = {}
+  for i, s in ipairs(staged) do
+    local digest = false
+    if s.state then
+      for _, f in ipairs(s.state.flushes) do collection.flush(f[1], f[2], true) end
+      local root_bytes = collection.flush(s.state.tree, s.state.root)
+      s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
+    end
+    if s.bytes then digest = store:write(tenant, s.bytes) end
+    changes[i] = { s.entry, digest }
+    results[s.entry].written = true
+    if digest then results[s.entry].digest = digest end
+  end
+
+  -- 3. One journal line moves every touched head.
+  lock:commit(changes)
+  for _, ev in ipairs(events) do
+    if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end
+  end
+  return results, events
+end
+
+return write
