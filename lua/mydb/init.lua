@@ -565,6 +565,19 @@ function Db:records(tenant, entry, digest)
   return query.wrap(it, {}, self:_hidden(info))
 end
 
+--- Iterates key, stored JSON text of each record, in key order, without
+-- decoding (for tools: the text is the record's canonical encoding).
+function Db:raw_records(tenant, entry, digest)
+  check_db(self, "raw_records")
+  check_tenant(tenant)
+  check_entry(entry)
+  check_digest(digest, true)
+  self:_require_init(tenant)
+  local d = self:_resolve(tenant, entry, digest)
+  local info = self:_collection_info(tenant, entry, d)
+  return collection.iter(self:_tree(tenant, info), info.root)
+end
+
 --- Iterates key, value in key order (or reverse) over part of a
 -- collection. opts: prefix, from, to (inclusive), reverse, limit, digest,
 -- filter (a function (key, value) -> boolean or a string expression).

@@ -11,7 +11,6 @@
 -- helpers print what these return, through the format_* functions.
 -- Errors are mydb error values, raised as by the rest of the API.
 local core = require "mydb.core"
-local collection = require "mydb.collection"
 
 local inspect = { _VERSION = "mydb.inspect 0.1" }
 
@@ -41,24 +40,9 @@ end
 
 local COLLECTION_PREFIX = '{"__collection__":'
 
--- key, canonical JSON of each record of a collection version, in key
--- order. The stored JSON comes from the tree when this build's Db has its
--- (private) collection helpers; else values from db:records are encoded
--- again with mydb.core.encode (same bytes for plain values).
+-- key, stored JSON of each record of a collection version, in key order.
 local function raw_records(db, tenant, entry, digest)
-  if type(db._collection_info) == "function" and type(db._tree) == "function" then
-    local info = db:_collection_info(tenant, entry, digest)
-    return collection.iter(db:_tree(tenant, info), info.root)
-  end
-  local serializer = require "mydb.serializer"
-  local ctx = serializer.context(db._store)
-  local it = db:records(tenant, entry, digest)
-  return function()
-    local k, v = it()
-    if k == nil then return nil end
-    ctx.pending, ctx.root = {}, entry
-    return k, core.encode(v, ctx)
-  end
+  return db:raw_records(tenant, entry, digest)
 end
 
 local function json_str(s) return core.json_string(s) end
