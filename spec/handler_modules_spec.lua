@@ -401,6 +401,33 @@ describe("handler modules", function()
     end)
   end)
 
+  describe("the README's Extending types section", function()
+    it("has code that runs as pasted, and stores what it says", function()
+      local readme = H.read_file(H.REPO .. "/README.md")
+      local section = readme:match("\n## Extending types\n(.-)\n## ")
+      assert.is_string(section, "README has no Extending types section")
+      local blocks = {}
+      for code in section:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = code end
+      assert.is_true(#blocks >= 2)
+      local dir = H.tmpdir()
+      finally(function() H.rmrf(dir) end)
+      local out, ok = H.run_lua(table.concat(blocks, "\n") .. [[
+        local db = mydb.open("db", { fsync = false })
+        db:init("t")
+        local d = db:save("t", "u", "r", setmetatable({ rows = { 1, 2 }, n = 1 }, Report))
+        db:save("t", "u", "m", setmetatable({ cents = 5, currency = "EUR" }, Money))
+        local F64Array = require "mydb.handlers.f64array"
+        db:save("t", "u", "a", F64Array.new({ 1, 2 }))
+        print(db:load("t", "r").rows[2], getmetatable(db:load("t", "m")) == Money, #db:load("t", "a"))
+        local f = io.open(("db/t/objects/%s/%s"):format(d:sub(1, 24), d), "rb")
+        print(f:read("a"):match('"rows":{"__ref__":"%x+"}') ~= nil)
+        f:close()
+      ]], { cwd = dir })
+      assert(ok, out)
+      assert.equal("2\ttrue\t2\ntrue\n", out)
+    end)
+  end)
+
   describe("across processes", function()
     it("values saved with shipped handlers in one process load in another that registers them", function()
       local dir = H.tmpdir()

@@ -134,7 +134,7 @@ describe("mydb.handlers", function()
       H.assert_error_code(handlers.register, "invalid_argument", nil)
       H.assert_error_code(handlers.register, "invalid_argument", "Point")
       H.assert_error_code(handlers.register, "invalid_argument", function() end)
-      H.assert_error_code(handlers.register, "invalid_argument", point_handler(), "replace")
+      H.assert_error_code(handlers.register, "invalid_argument", point_handler(), 42)
       H.assert_error_code(handlers.register, "invalid_argument", point_handler({ replace = "yes" }))
     end)
 
@@ -175,6 +175,14 @@ describe("mydb.handlers", function()
       b.serialize = function() return {} end
       H.assert_error_code(handlers.register, "invalid_argument", b)
       assert.same({}, handlers.list())
+    end)
+
+    it("takes a module straight from require (which also returns the module's path)", function()
+      local date = require "mydb.handlers.date"
+      handlers.register(require "mydb.handlers.date")
+      assert.equal(date, handlers.get("Date"))
+      handlers.register(point_handler(), "/some/path.lua")
+      assert.same({ "Date", "Point" }, handlers.list())
     end)
 
     it("accepts callable tables as functions", function()

@@ -35,11 +35,14 @@ local REF = { "serialize_to_bytes", "deserialize_from_bytes" }
 --- Registers a handler table (see above); returns it.
 -- h.replace = true (or opts.replace = true) replaces the handler of a tag
 -- that is taken, keeping its place in the order; without it a taken tag is
--- refused. Raises invalid_argument for a malformed handler.
+-- refused. Raises invalid_argument for a malformed handler. A string in
+-- place of opts is ignored: it is what `require` returns after the module
+-- (its path), so that register(require "mydb.handlers.date") works.
 function handlers.register(h, opts)
   if type(h) ~= "table" then
     raise("invalid_argument", "handlers.register needs a handler table, got %s", type(h))
   end
+  if type(opts) == "string" then opts = nil end
   if opts ~= nil and type(opts) ~= "table" then
     raise("invalid_argument", "options must be a table, got %s", type(opts))
   end
