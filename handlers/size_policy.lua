@@ -21,18 +21,45 @@ local serializer = require "mydb.serializer"
 
 local size_policy = {}
 
--- Encoded size of x, or nil when it is at most `threshold` (computed only
--- when needed).
+-- Most fields are far below the threshold: an upper bound of their size,
+-- computed in Lua, avoids measuring them exactly. A string of n bytes
+-- encodes to at most 6n + 2 bytes (\u00XX escapes) or 16 + 4 * ceil(n / 3)
+-- (a {"__bytes__":...} tag), so to at most 6n + 16; a number to at most 24
+-- ("-2.2250738585072014e-308", {"__float__":"-inf"}); a plain table to its
+-- keys and values plus 8 bytes each ([k,v], in a __map__) plus 16. Tables
+-- with a metatable, handled tables, cycles and deep nesting get no bound.
+local function bound(x, limit, depth)
+  local t = type(x)
+  if t == "string" then return 6 * #x + 16 end
+  if t == "number" then return 24 end
+  if t == "boolean" then return 5 end
+  if t ~= "table" or depth > 16 or getmetatable(x) ~= nil or serializer.handler_for(x) then return nil end
+  local total = 16
+  for k, v in next, x do
+    local kb = bound(k, limit, depth + 1)
+    if not kb or type(k) == "table" then return nil end
+    local vb = bound(v, limit, depth + 1)
+    if not vb then return nil end
+    total = total + kb + vb + 8
+    if total > limit then return nil end
+  end
+  return total
+end
+
+-- True when x's encoding is larger than threshold.
 local function larger(x, threshold)
   local t = type(x)
   if t == "string" then
     -- a JSON string is at least its bytes plus two quotes
     if #x + 2 > threshold then return true end
+    if 6 * #x + 16 <= threshold then return false end
     return #core.json_string(x) > threshold
-  elseif t == "table" or t == "userdata" then
-    return serializer.encoded_size(x) > threshold
   elseif t == "number" or t == "boolean" then
-    return #core.encode(x) > threshold
+    return threshold < 24 and #core.encode(x) > threshold
+  elseif t == "table" or t == "userdata" then
+    local b = t == "table" and bound(x, threshold, 0)
+    if b and b <= threshold then return false end
+    return serializer.encoded_size(x) > threshold
   end
   return false -- the encoder refuses what it cannot store, with its path
 end

@@ -178,6 +178,42 @@ describe("use_refs", function()
       assert.same(before, H.listing(S.root))
     end)
 
+    it("a handler failing inside a ref field is handler_error and writes nothing", function()
+      local Bad = {}
+      handlers.register({
+        tag = "Bad",
+        is_eligible_for = function(v) return getmetatable(v) == Bad end,
+        serialize = function() error("bad inside a ref") end,
+        deserialize = function() end,
+      })
+      local mt = class("Doc", { use_refs = { "big" } })
+      local before = H.listing(S.root)
+      local err = H.assert_error_code(function()
+        S.db:save("t", "u", "e", setmetatable({ big = { ok = ("x"):rep(100), bad = setmetatable({}, Bad) } }, mt))
+      end, "handler_error")
+      assert.truthy(err.message:find("bad inside a ref", 1, true), err.message)
+      assert.truthy(err.message:find("'Bad'", 1, true), err.message)
+      assert.same(before, H.listing(S.root))
+    end)
+
+    it("an unknown tag inside a ref field raises unknown_tag naming it", function()
+      local date = require "mydb.handlers.date"
+      handlers.register(date)
+      local mt = class("Doc", { use_refs = { "big" } })
+      S.db:save("t", "u", "e", setmetatable({ big = { when = date.new(2024, 1, 1) } }, mt))
+      S.db:put("t", "u", "c", "k", setmetatable({ big = { when = date.new(2024, 1, 1) } }, mt))
+      handlers.unregister("Date")
+      for _, fn in ipairs({
+        function() return S.db:load("t", "e") end,
+        function() return S.db:get("t", "c", "k") end,
+      }) do
+        local err = H.assert_error_code(fn, "unknown_tag")
+        assert.truthy(err.message:find("'Date'", 1, true), err.message)
+      end
+      handlers.register(date)
+      assert.equal("2024-01-01", tostring(S.db:load("t", "e").big.when))
+    end)
+
     it("decides alone: policies are not asked for a class that declares use_refs, even when it names none", function()
       local asked = 0
       policies.register({ use_refs = function(v) if v.big then asked = asked + 1 return { "big" } end end })
@@ -310,6 +346,53 @@ describe("use_refs", function()
       assert.same({ "a" }, size_policy.new({ threshold = 0 }).use_refs({ a = 1 }))
     end)
 
+    it("agrees with measuring every field exactly (random values, many thresholds)", function()
+      local serializer = require "mydb.serializer"
+      local seed = 12345
+      local function rnd(n)
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed % n + 1
+      end
+      local pieces = { "a", "é", "\n", "\0", "\255", '"', "\\", "xyz", "\u{1F600}" }
+      local function value(depth)
+        local kind = rnd(depth > 3 and 5 or 8)
+        if kind == 1 then return rnd(1000) - 500 end
+        if kind == 2 then return rnd(1000) / 7 end
+        if kind == 3 then return rnd(2) == 1 end
+        if kind <= 5 then
+          local s = {}
+          for i = 1, rnd(12) - 1 do s[i] = pieces[rnd(#pieces)] end
+          return table.concat(s)
+        end
+        local t = {}
+        for _ = 1, rnd(5) - 1 do
+          local k = rnd(3) == 1 and rnd(4) or ("k" .. rnd(6))
+          t[k] = value(depth + 1)
+        end
+        return t
+      end
+      local cases = 0
+      for _ = 1, 300 do
+        local v = value(0)
+        if type(v) == "table" then
+          for _, threshold in ipairs({ 0, 1, 5, 10, 20, 40, 80, 200 }) do
+            local want = {}
+            for k, x in pairs(v) do
+              if type(k) == "string" and #core.encode(x, serializer.context(nil, { no_policies = true })) > threshold then
+                want[#want + 1] = k
+              end
+            end
+            local got = size_policy.new({ threshold = threshold }).use_refs(v) or {}
+            table.sort(want)
+            table.sort(got)
+            assert.same(want, got)
+            cases = cases + 1
+          end
+        end
+      end
+      assert.is_true(cases > 500, cases)
+    end)
+
     it("measures handled values and class instances as they are stored", function()
       local date = require "mydb.handlers.date"
       handlers.register(date)
@@ -324,6 +407,14 @@ describe("use_refs", function()
       local refenc = #'{"__digest__":"","__special__":"F64Array"}' + 64
       assert.is_nil(size_policy.new({ threshold = refenc }).use_refs({ a = a }))
       assert.same({ "a" }, size_policy.new({ threshold = refenc - 1 }).use_refs({ a = a }))
+      -- a handler may take plain tables too, and grow them
+      handlers.register({
+        tag = "Grow",
+        is_eligible_for = function(v) return rawget(v, "grow") == true end,
+        serialize = function() return { padding = ("p"):rep(200) } end,
+        deserialize = function() return { grow = true } end,
+      })
+      assert.same({ "g" }, size_policy.new({ threshold = 100 }).use_refs({ g = { grow = true }, s = { grow = false } }))
     end)
 
     it("sends big fields to refs when registered, and load restores them", function()

@@ -165,13 +165,35 @@ end
 -- registered class's instance is an object whose use_refs fields (its own
 -- declaration, else the policies') go to refs; else a plain table whose
 -- fields the policies may send to refs.
+-- The first handler eligible for v, or nil; `asking` is the one being
+-- asked, for the message when it raises. (One pcall for all handlers: this
+-- runs for every table stored while any handler is registered.)
+local asking
+local function eligible_handler(v)
+  for i = 1, #handlers do
+    local h = handlers[i]
+    asking = h
+    if h.is_eligible_for(v) then return h end
+  end
+end
+
+--- The registered handler (its source table) that would take v, or nil.
+function serializer.handler_for(v)
+  if handlers[1] == nil then return nil end
+  local ok, h = pcall(eligible_handler, v)
+  if not ok then
+    errors.raise("handler_error", "handler '%s' is_eligible_for failed: %s", asking.tag, errtext(h))
+  end
+  return h and (h.source or h)
+end
+
 local function classify(v, use_policies)
-  for _, h in ipairs(handlers) do
-    local ok, eligible = pcall(h.is_eligible_for, v)
+  if handlers[1] ~= nil then
+    local ok, h = pcall(eligible_handler, v)
     if not ok then
-      errors.raise("handler_error", "handler '%s' is_eligible_for failed: %s", h.tag, errtext(eligible))
+      errors.raise("handler_error", "handler '%s' is_eligible_for failed: %s", asking.tag, errtext(h))
     end
-    if eligible then return "special", h.tag, h end
+    if h then return "special", h.tag, h end
   end
   local mt = debug.getmetatable(v)
   if mt ~= nil then
