@@ -158,7 +158,9 @@ function DateTime.__tostring(v)
   return ("%04d-%02d-%02dT%02d:%02d:%s%s"):format(v.year, v.month, v.day, v.hour, v.minute,
     fmt_second(v.second), fmt_offset(v.utc_offset))
 end
-function DateTime.__eq(a, b) return a:timestamp() == b:timestamp() end
+function DateTime.__eq(a, b)
+  return getmetatable(a) == DateTime and getmetatable(b) == DateTime and a:timestamp() == b:timestamp()
+end
 function DateTime.__lt(a, b) return a:timestamp() < b:timestamp() end
 function DateTime.__le(a, b) return a:timestamp() <= b:timestamp() end
 

@@ -18,6 +18,9 @@
 -- each table and userdata it meets; the first eligible one takes the value
 -- (before registered classes). Handler functions run under pcall: a failure
 -- is a handler_error naming the tag, and a failed save writes nothing.
+-- The functions are taken from the handler table when it is registered:
+-- changing the table later changes nothing (register it again, with
+-- replace = true).
 -- Loading a value whose tag has no handler raises unknown_tag; the stored
 -- bytes are untouched, so registering the handler again makes it load.
 local errors = require "mydb.errors"
