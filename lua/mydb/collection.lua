@@ -213,29 +213,19 @@ local function find(keys, key)
   return nil, lo
 end
 
---- Path from the root to the leaf where key lives or would go, indexed by
+--- Path from the root to the leaf where key lives or would go (or, with
+-- key nil, the first leaf, or the last when last is true), indexed by
 -- height: P[0] the leaf ... P[H] the root; P[h].idx is the index of P[h-1]
 -- in P[h].node.
-local function descend(t, root, key)
+local function descend(t, root, key, last)
   local chain, d = {}, root
   while true do
     local node = load_node(t, d)
-    local idx = node.leaf and 0 or floor_index(node.keys, key)
-    chain[#chain + 1] = { node = node, idx = idx }
-    if node.leaf then break end
-    d = node.digests[idx]
-  end
-  local P, H = {}, #chain - 1
-  for h = 0, H do P[h] = chain[#chain - h] end
-  return P, H
-end
-
--- Path to the first (last = false) or last leaf.
-local function descend_edge(t, root, last)
-  local chain, d = {}, root
-  while true do
-    local node = load_node(t, d)
-    local idx = node.leaf and 0 or (last and #node.keys or 1)
+    local idx = 0
+    if not node.leaf then
+      if key ~= nil then idx = floor_index(node.keys, key)
+      else idx = last and #node.keys or 1 end
+    end
     chain[#chain + 1] = { node = node, idx = idx }
     if node.leaf then break end
     d = node.digests[idx]
@@ -430,9 +420,9 @@ function collection.range(t, root, o)
   local function in_hi(k) return hi == nil or k < hi or (k == hi and not o.hi_excl) end
   local P, H
   if rev then
-    if hi then P, H = descend(t, root, hi) else P, H = descend_edge(t, root, true) end
+    P, H = descend(t, root, hi, true)
   else
-    if lo then P, H = descend(t, root, lo) else P, H = descend_edge(t, root, false) end
+    P, H = descend(t, root, lo, false)
   end
   local keys, vals, i, stop, done = nil, nil, 0, 0, false
   -- Loads the current leaf's in-range slice [a, b] (decoded), or finishes.

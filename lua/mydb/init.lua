@@ -120,6 +120,17 @@ end
 
 local is_collection, mismatch = write.is_collection, write.mismatch
 
+-- Validates what every reading method takes (the handle, tenant, entry,
+-- optional digest) and returns the digest of the version to read.
+local function read_version(self, method, tenant, entry, digest)
+  check_db(self, method)
+  check_tenant(tenant)
+  check_entry(entry)
+  check_digest(digest, true)
+  self:_require_init(tenant)
+  return self:_resolve(tenant, entry, digest)
+end
+
 -- Digest of the entry's latest version, or the given digest.
 function Db:_resolve(tenant, entry, digest)
   if digest then return digest end
@@ -228,13 +239,8 @@ end
 
 --- The latest value of entry, or the version named by digest.
 function Db:load(tenant, entry, digest)
-  local store = check_db(self, "load")
-  check_tenant(tenant)
-  check_entry(entry)
-  check_digest(digest, true)
-  self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, digest)
-  local bytes = store:read(tenant, d)
+  local d = read_version(self, "load", tenant, entry, digest)
+  local bytes = self._store:read(tenant, d)
   local ctx = self:_ctx(path_name(entry))
   if is_collection(bytes) then
     local info = self:_collection_info(tenant, entry, d)
@@ -524,12 +530,8 @@ end
 -- key order.
 function Db:get(tenant, entry, key, digest)
   check_db(self, "get")
-  check_tenant(tenant)
-  check_entry(entry)
   if key ~= nil then check_key(key) end
-  check_digest(digest, true)
-  self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, digest)
+  local d = read_version(self, "get", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   local ctx = self:_ctx(path_name(entry, key))
   local t = self:_tree(tenant, info)
@@ -554,12 +556,7 @@ end
 --- Iterates key, value over a collection in key order, without building
 -- one big table.
 function Db:records(tenant, entry, digest)
-  check_db(self, "records")
-  check_tenant(tenant)
-  check_entry(entry)
-  check_digest(digest, true)
-  self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, digest)
+  local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
   return query.wrap(it, {}, self:_hidden(info))
@@ -568,12 +565,7 @@ end
 --- Iterates key, stored JSON text of each record, in key order, without
 -- decoding (for tools: the text is the record's canonical encoding).
 function Db:raw_records(tenant, entry, digest)
-  check_db(self, "raw_records")
-  check_tenant(tenant)
-  check_entry(entry)
-  check_digest(digest, true)
-  self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, digest)
+  local d = read_version(self, "raw_records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   return collection.iter(self:_tree(tenant, info), info.root)
 end
@@ -676,13 +668,10 @@ end
 
 --- Digests of entry's versions, newest first (from digest when given).
 function Db:history(tenant, entry, digest, max_items)
-  local store = check_db(self, "history")
-  check_tenant(tenant)
-  check_entry(entry)
-  check_digest(digest, true)
+  check_db(self, "history")
   max_items = check_max_items(max_items)
-  self:_require_init(tenant)
-  return store:chain(tenant, self:_resolve(tenant, entry, digest), max_items)
+  local d = read_version(self, "history", tenant, entry, digest)
+  return self._store:chain(tenant, d, max_items)
 end
 
 function Db:get_digest(tenant, entry)
@@ -695,13 +684,8 @@ end
 
 --- {digest=, parent=, user_id=, date=} of a version.
 function Db:meta(tenant, entry, digest)
-  local store = check_db(self, "meta")
-  check_tenant(tenant)
-  check_entry(entry)
-  check_digest(digest, true)
-  self:_require_init(tenant)
-  local d = self:_resolve(tenant, entry, digest)
-  local _, meta = core.decode_snapshot(store:read(tenant, d), nil, true)
+  local d = read_version(self, "meta", tenant, entry, digest)
+  local _, meta = core.decode_snapshot(self._store:read(tenant, d), nil, true)
   return { digest = d, parent = meta.parent, user_id = meta.user_id, date = meta.date }
 end
 
