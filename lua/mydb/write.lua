@@ -80,13 +80,20 @@ local function key_function(db, tenant, entry, name, ix)
   return fn
 end
 
+-- The tree handle of an index. An index built or changed by this plan keeps
+-- its handle: its new pieces are pending there (unwritten) until commit
+-- flushes them, once, from the final root.
+local function index_tree(db, tenant, ix)
+  if not ix.tree then ix.tree = collection.tree(db._store, tenant, db._nodes) end
+  return ix.tree
+end
+
 -- Applies record changes to an index tree (written later, by flush).
-local function update_index(db, tenant, state, ix, ichanges)
+local function update_index(db, tenant, ix, ichanges)
   if not next(ichanges) then return end
-  local t = collection.tree(db._store, tenant, db._nodes)
+  local t = index_tree(db, tenant, ix)
   local root, delta = collection.update_many(t, ix.root, ix.count, ichanges)
   ix.root, ix.count = root, ix.count + delta
-  state.flushes[#state.flushes + 1] = { t, root }
 end
 
 -- Builds an index over every record of the collection (written later).
@@ -102,15 +109,14 @@ local function build_index(db, tenant, t, state, name, keyfn, ctx)
   for i, k in ipairs(keys) do vals[i] = items[k] end
   local ti = collection.tree(db._store, tenant, db._nodes)
   local root = collection.build(ti, keys, vals)
-  state.flushes[#state.flushes + 1] = { ti, root }
-  return { root = root, count = #keys }
+  return { root = root, count = #keys, tree = ti }
 end
 
 -- Record keys whose TTL field is before now, from the TTL index.
 local function expired_keys(db, tenant, state, now)
   local ix = state.indexes[indexes.TTL]
   if not ix or not ix.root then return {} end
-  local t = collection.tree(db._store, tenant, db._nodes)
+  local t = index_tree(db, tenant, ix)
   local out = {}
   for composite in collection.iter(t, ix.root, "n") do
     local ik, key = indexes.split(composite)
@@ -127,7 +133,7 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
   local info = parent and db:_collection_info(tenant, entry, parent)
   local state = {
     count = info and info.count or 0, root = info and info.root,
-    ttl = info and info.ttl, indexes = {}, flushes = {},
+    ttl = info and info.ttl, indexes = {},
   }
   for name, ix in pairs(info and info.indexes or {}) do
     state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
@@ -200,7 +206,7 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
         local nv = m.new and core.decode(m.new, ctx)
         indexes.diff(ichanges, name, keyfn, k, ov, nv, m.old ~= nil, m.new ~= nil)
       end
-      update_index(db, tenant, state, ix, ichanges)
+      update_index(db, tenant, ix, ichanges)
     end
     local root, delta
     if n == 1 then
@@ -274,7 +280,9 @@ function write.commit(db, tenant, user, plan, ctx)
   for i, s in ipairs(staged) do
     local digest = false
     if s.state then
-      for _, f in ipairs(s.state.flushes) do collection.flush(f[1], f[2], true) end
+      for _, ix in pairs(s.state.indexes) do
+        if ix.tree then collection.flush(ix.tree, ix.root, true) end
+      end
       local root_bytes = collection.flush(s.state.tree, s.state.root)
       s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
     end
