@@ -166,12 +166,16 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
       if state.indexes[op.name] then state.indexes[op.name] = nil; meta_changed = true end
     else
       local ix = state.indexes[op.name]
-      if not ix or ix.expr ~= op.expr then
+      -- A function index is rebuilt too: the function given may differ
+      -- from the one the index was built with (same entries: no change).
+      if not ix or ix.expr ~= op.expr or op.fn then
         local built = build_index(db, tenant, t, state, op.name,
           indexes.key_function(op.expr or op.fn), ctx)
         built.expr = op.expr
-        state.indexes[op.name] = built
-        meta_changed = true
+        if not ix or ix.expr ~= built.expr or ix.root ~= built.root then
+          state.indexes[op.name] = built
+          meta_changed = true
+        end
       end
     end
   end
