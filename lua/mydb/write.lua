@@ -69,7 +69,11 @@ end
 local function key_function(db, tenant, entry, name, ix)
   if name == indexes.TTL then
     local field = ix.field
-    return function(v) if type(v) == "table" and type(v[field]) == "number" then return v[field] end end
+    -- NaN never expires (as for reads) and is no index key: left out
+    return function(v)
+      local x = type(v) == "table" and v[field] or nil
+      if type(x) == "number" and x == x then return x end
+    end
   end
   if ix.expr then return indexes.key_function(ix.expr) end
   local fn = db._index_fns[tenant .. "\0" .. entry .. "\0" .. name]
