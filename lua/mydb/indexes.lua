@@ -113,8 +113,10 @@ function indexes.bounds(opts)
   end
   o.prefix = prefix and ("s" .. prefix) or nil
   o.from = enc(from, "from")
-  -- inclusive `to`: every composite key of that index key is <= to.."\0\255"
-  o.to = to ~= nil and (enc(to, "to") .. "\0\255") or nil
+  -- inclusive `to`: the composite keys of index key X are X.."\0"..key, all
+  -- below X.."\1"; no composite equals X.."\1", and every greater index key
+  -- gives greater composites (index keys hold no NUL).
+  o.to = to ~= nil and (enc(to, "to") .. "\1") or nil
   return o
 end
 
