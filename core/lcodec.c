@@ -846,6 +846,24 @@ static void read_string(dec *d) {
   d->p = q;
 }
 
+/* Pushes the string literal at p. Fast path: a literal with no escape and
+ * no control byte is pushed straight from the input, without a copy. */
+static void push_string(dec *d) {
+  skip_ws(d);
+  if (d->p < d->end && *d->p == '"') {
+    const unsigned char *q = (const unsigned char *)d->p + 1;
+    const unsigned char *end = (const unsigned char *)d->end;
+    while (q < end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
+    if (q < end && *q == '"') {
+      lua_pushlstring(d->L, d->p + 1, (size_t)(q - (const unsigned char *)d->p - 1));
+      d->p = (const char *)q + 1;
+      return;
+    }
+  }
+  read_string(d);
+  lua_pushlstring(d->L, d->st->str.data ? d->st->str.data : "", d->st->str.len);
+}
+
 static int str_is(const dec *d, const char *lit) {
   size_t n = strlen(lit);
   return d->st->str.len == n && memcmp(d->st->str.data, lit, n) == 0;
@@ -964,11 +982,15 @@ static void decode_pairs(dec *d, int t) {
 static void decode_fields(dec *d, int t, int have_key) {
   lua_State *L = d->L;
   for (;;) {
-    if (!have_key) read_string(d);
-    have_key = 0;
-    if (d->st->str.len >= 2 && d->st->str.data[0] == '_' && d->st->str.data[1] == '_')
-      dec_fail(d, "tag key after fields");
-    push_str(d);
+    if (have_key) {
+      push_str(d);
+      have_key = 0;
+    } else {
+      push_string(d);
+    }
+    size_t kl;
+    const char *k = lua_tolstring(L, -1, &kl);
+    if (kl >= 2 && k[0] == '_' && k[1] == '_') dec_fail(d, "tag key after fields");
     expect(d, ':');
     decode_value(d);
     lua_rawset(L, t);
@@ -1010,7 +1032,17 @@ static void decode_object(dec *d) {
   int tag = 0, digest = 0;  /* special: tag string, __digest__ string */
   int payload_value = 0;    /* special: "__value__" payload */
   lua_Integer special_id = -1;
+  /* Each tag key at most once: the canonical form never repeats a key, and
+   * every repetition would leave one more value on the Lua stack. */
+  static const char *const once[] = {"__map__", "__object__", "__digest__",
+                                     "__special__", "__value__"};
+  unsigned seen_tags = 0;
   for (;;) {
+    for (unsigned i = 0; i < sizeof once / sizeof once[0]; i++)
+      if (str_is(d, once[i])) {
+        if (seen_tags & (1u << i)) dec_fail(d, "repeated tag key");
+        seen_tags |= 1u << i;
+      }
     expect(d, ':');
     if (str_is(d, "__id__")) {
       skip_ws(d);
@@ -1149,7 +1181,7 @@ static void decode_value(dec *d) {
   switch (c) {
     case '{': d->p++; decode_object(d); break;
     case '[': d->p++; decode_array(d); break;
-    case '"': read_string(d); push_str(d); break;
+    case '"': push_string(d); break;
     case 't':
       if (d->end - d->p >= 4 && memcmp(d->p, "true", 4) == 0) { d->p += 4; lua_pushboolean(L, 1); }
       else dec_fail(d, "bad literal");

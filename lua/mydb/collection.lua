@@ -238,10 +238,10 @@ end
 --- Raw value of key, or nil.
 function collection.get(t, root, key)
   if not root then return nil end
-  local P = descend(t, root, key)
-  local leaf = P[0].node
-  local i = find(leaf.keys, key)
-  return i and leaf.vals[i] or nil
+  local node = load_node(t, root)
+  while not node.leaf do node = load_node(t, node.digests[floor_index(node.keys, key)]) end
+  local i = find(node.keys, key)
+  return i and node.vals[i] or nil
 end
 
 -- The path to the piece at height h just before (dir = -1) or after

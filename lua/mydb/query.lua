@@ -111,6 +111,7 @@ end
 function query.wrap(it, plan, hidden)
   local n, done = 0, false
   local filter, limit = plan.filter, plan.limit
+  if not (filter or limit or hidden) then return it end
   return function()
     while not done do
       if limit and n >= limit then done = true; break end
