@@ -108,6 +108,7 @@ bench: all
 
 # ---- mydb-lua (rules in core/cli/cli.mk) -----------------------------------------
 -include core/cli/cli.mk
+-include fuzz/fuzz.mk
 
 # ---- install ---------------------------------------------------------------------
 install: module
