@@ -6,10 +6,13 @@
  * (libgit2's loose-object write; SQLite's fsync-the-directory rule: a rename
  * is only durable once the directory holding it has been fsynced).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +155,53 @@ int mydb__tmp_create(mydb *db, char *tmp, int extra) {
   }
   return mydb__seterr(MYDB_EIO, "create temporary file in %s: too many "
                       "name collisions", dir);
+}
+
+/* <pid>-<counter>-<16 hex>.tmp, as made by mydb__tmp_create: its pid, or 0
+ * for any other name. */
+static long tmp_name_pid(const char *name) {
+  char *end;
+  if (name[0] < '1' || name[0] > '9') return 0;
+  errno = 0;
+  long pid = strtol(name, &end, 10);
+  if (errno || pid <= 0 || pid > INT_MAX || *end != '-') return 0;
+  const char *p = end + 1;
+  if (*p < '0' || *p > '9') return 0;
+  while (*p >= '0' && *p <= '9') p++;
+  if (*p++ != '-') return 0;
+  for (int i = 0; i < 16; i++, p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+  return strcmp(p, ".tmp") == 0 ? pid : 0;
+}
+
+int mydb__tmp_sweep(const char *dir, time_t now) {
+  /* O_NOFOLLOW: a ROOT/.tmp replaced by a symlink is not swept (nothing
+   * outside ROOT is ever removed). */
+  int dfd = mydb__open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (dfd < 0) return 0;
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    mydb__close(dfd);
+    return 0;
+  }
+  long self = (long)getpid();
+  int removed = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    long pid = tmp_name_pid(de->d_name);
+    if (pid == 0) continue; /* not ours: left alone */
+    struct stat st;
+    if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    int stale = now - st.st_mtime > MYDB__TMP_STALE;
+    /* A live writer's file (this process's included: another handle may
+     * be writing it now) stays unless it is stale; a pid may be reused. */
+    int dead = pid != self && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    if ((dead || stale) && unlinkat(dfd, de->d_name, 0) == 0) removed++;
+  }
+  closedir(d); /* closes dfd */
+  return removed;
 }
 
 int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct mydb;
 
@@ -33,6 +34,16 @@ int mydb__mkdir(const char *path, int *created);
  * (O_CREAT|O_EXCL, mode 0666 & ~umask) opened with O_RDWR|extra. Its path
  * goes to tmp[PATH_MAX]. Returns the fd, or a negative MYDB_E* code. */
 int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
+
+/* Seconds after which a temporary file is stale whatever its pid. */
+#define MYDB__TMP_STALE 3600
+/* Removes the temporary files that writers which died left in dir
+ * (ROOT/.tmp): files named <pid>-<counter>-<random>.tmp whose process is
+ * gone (kill(pid, 0) fails with ESRCH), and such files older than
+ * MYDB__TMP_STALE seconds (at now) whatever their pid. Only regular files
+ * with that name form; symlinks are not followed (nor dir, if it is one).
+ * Best effort, errors ignored. Returns the number of files removed. */
+int mydb__tmp_sweep(const char *dir, time_t now);
 
 /* Atomically installs buf as path: temp file, write, fsync (db->fsync),
  * close, mkdir of the parent when mkparent (its first dirlen bytes), rename

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -171,6 +172,9 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts) {
     }
     any |= created;
   }
+  /* Temporary files of writers killed mid-write are removed here. */
+  if ((rc = mydb__path(db, p, ".tmp", NULL, NULL))) goto fail;
+  (void)mydb__tmp_sweep(p, time(NULL));
   if (any && db->fsync && mydb__fsync_dir(rl ? db->root : "/") != 0) {
     rc = mydb__syserr(errno, "fsync", db->root);
     goto fail;

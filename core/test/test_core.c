@@ -727,6 +727,98 @@ static void test_kill_writer(void) {
   mydb_close(db);
 }
 
+/* Temporary files left in ROOT/.tmp by writers that died are removed by the
+ * next mydb_open (issue 5 §1); live writers' files, other names, other
+ * kinds of file and anything behind a symlink are left alone. */
+static int exists_at(const char *dir, const char *name) {
+  char p[PATH_MAX];
+  struct stat st;
+  xsnprintf(p, sizeof p, "%s/%s", dir, name);
+  return lstat(p, &st) == 0;
+}
+
+static void touch_at(const char *dir, const char *name, time_t age) {
+  char p[PATH_MAX];
+  xsnprintf(p, sizeof p, "%s/%s", dir, name);
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || write(fd, "partial", 7) != 7) {
+    perror(p);
+    exit(2);
+  }
+  close(fd);
+  if (age) {
+    struct timespec t[2];
+    t[0].tv_sec = t[1].tv_sec = time(NULL) - age;
+    t[0].tv_nsec = t[1].tv_nsec = 0;
+    if (utimensat(AT_FDCWD, p, t, 0) != 0) {
+      perror(p);
+      exit(2);
+    }
+  }
+}
+
+static void test_tmp_sweep(void) {
+  char root[PATH_MAX], tmp[PATH_MAX], outside[PATH_MAX], p[PATH_MAX];
+  make_root(root, "sweep");
+  make_root(outside, "sweep-outside");
+  mkdir(outside, 0777);
+  mydb_close(open_db(root, 0));
+  xsnprintf(tmp, sizeof tmp, "%s/.tmp", root);
+
+  /* a pid that is surely gone: a child that exited and was reaped */
+  fflush(NULL);
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  long self = (long)getpid(), parent = (long)getppid();
+  char n_dead[64], n_dead_dir[64], n_dead_link[64], n_self[64], n_parent[64],
+      n_self_old[64];
+  xsnprintf(n_dead, sizeof n_dead, "%ld-0-0123456789abcdef.tmp", (long)dead);
+  xsnprintf(n_dead_dir, sizeof n_dead_dir, "%ld-1-0123456789abcdef.tmp", (long)dead);
+  xsnprintf(n_dead_link, sizeof n_dead_link, "%ld-2-0123456789abcdef.tmp", (long)dead);
+  xsnprintf(n_self, sizeof n_self, "%ld-3-0123456789abcdef.tmp", self);
+  xsnprintf(n_parent, sizeof n_parent, "%ld-4-0123456789abcdef.tmp", parent);
+  xsnprintf(n_self_old, sizeof n_self_old, "%ld-5-0123456789abcdef.tmp", self);
+  touch_at(tmp, n_dead, 0);
+  touch_at(tmp, n_self, 0);
+  touch_at(tmp, n_parent, 0);
+  touch_at(tmp, n_self_old, 2 * 3600);   /* stale: removed whatever its pid */
+  touch_at(tmp, "notes.txt", 2 * 3600);  /* not a mydb temporary file */
+  touch_at(tmp, "1-x-0123456789abcdef.tmp", 2 * 3600); /* malformed */
+  xsnprintf(p, sizeof p, "%s/%s", tmp, n_dead_dir);
+  CHECK(mkdir(p, 0777) == 0);
+  touch_at(outside, "target", 0);
+  char target[PATH_MAX];
+  xsnprintf(target, sizeof target, "%s/target", outside);
+  xsnprintf(p, sizeof p, "%s/%s", tmp, n_dead_link);
+  CHECK(symlink(target, p) == 0);
+
+  mydb_close(open_db(root, 0));
+  CHECK(!exists_at(tmp, n_dead));
+  CHECK(!exists_at(tmp, n_self_old));
+  CHECK(exists_at(tmp, n_self));
+  CHECK(parent <= 1 || exists_at(tmp, n_parent));
+  CHECK(exists_at(tmp, "notes.txt"));
+  CHECK(exists_at(tmp, "1-x-0123456789abcdef.tmp"));
+  CHECK(exists_at(tmp, n_dead_dir));
+  CHECK(exists_at(tmp, n_dead_link));
+  CHECK(exists_at(outside, "target"));
+
+  /* ROOT/.tmp replaced by a symlink: nothing behind it is removed */
+  char root2[PATH_MAX], tmp2[PATH_MAX];
+  make_root(root2, "sweep-link");
+  mkdir(root2, 0777);
+  xsnprintf(tmp2, sizeof tmp2, "%s/.tmp", root2);
+  CHECK(symlink(outside, tmp2) == 0);
+  touch_at(outside, n_dead, 0);
+  mydb *db = NULL;
+  mydb_options o = MYDB_OPTIONS_INIT;
+  o.fsync = 0;
+  if (mydb_open(&db, root2, &o) == MYDB_OK) mydb_close(db);
+  CHECK(exists_at(outside, n_dead));
+  CHECK(exists_at(outside, "target"));
+}
+
 static void test_compaction(void) {
   char root[PATH_MAX], hp[PATH_MAX];
   make_root(root, "compact");
@@ -1043,6 +1135,7 @@ int main(void) {
   test_cache();
   test_heads();
   test_kill_writer();
+  test_tmp_sweep();
   test_compaction();
   test_threads();
   test_processes();
