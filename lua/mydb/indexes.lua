@@ -105,6 +105,9 @@ function indexes.bounds(opts)
     if type(v) == "string" then return "s" .. v end
     raise("invalid_argument", "opts.%s must be a string or a number", what)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    raise("invalid_argument", "opts must be a table, got %s", type(opts))
+  end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   local prefix, from, to = o.prefix, o.from, o.to
