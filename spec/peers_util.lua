@@ -49,11 +49,22 @@ function U.objects(root, tenant)
 end
 
 --- The decoded __collection__ object of a collection's latest (or given)
--- snapshot, read from the object file with lua-cjson.
+-- snapshot, read from the object file with lua-cjson. Its "indexes" are
+-- given as a map NAME -> {count=, expr=, root=} whether stored as a JSON
+-- object or, as the canonical encoder writes a map holding the "__ttl__"
+-- name, in the {"__map__": [[name, index], ...]} form (the third result
+-- tells which).
 function U.collection_meta(db, root, tenant, entry, digest)
   digest = digest or db:get_digest(tenant, entry)
   local o = require("cjson").decode(H.read_file(H.object_path(root, tenant, digest)))
-  return o.__collection__, o
+  local c = o.__collection__
+  local as_map = false
+  if type(c) == "table" and type(c.indexes) == "table" and c.indexes.__map__ then
+    local map = {}
+    for _, pair in ipairs(c.indexes.__map__) do map[pair[1]] = pair[2] end
+    c.indexes, as_map = map, true
+  end
+  return c, o, as_map
 end
 
 --- Runs a chunk in a fresh process with the store root as arg[1]; asserts
