@@ -174,6 +174,22 @@ static long tmp_name_pid(const char *name) {
   return strcmp(p, ".tmp") == 0 ? pid : 0;
 }
 
+/* 1 if process pid is gone: no such process, or (Linux) a zombie that
+ * nobody reaped yet - it holds no files and writes nothing any more. */
+static int pid_gone(long pid) {
+  if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  int fd = mydb__open(path, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  mydb__close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+  return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 int mydb__tmp_sweep(const char *dir, time_t now) {
   /* O_NOFOLLOW: a ROOT/.tmp replaced by a symlink is not swept (nothing
    * outside ROOT is ever removed). */
@@ -197,7 +213,7 @@ int mydb__tmp_sweep(const char *dir, time_t now) {
     int stale = now - st.st_mtime > MYDB__TMP_STALE;
     /* A live writer's file (this process's included: another handle may
      * be writing it now) stays unless it is stale; a pid may be reused. */
-    int dead = pid != self && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    int dead = pid != self && pid_gone(pid);
     if ((dead || stale) && unlinkat(dfd, de->d_name, 0) == 0) removed++;
   }
   closedir(d); /* closes dfd */

@@ -39,7 +39,7 @@ int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
 #define MYDB__TMP_STALE 3600
 /* Removes the temporary files that writers which died left in dir
  * (ROOT/.tmp): files named <pid>-<counter>-<random>.tmp whose process is
- * gone (kill(pid, 0) fails with ESRCH), and such files older than
+ * gone (kill(pid, 0) fails with ESRCH, or it is a zombie), and such files older than
  * MYDB__TMP_STALE seconds (at now) whatever their pid. Only regular files
  * with that name form; symlinks are not followed (nor dir, if it is one).
  * Best effort, errors ignored. Returns the number of files removed. */

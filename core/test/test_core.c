@@ -793,7 +793,31 @@ static void test_tmp_sweep(void) {
   xsnprintf(p, sizeof p, "%s/%s", tmp, n_dead_link);
   CHECK(symlink(target, p) == 0);
 
+  /* a writer that died but was not reaped yet (a zombie: in a container
+   * nobody may ever reap it) */
+  fflush(NULL);
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  char n_zombie[64];
+  xsnprintf(n_zombie, sizeof n_zombie, "%ld-6-0123456789abcdef.tmp", (long)zombie);
+  touch_at(tmp, n_zombie, 0);
+  for (int i = 0; i < 500; i++) { /* until it has exited */
+    char sp[64], st[256] = "";
+    xsnprintf(sp, sizeof sp, "/proc/%ld/stat", (long)zombie);
+    FILE *f = fopen(sp, "r");
+    if (!f) break;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = '\0';
+    char *paren = strrchr(st, ')');
+    if (paren && paren[1] == ' ' && paren[2] == 'Z') break;
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+
   mydb_close(open_db(root, 0));
+  waitpid(zombie, NULL, 0);
+  CHECK(!exists_at(tmp, n_zombie));
   CHECK(!exists_at(tmp, n_dead));
   CHECK(!exists_at(tmp, n_self_old));
   CHECK(exists_at(tmp, n_self));
