@@ -462,13 +462,13 @@ function Db:batch(tenant, user, fn)
     if not open then raise("invalid_argument", "the batch is over") end
     check_entry(entry)
     local p = plan[entry]
-    if not p then
-      p = {}
+    if not p or p.drop then
+      -- after b:drop, the entry starts anew (a new chain), as after db:drop
+      p = { fresh = p ~= nil or nil }
       plan[entry] = p
     end
     if kind == "save" and p.records then mismatch(entry, true) end
     if kind == "records" and p.save then mismatch(entry, false) end
-    p.drop = nil
     return p
   end
   local b = {}

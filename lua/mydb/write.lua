@@ -6,6 +6,8 @@
 --                                            record changes (false deletes),
 --                                            TTL field, index creation/drop
 --   { drop = true }                          remove the entry from the head
+-- A save or records plan may also hold fresh = true (a batch that dropped
+-- the entry, then wrote to it): it starts a new chain, as after db:drop.
 -- commit() takes the tenant's lock, reads each entry's head, builds the new
 -- versions, writes refs, pieces and snapshots, and moves every touched head
 -- in ONE journal line: readers see all of it or none of it, even across a
@@ -246,6 +248,12 @@ function write.commit(db, tenant, user, plan, ctx)
   for _, entry in ipairs(entries) do
     local p = plan[entry]
     local parent = lock:head(entry)
+    local dropped = p.fresh and parent or nil
+    if dropped then
+      events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
+                              user_id = user }
+      parent = nil
+    end
     local parent_bytes = parent and store:read(tenant, parent)
     results[entry] = { written = false }
     if p.drop then
@@ -277,6 +285,9 @@ function write.commit(db, tenant, user, plan, ctx)
           }
         end
       end
+    end
+    if dropped and not (staged[#staged] and staged[#staged].entry == entry) then
+      staged[#staged + 1] = { entry = entry, drop = true } -- the writes changed nothing
     end
   end
   if #staged == 0 then return results, {} end
