@@ -102,6 +102,30 @@ describe("peers: batch", function()
     assert.same({ a = 2, ann = 9, bob = { age = 22 }, c = 3, d = 4 }, db:load("t", "users"))
   end)
 
+  it("drop then writes to the same entry: a new chain, as with db:drop then db:put", function()
+    local events = {}
+    db:on_change(function(e) events[#events + 1] = e.action .. ":" .. e.entry .. ":" .. tostring(e.key) end)
+    assert.is_true(db:batch("t", "u", function(b)
+      b:drop("users")
+      b:put("users", "cy", 3)
+      b:drop("config")
+      b:put("config", "now", "a collection")   -- the kind may change, as after db:drop
+      b:drop("keep")
+      b:delete("keep", "absent")               -- writes nothing: the drop stands
+      b:put("old", "k", "w")
+      b:drop("old")                            -- drop last: dropped
+    end))
+    assert.same({ cy = 3 }, db:load("t", "users"))
+    assert.is_nil(db:meta("t", "users").parent)
+    assert.same({ now = "a collection" }, db:load("t", "config"))
+    assert.is_nil(db:meta("t", "config").parent)
+    assert.is_false(db:exists("t", "keep"))
+    assert.is_false(db:exists("t", "old"))
+    table.sort(events)
+    assert.same({ "drop:config:nil", "drop:keep:nil", "drop:old:nil", "drop:users:nil",
+                  "put:config:now", "put:users:cy" }, events)
+  end)
+
   it("if the function raises, nothing at all is written and the error propagates", function()
     local lines0, bytes0 = U.head(S.root, "t")
     local objects = U.objects(S.root, "t")
