@@ -31,7 +31,8 @@ BUILD = build
 # ---- sources -------------------------------------------------------------
 CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
            core/cache.c core/store.c core/objects.c core/head.c core/lock.c \
-           core/jsonstr.c
+           core/jsonstr.c core/headmap.c core/crc32.c core/backend_loose.c \
+           core/backend_memory.c core/backend_pack.c
 CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
 LMOD_SRC = core/lmydb.c core/lcodec.c
 LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
@@ -94,10 +95,14 @@ quickstart: all
 
 test: all test-c test-lua
 
-test-c: $(BUILD)/test_core
+test-c: $(BUILD)/test_core $(BUILD)/test_backends
 	$(BUILD)/test_core
+	$(BUILD)/test_backends
 
 $(BUILD)/test_core: core/test/test_core.c $(BUILD)/libmydb.a
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
+
+$(BUILD)/test_backends: core/test/test_backends.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
 test-lua: all

@@ -183,6 +183,12 @@ void mydb__cache_put(mydb__cache *c, const char *tenant, const char *digest,
   lru_push_front(c, e);
 }
 
+void mydb__cache_remove(mydb__cache *c, const char *tenant,
+                        const char *digest) {
+  mydb__centry *e = cache_find(c, tenant, digest);
+  if (e) centry_drop(c, e);
+}
+
 void mydb__cache_free(mydb__cache *c) {
   while (c->last) centry_drop(c, c->last);
   mydb__htab_free(&c->t);

@@ -52,6 +52,8 @@ void mydb__cache_put(mydb__cache *c, const char *tenant, const char *digest,
                      struct mydb_blob *b);
 int mydb__cache_contains(const mydb__cache *c, const char *tenant,
                          const char *digest);
+void mydb__cache_remove(mydb__cache *c, const char *tenant,
+                        const char *digest);
 void mydb__cache_free(mydb__cache *c);
 
 #endif

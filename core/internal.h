@@ -4,12 +4,16 @@
  *
  * Concurrency and lock order
  *   - Each handle has one pthread mutex (db->mu). It protects the object
- *     cache, the per-tenant head state (open journal fd, replayed map) and
- *     the list of live locks. It is never held while blocking on flock(2),
- *     and never held while a user callback runs.
- *   - The tenant write lock is an flock(2) on ROOT/TENANT/lock, taken on a
- *     fresh open file description per acquisition (see lock.c).
- *   - Order: flock (tenant lock) first, then db->mu. Never the reverse.
+ *     cache and the list of live locks. It is never held while blocking on
+ *     flock(2), never held while a user callback runs, and never held while
+ *     calling into the backend (except the lock release of mydb_close).
+ *   - Each backend has its own mutex for its per-tenant state (loose: the
+ *     replayed head journals; pack: the segment indexes; memory: the
+ *     shared store).
+ *   - The tenant write lock is an flock(2) on ROOT/TENANT/lock (loose,
+ *     pack), taken on a fresh open file description per acquisition (see
+ *     lock.c), or a flag and a condition variable (memory).
+ *   - Order: tenant lock first, then a backend's mutex, then db->mu.
  */
 #ifndef MYDB_INTERNAL_H
 #define MYDB_INTERNAL_H
@@ -20,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "buf.h"
 #include "cache.h"
 #include "fsutil.h"
@@ -29,13 +34,8 @@
 
 /* Objects larger than this are never cached. */
 #define MYDB__CACHE_OBJ_MAX ((size_t)1 << 20)
-/* Per-handle bound on tenants whose head state (and fd) is kept. */
+/* Per-handle bound on tenants whose head state (and fds) is kept. */
 #define MYDB__TSTATE_MAX 256
-/* Compaction thresholds (see doc/FORMAT.md "Head journal"). */
-#define MYDB__COMPACT_MIN 1024
-
-#define MYDB__HEAD_HEADER "{\"mydb_head\":1}\n"
-#define MYDB__HEAD_HEADER_LEN (sizeof(MYDB__HEAD_HEADER) - 1)
 
 /* ------------------------------------------------------------- errors.c */
 /* Formats the thread's error message; returns code. */
@@ -59,24 +59,24 @@ mydb_blob *mydb__blob_new(size_t len);
 mydb_blob *mydb__blob_ref(mydb_blob *b);
 
 /* -------------------------------------------------------------- store.c */
-struct mydb__tstate; /* head.c */
 
 struct mydb {
   char *root;
   size_t rootlen;
   int fsync;
+  size_t segment_bytes; /* pack roll-over size */
+  mydb_backend *be;
   pthread_mutex_t mu;
   /* --- everything below is protected by mu --- */
   mydb__cache cache;
-  mydb__htab tstates;                     /* tenant -> struct mydb__tstate */
-  struct mydb__tstate *ts_first, *ts_last; /* LRU order, most recent first */
-  size_t ts_count;
   struct mydb_lock *locks;                /* live locks of this handle */
 };
 
 struct mydb_lock {
-  mydb *db;  /* NULL once the handle was closed */
-  int fd;    /* -1 once released by mydb_close */
+  mydb *db;   /* NULL once the handle was closed */
+  int held;   /* 0 once released by mydb_close */
+  int fd;     /* the backend's: an flock()ed descriptor, or -1 */
+  void *impl; /* the backend's */
   struct mydb_lock *prev, *next;
   size_t tlen;
   char tenant[MYDB_TENANT_MAX + 1];
@@ -92,22 +92,32 @@ int mydb__check_entry(const char *entry, size_t len);
  * into out[PATH_MAX]. 0 or MYDB_EINVAL (too long). */
 int mydb__path(const mydb *db, char *out, const char *a, const char *b,
                const char *c);
-/* Path of an object (or, with digest NULL... never) in TENANT/objects or
- * ROOT/refs. dirlen receives the length of its fan-out directory part. */
+/* Path of an object in TENANT/objects or ROOT/refs (loose layout). dirlen
+ * receives the length of its fan-out directory part. */
 int mydb__object_path(const mydb *db, char *out, size_t *dirlen,
                       const char *tenant, const char *digest);
-/* 1 if ROOT/TENANT/objects is a directory, 0 if not, or MYDB_EIO. */
-int mydb__tenant_initialized(const mydb *db, const char *tenant);
-
-/* --------------------------------------------------------------- head.c */
-void mydb__heads_free(mydb *db);
-/* locked: the caller holds the tenant lock (see head.c, ts_refresh). */
-int mydb__head_get(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
-                   size_t tlen, const char *entry, size_t entry_len,
-                   int locked);
+/* Shared words of messages: "tenant"/"the shared", tenant/"refs". */
+const char *mydb__where_kind(const char *tenant);
+const char *mydb__where_name(const char *tenant);
+/* Creates ROOT/TENANT/lock (empty; never truncated) if absent. */
+int mydb__tenant_lockfile(const mydb *db, const char *tenant);
+/* Calls fn for each valid tenant name under ROOT that has a directory
+ * ROOT/NAME/sub (any order). */
+int mydb__tenant_dirs(const mydb *db, const char *sub,
+                      int (*fn)(const char *tenant, void *payload),
+                      void *payload);
 
 /* --------------------------------------------------------------- lock.c */
 /* Called by mydb_close with db->mu held: drops every lock of the handle. */
 void mydb__locks_detach(mydb *db);
+/* Opens ROOT/TENANT/lock on a new open file description and flock()s it
+ * (blocking); *fd receives it. MYDB_ENOTINIT if there is no lock file. */
+int mydb__flock_tenant(const mydb *db, const char *tenant, int *fd);
+/* flock(2) of an open descriptor, retried on EINTR (LOCK_EX or LOCK_UN). */
+int mydb__flock(int fd, int op);
+
+/* -------------------------------------------------------------- crc32.c */
+/* CRC-32 (IEEE 802.3, zlib's) of buf, continuing from crc (0 to start). */
+uint32_t mydb__crc32(uint32_t crc, const void *buf, size_t len);
 
 #endif

@@ -4,7 +4,8 @@
  * The user-facing API (require "mydb") is Lua, in lua/mydb/; this module
  * exports small primitives (the Tarantool pairing of fio.c and fio.lua).
  *
- *   core.open(root [, {fsync=, cache_bytes=}]) -> store
+ *   core.open(root [, {fsync=, cache_bytes=, backend=, segment_bytes=}])
+ *                          -> store
  *   store:tenant_init(t)  store:tenant_exists(t)  store:tenants()
  *   store:write(tenant|nil, bytes) -> digest
  *   store:read(tenant|nil, digest) -> bytes
@@ -12,7 +13,9 @@
  *   store:objects(tenant|nil) -> {name, ...}
  *   store:head(tenant, entry) -> digest | nil
  *   store:heads(tenant) -> {entry, ...} (sorted), {entry = digest}
- *   store:lock(tenant) -> lock     lock:head(entry)  lock:commit(changes)
+ *   store:backend() -> "loose" | "pack" | "memory"
+ *   store:lock(tenant) -> lock     lock:head(entry)
+ *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
  *   store:close() (also __close, __gc)
  *   core.sha256(bytes)  core.digest_valid(s)  core.tenant_valid(s)
@@ -132,6 +135,19 @@ static int l_open(lua_State *L) {
       opts.cache_bytes = (size_t)lua_tointeger(L, -1);
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, 2, "backend") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        lmydb_error(L, "invalid_argument", "backend must be a string");
+      opts.backend = lua_tostring(L, -1); /* stays on the stack until open */
+    }
+    if (lua_getfield(L, 2, "segment_bytes") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < (lua_Integer)MYDB_SEGMENT_MIN ||
+          lua_tointeger(L, -1) > (lua_Integer)MYDB_SEGMENT_MAX)
+        lmydb_error(L, "invalid_argument", "segment_bytes must be an integer from %d to %d",
+                    (int)MYDB_SEGMENT_MIN, (int)MYDB_SEGMENT_MAX);
+      opts.segment_bytes = (size_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
   }
   lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
   s->db = NULL;
@@ -147,6 +163,7 @@ static int l_open(lua_State *L) {
   if (rc != MYDB_OK) return core_error(L, rc);
   return 1;
 }
+
 
 static int lock_release_ud(llock *l) {
   if (l->lk) {
@@ -379,7 +396,9 @@ static int lock_head(lua_State *L) {
   return 1;
 }
 
-/* lock:commit({{entry, digest_or_false}, ...}) */
+/* lock:commit({{entry, digest_or_false}, ...} [, release])
+ * release: release the lock too, and with fsync on wait for durability
+ * after releasing it (group commit; mydb_head_commit_release). */
 static int lock_commit(lua_State *L) {
   llock *l = check_lock(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -395,9 +414,23 @@ static int lock_commit(lua_State *L) {
     ch[i - 1].digest = lua_toboolean(L, -1) ? check_digest(L, lua_gettop(L)) : NULL;
     lua_pop(L, 2); /* strings stay alive: the changes table holds them */
   }
-  int rc = mydb_head_commit(l->lk, ch, (size_t)n);
+  int rc;
+  if (lua_toboolean(L, 3)) {
+    mydb_lock *lk = l->lk;
+    l->lk = NULL; /* freed by mydb_head_commit_release in every case */
+    rc = mydb_head_commit_release(lk, ch, (size_t)n);
+  } else {
+    rc = mydb_head_commit(l->lk, ch, (size_t)n);
+  }
   if (rc != MYDB_OK) return core_error(L, rc);
   return 0;
+}
+
+/* store:backend() -> "loose" | "pack" | "memory" */
+static int store_backend(lua_State *L) {
+  lstore *s = check_store(L);
+  lua_pushstring(L, mydb_backend_name(s->db));
+  return 1;
 }
 
 /* ----------------------------------------------------------------- helpers */
@@ -477,7 +510,7 @@ int luaopen_mydb_core(lua_State *L) {
       {"read", store_read},               {"exists", store_exists},
       {"objects", store_objects},         {"head", store_head},
       {"heads", store_heads},             {"lock", store_lock},
-      {"chain", store_chain},
+      {"chain", store_chain},             {"backend", store_backend},
       {"close", store_close},             {NULL, NULL}};
   static const luaL_Reg lock_methods[] = {
       {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};

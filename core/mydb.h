@@ -60,15 +60,29 @@ int mydb_digest_valid(const char *s, size_t len);
 typedef struct mydb mydb;
 
 typedef struct mydb_options {
-  int version;            /* MYDB_OPTIONS_VERSION */
+  int version;            /* MYDB_OPTIONS_VERSION (1 is still accepted) */
   int fsync;              /* 1: fsync files and directories (default) */
   size_t cache_bytes;     /* object cache budget; 0 disables (default 64 MiB) */
+  /* ---- version 2 */
+  const char *backend;    /* "loose", "pack", "memory", or NULL: the one the
+                           * store was created with (ROOT/.mydb), "loose"
+                           * for a new store */
+  size_t segment_bytes;   /* pack: segment size limit; 0: 64 MiB */
 } mydb_options;
-#define MYDB_OPTIONS_VERSION 1
-#define MYDB_OPTIONS_INIT {MYDB_OPTIONS_VERSION, 1, (size_t)64 << 20}
+#define MYDB_OPTIONS_VERSION 2
+#define MYDB_OPTIONS_INIT {MYDB_OPTIONS_VERSION, 1, (size_t)64 << 20, NULL, 0}
+#define MYDB_SEGMENT_DEFAULT ((size_t)64 << 20)
+#define MYDB_SEGMENT_MIN ((size_t)1024)
+#define MYDB_SEGMENT_MAX ((size_t)1 << 30)
 
-/* Opens (creating ROOT and ROOT/refs if absent) a store. opts may be NULL. */
+/* Opens (creating ROOT and ROOT/refs if absent) a store. opts may be NULL.
+ * A new store records its backend in ROOT/.mydb; opening it later with
+ * another backend fails with MYDB_EINVAL (migration is a copy). The memory
+ * backend creates no files: handles opened on the same root string in one
+ * process share one store, freed when the last of them closes. */
 int mydb_open(mydb **out, const char *root, const mydb_options *opts);
+/* "loose", "pack" or "memory". */
+const char *mydb_backend_name(const mydb *db);
 /* Releases the handle; NULL is allowed. Locks held through it are released
  * (their flock dropped); such a lock must still be freed with
  * mydb_lock_release, and mydb_head_commit / mydb_lock_head_get on it return
@@ -147,5 +161,49 @@ int mydb_head_commit(mydb_lock *lk, const mydb_head_change *changes, size_t n);
 /* Reads the head under the lock (never stale): like mydb_head_get. */
 int mydb_lock_head_get(mydb_lock *lk, char out[MYDB_DIGEST_BUF],
                        const char *entry, size_t entry_len);
+/* mydb_head_commit, then mydb_lock_release (also when the commit fails:
+ * lk is freed in every case). With fsync on, returns once the commit is
+ * durable; the pack backend waits for that after releasing the lock, so
+ * that concurrent writers share one fsync (group commit). */
+int mydb_head_commit_release(mydb_lock *lk, const mydb_head_change *changes,
+                             size_t n);
+
+/* ------------------------------------------------------------ gc, repack */
+
+/* What a sweep or a repack did. */
+typedef struct mydb_gc_stats {
+  size_t objects_removed, bytes_freed;  /* objects dropped, their bytes */
+  size_t objects_kept, bytes_kept;      /* objects left */
+  size_t segments_removed, segments_written; /* pack */
+  size_t records_dropped;               /* pack: superseded head records */
+} mydb_gc_stats;
+
+/* Where a gc began: a sweep keeps every object stored after it. */
+typedef struct mydb_gc_mark {
+  int64_t a, b;
+} mydb_gc_mark;
+
+/* Marks the start of a gc of tenant (NULL: refs). */
+int mydb_gc_begin(mydb *db, const char *tenant, mydb_gc_mark *out);
+/* Removes the objects of tenant (NULL: refs) stored before mark for which
+ * keep(digest) returns 0 (keep is called once per such object; a negative
+ * return stops the sweep and is returned). The caller holds the tenant's
+ * lock (for the refs: every tenant's lock) through a handle of this store,
+ * so that no commit can start to use an object being removed. Adds to *st
+ * (which the caller zeroes). MYDB_EINVAL if the backend cannot. */
+int mydb_gc_sweep(mydb *db, const char *tenant, const mydb_gc_mark *mark,
+                  int (*keep)(const char *digest, void *payload),
+                  void *payload, mydb_gc_stats *st);
+/* Compacts a tenant's (NULL: the refs') storage: pack rewrites the live
+ * records into new segments and removes the old ones; loose compacts the
+ * head journal; memory does nothing. The caller holds the tenant's lock
+ * (refs: none needed). Adds to *st. */
+int mydb_repack(mydb *db, const char *tenant, mydb_gc_stats *st);
+/* Checks the backend's own framing (pack: every record's checksum, the
+ * segment chain) of tenant (NULL: refs); calls fn per problem. Returns
+ * MYDB_OK when it could look (problems or not). */
+int mydb_check(mydb *db, const char *tenant,
+               void (*fn)(const char *what, const char *msg, void *payload),
+               void *payload);
 
 #endif

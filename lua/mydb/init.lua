@@ -177,6 +177,9 @@ end
 --- Opens a store at root (default ".mytools_db").
 -- opts.fsync (default true): fsync files and directories on every write.
 -- opts.cache_bytes (default 64 MiB): the verified-object cache budget.
+-- opts.backend: "loose", "pack" or "memory" (default: the store's own, as
+-- recorded in ROOT/.mydb; "loose" for a new store). opts.segment_bytes:
+-- the pack backend's segment size (default 64 MiB).
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
@@ -191,15 +194,25 @@ function mydb.open(root, opts)
       if math.type(v) ~= "integer" or v < 0 then
         raise("invalid_argument", "cache_bytes must be a non-negative integer")
       end
+    elseif k == "backend" then
+      if v ~= "loose" and v ~= "pack" and v ~= "memory" then
+        raise("invalid_argument", "backend must be \"loose\", \"pack\" or \"memory\", got %s",
+          type(v) == "string" and ("%q"):format(v) or type(v))
+      end
+    elseif k == "segment_bytes" then
+      if math.type(v) ~= "integer" or v < 1024 or v > 1 << 30 then
+        raise("invalid_argument", "segment_bytes must be an integer from 1024 to 2^30")
+      end
     elseif k == "ttl_field" then
       if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
     else
       raise("invalid_argument", "unknown option '%s'", tostring(k))
     end
   end
-  local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes })
+  local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
+                                  backend = opts.backend, segment_bytes = opts.segment_bytes })
   return setmetatable({
-    _store = store, _root = root, _init_known = {},
+    _store = store, _root = root, _init_known = {}, _backend = store:backend(),
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,
     _ttl_field = opts.ttl_field, _listeners = {}, _index_fns = {},
   }, Db)
@@ -712,7 +725,7 @@ function Db:verify(tenant)
     check_tenant(tenant)
     self:_require_init(tenant)
   end
-  return require("mydb.verify").run(self._root, tenant)
+  return require("mydb.verify").run(self._root, tenant, { backend = self._backend })
 end
 
 function Db:close()

@@ -124,8 +124,9 @@ end
 --- Checks one tenant (or all, and the shared refs). Returns the list of
 -- problems ({kind=, tenant=, entry=, digest=, message=}; empty when the
 -- store is sound) and counts of what was checked.
-function verify.run(root, tenant)
-  local store <close> = core.open(root, { fsync = false, cache_bytes = 0 })
+function verify.run(root, tenant, opts)
+  local store <close> = core.open(root, { fsync = false, cache_bytes = 0,
+                                          backend = opts and opts.backend })
   local problems = {}
   local function report(kind, t, entry, digest, message)
     problems[#problems + 1] = { kind = kind, tenant = t, entry = entry, digest = digest, message = message }

@@ -312,7 +312,7 @@ function write.commit(db, tenant, user, plan, ctx)
   end
 
   -- 3. One journal line moves every touched head.
-  lock:commit(changes)
+  lock:commit(changes, true) -- releases the lock, then waits for durability
   for _, ev in ipairs(events) do
     if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end
   end
