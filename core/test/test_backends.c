@@ -491,8 +491,8 @@ int main(int argc, char **argv) {
   }
   const char *only = argc > 1 ? argv[1] : NULL;
   t_options();
-  const char *all[] = {"loose", "memory", "pack"};
-  for (int i = 0; i < 3; i++)
+  const char *all[] = {"loose", "memory"};
+  for (int i = 0; i < 2; i++)
     if (!only || strcmp(only, all[i]) == 0) common(all[i]);
   (void)dir_entries;
   rm_rf(tmproot);
