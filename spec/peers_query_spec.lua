@@ -390,3 +390,74 @@ describe("peers: scan", function()
     H.assert_error_code(db.scan, "not_initialized", db, "other")
   end)
 end)
+
+describe("peers: query and query_index against a brute-force model", function()
+  local S = H.use_store({ tenant = "t" })
+
+  it("random prefix/from/to/reverse/limit on a collection of many pieces", function()
+    local db = S.db
+    local rnd = 12345
+    local function random(n) -- a small LCG: the same cases on every run
+      rnd = (rnd * 1103515245 + 12345) % 2147483648
+      return rnd % n
+    end
+    local alphabet = { "a", "b", "c", "ab", "ba", "\255", "zz" }
+    local function word(max)
+      local k = ""
+      for _ = 1, random(max + 1) do k = k .. alphabet[random(#alphabet) + 1] end
+      return k
+    end
+    local items, keys = {}, {}
+    for _ = 1, 700 do items[word(3) .. random(100)] = { n = random(101) - 50 } end
+    for k in pairs(items) do keys[#keys + 1] = k end
+    table.sort(keys)
+    db:put_many("t", "u", "c", items)
+    db:create_index("t", "c", "n", "n")
+    local function cut(list, opts)
+      if opts.reverse then
+        local r = {}
+        for i = #list, 1, -1 do r[#r + 1] = list[i] end
+        list = r
+      end
+      if opts.limit then
+        local r = {}
+        for i = 1, math.min(opts.limit, #list) do r[i] = list[i] end
+        list = r
+      end
+      return list
+    end
+    for _ = 1, 400 do
+      local opts = {}
+      if random(2) == 0 then opts.prefix = word(2) end
+      if random(2) == 0 then opts.from = word(3) end
+      if random(2) == 0 then opts.to = word(3) .. (random(2) == 0 and random(100) or "") end
+      if random(2) == 0 then opts.reverse = true end
+      if random(3) == 0 then opts.limit = random(20) end
+      local expected = {}
+      for _, k in ipairs(keys) do
+        if (not opts.prefix or k:sub(1, #opts.prefix) == opts.prefix)
+            and (not opts.from or k >= opts.from) and (not opts.to or k <= opts.to) then
+          expected[#expected + 1] = k
+        end
+      end
+      assert.same(cut(expected, opts), U.firsts(db:query("t", "c", opts)))
+    end
+    local by_n = {}
+    for k, v in pairs(items) do by_n[#by_n + 1] = { v.n, k } end
+    table.sort(by_n, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+    for _ = 1, 150 do
+      local opts = {}
+      if random(3) > 0 then opts.from = random(121) - 60 end
+      if random(3) > 0 then opts.to = random(121) - 60 end
+      if random(2) == 0 then opts.reverse = true end
+      if random(3) == 0 then opts.limit = random(30) end
+      local expected = {}
+      for _, p in ipairs(by_n) do
+        if (not opts.from or p[1] >= opts.from) and (not opts.to or p[1] <= opts.to) then
+          expected[#expected + 1] = p[2]
+        end
+      end
+      assert.same(cut(expected, opts), U.firsts(db:query_index("t", "c", "n", opts)))
+    end
+  end)
+end)
