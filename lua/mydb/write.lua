@@ -148,9 +148,12 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
   local meta_changed = false
 
   -- TTL field: set or cleared (explicitly, or by the handle's ttl_field).
+  -- The handle's field is adopted by a write that writes anyway: alone it
+  -- is no reason for a version (an unchanged put stays a no-op).
   local ttl = p.ttl
+  local adopted = false
   if ttl == nil and state.ttl == nil and db._ttl_field and (p.records or p.index_ops) then
-    ttl = db._ttl_field
+    ttl, adopted = db._ttl_field, true
   end
   if ttl ~= nil and (ttl or nil) ~= state.ttl then
     state.ttl = ttl or nil
@@ -162,7 +165,7 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
       built.field = state.ttl
       state.indexes[indexes.TTL] = built
     end
-    meta_changed = true
+    meta_changed = not adopted
   end
   if state.indexes[indexes.TTL] then state.indexes[indexes.TTL].field = state.ttl end
 
