@@ -277,6 +277,22 @@ describe("peers: the ttl_field open option", function()
     plain:close()
   end)
 
+  it("a write that changes nothing stays a no-op (no version just to store the field)", function()
+    local d = db:get_digest("t", "c")
+    local lines, bytes = U.head(root, "t")
+    assert.is_false(db:put("t", "u", "c", "none", { id = "none" }))
+    assert.is_false(db:put_many("t", "u", "c", { str = { id = "str", exp = "100" } }))
+    assert.is_false(db:delete("t", "u", "c", "absent"))
+    assert.is_false(db:batch("t", "u", function(b) b:put("c", "none", { id = "none" }) end))
+    assert.equal(d, db:get_digest("t", "c"))
+    local lines2, bytes2 = U.head(root, "t")
+    assert.equal(lines, lines2)
+    assert.equal(bytes, bytes2)
+    -- the next real write stores it
+    assert.is_true(db:put("t", "u", "c", "y", { id = "y" }))
+    assert.equal("exp", U.collection_meta(db, root, "t", "c").ttl)
+  end)
+
   it("works on a collection of many pieces", function()
     now = 2000
     db:put("t", "u", "big", "k001", { i = 1 })
