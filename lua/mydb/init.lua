@@ -470,6 +470,10 @@ function Db:batch(tenant, user, fn)
   if type(fn) ~= "function" then raise("invalid_argument", "batch needs a function, got %s", type(fn)) end
   self:_require_init(tenant)
   local ctx = self:_ctx(tenant)
+  -- The batch keeps this context (the refs its values will need, written
+  -- at commit) to itself: a call made inside fn (a get, say) gets another
+  -- one instead of resetting ctx.pending.
+  self._codec = nil
   local plan, open = {}, true
   local function entry_plan(entry, kind)
     if not open then raise("invalid_argument", "the batch is over") end
