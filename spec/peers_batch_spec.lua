@@ -126,6 +126,29 @@ describe("peers: batch", function()
                   "put:config:now", "put:users:cy" }, events)
   end)
 
+  it("reads and writes made inside the function keep the batch's refs (nothing lost)", function()
+    local policies = require "mydb.policies"
+    local policy = { use_refs = function(v) return type(v) == "table" and v.blob and { "blob" } or nil end }
+    policies.register(policy)
+    local ok, err = pcall(function()
+      assert.is_true(db:batch("t", "u", function(b)
+        b:put("users", "big", { blob = ("payload "):rep(200) })
+        b:save("config", { theme = "x", blob = ("settings "):rep(200) })
+        local ann = db:get("t", "users", "ann")               -- read-modify-write
+        db:load("t", "config")
+        db:put("t", "u", "other", "k", { blob = ("other "):rep(100) }) -- a write of its own
+        b:put("users", "ann", { age = ann.age + 1 })
+      end))
+    end)
+    policies.unregister(policy)
+    assert(ok, tostring(err))
+    assert.equal(("payload "):rep(200), db:get("t", "users", "big").blob)
+    assert.equal(("settings "):rep(200), db:load("t", "config").blob)
+    assert.equal(("other "):rep(100), db:get("t", "other", "k").blob)
+    assert.same({ age = 32 }, db:get("t", "users", "ann"))
+    assert.same({}, db:verify())
+  end)
+
   it("if the function raises, nothing at all is written and the error propagates", function()
     local lines0, bytes0 = U.head(S.root, "t")
     local objects = U.objects(S.root, "t")
