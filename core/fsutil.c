@@ -112,6 +112,104 @@ int mydb__mkdir(const char *path, int *created) {
   return -1;
 }
 
+/* ------------------------------------------------ paths below the root */
+
+/* Opens directory dir, which lies below the store's root, walking from the
+ * root with openat(O_NOFOLLOW) on every component after it: a symlink
+ * planted anywhere below ROOT is never followed (ELOOP). The root itself
+ * may be a symlink (the user chose it). With mklast the last component is
+ * created when absent (*created, if not NULL, tells). A dir that is not
+ * below the root is opened as is. Returns a descriptor, or -1 with errno. */
+static int open_dir_below(const mydb *db, const char *dir, int mklast,
+                          int *created) {
+  size_t rl = db->rootlen;
+  if (created) *created = 0;
+  if (strncmp(dir, db->root, rl) != 0 || dir[rl] != '/') {
+    if (mklast && mydb__mkdir(dir, created) != 0) return -1;
+    return mydb__open(dir, O_RDONLY | O_DIRECTORY, 0);
+  }
+  int fd = mydb__open(rl ? db->root : "/", O_RDONLY | O_DIRECTORY, 0);
+  const char *p = dir + rl + 1;
+  while (fd >= 0 && *p) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0) { /* "//" */
+      p++;
+      continue;
+    }
+    char comp[NAME_MAX + 1];
+    if (n > NAME_MAX) {
+      mydb__close(fd);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(comp, p, n);
+    comp[n] = '\0';
+    p += n;
+    while (*p == '/') p++;
+    int nfd;
+    do nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    while (nfd < 0 && errno == EINTR);
+    if (nfd < 0 && errno == ENOENT && mklast && *p == '\0') {
+      if (mkdirat(fd, comp, 0777) == 0) {
+        if (created) *created = 1;
+      } else if (errno != EEXIST) {
+        int e = errno;
+        mydb__close(fd);
+        errno = e;
+        return -1;
+      }
+      do nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      while (nfd < 0 && errno == EINTR);
+    }
+    int e = errno;
+    if (nfd < 0 && (e == ENOTDIR || e == ELOOP)) {
+      /* Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW */
+      struct stat lst;
+      if (fstatat(fd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode))
+        e = ELOOP;
+    }
+    mydb__close(fd);
+    errno = e;
+    fd = nfd;
+  }
+  return fd;
+}
+
+/* The error of a failed open_dir_below of dir, for writing what. */
+static int below_error(const mydb *db, int err, const char *dir,
+                       const char *what) {
+  if (err == ELOOP)
+    return mydb__seterr(MYDB_EIO, "refusing to write %s: a directory on its "
+                        "way below %s is a symlink (mydb never writes "
+                        "through a symlink below its root)", what,
+                        db->rootlen ? db->root : "/");
+  return mydb__syserr(err, "open directory", dir);
+}
+
+int mydb__open_below(const mydb *db, const char *path, int flags,
+                     mode_t mode) {
+  const char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return mydb__open(path, flags, mode);
+  char dir[PATH_MAX];
+  size_t dl = (size_t)(slash - path);
+  if (dl >= sizeof dir) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(dir, path, dl);
+  dir[dl] = '\0';
+  int dfd = open_dir_below(db, dir, 0, NULL);
+  if (dfd < 0) return -1;
+  int fd;
+  do fd = openat(dfd, slash + 1, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  while (fd < 0 && errno == EINTR);
+  int e = errno;
+  mydb__close(dfd);
+  errno = e;
+  return fd;
+}
+
 /* ----------------------------------------------------------- temp files */
 
 static atomic_ulong tmp_counter;
@@ -137,22 +235,34 @@ int mydb__tmp_create(mydb *db, char *tmp, int extra) {
   char dir[PATH_MAX];
   int rc = mydb__path(db, dir, ".tmp", NULL, NULL);
   if (rc) return rc;
-  int made_dir = 0;
+  size_t dl = strlen(dir);
+  /* ROOT/.tmp is opened like every directory below the root (never through
+   * a symlink), and created again if someone removed it. */
+  int dfd = open_dir_below(db, dir, 1, NULL);
+  if (dfd < 0) return below_error(db, errno, dir, "a temporary file");
   for (int attempt = 0; attempt < 100; attempt++) {
     unsigned long n = atomic_fetch_add(&tmp_counter, 1);
     int w = snprintf(tmp, PATH_MAX, "%s/%ld-%lu-%016llx.tmp", dir,
                      (long)getpid(), n, (unsigned long long)rnd_next());
-    if (w < 0 || w >= PATH_MAX)
+    if (w < 0 || w >= PATH_MAX) {
+      mydb__close(dfd);
       return mydb__seterr(MYDB_EINVAL, "path too long: %s", dir);
-    int fd = mydb__open(tmp, O_RDWR | O_CREAT | O_EXCL | extra, 0666);
-    if (fd >= 0) return fd;
-    if (errno == EEXIST) continue;
-    if (errno == ENOENT && !made_dir) { /* someone removed ROOT/.tmp */
-      made_dir = 1;
-      if (mydb__mkdir(dir, NULL) == 0) continue;
     }
-    return mydb__syserr(errno, "create temporary file", tmp);
+    int fd;
+    do fd = openat(dfd, tmp + dl + 1,
+                   O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | extra,
+                   0666);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+      mydb__close(dfd);
+      return fd;
+    }
+    if (errno == EEXIST) continue;
+    rc = mydb__syserr(errno, "create temporary file", tmp);
+    mydb__close(dfd);
+    return rc;
   }
+  mydb__close(dfd);
   return mydb__seterr(MYDB_EIO, "create temporary file in %s: too many "
                       "name collisions", dir);
 }
@@ -224,11 +334,12 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
                             const void *buf, size_t len, int mkparent,
                             int noreplace) {
   char tmp[PATH_MAX], dir[PATH_MAX];
-  int created = 0, rc;
+  int created = 0, rc, dfd = -1;
   if (dirlen >= PATH_MAX)
     return mydb__seterr(MYDB_EINVAL, "path too long: %s", path);
   memcpy(dir, path, dirlen);
   dir[dirlen] = '\0';
+  const char *name = path + dirlen + 1;
 
   int fd = mydb__tmp_create(db, tmp, 0);
   if (fd < 0) return fd;
@@ -246,35 +357,44 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
     rc = mydb__syserr(errno, "close", tmp);
     goto fail;
   }
-  if (mkparent && mydb__mkdir(dir, &created) != 0) {
-    rc = mydb__syserr(errno, "mkdir", dir);
+  /* The target directory, reached without following any symlink below the
+   * root (created when mkparent); the file is linked or renamed into it
+   * relative to that descriptor. */
+  dfd = open_dir_below(db, dir, mkparent, &created);
+  if (dfd < 0) {
+    rc = below_error(db, errno, dir, path);
     goto fail;
   }
   if (noreplace) {
-    if (link(tmp, path) != 0 && errno != EEXIST) {
+    if (linkat(AT_FDCWD, tmp, dfd, name, 0) != 0 && errno != EEXIST) {
       rc = mydb__syserr(errno, "link", path);
       goto fail;
     }
     unlink(tmp);
-  } else if (rename(tmp, path) != 0) {
+  } else if (renameat(AT_FDCWD, tmp, dfd, name) != 0) {
     rc = mydb__syserr(errno, "rename", path);
     goto fail;
   }
+  rc = MYDB_OK;
   if (db->fsync) {
-    if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
-    if (created) {
+    if (mydb__fsync(dfd) != 0) {
+      rc = mydb__syserr(errno, "fsync", dir);
+    } else if (created) {
       char *slash = strrchr(dir, '/');
       if (slash && slash != dir) {
         *slash = '\0';
-        if (mydb__fsync_dir(dir) != 0)
-          return mydb__syserr(errno, "fsync", dir);
+        int pfd = open_dir_below(db, dir, 0, NULL);
+        if (pfd < 0 || mydb__fsync(pfd) != 0) rc = mydb__syserr(errno, "fsync", dir);
+        if (pfd >= 0) mydb__close(pfd);
       }
     }
   }
-  return MYDB_OK;
+  mydb__close(dfd);
+  return rc;
 
 fail:
   if (fd >= 0) mydb__close(fd);
+  if (dfd >= 0) mydb__close(dfd);
   unlink(tmp);
   return rc;
 }

@@ -30,9 +30,17 @@ int mydb__fsync_dir(const char *path);
  * whether it was created now. 0 or -1. */
 int mydb__mkdir(const char *path, int *created);
 
+/* Opens path, a file below the store's root, like mydb__open but without
+ * following a symlink anywhere below the root (every directory after the
+ * root is opened with O_NOFOLLOW, then the file too): -1 with errno ELOOP
+ * when one is there. For every file mydb writes. */
+int mydb__open_below(const struct mydb *db, const char *path, int flags,
+                     mode_t mode);
+
 /* Creates a new temporary file ROOT/.tmp/<pid>-<counter>-<random>.tmp
  * (O_CREAT|O_EXCL, mode 0666 & ~umask) opened with O_RDWR|extra. Its path
- * goes to tmp[PATH_MAX]. Returns the fd, or a negative MYDB_E* code. */
+ * goes to tmp[PATH_MAX]. Returns the fd, or a negative MYDB_E* code. Never
+ * through a symlink below the root (MYDB_EIO). */
 int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
 
 /* Seconds after which a temporary file is stale whatever its pid. */
@@ -48,7 +56,8 @@ int mydb__tmp_sweep(const char *dir, time_t now);
 /* Atomically installs buf as path: temp file, write, fsync (db->fsync),
  * close, mkdir of the parent when mkparent (its first dirlen bytes), rename
  * (or, with noreplace, link + unlink: an existing file is kept), fsync of
- * the directory (db->fsync). Cleans up on every failure. */
+ * the directory (db->fsync). Cleans up on every failure. Never writes
+ * through a symlink below the root (MYDB_EIO, nothing left behind). */
 int mydb__file_write_atomic(struct mydb *db, const char *path, size_t dirlen,
                             const void *buf, size_t len, int mkparent,
                             int noreplace);

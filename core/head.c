@@ -154,10 +154,13 @@ static int ts_refresh(tstate *ts, const struct stat *st, int locked,
   off_t size = st->st_size;
   if (ts->fd < 0 || st->st_ino != ts->ino || st->st_dev != ts->dev) {
     int writable = 1;
-    int fd = mydb__open(ts->path, O_RDWR | O_APPEND, 0);
+    /* O_NOFOLLOW: a journal replaced by a symlink is refused (ELOOP), it
+     * is never appended to; the tenant directory is checked by the lock
+     * (mydb__open_below), which every writer holds. */
+    int fd = mydb__open(ts->path, O_RDWR | O_APPEND | O_NOFOLLOW, 0);
     if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
       writable = 0;
-      fd = mydb__open(ts->path, O_RDONLY, 0);
+      fd = mydb__open(ts->path, O_RDONLY | O_NOFOLLOW, 0);
     }
     if (fd < 0) {
       if (errno == ENOENT) return MYDB_ENOTFOUND;

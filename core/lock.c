@@ -38,7 +38,7 @@ int mydb__flock_tenant(const mydb *db, const char *tenant, int *out) {
   int rc;
   *out = -1;
   if ((rc = mydb__path(db, path, tenant, "lock", NULL))) return rc;
-  int fd = mydb__open(path, O_RDWR, 0);
+  int fd = mydb__open_below(db, path, O_RDWR, 0); /* no symlink below ROOT */
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "

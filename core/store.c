@@ -118,7 +118,7 @@ int mydb__tenant_lockfile(const mydb *db, const char *tenant) {
   char p[PATH_MAX];
   int rc = mydb__path(db, p, tenant, "lock", NULL);
   if (rc) return rc;
-  int fd = mydb__open(p, O_WRONLY | O_CREAT, 0666);
+  int fd = mydb__open_below(db, p, O_WRONLY | O_CREAT, 0666);
   if (fd < 0) return mydb__syserr(errno, "create", p);
   mydb__close(fd);
   return MYDB_OK;
