@@ -13,8 +13,9 @@
  *   - no crash, leak or sanitizer report;
  *   - every call returns MYDB_OK or an error documented for bad arguments
  *     or absent data (EINVAL, ENOTINIT, ENOTFOUND), never EIO/ECORRUPT;
- *   - nothing is created outside ROOT, and ROOT holds only .tmp, refs and
- *     directories named by valid tenant ids;
+ *   - nothing is created outside ROOT, and ROOT holds only .tmp, .mydb (the
+ *     store's backend record), refs and directories named by valid tenant
+ *     ids;
  *   - tenant "u", which no step may name, stays empty: no object or head of
  *     another tenant ever shows through it.
  */
@@ -203,7 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while ((e = readdir(d))) {
     const char *nm = e->d_name;
     FUZZ_ASSERT(!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, ".tmp") ||
-                !strcmp(nm, "refs") || mydb_tenant_valid(nm, strlen(nm)),
+                !strcmp(nm, ".mydb") || !strcmp(nm, "refs") ||
+                mydb_tenant_valid(nm, strlen(nm)),
                 "ROOT/%s is not a tenant", nm);
   }
   closedir(d);

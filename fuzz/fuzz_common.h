@@ -41,14 +41,16 @@ static inline void fuzz_rm_rf(const char *p) {
   nftw(p, fuzz_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A new private directory under $TMPDIR (or /tmp), removed at exit. */
+/* A new private directory under $TMPDIR, else /dev/shm (a tmpfs: mkdir and
+ * open cost microseconds there, hundreds on a disk), else /tmp; removed at
+ * exit. */
 static char fuzz_tmp[PATH_MAX];
 static inline void fuzz_tmp_cleanup(void) {
   if (fuzz_tmp[0]) fuzz_rm_rf(fuzz_tmp);
 }
 static inline const char *fuzz_tmpdir(const char *name) {
   const char *base = getenv("TMPDIR");
-  if (!base || !*base) base = "/tmp";
+  if (!base || !*base) base = access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
   snprintf(fuzz_tmp, sizeof fuzz_tmp, "%s/mydb-fuzz-%s-XXXXXX", base, name);
   if (!mkdtemp(fuzz_tmp)) {
     perror("mkdtemp");
