@@ -72,7 +72,7 @@ describe("mydb.Db", function()
         local m = db:meta("t", "shared", d)
         assert.equal(h[idx + 1], m.parent, "parent of version " .. idx)
         per_writer[m.user_id] = (per_writer[m.user_id] or 0) + 1
-        local snap = cjson.decode(H.read_file(H.object_path(S.root, "t", d)))
+        local snap = cjson.decode(H.read_object(S.root, "t", d))
         assert.equal(1001 - idx, snap.__collection__.count, "record count of version " .. idx)
       end
       assert.same({ writer1 = 250, writer2 = 250, writer3 = 250, writer4 = 250 }, per_writer)
@@ -223,7 +223,7 @@ describe("mydb.Db", function()
       end
       -- every object file is named by its hash
       for _, name in ipairs(H.object_names(S.root, "t")) do
-        assert.equal(name, require("mydb.core").sha256(H.read_file(H.object_path(S.root, "t", name))))
+        assert.equal(name, require("mydb.core").sha256(H.read_object(S.root, "t", name)))
       end
     end)
   end)

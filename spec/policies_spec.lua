@@ -6,7 +6,7 @@ local function ref_path(root, digest)
   return ("%s/refs/%s/%s"):format(root, digest:sub(1, 24), digest)
 end
 
-local function object_bytes(S, digest) return H.read_file(H.object_path(S.root, "t", digest)) end
+local function object_bytes(S, digest) return H.read_object(S.root, "t", digest) end
 
 -- Files under ROOT/refs (names only).
 local function ref_files(S)

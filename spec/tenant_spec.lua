@@ -260,8 +260,8 @@ describe("mydb.Db", function()
       for _, n in ipairs(a) do
         if n == da then assert.is_nil(in_b[n]) end
       end
-      assert.is_true(H.file_exists(H.object_path(S.root, "A", da)))
-      assert.is_false(H.file_exists(H.object_path(S.root, "B", da)))
+      assert.is_true(H.object_exists(S.root, "A", da))
+      assert.is_false(H.object_exists(S.root, "B", da))
     end)
   end)
 end)

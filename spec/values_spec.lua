@@ -94,7 +94,7 @@ describe("mydb.Db", function()
     for _, case in ipairs(CASES) do
       it("stores " .. case[1] .. " as valid UTF-8 JSON", function()
         local d = S.db:save("t", "u", "e", build(case[2]))
-        local bytes = H.read_file(H.object_path(S.root, "t", d))
+        local bytes = H.read_object(S.root, "t", d)
         assert(utf8.len(bytes), "the object file is not valid UTF-8: " .. bytes:sub(1, 200))
         local ok, err = pcall(cjson.decode, bytes)
         assert(ok, "the object file is not JSON: " .. tostring(err))
@@ -104,7 +104,7 @@ describe("mydb.Db", function()
     it("stores a record with a non-UTF-8 key in a map as valid UTF-8 JSON", function()
       S.db:put("t", "u", "c", "k", { ["\255x"] = 1, ok = 2 })
       for _, name in ipairs(H.object_names(S.root, "t")) do
-        local bytes = H.read_file(H.object_path(S.root, "t", name))
+        local bytes = H.read_object(S.root, "t", name)
         assert(utf8.len(bytes), "object " .. name .. " is not valid UTF-8: " .. bytes:sub(1, 200))
       end
       assert.same({ ["\255x"] = 1, ok = 2 }, S.db:get("t", "c", "k"))
@@ -347,7 +347,7 @@ describe("mydb.Db", function()
 
     it("stores the instance with __object__", function()
       local d = S.db:save("t", "u", "p", Point.new(3, 4))
-      local bytes = H.read_file(H.object_path(S.root, "t", d))
+      local bytes = H.read_object(S.root, "t", d)
       assert.truthy(bytes:find('"__object__":"Point"', 1, true), bytes)
     end)
 
@@ -399,7 +399,7 @@ describe("mydb.Db", function()
       end
       finally(function() mydb.unregister_class("Bad\255Name") end)
       local d = S.db:save("t", "u", "bad", setmetatable({ x = 1 }, mt))
-      local bytes = H.read_file(H.object_path(S.root, "t", d))
+      local bytes = H.read_object(S.root, "t", d)
       assert(utf8.len(bytes), "the object file is not valid UTF-8: " .. bytes)
     end)
 
