@@ -51,9 +51,8 @@ end
 --- The decoded __collection__ object of a collection's latest (or given)
 -- snapshot, read from the object file with lua-cjson. Its "indexes" are
 -- given as a map NAME -> {count=, expr=, root=} whether stored as a JSON
--- object or, as the canonical encoder writes a map holding the "__ttl__"
--- name, in the {"__map__": [[name, index], ...]} form (the third result
--- tells which).
+-- object or in the {"__map__": [[name, index], ...]} form (the third
+-- result tells which; the documented form is the object).
 function U.collection_meta(db, root, tenant, entry, digest)
   digest = digest or db:get_digest(tenant, entry)
   local o = require("cjson").decode(H.read_file(H.object_path(root, tenant, digest)))

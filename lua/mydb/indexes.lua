@@ -14,7 +14,9 @@ local raise = errors.raise
 
 local indexes = {}
 
-indexes.TTL = "__ttl__" -- the hidden index a TTL field keeps
+-- The hidden index a TTL field keeps: a name no user index can take (and
+-- that needs no tag in the stored "indexes" object).
+indexes.TTL = "#ttl"
 
 function indexes.check_name(name)
   if type(name) ~= "string" or #name == 0 or #name > 128 or not name:match("^[%w_%.%-]+$")

@@ -36,6 +36,42 @@ local function prefix_end(p)
   return p:sub(1, i - 1) .. string.char(p:byte(i) + 1)
 end
 
+-- String methods (name:match(...)) run in C, where the instruction hook
+-- never fires, so during a filter call the string metatable's __index is
+-- swapped for bounded versions: results of rep are at most 1 MiB, and a
+-- pattern's worst-case backtracking work, about #subject ^ (quantifiers + 1),
+-- must stay under PATTERN_BUDGET, else the filter fails instead of hanging.
+query.PATTERN_BUDGET = 1e8
+query.REP_MAX = 1 << 20
+
+local function check_pattern(fname, s, pattern)
+  if type(s) ~= "string" or type(pattern) ~= "string" then return end
+  -- the original string functions: method calls would reach the wrappers
+  local _, q = string.gsub(string.gsub(pattern, "%%.", ""), "[%*%+%-%?]", "")
+  if (#s + 1) ^ (q + 1) > query.PATTERN_BUDGET then
+    error(("%s: pattern too costly for a filter (%d quantifiers on %d bytes)"):format(fname, q, #s), 3)
+  end
+end
+
+local bounded_string = {}
+for name, f in pairs(string) do bounded_string[name] = f end
+for _, name in ipairs { "match", "find", "gmatch", "gsub" } do
+  local f = string[name]
+  bounded_string[name] = function(s, pattern, ...)
+    check_pattern(name, s, pattern)
+    return f(s, pattern, ...)
+  end
+end
+function bounded_string.rep(s, n, sep)
+  local len = type(s) == "string" and #s or 0
+  local seplen = type(sep) == "string" and #sep or 0
+  if type(n) == "number" and n > 0 and (len + seplen) * n > query.REP_MAX then
+    error("rep: result larger than a filter may build", 2)
+  end
+  return string.rep(s, n, sep)
+end
+bounded_string.dump = nil
+
 --- Compiles a string filter into a function (key, value) -> boolean.
 function query.compile(expr)
   if #expr > 4096 then raise("invalid_argument", "a filter expression is at most 4096 bytes") end
@@ -59,9 +95,13 @@ function query.compile(expr)
     -- Bounded running time: a count hook stops runaway expressions. The
     -- hook is set only around the call and the previous one restored.
     local old_hook, old_mask, old_count = debug.gethook()
+    local smt = getmetatable("")
+    local old_index = smt.__index
+    smt.__index = bounded_string
     debug.sethook(function() error("filter ran out of its instruction budget", 2) end, "", budget)
     local ok, res = pcall(chunk)
     debug.sethook(old_hook, old_mask, old_count)
+    smt.__index = old_index
     record = nil
     if not ok then raise("invalid_argument", "filter failed: %s", tostring(res)) end
     return res
