@@ -6,8 +6,9 @@
 #   make test-asan        the core, the Lua module (mydb/core.so) and
 #                         mydb-lua built with AddressSanitizer and
 #                         UndefinedBehaviorSanitizer into build-asan/ (never
-#                         build/), then the C tests and the whole spec suite
-#                         run under them
+#                         build/), then the C tests (make test-c, leak
+#                         detection on) and the whole spec suite run under
+#                         them
 #   make test-valgrind    examples/*.lua under valgrind memcheck
 #   make fuzz             builds the libFuzzer targets into build-fuzz/ and
 #                         runs each for FUZZ_TIME seconds from its corpus
@@ -90,8 +91,9 @@ $(BUILD)/mydb-lua: $(CLI_OBJ) $(LMOD_OBJ) $(BUILD)/libmydb.a
 
 test-asan: deps fuzz-deps
 	$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=gcc OPT="-O1 -g" SAN="$(ASAN_FLAGS)" \
-	  module $(ASAN_BUILD)/test_core $(ASAN_BUILD)/mydb-lua $(ASAN_BUILD)/cli/ptyrun
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(ASAN_BUILD)/test_core
+	  module $(ASAN_BUILD)/mydb-lua $(ASAN_BUILD)/cli/ptyrun
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=gcc OPT="-O1 -g" SAN="$(ASAN_FLAGS)" test-c
 	@rm -rf $(ASAN_BUILD)/tree && mkdir -p $(ASAN_BUILD)/tree && \
 	for f in $(CURDIR)/* $(CURDIR)/.busted; do \
 	  case "$${f##*/}" in build|build-*|mydb-lua) continue;; esac; \
