@@ -35,6 +35,7 @@ describe("mydb.Db", function()
 
   describe("put from 4 processes at once", function()
     it("ends with exactly 1,000 records and an unbroken history of 1,000 versions", function()
+      H.needs_disk()
       local results = run_together(S.root, 4, [[
         local db = require("mydb").open(root, { fsync = true })
         local changed = 0
@@ -81,6 +82,7 @@ describe("mydb.Db", function()
 
   describe("save from 2 processes at once", function()
     it("keeps all 200 versions in one unbroken history", function()
+      H.needs_disk()
       local results = run_together(S.root, 2, [[
         local db = require("mydb").open(root, { fsync = true })
         for i = 1, 100 do db:save("t", "saver" .. me, "doc", { by = me, i = i }) end
@@ -117,6 +119,7 @@ describe("mydb.Db", function()
 
   describe("the head journal compaction", function()
     it("keeps every process's view right while writers cross the compaction threshold", function()
+      H.needs_disk()
       -- 2 writers x 600 saves = 1,200 commits for 2 live entries: the
       -- journal is compacted (more than 1024 commits, more than twice the
       -- live entries) while a reader keeps an open handle and polls.
@@ -153,12 +156,15 @@ describe("mydb.Db", function()
         assert.equal(600, #db:history("t", "doc" .. w))
       end
       -- the journal was compacted: far fewer lines than commits
-      local lines = 0
-      for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
-      assert.is_true(lines < 1200, ("head has %d lines: never compacted"):format(lines))
+      if H.BACKEND == "loose" then
+        local lines = 0
+        for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
+        assert.is_true(lines < 1200, ("head has %d lines: never compacted"):format(lines))
+      end
     end)
 
     it("lets a handle opened before compaction read the state after it", function()
+      H.needs_disk()
       local db1 = S.open_again()
       db1:save("t", "u", "other", { x = 1 })
       assert.same({ x = 1 }, db1:load("t", "other"))
@@ -174,14 +180,17 @@ describe("mydb.Db", function()
       assert.equal(1000, #db1:history("t", "doc"))
       db1:save("t", "u", "doc", 1101)
       assert.equal(1101, S.open_again():load("t", "doc"))
-      local lines = 0
-      for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
-      assert.is_true(lines < 1000, ("head has %d lines: never compacted"):format(lines))
+      if H.BACKEND == "loose" then
+        local lines = 0
+        for _ in H.read_file(S.root .. "/t/head"):gmatch("\n") do lines = lines + 1 end
+        assert.is_true(lines < 1000, ("head has %d lines: never compacted"):format(lines))
+      end
     end)
   end)
 
   describe("a writer killed with SIGKILL", function()
     it("leaves a store whose heads, histories and objects are all whole", function()
+      H.needs_disk()
       local seeds = {}
       for round = 1, 3 do
         local pid, cleanup = H.spawn_lua([[
@@ -230,6 +239,7 @@ describe("mydb.Db", function()
 
   describe("readers during writes", function()
     it("always see a complete version", function()
+      H.needs_disk()
       local results = run_together(S.root, 3, [[
         local db = require("mydb").open(root, { fsync = true })
         if me == 1 then

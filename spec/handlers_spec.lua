@@ -2,15 +2,11 @@
 -- and the errors handlers raise or meet.
 local H = require "spec.helper"
 
-local function ref_path(root, digest)
-  return ("%s/refs/%s/%s"):format(root, digest:sub(1, 24), digest)
-end
-
 local function object_bytes(S, digest) return H.read_object(S.root, "t", digest) end
 
 -- Everything written under the store (to prove a failed call wrote nothing).
 local function snapshot_of_store(S)
-  return table.concat(H.listing(S.root), "\n") .. "\n" .. H.read_file(S.root .. "/t/head")
+  return H.store_state(S.root)
 end
 
 describe("mydb.handlers", function()
@@ -409,8 +405,8 @@ describe("mydb.handlers", function()
       local digest = require("mydb.core").sha256(bytes)
       assert.truthy(object_bytes(S, d):find(('"b":{"__digest__":"%s","__special__":"Blob"}'):format(digest), 1, true),
         object_bytes(S, d))
-      assert.equal(bytes, H.read_file(ref_path(S.root, digest)))
-      assert.equal(digest, H.sha256_file(ref_path(S.root, digest)))
+      assert.equal(bytes, H.read_object(S.root, nil, digest))
+      assert.equal(digest, require("mydb.core").sha256(H.read_object(S.root, nil, digest)))
       local v = S.db:load("t", "e")
       assert.equal(Blob, getmetatable(v.b))
       assert.equal(bytes, v.b.bytes)
@@ -493,7 +489,7 @@ describe("mydb.handlers", function()
     it("a ref handler raising in serialize_to_bytes fails the save; no ref, no object, same head", function()
       handlers.register(blob_handler({ serialize_to_bytes = function() error("no bytes today") end }))
       assert_fails_cleanly(function() S.db:save("t", "u", "e", { b = blob("x") }) end, "Blob", "no bytes today")
-      assert.same({}, H.listing(S.root .. "/refs"))
+      assert.same({}, H.object_names(S.root, nil))
     end)
 
     it("a failure after a ref handler already gave its bytes writes no ref", function()
@@ -505,7 +501,7 @@ describe("mydb.handlers", function()
       assert_fails_cleanly(function()
         S.db:put_many("t", "u", "c", { a = blob("written?"), z = Point.new(1, 1) })
       end, "Point", "late failure")
-      assert.same({}, H.listing(S.root .. "/refs"))
+      assert.same({}, H.object_names(S.root, nil))
     end)
 
     it("keeps the handler's message when it raises a table or a mydb error, and the code is handler_error", function()
@@ -608,7 +604,7 @@ describe("mydb.handlers", function()
       S.db:put("t", "u", "c", "k", date.new(2022, 4, 4))
       local before = {}
       for _, name in ipairs(H.object_names(S.root, "t")) do before[name] = require("mydb.core").sha256(H.read_object(S.root, "t", name)) end
-      local refs_before = H.listing(S.root .. "/refs")
+      local refs_before = H.object_names(S.root, nil)
 
       assert.is_true(handlers.unregister("Date"))
       H.assert_error_code(function() S.db:load("t", "e") end, "unknown_tag")
@@ -625,7 +621,7 @@ describe("mydb.handlers", function()
         assert.equal(sum, require("mydb.core").sha256(H.read_object(S.root, "t", name)))
         assert.equal(name, sum)
       end
-      assert.same(refs_before, H.listing(S.root .. "/refs"))
+      assert.same(refs_before, H.object_names(S.root, nil))
 
       handlers.register(date)
       assert.equal("2021-03-03", tostring(S.db:load("t", "e").day))

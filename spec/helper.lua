@@ -147,6 +147,13 @@ function H.read_object(root, tenant, digest)
   return store:read(tenant, digest)
 end
 
+--- Stores bytes as an object of a tenant (nil: a ref) through the core,
+-- whatever the backend; returns its digest.
+function H.write_object(root, tenant, bytes)
+  local store <close> = raw_store(root)
+  return store:write(tenant, bytes)
+end
+
 --- Whether an object of a tenant (nil: a ref) is stored.
 function H.object_exists(root, tenant, digest)
   if H.BACKEND == "loose" then
@@ -204,11 +211,40 @@ else
   end
 end
 
---- For a test that needs other processes to see the store, or the store
--- to outlive its handles (not the memory backend): marks it pending there.
-function H.needs_shared_store(why)
+-- busted's pending() of the running test (it throws): found in the
+-- environment of a calling function (the test's), since this module's
+-- environment is not a test's.
+local function test_pending(msg)
+  for level = 2, 40 do
+    local info = debug.getinfo(level, "f")
+    if not info then break end
+    for i = 1, 255 do
+      local name, val = debug.getupvalue(info.func, i)
+      if not name then break end
+      if name == "_ENV" and type(val) == "table" and type(val.pending) == "function" then
+        return val.pending(msg)
+      end
+    end
+    -- a test function that names no global has no _ENV: busted's own
+    -- frame holds the test (element) and its environment
+    for i = 1, 255 do
+      local name, val = debug.getlocal(level, i)
+      if not name then break end
+      if name == "element" and type(val) == "table" and type(val.env) == "table"
+          and type(val.env.pending) == "function" then
+        return val.env.pending(msg)
+      end
+    end
+  end
+  error("pending: " .. msg, 3)
+end
+
+--- For a test that needs the store on disk - seen by other processes,
+-- outliving its handles, files under ROOT - (not the memory backend):
+-- marks it pending there.
+function H.needs_disk(why)
   if H.BACKEND == "memory" then
-    require("busted").pending("memory backend: " .. (why or "another process must see the store"))
+    test_pending("memory backend: " .. (why or "another process must see the store"))
   end
 end
 
@@ -216,8 +252,30 @@ end
 -- (objects/, head): pending on the other backends.
 function H.needs_loose(why)
   if H.BACKEND ~= "loose" then
-    require("busted").pending(H.BACKEND .. " backend: " .. (why or "inspects the loose files"))
+    test_pending(H.BACKEND .. " backend: " .. (why or "inspects the loose files"))
   end
+end
+
+--- A text naming everything a store holds - per tenant its objects and
+-- heads, and the refs - to prove that a failed call wrote nothing (loose:
+-- every path under ROOT and every head journal, byte for byte).
+function H.store_state(root)
+  local parts = {}
+  if H.BACKEND == "loose" then
+    parts[1] = table.concat(H.listing(root), "\n")
+    for _, p in ipairs(H.listing(root)) do
+      if p:match("^%./[^/]+/head$") then parts[#parts + 1] = p .. "\n" .. H.read_file(root .. p:sub(2)) end
+    end
+    return table.concat(parts, "\n")
+  end
+  local store <close> = raw_store(root)
+  for _, t in ipairs(store:tenants()) do
+    parts[#parts + 1] = "tenant " .. t .. ": " .. table.concat(H.object_names(root, t), " ")
+    local entries, heads = store:heads(t)
+    for _, e in ipairs(entries) do parts[#parts + 1] = "  " .. e .. " " .. heads[e] end
+  end
+  parts[#parts + 1] = "refs: " .. table.concat(H.object_names(root, nil), " ")
+  return table.concat(parts, "\n")
 end
 
 -- ------------------------------------------------------------ fixtures
@@ -300,10 +358,13 @@ end
 --- Runs a Lua chunk in a fresh lua5.4 process with the tree's modules.
 -- opts.cwd: working directory (default: a new temp dir, removed after);
 -- opts.args: list of strings passed as arg[1..n] (and ...);
--- opts.env: {NAME = value} set in the child's environment.
+-- opts.env: {NAME = value} set in the child's environment;
+-- opts.memory_ok: the child does not need the test's store (otherwise the
+-- test is pending on the memory backend, which other processes cannot see).
 -- Returns output (stdout and stderr), ok (exit status 0), exit code.
 function H.run_lua(code, opts)
   opts = opts or {}
+  if not opts.memory_ok then H.needs_disk("a fresh process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
   H.write_file(script, code)
@@ -328,6 +389,7 @@ end
 -- Returns a list of {out=, ok=, status=}.
 function H.run_lua_parallel(chunks, opts)
   opts = opts or {}
+  if not opts.memory_ok then H.needs_disk("other processes cannot see a memory store") end
   local scratch = H.tmpdir()
   local handles = {}
   for i, code in ipairs(chunks) do
@@ -353,6 +415,7 @@ end
 -- ended). Output goes to /dev/null.
 function H.spawn_lua(code, opts)
   opts = opts or {}
+  if not opts.memory_ok then H.needs_disk("another process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
   H.write_file(script, code)

@@ -9,6 +9,7 @@ end
 
 -- Files under ROOT/refs (digests).
 local function ref_files(root)
+  if H.BACKEND ~= "loose" then return H.object_names(root, nil) end
   local list = {}
   for _, p in ipairs(H.listing(root .. "/refs")) do
     local name = p:match("^%./[^/]+/([^/]+)$")
@@ -57,7 +58,7 @@ describe("refs", function()
       local d2 = S.db:save("globex", "bob", "other", { values = F64Array.new(numbers(1000)), owner = "bob" })
       local files = ref_files(S.root)
       assert.equal(1, #files)
-      assert.equal(8000, #H.read_file(ref_path(S.root, files[1])))
+      assert.equal(8000, #H.read_object(S.root, nil, files[1]))
       assert.are_not.equal(d1, d2)
       local a = S.db:load("acme", "series").values
       local b = S.db:load("globex", "other").values
@@ -125,6 +126,7 @@ describe("refs", function()
     end
 
     it("a ref-handler ref whose bytes no longer match its digest raises corrupt", function()
+      H.needs_loose("damages a ref file (spec/backend_pack_spec.lua damages segments)")
       S.db:init("t")
       S.db:save("t", "u", "e", { values = F64Array.new(numbers(100)) })
       local digest = ref_files(S.root)[1]
@@ -134,6 +136,7 @@ describe("refs", function()
     end)
 
     it("a use_refs ref whose bytes no longer match its digest raises corrupt", function()
+      H.needs_loose("damages a ref file (spec/backend_pack_spec.lua damages segments)")
       S.db:init("t")
       S.db:save("t", "u", "e", setmetatable({ payload = { 1, 2, 3 } }, Doc))
       local digest = ref_files(S.root)[1]
@@ -142,6 +145,7 @@ describe("refs", function()
     end)
 
     it("a truncated ref raises corrupt", function()
+      H.needs_loose("damages a ref file (spec/backend_pack_spec.lua damages segments)")
       S.db:init("t")
       S.db:save("t", "u", "e", { values = F64Array.new(numbers(100)) })
       local path = ref_path(S.root, ref_files(S.root)[1])
@@ -150,6 +154,7 @@ describe("refs", function()
     end)
 
     it("a missing ref raises not_found (like any missing object)", function()
+      H.needs_loose("damages a ref file (spec/backend_pack_spec.lua damages segments)")
       S.db:init("t")
       S.db:save("t", "u", "e", { values = F64Array.new(numbers(100)) })
       os.remove(ref_path(S.root, ref_files(S.root)[1]))
@@ -157,6 +162,7 @@ describe("refs", function()
     end)
 
     it("a damaged ref does not stop other entries from loading", function()
+      H.needs_loose("damages a ref file (spec/backend_pack_spec.lua damages segments)")
       S.db:init("t")
       S.db:save("t", "u", "e", { values = F64Array.new(numbers(100)) })
       S.db:save("t", "u", "plain", { x = 1 })

@@ -60,6 +60,7 @@ describe("mydb.Db", function()
     local S = H.use_store()
 
     it("creates the tenant directory with a head", function()
+      H.needs_loose("the loose layout")
       S.db:init("acme")
       assert.is_true(H.file_exists(S.root .. "/acme/head"))
     end)
@@ -83,7 +84,7 @@ describe("mydb.Db", function()
       local d = S.db:save(t, "u", "e", 1)
       assert.equal(1, S.db:load(t, "e"))
       assert.equal(d, S.db:get_digest(t, "e"))
-      assert.is_true(H.file_exists(S.root .. "/" .. t .. "/head"))
+      if H.BACKEND == "loose" then assert.is_true(H.file_exists(S.root .. "/" .. t .. "/head")) end
     end)
 
     it("accepts ids with dots, dashes, spaces and UTF-8 inside", function()
@@ -151,8 +152,8 @@ describe("mydb.Db", function()
 
     it("never creates a directory outside the root", function()
       for _, case in ipairs(BAD_TENANTS) do pcall(S.db.init, S.db, case[2]) end
-      -- S.dir holds only the root
-      assert.same({ "./db" }, (function()
+      -- S.dir holds only the root (the memory backend creates not even that)
+      assert.same(H.BACKEND == "memory" and {} or { "./db" }, (function()
         local top = {}
         for _, p in ipairs(H.listing(S.dir)) do
           if not p:find("/", 3, true) then top[#top + 1] = p end

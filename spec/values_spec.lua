@@ -431,7 +431,7 @@ describe("mydb.Db", function()
       assert.equal(1, #S.db:history("t", "c"))
       assert.equal(nobjects, #H.object_names(S.root, "t"))
       assert.same({}, H.listing(S.root .. "/.tmp"))
-      assert.same({}, H.listing(S.root .. "/refs"))
+      assert.same({}, H.object_names(S.root, nil))
     end
 
     local REFUSED = {
