@@ -239,6 +239,13 @@ local function test_pending(msg)
   error("pending: " .. msg, 3)
 end
 
+-- A child chunk opens stores with the backend in use too (through this
+-- module, on the chunk's first line so that line numbers stay).
+local function child_code(code)
+  if H.BACKEND == "loose" then return code end
+  return 'require("spec.helper") ' .. code
+end
+
 --- For a test that needs the store on disk - seen by other processes,
 -- outliving its handles, files under ROOT - (not the memory backend):
 -- marks it pending there.
@@ -367,7 +374,7 @@ function H.run_lua(code, opts)
   if not opts.memory_ok then H.needs_disk("a fresh process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
-  H.write_file(script, code)
+  H.write_file(script, child_code(code))
   local cwd = opts.cwd or scratch
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
@@ -394,7 +401,7 @@ function H.run_lua_parallel(chunks, opts)
   local handles = {}
   for i, code in ipairs(chunks) do
     local script = ("%s/chunk%d.lua"):format(scratch, i)
-    H.write_file(script, code)
+    H.write_file(script, child_code(code))
     local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s 2>&1"):format(
       shell_quote(opts.cwd or scratch), shell_quote(H.LUA_PATH), shell_quote(H.LUA_CPATH),
       H.LUA, shell_quote(script))
@@ -418,7 +425,7 @@ function H.spawn_lua(code, opts)
   if not opts.memory_ok then H.needs_disk("another process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
-  H.write_file(script, code)
+  H.write_file(script, child_code(code))
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
   local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s %s >/dev/null 2>&1 & echo $!"):format(

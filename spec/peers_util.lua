@@ -35,6 +35,7 @@ end
 
 --- Number of lines of a tenant's head journal, and its bytes.
 function U.head(root, tenant)
+  H.needs_loose("counts the lines of the loose head journal")
   local path = root .. "/" .. tenant .. "/head"
   if not H.file_exists(path) then return 0, "" end
   local bytes = H.read_file(path)
@@ -55,7 +56,7 @@ end
 -- result tells which; the documented form is the object).
 function U.collection_meta(db, root, tenant, entry, digest)
   digest = digest or db:get_digest(tenant, entry)
-  local o = require("cjson").decode(H.read_file(H.object_path(root, tenant, digest)))
+  local o = require("cjson").decode(H.read_object(root, tenant, digest))
   local c = o.__collection__
   local as_map = false
   if type(c) == "table" and type(c.indexes) == "table" and c.indexes.__map__ then
