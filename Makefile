@@ -2,6 +2,7 @@
 #
 #   make quickstart   install what is missing, build, run examples/quickstart.lua
 #   make test         install what is missing, build, run every test
+#   make test-backends  the spec suite on each storage backend (loose, pack, memory)
 #   make bench        the benchmark (see bench/README.md)
 #   make install PREFIX=/usr/local
 
@@ -32,7 +33,7 @@ BUILD = build
 CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
            core/cache.c core/store.c core/objects.c core/head.c core/lock.c \
            core/jsonstr.c core/headmap.c core/crc32.c core/backend_loose.c \
-           core/backend_memory.c core/backend_pack.c
+           core/backend_memory.c core/backend_pack.c core/pack_log.c
 CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
 LMOD_SRC = core/lmydb.c core/lcodec.c
 LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
@@ -45,7 +46,7 @@ STAGE = $(BUILD)/lua
 export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all module deps stage quickstart test test-c test-lua install uninstall clean bench
+.PHONY: all module deps stage quickstart test test-c test-lua test-backends install uninstall clean bench
 
 all: deps module
 
@@ -107,6 +108,14 @@ $(BUILD)/test_backends: core/test/test_backends.c $(BUILD)/libmydb.a
 
 test-lua: all
 	$(LUA) /usr/bin/busted
+
+# The whole spec suite once per storage backend (spec/helper.lua reads
+# MYDB_BACKEND), and the C backend tests.
+test-backends: all $(BUILD)/test_backends
+	$(BUILD)/test_backends
+	for b in loose pack memory; do \
+	  echo "== busted, backend $$b"; MYDB_BACKEND=$$b $(LUA) /usr/bin/busted || exit 1; \
+	done
 
 bench: all
 	$(LUA) bench/bench.lua
