@@ -18,6 +18,18 @@ local KILLS = tonumber(os.getenv("MYDB_CRASH_KILLS")) or 250
 local PER_STORE = 50 -- kills on one store before starting a fresh one
 local SEED = tonumber(os.getenv("MYDB_CRASH_SEED")) or os.time()
 local WRITER = H.REPO .. "/spec/guarantee/crash_writer.lua"
+-- MYDB_BACKEND (spec/helper.lua) runs the suite on another backend: a test
+-- that needs the loose layout's files, or a store on disk that other
+-- processes see, is then reported pending and not run.
+local function it_if(ok, why)
+  return function(name, fn)
+    it(name, function(...)
+      if not ok then return pending(H.BACKEND .. " backend: " .. why) end
+      return fn(...)
+    end)
+  end
+end
+local it_disk = it_if(H.BACKEND ~= "memory", "needs a store on disk, seen by other processes")
 
 local function equal(a, b)
   local ok = H.deep_equal(a, b)
@@ -152,7 +164,7 @@ local function check_store(db, model, where)
 end
 
 describe("guarantee: crash safety", function()
-  it(("survives %d SIGKILLs of a writer (fsync on) with nothing lost"):format(KILLS), function()
+  it_disk(("survives %d SIGKILLs of a writer (fsync on) with nothing lost"):format(KILLS), function()
     math.randomseed(SEED)
     local t0 = os.time()
     local dir = H.tmpdir()
@@ -217,7 +229,7 @@ describe("guarantee: crash safety", function()
         os.time() - t0, SEED))
     assert.equal(KILLS, stats.kills)
     assert.is_true(stats.logged > KILLS, "the writers wrote almost nothing")
-    if KILLS >= 100 then
+    if KILLS >= 100 and H.BACKEND == "loose" then
       assert.is_true(stats.tmp_left > 0, "no kill landed mid-write (no temporary file was ever left)")
     end
   end)
@@ -225,7 +237,7 @@ describe("guarantee: crash safety", function()
   describe("a temporary file left in ROOT/.tmp", function()
     local S = H.use_store({ tenant = "t" })
 
-    it("is ignored by readers and removed by the next open when its writer is gone", function()
+    it_disk("is ignored by readers and removed by the next open when its writer is gone", function()
       S.db:save("t", "u", "e", { v = 1 })
       -- a pid that is gone: a process that ended
       local out = H.read_cmd("sh -c 'echo $$'")

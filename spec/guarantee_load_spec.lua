@@ -13,6 +13,18 @@ local ops = dofile(H.REPO .. "/spec/guarantee/load_ops.lua")
 
 local PROCS = tonumber(os.getenv("MYDB_LOAD_PROCS")) or 8
 local OPS = tonumber(os.getenv("MYDB_LOAD_OPS")) or 500
+-- MYDB_BACKEND (spec/helper.lua) runs the suite on another backend: a test
+-- that needs the loose layout's files, or a store on disk that other
+-- processes see, is then reported pending and not run.
+local function it_if(ok, why)
+  return function(name, fn)
+    it(name, function(...)
+      if not ok then return pending(H.BACKEND .. " backend: " .. why) end
+      return fn(...)
+    end)
+  end
+end
+local it_disk = it_if(H.BACKEND ~= "memory", "needs a store on disk, seen by other processes")
 
 -- The worker: runs its schedule, checks what it reads, prints a report.
 local WORKER = [[
@@ -79,7 +91,7 @@ for _, b in ipairs(bad) do io.write(b, "\n") end
 describe("guarantee: load", function()
   local S = H.use_store({ fsync = true })
 
-  it(("holds %d processes x %d mixed operations on shared tenants and entries"):format(PROCS, OPS), function()
+  it_disk(("holds %d processes x %d mixed operations on shared tenants and entries"):format(PROCS, OPS), function()
     for _, t in ipairs(ops.TENANTS) do S.db:init(t) end
     local go = S.dir .. "/go"
     local chunks = {}
