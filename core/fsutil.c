@@ -21,8 +21,25 @@
 
 #include "internal.h"
 
+/* ------------------------------------------------------- fault injection */
+
+/* SQLite's SimulateIOError, for the C tests (STYLE.md 14): while the
+ * countdown is positive every system call below counts it down, and the
+ * one that takes it to zero fails with EIO instead of running. Off (0) in
+ * normal use: one relaxed load per call. */
+atomic_long mydb__fault_countdown;
+
+static int fault(void) {
+  if (atomic_load_explicit(&mydb__fault_countdown, memory_order_relaxed) <= 0)
+    return 0;
+  if (atomic_fetch_sub(&mydb__fault_countdown, 1) != 1) return 0;
+  errno = EIO;
+  return 1;
+}
+
 int mydb__open(const char *path, int flags, mode_t mode) {
   int fd;
+  if (fault()) return -1;
   do fd = open(path, flags | O_CLOEXEC, mode);
   while (fd < 0 && errno == EINTR);
   return fd;
@@ -30,6 +47,7 @@ int mydb__open(const char *path, int flags, mode_t mode) {
 
 int mydb__write_all(int fd, const void *p, size_t n) {
   const char *s = p;
+  if (fault()) return -1;
   while (n > 0) {
     ssize_t w = write(fd, s, n);
     if (w < 0) {
@@ -48,6 +66,7 @@ int mydb__write_all(int fd, const void *p, size_t n) {
 
 ssize_t mydb__pread_all(int fd, void *p, size_t n, off_t off) {
   char *s = p;
+  if (fault()) return -1;
   size_t got = 0;
   while (got < n) {
     ssize_t r = pread(fd, s + got, n - got, off + (off_t)got);
@@ -63,6 +82,7 @@ ssize_t mydb__pread_all(int fd, void *p, size_t n, off_t off) {
 
 int mydb__fsync(int fd) {
   int rc;
+  if (fault()) return -1;
   do rc = fsync(fd);
   while (rc < 0 && errno == EINTR);
   return rc;
@@ -70,6 +90,7 @@ int mydb__fsync(int fd) {
 
 int mydb__fdatasync(int fd) {
   int rc;
+  if (fault()) return -1;
   do rc = fdatasync(fd);
   while (rc < 0 && errno == EINTR);
   return rc;
@@ -77,6 +98,7 @@ int mydb__fdatasync(int fd) {
 
 int mydb__ftruncate(int fd, off_t len) {
   int rc;
+  if (fault()) return -1;
   do rc = ftruncate(fd, len);
   while (rc < 0 && errno == EINTR);
   return rc;
@@ -100,6 +122,7 @@ int mydb__fsync_dir(const char *path) {
 
 int mydb__mkdir(const char *path, int *created) {
   if (created) *created = 0;
+  if (fault()) return -1;
   if (mkdir(path, 0777) == 0) {
     if (created) *created = 1;
     return 0;
@@ -147,9 +170,11 @@ static int open_dir_below(const mydb *db, const char *dir, int mklast,
     comp[n] = '\0';
     p += n;
     while (*p == '/') p++;
-    int nfd;
-    do nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    while (nfd < 0 && errno == EINTR);
+    int nfd = -1;
+    if (!fault()) {
+      do nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      while (nfd < 0 && errno == EINTR);
+    }
     if (nfd < 0 && errno == ENOENT && mklast && *p == '\0') {
       if (mkdirat(fd, comp, 0777) == 0) {
         if (created) *created = 1;
@@ -201,9 +226,11 @@ int mydb__open_below(const mydb *db, const char *path, int flags,
   dir[dl] = '\0';
   int dfd = open_dir_below(db, dir, 0, NULL);
   if (dfd < 0) return -1;
-  int fd;
-  do fd = openat(dfd, slash + 1, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-  while (fd < 0 && errno == EINTR);
+  int fd = -1;
+  if (!fault()) {
+    do fd = openat(dfd, slash + 1, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
+  }
   int e = errno;
   mydb__close(dfd);
   errno = e;
@@ -248,11 +275,13 @@ int mydb__tmp_create(mydb *db, char *tmp, int extra) {
       mydb__close(dfd);
       return mydb__seterr(MYDB_EINVAL, "path too long: %s", dir);
     }
-    int fd;
-    do fd = openat(dfd, tmp + dl + 1,
-                   O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | extra,
-                   0666);
-    while (fd < 0 && errno == EINTR);
+    int fd = -1;
+    if (!fault()) {
+      do fd = openat(dfd, tmp + dl + 1,
+                     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | extra,
+                     0666);
+      while (fd < 0 && errno == EINTR);
+    }
     if (fd >= 0) {
       mydb__close(dfd);
       return fd;
@@ -366,12 +395,12 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
     goto fail;
   }
   if (noreplace) {
-    if (linkat(AT_FDCWD, tmp, dfd, name, 0) != 0 && errno != EEXIST) {
+    if ((fault() || linkat(AT_FDCWD, tmp, dfd, name, 0) != 0) && errno != EEXIST) {
       rc = mydb__syserr(errno, "link", path);
       goto fail;
     }
     unlink(tmp);
-  } else if (renameat(AT_FDCWD, tmp, dfd, name) != 0) {
+  } else if (fault() || renameat(AT_FDCWD, tmp, dfd, name) != 0) {
     rc = mydb__syserr(errno, "rename", path);
     goto fail;
   }

@@ -6,12 +6,18 @@
 #ifndef MYDB_FSUTIL_H
 #define MYDB_FSUTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
 struct mydb;
+
+/* Fault injection for tests: while positive, each system call of the
+ * wrappers below counts it down, and the one that takes it to zero fails
+ * with EIO (0, the default, is off). See fsutil.c. */
+extern atomic_long mydb__fault_countdown;
 
 /* open(2) with O_CLOEXEC added, retried on EINTR. */
 int mydb__open(const char *path, int flags, mode_t mode);

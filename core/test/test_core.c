@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "jsonstr.h"
 #include "mydb.h"
 
@@ -843,6 +844,96 @@ static void test_tmp_sweep(void) {
   CHECK(exists_at(outside, "target"));
 }
 
+/* Fault injection (STYLE.md 14, SQLite's SimulateIOError): each system call
+ * of the core's I/O wrappers fails once in turn (EIO), during an object
+ * write, a commit, a verified read and a tenant init, with fsync on. Every
+ * call returns OK or EIO; afterwards no temporary file is left, the head
+ * points to an object that reads and verifies, a commit that returned OK is
+ * visible, and a half-made tenant is completed by the next init. */
+static void test_faults(void) {
+  char root[PATH_MAX], tmpdir[PATH_MAX];
+  make_root(root, "faults");
+  xsnprintf(tmpdir, sizeof tmpdir, "%s/.tmp", root);
+  mydb_options o = MYDB_OPTIONS_INIT;
+  o.cache_bytes = 0; /* every read does its I/O */
+  mydb *db = NULL;
+  CHECK_RC(mydb_open(&db, root, &o), MYDB_OK);
+  CHECK_RC(mydb_tenant_init(db, "t"), MYDB_OK);
+  char d0[MYDB_DIGEST_BUF];
+  CHECK_RC(mydb_object_write(db, d0, "t", "base", 4), MYDB_OK);
+  CHECK_RC(commit1(db, "t", "e", d0), MYDB_OK);
+  int bad = 0, fired_total = 0, done = 0;
+  for (int n = 1; n < 1000 && !done; n++) {
+    char val[32], d[MYDB_DIGEST_BUF] = "", before[MYDB_DIGEST_BUF], tn[32];
+    CHECK_RC(mydb_head_get(db, before, "t", "e", 1), MYDB_OK);
+    xsnprintf(val, sizeof val, "value %d", n);
+    xsnprintf(tn, sizeof tn, "t%d", n);
+    atomic_store(&mydb__fault_countdown, n);
+    int rc[4] = {0, 0, 0, 0};
+    rc[0] = mydb_object_write(db, d, "t", val, strlen(val));
+    if (rc[0] == MYDB_OK) {
+      mydb_lock *lk = NULL;
+      rc[1] = mydb_lock_acquire(db, &lk, "t");
+      if (rc[1] == MYDB_OK) {
+        mydb_head_change ch = {"e", 1, d};
+        rc[1] = mydb_head_commit(lk, &ch, 1);
+        mydb_lock_release(lk);
+      }
+    }
+    mydb_blob *b = NULL;
+    rc[2] = mydb_object_read(db, &b, "t", d0);
+    mydb_blob_release(b);
+    rc[3] = mydb_tenant_init(db, tn);
+    long left = atomic_exchange(&mydb__fault_countdown, 0);
+    for (int i = 0; i < 4; i++)
+      if (rc[i] != MYDB_OK && rc[i] != MYDB_EIO) {
+        bad++;
+        fprintf(stderr, "fault %d: call %d returned %d (%s)\n", n, i, rc[i],
+                mydb_errmsg());
+      }
+    if (left > 0) { /* fewer than n calls: every one has failed once */
+      done = 1;
+      for (int i = 0; i < 4; i++) bad += rc[i] != MYDB_OK;
+      break;
+    }
+    fired_total++;
+    /* the store is sound, seen by a fresh handle */
+    if (dir_entries(tmpdir) != 0) {
+      bad++;
+      fprintf(stderr, "fault %d: a temporary file was left\n", n);
+    }
+    mydb *db2 = open_db(root, 0);
+    char cur[MYDB_DIGEST_BUF];
+    if (mydb_head_get(db2, cur, "t", "e", 1) != MYDB_OK) {
+      bad++;
+      fprintf(stderr, "fault %d: head unreadable: %s\n", n, mydb_errmsg());
+    } else {
+      if (mydb_object_read(db2, &b, "t", cur) != MYDB_OK) {
+        bad++;
+        fprintf(stderr, "fault %d: head object unreadable: %s\n", n, mydb_errmsg());
+      }
+      mydb_blob_release(b);
+      b = NULL;
+      if (rc[0] == MYDB_OK && rc[1] == MYDB_OK ? strcmp(cur, d) != 0
+          : strcmp(cur, before) != 0 && strcmp(cur, d) != 0) {
+        bad++;
+        fprintf(stderr, "fault %d: head is neither the old nor the new version\n", n);
+      }
+    }
+    if (mydb_tenant_init(db2, tn) != MYDB_OK || mydb_tenant_exists(db2, tn) != 1) {
+      bad++;
+      fprintf(stderr, "fault %d: tenant %s not completed: %s\n", n, tn, mydb_errmsg());
+    }
+    mydb_close(db2);
+  }
+  CHECK(done);
+  CHECK(fired_total > 20);
+  CHECK(bad == 0);
+  printf("  fault injection: %d system calls failed in turn, store sound after each\n",
+         fired_total);
+  mydb_close(db);
+}
+
 static void test_compaction(void) {
   char root[PATH_MAX], hp[PATH_MAX];
   make_root(root, "compact");
@@ -1160,6 +1251,7 @@ int main(void) {
   test_heads();
   test_kill_writer();
   test_tmp_sweep();
+  test_faults();
   test_compaction();
   test_threads();
   test_processes();
