@@ -14,6 +14,8 @@
  *   store:head(tenant, entry) -> digest | nil
  *   store:heads(tenant) -> {entry, ...} (sorted), {entry = digest}
  *   store:backend() -> "loose" | "pack" | "memory"
+ *   store:gc_begin(tenant|nil) -> a, b     store:gc_sweep(tenant|nil, a, b, keep)
+ *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
  *   store:lock(tenant) -> lock     lock:head(entry)
  *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
@@ -426,6 +428,115 @@ static int lock_commit(lua_State *L) {
   return 0;
 }
 
+/* ---------------------------------------------------------- gc, repack */
+
+static void push_stats(lua_State *L, const mydb_gc_stats *st) {
+  lua_createtable(L, 0, 7);
+#define F(name) lua_pushinteger(L, (lua_Integer)st->name); lua_setfield(L, -2, #name)
+  F(objects_removed); F(bytes_freed); F(objects_kept); F(bytes_kept);
+  F(segments_removed); F(segments_written); F(records_dropped);
+#undef F
+}
+
+/* store:gc_begin(tenant|nil) -> a, b (the mark) */
+static int store_gc_begin(lua_State *L) {
+  lstore *s = check_store(L);
+  mydb_gc_mark m;
+  int rc = mydb_gc_begin(s->db, opt_tenant(L, 2), &m);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushinteger(L, (lua_Integer)m.a);
+  lua_pushinteger(L, (lua_Integer)m.b);
+  return 2;
+}
+
+/* keep(): the digest is a key of the table at stack index 5 (raw get). */
+static int keep_in_table(const char *digest, void *payload) {
+  lua_State *L = payload;
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  int t = lua_rawget(L, 5);
+  int keep = t != LUA_TNIL && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return keep;
+}
+
+/* store:gc_sweep(tenant|nil, a, b, keep) -> stats. keep: a table whose
+ * keys are the digests to keep. The caller holds the lock(s): see
+ * mydb_gc_sweep. */
+static int store_gc_sweep(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  mydb_gc_mark m;
+  m.a = (int64_t)luaL_checkinteger(L, 3);
+  m.b = (int64_t)luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  lua_settop(L, 5);
+  luaL_checkstack(L, 4, "gc_sweep");
+  mydb_gc_stats st;
+  memset(&st, 0, sizeof st);
+  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_table, L, &st);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+/* store:repack(tenant|nil) -> stats (the caller holds the tenant's lock) */
+static int store_repack(lua_State *L) {
+  lstore *s = check_store(L);
+  mydb_gc_stats st;
+  memset(&st, 0, sizeof st);
+  int rc = mydb_repack(s->db, opt_tenant(L, 2), &st);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+typedef struct check_acc {
+  char **msgs;
+  size_t n, cap;
+  int failed;
+} check_acc;
+
+static void check_cb(const char *what, const char *msg, void *payload) {
+  check_acc *a = payload;
+  if (a->failed) return;
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 4;
+    char **nm = realloc(a->msgs, nc * sizeof *nm);
+    if (!nm) { a->failed = 1; return; }
+    a->msgs = nm;
+    a->cap = nc;
+  }
+  size_t wl = strlen(what), ml = strlen(msg);
+  char *m = malloc(wl + ml + 3);
+  if (!m) { a->failed = 1; return; }
+  memcpy(m, what, wl);
+  memcpy(m + wl, ": ", 2);
+  memcpy(m + wl + 2, msg, ml + 1);
+  a->msgs[a->n++] = m;
+}
+
+/* store:check(tenant|nil) -> {message, ...}: the backend's own framing
+ * (pack: record checksums, the segment chain); {} for loose and memory. */
+static int store_check(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  check_acc a = {NULL, 0, 0, 0};
+  int rc = mydb_check(s->db, tenant, check_cb, &a);
+  /* copy out before raising: pushing may raise on OOM too */
+  if (rc == MYDB_OK && !a.failed) {
+    lua_createtable(L, (int)a.n, 0);
+    for (size_t i = 0; i < a.n; i++) {
+      lua_pushstring(L, a.msgs[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  for (size_t i = 0; i < a.n; i++) free(a.msgs[i]);
+  free(a.msgs);
+  if (a.failed) return lmydb_error(L, "out_of_memory", "out of memory checking");
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
 /* store:backend() -> "loose" | "pack" | "memory" */
 static int store_backend(lua_State *L) {
   lstore *s = check_store(L);
@@ -511,6 +622,8 @@ int luaopen_mydb_core(lua_State *L) {
       {"objects", store_objects},         {"head", store_head},
       {"heads", store_heads},             {"lock", store_lock},
       {"chain", store_chain},             {"backend", store_backend},
+      {"gc_begin", store_gc_begin},       {"gc_sweep", store_gc_sweep},
+      {"repack", store_repack},           {"check", store_check},
       {"close", store_close},             {NULL, NULL}};
   static const luaL_Reg lock_methods[] = {
       {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};

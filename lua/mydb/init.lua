@@ -732,6 +732,31 @@ function Db:verify(tenant)
   return require("mydb.verify").run(self._root, tenant, { backend = self._backend })
 end
 
+--- Removes the objects and refs that no head or history reaches any more
+-- (of one tenant, or of every tenant and the shared refs); safe while
+-- other processes read and write. Returns a report (see mydb.gc).
+function Db:gc(tenant)
+  check_db(self, "gc")
+  if tenant ~= nil then
+    check_tenant(tenant)
+    self:_require_init(tenant)
+  end
+  self._colinfo, self._colcount = {}, 0
+  return require("mydb.gc").run(self, tenant)
+end
+
+--- Compacts the storage (pack: live records into new segments; loose:
+-- the head journals) of one tenant, or of every tenant and the refs.
+-- Returns a report (see mydb.gc).
+function Db:repack(tenant)
+  check_db(self, "repack")
+  if tenant ~= nil then
+    check_tenant(tenant)
+    self:_require_init(tenant)
+  end
+  return require("mydb.gc").repack(self, tenant)
+end
+
 function Db:close()
   if getmetatable(self) ~= Db then raise("invalid_argument", "call it as db:close()") end
   if not self._closed then
