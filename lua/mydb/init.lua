@@ -218,6 +218,36 @@ function mydb.open(root, opts)
   }, Db)
 end
 
+--- Copies the store at src_root into dst_root (a new or empty store) with
+-- every tenant, object, ref and head, verified by digest; the way to change
+-- a store's backend. opts: backend (of the destination), segment_bytes,
+-- fsync, src_backend, progress. Returns a report (see mydb.copy).
+function mydb.copy(src_root, dst_root, opts)
+  check_string(src_root, "source root", 1, 4096)
+  check_string(dst_root, "destination root", 1, 4096)
+  if opts ~= nil and type(opts) ~= "table" then
+    raise("invalid_argument", "options must be a table, got %s", type(opts))
+  end
+  opts = opts or {}
+  for k, v in pairs(opts) do
+    if k == "backend" or k == "src_backend" then
+      if v ~= "loose" and v ~= "pack" and v ~= "memory" then
+        raise("invalid_argument", "%s must be \"loose\", \"pack\" or \"memory\", got %s", k,
+          type(v) == "string" and ("%q"):format(v) or type(v))
+      end
+    elseif k == "fsync" or k == "progress" then
+      if type(v) ~= "boolean" then raise("invalid_argument", "%s must be a boolean", k) end
+    elseif k == "segment_bytes" then
+      if math.type(v) ~= "integer" or v < 1024 or v > 1 << 30 then
+        raise("invalid_argument", "segment_bytes must be an integer from 1024 to 2^30")
+      end
+    else
+      raise("invalid_argument", "unknown option '%s'", tostring(k))
+    end
+  end
+  return require("mydb.copy").run(src_root, dst_root, opts)
+end
+
 function Db:init(tenant)
   local store = check_db(self, "init")
   check_tenant(tenant)

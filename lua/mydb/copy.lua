@@ -1,0 +1,124 @@
+--- mydb.copy: copies a store into another, of any backend (migration).
+--
+--   mydb.copy(src_root, dst_root, { backend = "pack" })
+--
+-- Every tenant, every object (snapshots and pieces: all of the history)
+-- and every ref is read from the source (verified by its digest), written
+-- to the destination, and read back from there and hashed again; then each
+-- tenant's heads are set in one commit. The destination must not hold any
+-- tenant or ref yet. Afterwards the heads are compared, and db:verify() of
+-- both stores must agree (the copy adds no problem).
+--
+-- opts: backend (the destination's; default "loose" for a new store),
+-- segment_bytes, fsync (destination, default true), src_backend (to open
+-- the source with, e.g. "memory" for a store of this process), progress
+-- (false: no progress line even on a terminal).
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local verify = require "mydb.verify"
+
+local copy = {}
+local now = core.monotonic
+
+local function progress(enabled)
+  local t0, last, tty, shown = now(), 0, nil, false
+  local p = {}
+  function p.update(label, n)
+    if not enabled then return end
+    local t = now()
+    if t - t0 < 1 or t - last < 0.1 then return end
+    if tty == nil then tty = os.execute("test -t 2") == true end
+    if not tty then return end
+    last, shown = t, true
+    io.stderr:write(("\rcopy %s: %d objects"):format(label, n):sub(1, 100), "\27[K")
+  end
+  function p.done() if shown then io.stderr:write("\r\27[K") end end
+  return p
+end
+
+local function problems_key(list)
+  local keys = {}
+  for _, p in ipairs(list) do
+    keys[#keys + 1] = table.concat({ p.kind, p.tenant or "", p.entry or "", p.digest or "" }, "\0")
+  end
+  table.sort(keys)
+  return keys
+end
+
+function copy.run(src_root, dst_root, opts)
+  opts = opts or {}
+  local t0 = now()
+  local src <close> = core.open(src_root, { fsync = false, cache_bytes = 0, backend = opts.src_backend })
+  local dst <close> = core.open(dst_root, { fsync = opts.fsync ~= false, cache_bytes = 0,
+                                            backend = opts.backend, segment_bytes = opts.segment_bytes })
+  if #dst:tenants() > 0 or #dst:objects(nil) > 0 then
+    errors.raise("invalid_argument", "copy: the destination %s is not empty", dst_root)
+  end
+  local bar = progress(opts.progress ~= false)
+  local report = { tenants = 0, objects = 0, refs = 0, entries = 0, bytes = 0, skipped = 0,
+                   src_backend = src:backend(), dst_backend = dst:backend() }
+
+  -- one object: read (verified), write, read back and hash again
+  local function move(t, name)
+    if not core.digest_valid(name) then
+      report.skipped = report.skipped + 1 -- a stray file, not an object
+      return
+    end
+    local bytes = src:read(t, name)
+    local d = dst:write(t, bytes)
+    if d ~= name or core.sha256(dst:read(t, d)) ~= name then
+      errors.raise("corrupt", "copy: object %s of %s did not arrive intact", name, t or "refs")
+    end
+    report.bytes = report.bytes + #bytes
+  end
+
+  -- refs first: the objects name them
+  for _, name in ipairs(src:objects(nil)) do
+    move(nil, name)
+    report.refs = report.refs + 1
+    bar.update("refs", report.refs)
+  end
+  for _, t in ipairs(src:tenants()) do
+    dst:tenant_init(t)
+    for _, name in ipairs(src:objects(t)) do
+      move(t, name)
+      report.objects = report.objects + 1
+      bar.update(t, report.objects)
+    end
+    local entries, heads = src:heads(t)
+    if #entries > 0 then
+      local lock <close> = dst:lock(t)
+      local changes = {}
+      for _, e in ipairs(entries) do
+        changes[#changes + 1] = { e, heads[e] }
+        if #changes == 100000 then lock:commit(changes); changes = {} end
+      end
+      if #changes > 0 then lock:commit(changes) end
+    end
+    local dentries, dheads = dst:heads(t)
+    if #dentries ~= #entries then errors.raise("corrupt", "copy: the heads of %s differ", t) end
+    for _, e in ipairs(entries) do
+      if dheads[e] ~= heads[e] then errors.raise("corrupt", "copy: head %s of %s differs", e, t) end
+    end
+    report.tenants = report.tenants + 1
+    report.entries = report.entries + #entries
+  end
+  bar.done()
+
+  -- both stores, checked the same way: the copy must add no problem
+  local sp = verify.run(src_root, nil, { backend = opts.src_backend })
+  local dp = verify.run(dst_root, nil, { backend = dst:backend() })
+  local had = {}
+  for _, k in ipairs(problems_key(sp)) do had[k] = true end
+  for _, k in ipairs(problems_key(dp)) do
+    if not had[k] then
+      errors.raise("corrupt", "copy: db:verify() of the destination finds a problem the source "
+        .. "has not: %s", (k:gsub("%z", " ")))
+    end
+  end
+  report.problems = #dp
+  report.seconds = now() - t0
+  return report
+end
+
+return copy
