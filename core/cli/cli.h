@@ -37,7 +37,8 @@ typedef enum {
   CLI_CMD_ENTRIES,
   CLI_CMD_LOG,
   CLI_CMD_SHOW,
-  CLI_CMD_VERIFY
+  CLI_CMD_VERIFY,
+  CLI_CMD_COPY
 } cli_command;
 
 #define CLI_MAX_HANDLER_DIRS 64
@@ -62,6 +63,7 @@ typedef struct cli_args {
   const char *cmd_args[3];
   int ncmd_args;
   long long limit;       /* -n N for --log (0: default) */
+  const char *backend;   /* --backend NAME for --copy */
   cli_action *actions;   /* caller-provided, room for argc entries */
   int nactions;
 } cli_args;

@@ -194,6 +194,11 @@ function cli.command(name, a1, a2, a3, limit)
       out(inspect.format_log(inspect.log(db, a1, a2, limit)))
     elseif name == "show" then
       out(inspect.show(db, a1, a2, a3))
+    elseif name == "copy" then
+      local r = require("mydb").copy(a1, a2, { backend = a3 or "loose" })
+      out(("copied %s (%s) to %s (%s): %d tenants, %d entries, %d objects, %d refs, %d bytes, in %.2f s")
+        :format(a1, r.src_backend, a2, r.dst_backend, r.tenants, r.entries, r.objects, r.refs, r.bytes,
+          r.seconds))
     elseif name == "verify" then
       if not inspect.can_verify(db) then return 2, "verify: not available in this build" end
       local sound, lines, summary = inspect.verify_result(inspect.verify(db, a1))

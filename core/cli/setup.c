@@ -153,11 +153,14 @@ int cli_setup(lua_State *L, const cli_args *a) {
 }
 
 int cli_command_run(lua_State *L, const cli_args *a) {
-  static const char *const names[] = {NULL, NULL, "tenants", "entries", "log", "show", "verify"};
+  static const char *const names[] = {NULL, NULL, "tenants", "entries", "log", "show", "verify",
+                                      "copy"};
   lua_pushstring(L, names[a->cmd]);
   for (int i = 0; i < 3; i++) {
     if (i < a->ncmd_args)
       lua_pushstring(L, a->cmd_args[i]);
+    else if (i == 2 && a->cmd == CLI_CMD_COPY && a->backend)
+      lua_pushstring(L, a->backend); /* copy: SRC DST BACKEND */
     else
       lua_pushnil(L);
   }
