@@ -195,10 +195,12 @@ end
 H.BACKEND = os.getenv("MYDB_BACKEND") or ""
 if H.BACKEND == "" then
   H.BACKEND = "loose"
+  H.open_unpatched = function(...) return require("mydb").open(...) end
 else
   local ok, mydb = pcall(require, "mydb")
   if ok and not mydb._spec_backend then
     local open = mydb.open
+    H.open_unpatched = open
     mydb._spec_backend = H.BACKEND
     mydb.open = function(root, opts)
       if opts == nil or (type(opts) == "table" and opts.backend == nil) then
