@@ -1,0 +1,207 @@
+-- The pack backend's log (issue 8 §1, §5): torn tails, damaged and cut
+-- segments, roll-over, the index, other processes, a writer killed with
+-- SIGKILL. These stores are pack whatever MYDB_BACKEND says.
+local H = require "spec.helper"
+local mydb = require "mydb"
+
+local function seg(root, tenant, n)
+  return ("%s/%s/pack/%06d.seg"):format(root, tenant, n)
+end
+
+local function size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+local function append(path, bytes)
+  local f = assert(io.open(path, "ab"))
+  f:write(bytes)
+  f:close()
+end
+
+local function poke(path, at, fn)
+  local bytes = H.read_file(path)
+  H.write_file(path, bytes:sub(1, at - 1) .. fn(bytes:sub(at, at)) .. bytes:sub(at + 1))
+end
+
+local function flip(c) return string.char(c:byte() ~ 1) end
+
+describe("pack backend", function()
+  local dir, root
+  local function open(o)
+    o = o or {}
+    o.backend, o.fsync = "pack", o.fsync == true
+    return mydb.open(root, o)
+  end
+  before_each(function()
+    dir = H.tmpdir()
+    root = dir .. "/db"
+  end)
+  after_each(function() H.rmrf(dir) end)
+
+  local function fill()
+    local db = open()
+    db:init("t")
+    for i = 1, 20 do db:save("t", "u", "doc", { i = i, pad = ("p"):rep(50) }) end
+    db:put_many("t", "u", "c", { a = 1, b = 2 })
+    db:close()
+  end
+
+  it("lays out ROOT/TENANT/pack and ROOT/refs/pack", function()
+    fill()
+    for _, f in ipairs({ "/t/lock", "/t/pack/lock", "/t/pack/start", "/t/pack/000001.seg",
+                         "/refs/pack/start", "/refs/pack/000001.seg", "/.mydb" }) do
+      assert.is_true(H.file_exists(root .. f), f)
+    end
+    assert.is_false(H.file_exists(root .. "/t/head"))
+    assert.equal("MDBR", H.read_file(seg(root, "t", 1)):sub(1, 4))
+  end)
+
+  it("ignores a torn tail, truncates it on open, and goes on", function()
+    fill()
+    local p = seg(root, "t", 1)
+    local n = size(p)
+    for _, torn in ipairs({ "MDB", "MDBR\2\0\0\0\100\0\0\0\0\0\0\0", ("\0"):rep(3000) }) do
+      append(p, torn)
+      local db = open()
+      assert.equal(20, db:load("t", "doc").i)
+      assert.equal(20, #db:history("t", "doc"))
+      db:close()
+      assert.equal(n, size(p))
+    end
+    local db = open()
+    db:save("t", "u", "doc", { i = 21 })
+    db:close()
+    assert.equal(21, open():load("t", "doc").i)
+  end)
+
+  it("raises corrupt for a damaged record in the middle, and verify reports it", function()
+    fill()
+    local p = seg(root, "t", 1)
+    poke(p, math.floor(size(p) / 2), flip)
+    local db = open({ cache_bytes = 0 })
+    H.assert_error_code(function() db:load("t", "doc") end, "corrupt")
+    local problems = db:verify()
+    assert.is_true(#problems >= 1)
+    assert.equal("corrupt_segment", problems[1].kind)
+    assert.matches("segment 000001", problems[1].message)
+    db:close()
+  end)
+
+  it("raises corrupt for a segment cut below what was made durable", function()
+    local db = open({ fsync = true })
+    db:init("t")
+    db:save("t", "u", "e", { x = 1 })
+    db:close()
+    local p = seg(root, "t", 1)
+    H.write_file(p, H.read_file(p):sub(1, size(p) - 5))
+    H.assert_error_code(function() open():load("t", "e") end, "corrupt")
+  end)
+
+  it("rolls segments over at segment_bytes; the index is rebuilt when lost", function()
+    local db = open({ segment_bytes = 4096 })
+    db:init("t")
+    for i = 1, 200 do db:put("t", "u", "c", ("k%04d"):format(i), { i = i, pad = ("q"):rep(40) }) end
+    db:close()
+    assert.is_truthy(size(seg(root, "t", 3)))
+    assert.is_true(size(seg(root, "t", 1)) <= 4096)
+    os.remove(root .. "/t/pack/index")
+    db = open({ segment_bytes = 4096 })
+    assert.equal(200, #db:get("t", "c"))
+    assert.equal(200, #db:history("t", "c", nil, 1000))
+    assert.same({}, db:verify())
+    db:close()
+  end)
+
+  it("lets another process see each commit, across roll-overs", function()
+    local db = open({ segment_bytes = 2048 })
+    db:init("t")
+    db:save("t", "u", "e", 0)
+    local out, ok = H.run_lua([[
+      local db = require("mydb").open(..., { fsync = false, segment_bytes = 2048, backend = "pack" })
+      for i = 1, 60 do db:save("t", "w", "e", { i = i, pad = ("x"):rep(100) }) end
+      io.write("done")
+    ]], { args = { root }, memory_ok = true })
+    assert.is_true(ok, out)
+    assert.equal(60, db:load("t", "e").i)
+    assert.equal(61, #db:history("t", "e", nil, 1000))
+    db:close()
+  end)
+
+  it("keeps whole commits when a writer is killed with SIGKILL (fsync on)", function()
+    local db = open()
+    db:init("t")
+    db:close()
+    for round = 1, 3 do
+      local pid, cleanup = H.spawn_lua([[
+        local root, round = ...
+        local db = require("mydb").open(root, { fsync = true, segment_bytes = 65536, backend = "pack" })
+        local i = 0
+        while true do
+          i = i + 1
+          db:batch("t", "w", function(b)
+            b:save("doc", { round = round, i = i })
+            b:put("recs", ("r%s-%06d"):format(round, i), { i = i })
+          end)
+        end
+      ]], { args = { root, tostring(round) }, memory_ok = true })
+      H.sleep(0.3 + 0.1 * round)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      for _ = 1, 100 do
+        local f = io.open("/proc/" .. pid .. "/stat")
+        local stat = f and f:read("a") or ""
+        if f then f:close() end
+        if stat == "" or stat:match("^%d+ %b() Z") then break end
+        H.sleep(0.02)
+      end
+      cleanup()
+      local r = open({ cache_bytes = 0 })
+      assert.same({}, r:verify())
+      local doc = r:load("t", "doc")
+      -- the batch is all-or-nothing: the record of the same i is there
+      assert.same({ i = doc.i }, r:get("t", "recs", ("r%s-%06d"):format(doc.round, doc.i)))
+      r:save("t", "check", "doc", { round = round, i = 0 })
+      r:close()
+    end
+  end)
+
+  it("repack while another process reads: the reader follows into the new segments", function()
+    local db = open({ segment_bytes = 8192 })
+    db:init("t")
+    for i = 1, 100 do db:save("t", "u", "e", { i = i }) end
+    db:close()
+    local results = H.run_lua_parallel({
+      ([[
+        local db = require("mydb").open(%q, { fsync = false, cache_bytes = 0, backend = "pack" })
+        local deadline = os.time() + 20
+        local last = 0
+        while os.time() < deadline do
+          local v = db:load("t", "e").i
+          assert(v >= last, "went back")
+          last = v
+          assert(#db:history("t", "e", nil, 1000) >= v) -- (a save may come in between)
+          if v == 150 then break end
+        end
+        io.write("saw ", last)
+      ]]):format(root),
+      ([[
+        local db = require("mydb").open(%q, { fsync = false, segment_bytes = 8192, backend = "pack" })
+        local r = db:repack()
+        for i = 101, 150 do db:save("t", "u", "e", { i = i }) end
+        db:repack()
+        io.write("repacked ", r.segments_removed)
+      ]]):format(root),
+    }, { memory_ok = true })
+    assert(results[1].ok, results[1].out)
+    assert(results[2].ok, results[2].out)
+    assert.equal("saw 150", results[1].out)
+    assert.matches("^repacked [1-9]", results[2].out)
+    db = open()
+    assert.same({}, db:verify())
+    assert.equal(150, #db:history("t", "e", nil, 1000))
+    db:close()
+  end)
+end)
