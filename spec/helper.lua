@@ -242,9 +242,10 @@ local function test_pending(msg)
 end
 
 -- A child chunk opens stores with the backend in use too (through this
--- module, on the chunk's first line so that line numbers stay).
-local function child_code(code)
-  if H.BACKEND == "loose" then return code end
+-- module, on the chunk's first line so that line numbers stay), unless it
+-- does not use the test's store (opts.memory_ok).
+local function child_code(code, opts)
+  if H.BACKEND == "loose" or (opts and opts.memory_ok) then return code end
   return 'require("spec.helper") ' .. code
 end
 
@@ -368,15 +369,16 @@ end
 -- opts.cwd: working directory (default: a new temp dir, removed after);
 -- opts.args: list of strings passed as arg[1..n] (and ...);
 -- opts.env: {NAME = value} set in the child's environment;
--- opts.memory_ok: the child does not need the test's store (otherwise the
--- test is pending on the memory backend, which other processes cannot see).
+-- opts.memory_ok: the child does not use the test's store (it runs with
+-- the default backend; otherwise the test is pending on the memory backend,
+-- which other processes cannot see, and MYDB_BACKEND applies in the child).
 -- Returns output (stdout and stderr), ok (exit status 0), exit code.
 function H.run_lua(code, opts)
   opts = opts or {}
   if not opts.memory_ok then H.needs_disk("a fresh process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
-  H.write_file(script, child_code(code))
+  H.write_file(script, child_code(code, opts))
   local cwd = opts.cwd or scratch
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
@@ -403,7 +405,7 @@ function H.run_lua_parallel(chunks, opts)
   local handles = {}
   for i, code in ipairs(chunks) do
     local script = ("%s/chunk%d.lua"):format(scratch, i)
-    H.write_file(script, child_code(code))
+    H.write_file(script, child_code(code, opts))
     local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s 2>&1"):format(
       shell_quote(opts.cwd or scratch), shell_quote(H.LUA_PATH), shell_quote(H.LUA_CPATH),
       H.LUA, shell_quote(script))
@@ -427,7 +429,7 @@ function H.spawn_lua(code, opts)
   if not opts.memory_ok then H.needs_disk("another process cannot see a memory store") end
   local scratch = H.tmpdir()
   local script = scratch .. "/chunk.lua"
-  H.write_file(script, child_code(code))
+  H.write_file(script, child_code(code, opts))
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
   local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s %s %s %s >/dev/null 2>&1 & echo $!"):format(

@@ -18,7 +18,6 @@ describe("mydb", function()
     end)
 
     it("uses .mytools_db in the working directory when root is nil", function()
-      H.needs_disk()
       local out, ok = H.run_lua([[
         local mydb = require "mydb"
         local db = mydb.open(nil, { fsync = false })
@@ -28,7 +27,7 @@ describe("mydb", function()
         local db2 = mydb.open()
         print(db2:load("acme", "config").theme)
         db2:close()
-      ]], { cwd = dir })
+      ]], { cwd = dir, memory_ok = true })
       assert.is_true(ok, out)
       assert.equal("dark\n", out)
       assert.is_true(H.file_exists(dir .. "/.mytools_db/acme/head"))
