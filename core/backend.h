@@ -113,6 +113,12 @@ struct mydb_backend {
   /* Compacts what the backend keeps for the tenant (NULL: refs). The
    * caller holds the tenant's lock. */
   int (*repack)(mydb_backend *be, const char *tenant, mydb_gc_stats *st);
+  /* Optional: calls fn for each commit line of the tenant's head history,
+   * oldest first, without the header line (loose: the journal's complete
+   * lines; pack: the commit records). */
+  int (*journal)(mydb_backend *be, const char *tenant,
+                 int (*fn)(const char *line, size_t len, void *payload),
+                 void *payload);
   /* Optional: checks the backend's own framing (record checksums) of a
    * tenant (NULL: refs); reports each problem through fn. */
   int (*check)(mydb_backend *be, const char *tenant,

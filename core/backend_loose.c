@@ -315,6 +315,43 @@ static int l_repack(mydb_backend *be, const char *tenant, mydb_gc_stats *st) {
   return rc;
 }
 
+/* The journal's complete lines after the header. */
+static int l_journal(mydb_backend *be, const char *tenant,
+                     int (*fn)(const char *line, size_t len, void *payload),
+                     void *payload) {
+  char p[PATH_MAX];
+  int rc = mydb__path(be->db, p, tenant, "head", NULL);
+  if (rc) return rc;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return errno == ENOENT ? MYDB_OK : mydb__syserr(errno, "open", p);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = mydb__syserr(errno, "fstat", p);
+    mydb__close(fd);
+    return rc;
+  }
+  size_t n = (size_t)st.st_size;
+  char *buf = malloc(n ? n : 1);
+  if (!buf) {
+    mydb__close(fd);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", p);
+  }
+  ssize_t got = mydb__pread_all(fd, buf, n, 0);
+  rc = got < 0 ? mydb__syserr(errno, "read", p) : MYDB_OK;
+  mydb__close(fd);
+  const char *q = buf, *e = buf + (got > 0 ? got : 0);
+  int first = 1;
+  while (rc == MYDB_OK && q < e) {
+    const char *nl = memchr(q, '\n', (size_t)(e - q));
+    if (!nl) break; /* a torn last line is not part of the history */
+    if (!first) rc = fn(q, (size_t)(nl - q), payload);
+    first = 0;
+    q = nl + 1;
+  }
+  free(buf);
+  return rc;
+}
+
 /* --------------------------------------------------------------- locks */
 
 static int l_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
@@ -367,6 +404,7 @@ int mydb__backend_loose(mydb *db, mydb_backend **out) {
   be->gc_sweep = l_gc_sweep;
   be->repack = l_repack;
   be->check = NULL;
+  be->journal = l_journal;
   be->free = l_free;
   *out = be;
   return MYDB_OK;

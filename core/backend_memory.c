@@ -514,6 +514,7 @@ int mydb__backend_memory(mydb *db, mydb_backend **out) {
   be->gc_sweep = m_gc_sweep;
   be->repack = NULL;
   be->check = NULL;
+  be->journal = NULL;
   be->free = m_free;
   *out = be;
   return MYDB_OK;

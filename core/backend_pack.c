@@ -806,6 +806,19 @@ static int k_check(mydb_backend *be, const char *tenant,
   return rc < 0 ? rc : MYDB_OK;
 }
 
+static int k_journal(mydb_backend *be, const char *tenant,
+                     int (*fn)(const char *line, size_t len, void *payload),
+                     void *payload) {
+  pbackend *pb = PB(be);
+  int rc;
+  pthread_mutex_lock(&pb->mu);
+  pspace *ps = space_get(be->db, pb, tenant, &rc);
+  /* fn runs under pb->mu: it must not call back into this handle */
+  if (ps) rc = mydb__pack_journal(be->db, ps, fn, payload);
+  pthread_mutex_unlock(&pb->mu);
+  return rc;
+}
+
 /* ------------------------------------------------------- open and close */
 
 static void k_free(mydb_backend *be) {
@@ -856,6 +869,7 @@ int mydb__backend_pack(mydb *db, mydb_backend **out) {
   be->gc_sweep = k_gc_sweep;
   be->repack = k_repack;
   be->check = k_check;
+  be->journal = k_journal;
   be->free = k_free;
   *out = be;
   return MYDB_OK;

@@ -16,6 +16,7 @@
  *   store:backend() -> "loose" | "pack" | "memory"
  *   store:gc_begin(tenant|nil) -> a, b     store:gc_sweep(tenant|nil, a, b, keep)
  *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
+ *   store:journal(tenant) -> the head history in the loose journal's format
  *   store:lock(tenant) -> lock     lock:head(entry)
  *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
@@ -37,6 +38,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "buf.h"
 #include "lmydb.h"
 #include "mydb.h"
 
@@ -537,6 +539,35 @@ static int store_check(lua_State *L) {
   return 1;
 }
 
+static int journal_line(const char *line, size_t len, void *payload) {
+  mydb_buf *b = payload;
+  mydb_buf_put(b, line, len);
+  mydb_buf_putc(b, '\n');
+  return 0;
+}
+
+/* store:journal(tenant) -> the head history in the loose journal's format
+ * (see mydb_head_journal). Collected in C: nothing may raise while the
+ * core walks. */
+static int store_journal(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  mydb_buf b = MYDB_BUF_INIT;
+  int rc = mydb_head_journal(s->db, tenant, journal_line, &b);
+  if (rc == MYDB_OK && b.failed) {
+    mydb_buf_free(&b);
+    return lmydb_error(L, "out_of_memory", "out of memory reading the journal");
+  }
+  if (rc != MYDB_OK) {
+    mydb_buf_free(&b);
+    return core_error(L, rc);
+  }
+  /* (pushlstring raises only when out of memory) */
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  mydb_buf_free(&b);
+  return 1;
+}
+
 /* store:backend() -> "loose" | "pack" | "memory" */
 static int store_backend(lua_State *L) {
   lstore *s = check_store(L);
@@ -624,6 +655,7 @@ int luaopen_mydb_core(lua_State *L) {
       {"chain", store_chain},             {"backend", store_backend},
       {"gc_begin", store_gc_begin},       {"gc_sweep", store_gc_sweep},
       {"repack", store_repack},           {"check", store_check},
+      {"journal", store_journal},
       {"close", store_close},             {NULL, NULL}};
   static const luaL_Reg lock_methods[] = {
       {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};

@@ -160,6 +160,26 @@ int mydb_head_foreach(mydb *db, const char *tenant,
   return db->be->head_foreach(db->be, tenant, tlen, fn, payload);
 }
 
+int mydb_head_journal(mydb *db, const char *tenant,
+                      int (*fn)(const char *line, size_t len, void *payload),
+                      void *payload) {
+  int rc;
+  if ((rc = mydb__check_db(db)) || (rc = mydb__check_tenant(tenant, NULL)))
+    return rc;
+  if (!fn) return mydb__seterr(MYDB_EINVAL, "head_journal: fn is NULL");
+  if (!db->be->journal)
+    return mydb__seterr(MYDB_EINVAL, "the %s backend keeps no head history",
+                        db->be->name);
+  int r = db->be->tenant_exists(db->be, tenant);
+  if (r < 0) return r;
+  if (r == 0)
+    return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized",
+                        tenant);
+  static const char hdr[] = "{\"mydb_head\":1}";
+  if ((rc = fn(hdr, sizeof hdr - 1, payload))) return rc;
+  return db->be->journal(db->be, tenant, fn, payload);
+}
+
 /* Checks and commits; with pending, the backend may leave the wait for
  * durability to the caller. */
 static int commit(mydb_lock *lk, const mydb_head_change *changes, size_t n,

@@ -168,6 +168,16 @@ int mydb_lock_head_get(mydb_lock *lk, char out[MYDB_DIGEST_BUF],
 int mydb_head_commit_release(mydb_lock *lk, const mydb_head_change *changes,
                              size_t n);
 
+/* Calls fn for each line of a tenant's head history as the loose journal
+ * holds it: the header {"mydb_head":1}, then one JSON commit line per commit
+ * (after a compaction or a repack, lines holding the state), without the
+ * newlines. Loose: the journal; pack: the commit records of the log;
+ * memory keeps no history: MYDB_EINVAL. A non-zero return of fn stops the
+ * walk and is returned. For tools and tests. */
+int mydb_head_journal(mydb *db, const char *tenant,
+                      int (*fn)(const char *line, size_t len, void *payload),
+                      void *payload);
+
 /* ------------------------------------------------------------ gc, repack */
 
 /* What a sweep or a repack did. */

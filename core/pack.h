@@ -77,6 +77,9 @@ typedef struct pspace {
   int dirty;        /* appended since the last sync (fsync on) */
   int locked;       /* this handle holds the append lock */
   int noindex;      /* never write an index (a repack's new generation) */
+  /* a walk (mydb__pack_journal): called for each commit line */
+  int (*journal_fn)(const char *line, size_t len, void *payload);
+  void *journal_p;
   size_t tail;      /* records scanned or appended beyond the index */
   uint64_t tail_bytes;
   size_t tlen;
@@ -131,6 +134,12 @@ int mydb__pack_check(mydb *db, pspace *ps,
                      void (*fn)(const char *what, const char *msg,
                                 void *payload),
                      void *payload);
+
+/* Calls fn for each head commit line of the chain, oldest first (a
+ * generation start gives the whole state as one line). */
+int mydb__pack_journal(mydb *db, pspace *ps,
+                       int (*fn)(const char *line, size_t len, void *payload),
+                       void *payload);
 
 /* Group commit: a reference to the sync state of ps's active segment. */
 psync *mydb__psync_get(mydb *db, pspace *ps);

@@ -422,6 +422,11 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from, int apply,
         rc = corrupt(ps, segnum, off, why);
         break;
       }
+      /* (an empty generation start, a new space's first record, has no
+       * line: the loose journal of a new tenant is the header alone) */
+      if (ps->journal_fn && !(type == REC_GEN && len == 2 && memcmp(pl, "[]", 2) == 0) &&
+          (rc = ps->journal_fn(pl, (size_t)len, ps->journal_p)))
+        break;
     }
     off = end;
   }
@@ -969,14 +974,17 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
 
 /* ------------------------------------------------------------------ check */
 
-int mydb__pack_check(mydb *db, pspace *ps,
-                     void (*fn)(const char *what, const char *msg,
-                                void *payload),
-                     void *payload) {
+static int walk(mydb *db, pspace *ps,
+                void (*fn)(const char *what, const char *msg, void *payload),
+                void *payload,
+                int (*jfn)(const char *line, size_t len, void *payload),
+                void *jp) {
   /* A private copy of the chain: checking must not disturb ps's state. */
   pspace c;
   memset(&c, 0, sizeof c);
   c.lockfd = c.syncfd = -1;
+  c.journal_fn = jfn;
+  c.journal_p = jp;
   c.tlen = ps->tlen;
   memcpy(c.name, ps->name, sizeof c.name);
   memcpy(c.dir, ps->dir, sizeof c.dir);
@@ -986,6 +994,7 @@ int mydb__pack_check(mydb *db, pspace *ps,
   snprintf(what, sizeof what, "%s", space_what(ps));
   if (rc == MYDB_ENOTFOUND) return 0;
   if (rc) {
+    if (!fn) return rc;
     fn(what, mydb_errmsg(), payload);
     return 1;
   }
@@ -994,7 +1003,7 @@ int mydb__pack_check(mydb *db, pspace *ps,
     int stop;
     uint64_t at = 0, next = 0;
     rc = scan_seg(db, &c, c.nsegs - 1, 0, 0, &stop, &at, &next);
-    if (rc == MYDB_ENOMEM || rc == MYDB_EIO) break;
+    if (rc == MYDB_ENOMEM || rc == MYDB_EIO || (rc && !fn)) break;
     if (rc) {
       fn(what, mydb_errmsg(), payload);
       problems++;
@@ -1005,10 +1014,12 @@ int mydb__pack_check(mydb *db, pspace *ps,
     char p[PATH_MAX];
     struct stat st;
     if (mydb__pack_segpath(&c, p, next) != 0 || stat(p, &st) != 0) {
-      corrupt(&c, c.segs[c.nsegs - 1].num, at,
-              "the segment named by the seal is missing");
+      rc = corrupt(&c, c.segs[c.nsegs - 1].num, at,
+                   "the segment named by the seal is missing");
+      if (!fn) break;
       fn(what, mydb_errmsg(), payload);
       problems++;
+      rc = 0;
       break;
     }
     if ((rc = seg_push(&c, next, -1))) break;
@@ -1017,6 +1028,20 @@ int mydb__pack_check(mydb *db, pspace *ps,
     if (c.segs[i].fd >= 0) mydb__close(c.segs[i].fd);
   free(c.segs);
   return rc ? rc : problems;
+}
+
+int mydb__pack_check(mydb *db, pspace *ps,
+                     void (*fn)(const char *what, const char *msg,
+                                void *payload),
+                     void *payload) {
+  return walk(db, ps, fn, payload, NULL, NULL);
+}
+
+int mydb__pack_journal(mydb *db, pspace *ps,
+                       int (*fn)(const char *line, size_t len, void *payload),
+                       void *payload) {
+  int rc = walk(db, ps, NULL, NULL, fn, payload);
+  return rc < 0 ? rc : MYDB_OK;
 }
 
 /* ------------------------------------------------------------ group commit */

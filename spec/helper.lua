@@ -266,6 +266,19 @@ function H.needs_loose(why)
   end
 end
 
+--- The head history of a tenant in the loose journal's format (loose: the
+-- journal file, "" when absent; pack: its commit records); pending on the
+-- memory backend, which keeps no history.
+function H.head_journal(root, tenant)
+  if H.BACKEND == "loose" then
+    local path = root .. "/" .. tenant .. "/head"
+    return H.file_exists(path) and H.read_file(path) or ""
+  end
+  if H.BACKEND == "memory" then test_pending("memory backend: keeps no head history") end
+  local store <close> = raw_store(root)
+  return store:journal(tenant)
+end
+
 --- A text naming everything a store holds - per tenant its objects and
 -- heads, and the refs - to prove that a failed call wrote nothing (loose:
 -- every path under ROOT and every head journal, byte for byte).

@@ -35,10 +35,7 @@ end
 
 --- Number of lines of a tenant's head journal, and its bytes.
 function U.head(root, tenant)
-  H.needs_loose("counts the lines of the loose head journal")
-  local path = root .. "/" .. tenant .. "/head"
-  if not H.file_exists(path) then return 0, "" end
-  local bytes = H.read_file(path)
+  local bytes = H.head_journal(root, tenant)
   local n = 0
   for _ in bytes:gmatch("\n") do n = n + 1 end
   return n, bytes

@@ -407,6 +407,41 @@ static void t_gc(void) {
   mydb_close(db);
 }
 
+static int journal_cb(const char *line, size_t len, void *payload) {
+  char *buf = payload;
+  strncat(buf, line, len);
+  strcat(buf, "\n");
+  return 0;
+}
+
+/* The head history in the loose journal's format, whatever the backend. */
+static void t_journal(void) {
+  char root[PATH_MAX], d[MYDB_DIGEST_BUF];
+  make_root(root, "journal");
+  mydb *db = open_db(root, 1);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  CHECK_RC(mydb_object_write(db, d, "t", "x", 1), 0);
+  CHECK_RC(commit1(db, "t", "a", d), 0);
+  mydb_lock *lk;
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  mydb_head_change ch[2] = {{"b\"", 2, d}, {"a", 1, NULL}};
+  CHECK_RC(mydb_head_commit(lk, ch, 2), 0);
+  mydb_lock_release(lk);
+  char buf[1024] = "", want[1024];
+  int rc = mydb_head_journal(db, "t", journal_cb, buf);
+  if (strcmp(cur_backend, "memory") == 0) {
+    CHECK_RC(rc, MYDB_EINVAL);
+  } else {
+    CHECK_RC(rc, 0);
+    xsnprintf(want, sizeof want, "{\"mydb_head\":1}\n"
+              "[[\"a\",\"%s\"]]\n[[\"b\\\"\",\"%s\"],[\"a\",null]]\n", d, d);
+    CHECK(strcmp(buf, want) == 0);
+  }
+  CHECK_RC(mydb_head_journal(db, "nope", journal_cb, buf),
+           strcmp(cur_backend, "memory") == 0 ? MYDB_EINVAL : MYDB_ENOTINIT);
+  mydb_close(db);
+}
+
 static void common(const char *backend) {
   cur_backend = backend;
   t_tenants();
@@ -414,6 +449,7 @@ static void common(const char *backend) {
   t_heads();
   t_lock_threads();
   t_gc();
+  t_journal();
 }
 
 /* ------------------------------------------------------------- options */
