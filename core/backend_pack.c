@@ -172,7 +172,7 @@ static int space_create(mydb *db, const char *tenant) {
   if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "lock")
                    : mydb__path(db, p, "refs", "pack", "lock")))
     return rc;
-  int lfd = mydb__open(p, O_RDWR | O_CREAT, 0666);
+  int lfd = mydb__open_below(db, p, O_RDWR | O_CREAT, 0666);
   if (lfd < 0) return mydb__syserr(errno, "create", p);
   if (mydb__flock(lfd, LOCK_EX) != 0) {
     rc = mydb__syserr(errno, "flock", p);
@@ -190,7 +190,7 @@ static int space_create(mydb *db, const char *tenant) {
   memcpy(tmp.dir, dir, sizeof dir);
   char sp[PATH_MAX];
   if ((rc = mydb__pack_segpath(&tmp, sp, 1))) goto out;
-  int fd = mydb__open(sp, O_RDWR | O_CREAT, 0666);
+  int fd = mydb__open_below(db, sp, O_RDWR | O_CREAT, 0666);
   if (fd < 0) {
     rc = mydb__syserr(errno, "create", sp);
     goto out;

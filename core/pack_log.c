@@ -159,14 +159,14 @@ int mydb__pack_segcreate(mydb *db, pspace *ps, uint64_t num, int *out) {
   char p[PATH_MAX];
   int rc = mydb__pack_segpath(ps, p, num);
   if (rc) return rc;
-  int fd = mydb__open(p, O_RDWR | O_CREAT | O_EXCL, 0666);
+  int fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
   if (fd < 0 && errno == EEXIST) {
     /* A leftover of an unfinished repack: no chain reaches it. What the
      * synced file may say about that number is void too. */
     if (unlink(p) != 0) return mydb__syserr(errno, "unlink", p);
     char sp[PATH_MAX];
     if (space_path(ps, sp, "synced") == 0) (void)truncate(sp, 0);
-    fd = mydb__open(p, O_RDWR | O_CREAT | O_EXCL, 0666);
+    fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
   }
   if (fd < 0) return mydb__syserr(errno, "create", p);
   if (db->fsync && mydb__fsync_dir(ps->dir) != 0) {
@@ -804,13 +804,14 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
 /* ---------------------------------------------------------------- appends */
 
 static int lock_space(mydb *db, pspace *ps, int op) {
-  (void)db;
   if (ps->locked) return MYDB_OK; /* this handle holds it already */
   if (ps->lockfd < 0) {
     char p[PATH_MAX];
     int rc = space_path(ps, p, "lock");
     if (rc) return rc;
-    int fd = mydb__open(p, O_RDWR, 0);
+    /* every append holds this lock: opened with no symlink below ROOT
+     * (mydb never writes through one; fsutil.c) */
+    int fd = mydb__open_below(db, p, O_RDWR, 0);
     if (fd < 0) {
       if (errno == ENOENT && ps->tlen)
         return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "
