@@ -9,7 +9,8 @@
 #define LMYDB_ERROR_MT "mydb.error"
 
 /* Raises a mydb error value {code = code, message = formatted}. Never returns. */
-int lmydb_error(lua_State *L, const char *code, const char *fmt, ...);
+int lmydb_error(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Pushes (without raising) a mydb error value. */
 void lmydb_push_error(lua_State *L, const char *code, const char *msg);
 

@@ -35,8 +35,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 60
 FUZZ_TARGETS ?= codec head api
 FUZZ_CC ?= clang
-# clang also warns about printf-style helpers without a format attribute.
-FUZZ_CFLAGS ?= -Wno-format-nonliteral
+FUZZ_CFLAGS ?=
 # Debian packages of this file's jobs: clang's libFuzzer and sanitizer
 # runtimes, and valgrind (installed when root, like `make deps`).
 FUZZ_DEB_PKGS = clang libclang-rt-14-dev valgrind
