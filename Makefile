@@ -119,6 +119,7 @@ test-backends: all $(BUILD)/test_backends
 
 bench: all
 	$(LUA) bench/bench.lua
+	$(LUA) bench/backends.lua
 
 # ---- mydb-lua (rules in core/cli/cli.mk) -----------------------------------------
 -include core/cli/cli.mk
