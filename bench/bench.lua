@@ -276,7 +276,7 @@ local function run_child(w, params, dir)
   local line = out:match("RESULT ([^\n]*)")
   if not ok or not line then error("benchmark child failed: " .. w .. "\n" .. out) end
   local r = {}
-  for k, v in line:gmatch("(%w+)=(%S+)") do r[k] = tonumber(v) or v end
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
   return r
 end
 
@@ -361,7 +361,7 @@ local function main()
   print("|---|---|---:|---:|---:|---:|")
   for _, x in ipairs(w7rows) do
     local rd, raw = x.med(function(r) return r.read_mbs end), x.med(function(r) return r.hash_mbs end)
-    print(("| %s | %s | %.0f | %.0f | %.0f | %.2f |"):format(x.row.label:match("(%d+ %a+)"), x.row.fsync,
+    print(("| %s | %s | %.0f | %.0f | %.0f | %.2f |"):format(fmt_bytes(x.row.p.n), x.row.fsync,
       x.med(function(r) return r.write_mbs end), rd, raw, rd / raw))
   end
   print()

@@ -284,6 +284,9 @@ describe("peers: batch", function()
     local results = H.run_lua_parallel({
       ([[
         local db = require("mydb").open(%q, { fsync = false })
+        -- wait until the reader runs, so that it watches the whole run
+        local deadline = os.time() + 20
+        while not db:exists("t", "reader_ready") and os.time() < deadline do end
         for i = 1, %d do
           db:batch("t", "w", function(b)
             b:put("pa", "n", i)
@@ -295,6 +298,7 @@ describe("peers: batch", function()
       ([[
         local db = require("mydb").open(%q, { fsync = false })
         local checks, bad, last = 0, 0, 0
+        db:put("t", "r", "reader_ready", "k", true)
         local deadline = os.time() + 20
         while last < %d and os.time() < deadline do
           local ok, a1 = pcall(db.get, db, "t", "pa", "n")
