@@ -1456,6 +1456,17 @@ static int l_leaf_split(lua_State *L) {
   return 2;
 }
 
+/* Closes a piece's JSON and pushes its bytes and digest. */
+static void push_piece(lua_State *L, mydb_buf *out) {
+  mydb_buf_puts(out, "]}");
+  check_out(L, out);
+  char digest[MYDB_DIGEST_BUF];
+  if (mydb_sha256_hex(digest, out->data, out->len) != MYDB_OK)
+    lmydb_error(L, "io", "%s", mydb_errmsg());
+  lua_pushlstring(L, out->data, out->len);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+}
+
 /* core.leaf_piece(keys, vals) -> bytes, digest: a collection leaf
  * {"leaf":[[key,value],...]} from string keys and encoded values. */
 static int l_leaf_piece(lua_State *L) {
@@ -1480,13 +1491,7 @@ static int l_leaf_piece(lua_State *L) {
     mydb_buf_putc(out, ']');
     lua_pop(L, 2);
   }
-  mydb_buf_puts(out, "]}");
-  check_out(L, out);
-  char digest[MYDB_DIGEST_BUF];
-  if (mydb_sha256_hex(digest, out->data, out->len) != MYDB_OK)
-    lmydb_error(L, "io", "%s", mydb_errmsg());
-  lua_pushlstring(L, out->data, out->len);
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  push_piece(L, out);
   return 2;
 }
 
@@ -1521,13 +1526,7 @@ static int l_node_piece(lua_State *L) {
     mydb_buf_putc(out, ']');
     lua_pop(L, 3);
   }
-  mydb_buf_puts(out, "]}");
-  check_out(L, out);
-  char digest[MYDB_DIGEST_BUF];
-  if (mydb_sha256_hex(digest, out->data, out->len) != MYDB_OK)
-    lmydb_error(L, "io", "%s", mydb_errmsg());
-  lua_pushlstring(L, out->data, out->len);
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  push_piece(L, out);
   lua_pushinteger(L, total);
   return 3;
 }

@@ -67,19 +67,7 @@ VALGRIND = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds
 .PHONY: test-asan test-valgrind fuzz fuzz-build fuzz-deps clean-san
 
 fuzz-deps:
-	@missing=""; for p in $(FUZZ_DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "mydb: installing Debian packages:$$missing"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
-	  else \
-	    echo "mydb: missing Debian packages:$$missing"; \
-	    echo "mydb: run: sudo apt-get install$$missing"; exit 1; \
-	  fi; \
-	fi
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_DEB_PKGS)"
 
 # ---- sanitizers ------------------------------------------------------------------
 # mydb-lua inside a build directory (cli.mk's rule writes ./mydb-lua, which
