@@ -13,34 +13,13 @@
 local core = require "mydb.core"
 
 local now = core.monotonic
+local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local sh_quote, parse_args = common.sh_quote, common.parse_args
+local doc_1k, rec_100 = common.doc_1k, common.rec_100
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function parse_args(argv)
-  local a = {}
-  local i = 1
-  while i <= #argv do
-    local k = argv[i]:match("^%-%-(.+)$")
-    if not k then error("bad argument " .. argv[i]) end
-    local v = argv[i + 1]
-    if v == nil or v:sub(1, 2) == "--" then a[k] = true; i = i + 1
-    else a[k] = tonumber(v) or v; i = i + 2 end
-  end
-  return a
-end
 
-local function doc_1k(i)
-  local d = { id = i, name = ("entry-%06d"):format(i), tags = { "a", "b", "c" },
-              counters = { x = i, y = i * 2 }, payload = "" }
-  d.payload = ("p"):rep(1024 - #core.encode(d))
-  return d
-end
 
-local function rec_100(i)
-  local d = { id = i, name = ("user-%06d"):format(i), email = ("u%06d@example.org"):format(i), note = "" }
-  d.note = ("n"):rep(math.max(0, 100 - #core.encode(d)))
-  return d
-end
 
 -- ------------------------------------------------------------ a writer
 

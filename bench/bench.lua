@@ -10,10 +10,12 @@
 local core = require "mydb.core"
 
 local now = core.monotonic
+local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local sh_quote, parse_args = common.sh_quote, common.parse_args
+local doc_1k, rec_100 = common.doc_1k, common.rec_100
 
 -- ------------------------------------------------------------- utilities
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function wchar()
   local f = io.open("/proc/self/io")
@@ -48,28 +50,7 @@ local function median(t)
   return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
--- The anchor's documents: a ~1 KiB dict and a ~100 B record (same fields).
--- Payload strings are shared by length, so that holding 100,000 documents
--- does not measure the benchmark's own memory.
-local pads = {}
-local function pad(n)
-  local p = pads[n]
-  if not p then p = ("p"):rep(n); pads[n] = p end
-  return p
-end
 
-local function doc_1k(i)
-  local d = { id = i, name = ("entry-%06d"):format(i), tags = { "a", "b", "c" },
-              counters = { x = i, y = i * 2 }, payload = "" }
-  d.payload = pad(1024 - #core.encode(d))
-  return d
-end
-
-local function rec_100(i)
-  local d = { id = i, name = ("user-%06d"):format(i), email = ("u%06d@example.org"):format(i), note = "" }
-  d.note = ("n"):rep(math.max(0, 100 - #core.encode(d)))
-  return d
-end
 
 local function key(i) return ("k%05d"):format(i) end
 
@@ -254,18 +235,6 @@ end
 
 -- ------------------------------------------------------------- the driver
 
-local function parse_args(argv)
-  local a = {}
-  local i = 1
-  while i <= #argv do
-    local k = argv[i]:match("^%-%-(.+)$")
-    if not k then error("bad argument " .. argv[i]) end
-    local v = argv[i + 1]
-    if v == nil or v:sub(1, 2) == "--" then a[k] = true; i = i + 1
-    else a[k] = tonumber(v) or v; i = i + 2 end
-  end
-  return a
-end
 
 local function run_child(w, params, dir)
   local cmd = { "lua5.4", sh_quote(arg[0]), "--child", "1", "--w", w, "--dir", sh_quote(dir) }

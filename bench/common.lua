@@ -1,0 +1,46 @@
+--- What the benchmark scripts share: the anchor's documents, argument
+-- parsing and shell quoting. Loaded with dofile from the script's folder.
+local core = require "mydb.core"
+
+local common = {}
+
+function common.sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- --name value pairs (a bare --name is true) into a table.
+function common.parse_args(argv)
+  local a = {}
+  local i = 1
+  while i <= #argv do
+    local k = argv[i]:match("^%-%-(.+)$")
+    if not k then error("bad argument " .. argv[i]) end
+    local v = argv[i + 1]
+    if v == nil or v:sub(1, 2) == "--" then a[k] = true; i = i + 1
+    else a[k] = tonumber(v) or v; i = i + 2 end
+  end
+  return a
+end
+
+-- The anchor's documents: a ~1 KiB dict and a ~100 B record (same fields).
+-- Payload strings are shared by length, so that holding 100,000 documents
+-- does not measure the benchmark's own memory.
+local pads = {}
+local function pad(n)
+  local p = pads[n]
+  if not p then p = ("p"):rep(n); pads[n] = p end
+  return p
+end
+
+function common.doc_1k(i)
+  local d = { id = i, name = ("entry-%06d"):format(i), tags = { "a", "b", "c" },
+              counters = { x = i, y = i * 2 }, payload = "" }
+  d.payload = pad(1024 - #core.encode(d))
+  return d
+end
+
+function common.rec_100(i)
+  local d = { id = i, name = ("user-%06d"):format(i), email = ("u%06d@example.org"):format(i), note = "" }
+  d.note = ("n"):rep(math.max(0, 100 - #core.encode(d)))
+  return d
+end
+
+return common
