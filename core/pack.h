@@ -73,7 +73,7 @@ typedef struct pspace {
   mydb__htab objs;  /* 32-byte digest -> ploc */
   mydb__htab heads; /* entry -> mydb__hentry */
   int lockfd;       /* pack/lock, or -1 */
-  int syncfd;       /* pack/synced, or -1 */
+  int syncfd;       /* pack/synced (read-only, for its poison), or -1 */
   psync *sync;      /* of the active segment, or NULL */
   int dirty;        /* appended since the last sync (fsync on) */
   int locked;       /* this handle holds the append lock */
@@ -154,8 +154,9 @@ void mydb__psync_unref(psync *s);
 /* An fdatasync of ps's active segment failed outside psync_wait: nothing
  * more of it may be reported durable by this process. */
 void mydb__pack_sync_failed(mydb *db, pspace *ps);
-/* 1 if an fdatasync of ps's active segment failed in this process. */
-int mydb__pack_failed(const pspace *ps);
+/* 1 if an fdatasync of ps's active segment failed (in this process, or
+ * in another: the poison record of pack/synced). */
+int mydb__pack_failed(pspace *ps);
 /* Records in pack/synced that segment seg is durable up to off (the end of
  * a whole record, after the fdatasync that made it so). */
 void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off);

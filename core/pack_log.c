@@ -221,6 +221,8 @@ void mydb__pack_space_reset(pspace *ps) {
   mydb__hmap_clear(&ps->heads);
   if (ps->sync) mydb__psync_unref(ps->sync);
   ps->sync = NULL;
+  if (ps->syncfd >= 0) mydb__close(ps->syncfd);
+  ps->syncfd = -1;
   ps->loaded = 0;
   ps->end = 0;
   ps->tail = 0;
@@ -977,8 +979,8 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
   if (db->fsync && mydb__pack_failed(ps))
     return mydb__seterr(MYDB_EIO, "an earlier fdatasync of %s failed (its "
-                        "unsynced data may be lost): this process writes no "
-                        "more to it", p);
+                        "unsynced data may be lost): no more appends to it "
+                        "until a repack rewrites the space", p);
   /* The append lock is held: bytes past the last whole record are a torn
    * write of a killed appender. */
   struct stat st;
@@ -1185,12 +1187,15 @@ void mydb__psync_unref(psync *s) {
  * later fdatasync may succeed without writing them). The state is pinned
  * (one reference never dropped) so that the process remembers it while it
  * runs, whichever handles come and go. s->mu held. */
+static void poison_write(int fd, uint64_t seg);
+
 static void psync_fail(psync *s) {
   if (s->failed) return;
   s->failed = 1;
   pthread_mutex_lock(&sync_mu);
   s->refs++;
   pthread_mutex_unlock(&sync_mu);
+  poison_write(s->syncfd, s->segnum); /* and the other processes know */
 }
 
 void mydb__pack_sync_failed(mydb *db, pspace *ps) {
@@ -1202,8 +1207,17 @@ void mydb__pack_sync_failed(mydb *db, pspace *ps) {
   mydb__psync_unref(s);
 }
 
-int mydb__pack_failed(const pspace *ps) {
+static uint64_t poison_read(int fd);
+
+int mydb__pack_failed(pspace *ps) {
   if (ps->nsegs == 0) return 0;
+  if (ps->syncfd < 0) {
+    char p[PATH_MAX];
+    if (space_path(ps, p, "synced") == 0)
+      ps->syncfd = mydb__open(p, O_RDONLY, 0);
+  }
+  if (ps->syncfd >= 0 && poison_read(ps->syncfd) == ps->segs[ps->nsegs - 1].num)
+    return 1;
   int failed = 0;
   pthread_mutex_lock(&sync_mu);
   for (psync *s = syncs; s; s = s->next)
@@ -1225,6 +1239,26 @@ static uint64_t synced_read(int fd, uint64_t *segp) {
   if (get_le64(b + 16) != (seg ^ off ^ 0x6d7964627379636eULL)) return 0;
   *segp = seg;
   return off;
+}
+
+/* The poison record after it (bytes 24-39): the number of a segment an
+ * fdatasync failed on, in any process, and a check word. That segment
+ * takes no more appends until a repack replaces it (what the kernel
+ * dropped is known only to it; the page cache still shows the records). */
+#define POISON_CHECK 0x6d796462706f6973ULL
+static uint64_t poison_read(int fd) {
+  unsigned char b[16];
+  if (fd < 0 || mydb__pread_all(fd, b, 16, 24) != 16) return 0;
+  uint64_t seg = get_le64(b);
+  return get_le64(b + 8) == (seg ^ POISON_CHECK) ? seg : 0;
+}
+
+static void poison_write(int fd, uint64_t seg) {
+  if (fd < 0) return;
+  unsigned char b[16];
+  put_le64(b, seg);
+  put_le64(b + 8, seg ^ POISON_CHECK);
+  (void)!pwrite(fd, b, 16, 24);
 }
 
 /* Moves the durable point forward to (seg, off): the end of a whole record
@@ -1282,6 +1316,9 @@ int mydb__psync_wait(psync *s, uint64_t off, int commit) {
     int err = 0;
     if (covered < off) {
       if (mydb__fdatasync(s->fd) != 0) err = errno;
+      /* an fdatasync that failed in another process: this one's success
+       * may be the kernel's forgetting (fsyncgate) */
+      if (!err && poison_read(s->syncfd) == s->segnum) err = EIO;
       if (!err) {
         covered = target;
         synced_advance(s->syncfd, s->segnum, covered);
