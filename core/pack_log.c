@@ -364,7 +364,8 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
 #define NOT_WHOLE(why)                                       \
   {                                                          \
     if (off >= durable) *stop = STOP_TORN;                   \
-    else rc = corrupt(ps, segnum, off, rb.size < durable     \
+    else rc = corrupt(ps, segnum, off, durable != UINT64_MAX \
+                      && rb.size < durable                   \
                       ? "the segment is truncated (it was "  \
                         "durable further)" : why);           \
     break;                                                   \
@@ -408,11 +409,14 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
     if (type == REC_GEN && off != 0)
       NOT_WHOLE("a generation start inside a segment");
     if (apply) {
-      if (type != REC_OBJECT && off >= durable &&
-          mydb__hline_parse(pl, pl + len, &k, &p) != NULL &&
-          !k.failed && !p.failed)
-        NOT_WHOLE("malformed commit line"); /* (garbage with a good CRC) */
+      /* (a malformed commit line - it changes nothing - is the only
+       * corrupt apply returns: past the durable point, a torn tail) */
       rc = mydb__pack_apply(ps, type, segnum, off, pl, (size_t)len, &k, &p);
+      if (rc == MYDB_ECORRUPT && off >= durable) {
+        rc = MYDB_OK;
+        *stop = STOP_TORN;
+        break;
+      }
       if (rc) break;
       ps->tail++;
       ps->tail_bytes += PACK_HDR + len;
