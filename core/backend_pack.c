@@ -552,6 +552,20 @@ static int write_start(mydb *db, pspace *ps, uint64_t num) {
                                  0);
 }
 
+/* 1 if pack/start names segment num. */
+static int start_is(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX], buf[32];
+  int n = snprintf(p, sizeof p, "%s/start", ps->dir);
+  if (n < 0 || n >= (int)sizeof p) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  ssize_t got = mydb__pread_all(fd, buf, sizeof buf - 1, 0);
+  mydb__close(fd);
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  return strtoull(buf, NULL, 10) == num;
+}
+
 /* Rewrites the space's live records into a new generation of segments:
  * the head state first, then every object not in drop, in log order; then
  * seals the old chain into it, moves start, removes the old segments.
@@ -712,13 +726,17 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
     }
   }
   /* 3. the new chain starts there (the commit point for new readers) */
+  int moved = 1;
   if ((rc = write_start(db, ps, first))) {
     /* sealed already: readers reach the new generation through the seal;
-     * the old start stays valid (the chain leads there). */
+     * the old start stays valid (the chain leads there) - if it is still
+     * the old one, the old segments must stay too (a disk that failed
+     * this write: what they hold is a few leftover bytes to it). */
     rc = MYDB_OK;
+    moved = start_is(ps, first);
   }
   /* 4. the old segments go */
-  for (size_t i = 0; i < nold; i++) {
+  for (size_t i = 0; moved && i < nold; i++) {
     char p[PATH_MAX];
     if (mydb__pack_segpath(ps, p, old[i]) == 0 && unlink(p) == 0)
       st->segments_removed++;

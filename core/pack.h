@@ -77,7 +77,8 @@ typedef struct pspace {
   psync *sync;      /* of the active segment, or NULL */
   int dirty;        /* appended since the last sync (fsync on) */
   int locked;       /* this handle holds the append lock */
-  int noindex;      /* never write an index (a repack's new generation) */
+  int noindex;      /* a repack's new generation: never write an index
+                       nor a durable point */
   /* a walk (mydb__pack_journal): called for each commit line */
   int (*journal_fn)(const char *line, size_t len, void *payload);
   void *journal_p;

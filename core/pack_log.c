@@ -954,7 +954,11 @@ static int roll_over(mydb *db, pspace *ps) {
     ps->loaded = 0; /* the file is sealed: reload next time */
     return rc;
   }
-  if (db->fsync) mydb__pack_synced(ps, cur, ps->end + PACK_HDR + 8);
+  /* (not for a repack's new generation: until the old chain is sealed
+   * into it, no chain reaches it, and a durable point naming a later
+   * segment would make the active one's torn tail look like damage) */
+  if (db->fsync && !ps->noindex)
+    mydb__pack_synced(ps, cur, ps->end + PACK_HDR + 8);
   ps->end = 0;
   struct stat st;
   if (fstat(fd, &st) == 0) {

@@ -1298,7 +1298,7 @@ static void t_pack_dedup_durable(void) {
  * process never reports a later write of that space as durable. */
 static void t_pack_faults(void) {
   const int errs[2] = {EIO, ENOSPC};
-  int not_durable = 0, runs = 0, repacks = 0;
+  int not_durable = 0, runs = 0, repacks = 0, recovered = 0;
   for (int e = 0; e < 2; e++) {
     for (long n = 1; n < 400; n++) {
       char root[PATH_MAX], d[4][MYDB_DIGEST_BUF], name[64];
@@ -1336,7 +1336,25 @@ static void t_pack_faults(void) {
           if (failed_sync && i < 3) later_ok = 1; /* (refs: another file) */
         }
       }
+      /* a repack last: its new generation rolls over too; after a failed
+       * fdatasync it is what makes the space writable again */
+      int repacked = -1;
+      {
+        mydb_lock *lk;
+        mydb_gc_stats st;
+        memset(&st, 0, sizeof st);
+        if ((repacked = mydb_lock_acquire(db, &lk, "t")) == 0) {
+          repacked = mydb_repack(db, "t", &st);
+          mydb_lock_release(lk);
+        }
+      }
       long left = atomic_exchange(&mydb__fault_countdown, 0);
+      if (failed_sync && repacked == 0) { /* recovered in this process */
+        char x[MYDB_DIGEST_BUF];
+        CHECK_RC(mydb_object_write(db, x, "t", "recovered", 9), 0);
+        CHECK_RC(commit1(db, "t", "recovered", x), 0);
+        recovered++;
+      }
       atomic_store(&mydb__fault_errno, 0);
       CHECK(!later_ok); /* never durable after a failed fdatasync */
       mydb_close(db);
@@ -1367,17 +1385,18 @@ static void t_pack_faults(void) {
       waitpid(pid, &status, 0);
       CHECK(WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
                                   WEXITSTATUS(status) == 10));
-      if (failed_sync) CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 10);
+      if (failed_sync && repacked != 0)
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 10);
       repacks += WIFEXITED(status) && WEXITSTATUS(status) == 10;
       rm_rf(root);
       runs++;
       if (left > 0) break; /* the sequence ran out of system calls */
     }
   }
-  CHECK(not_durable >= 2 && repacks >= not_durable);
+  CHECK(not_durable >= 2 && repacks + recovered >= not_durable);
   printf("  pack faults: %d runs, %d commits visible but not durable, %d "
-         "spaces refused appends until a repack\n", runs, not_durable,
-         repacks);
+         "spaces refused appends until a repack (%d more repacked in the "
+         "failing process)\n", runs, not_durable, repacks, recovered);
 }
 
 /* 12. Index entries outside their segment make the index unusable (the
