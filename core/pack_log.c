@@ -537,9 +537,13 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
   mydb_buf b = MYDB_BUF_INIT;
   unsigned char h[40];
   memcpy(h, IDX_MAGIC, 8);
-  /* version 1; flag 0x10000: written after the data it covers was made
-   * durable (fsync on), so a log shorter than it was truncated */
-  put_le32(h + 8, 1 | (db->fsync ? 0x10000u : 0));
+  /* version 1; flag 0x10000: the data it covers is durable (the durable
+   * point is past it), so a log shorter than it was truncated. Not merely
+   * fsync on: this handle may have read records another process has not
+   * synced yet, which a power cut takes away. */
+  int dur = db->fsync &&
+            durable_point(ps, ps->segs[ps->nsegs - 1].num) >= ps->end;
+  put_le32(h + 8, 1 | (dur ? 0x10000u : 0));
   put_le32(h + 12, (uint32_t)ps->nsegs);
   put_le64(h + 16, ps->end);
   put_le64(h + 24, ps->objs.n);
