@@ -1123,7 +1123,8 @@ struct psync {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int busy;           /* a thread is syncing */
-  int failed;         /* an fdatasync failed: nothing more is durable */
+  atomic_int failed;  /* an fdatasync failed: nothing more is durable
+                         (set under mu; read without it: see pack_failed) */
   uint64_t published; /* the furthest whole-record end a waiter named */
   uint64_t synced;    /* durable up to here (known to this process) */
   char path[PATH_MAX];
@@ -1159,6 +1160,7 @@ psync *mydb__psync_get(mydb *db, pspace *ps) {
       s = NULL;
     } else {
       char p[PATH_MAX];
+      atomic_init(&s->failed, 0);
       s->syncfd = -1;
       if (space_path(ps, p, "synced") == 0)
         s->syncfd = mydb__open(p, O_RDWR | O_CREAT, 0666);
@@ -1202,8 +1204,8 @@ void mydb__psync_unref(psync *s) {
 static void poison_write(int fd, uint64_t seg);
 
 static void psync_fail(psync *s) {
-  if (s->failed) return;
-  s->failed = 1;
+  if (atomic_load(&s->failed)) return;
+  atomic_store(&s->failed, 1);
   pthread_mutex_lock(&sync_mu);
   s->refs++;
   pthread_mutex_unlock(&sync_mu);
@@ -1234,9 +1236,8 @@ int mydb__pack_failed(pspace *ps) {
   pthread_mutex_lock(&sync_mu);
   for (psync *s = syncs; s; s = s->next)
     if (s->dev == ps->dev && s->ino == ps->ino) {
-      pthread_mutex_lock(&s->mu);
-      failed = s->failed;
-      pthread_mutex_unlock(&s->mu);
+      /* (not under s->mu: psync_fail takes sync_mu with s->mu held) */
+      failed = atomic_load(&s->failed);
       break;
     }
   pthread_mutex_unlock(&sync_mu);
@@ -1310,7 +1311,7 @@ int mydb__psync_wait(psync *s, uint64_t off, int commit) {
    * record another appender is still writing. */
   if (off > s->published) s->published = off;
   for (;;) {
-    if (s->failed) {
+    if (atomic_load(&s->failed)) {
       rc = mydb__seterr(MYDB_EIO, "%s: an earlier fdatasync of %s failed "
                         "(its unsynced data may be lost)", what, s->path);
       break;
