@@ -92,6 +92,20 @@ describe("pack backend", function()
     db:close()
   end)
 
+  it("raises corrupt for a bad last record below the durable point, never truncates it", function()
+    fill({ fsync = true })
+    local p = seg(root, "t", 1)
+    local n = size(p)
+    poke(p, n - 2, flip) -- inside the last commit line, acknowledged
+    local db = open({ cache_bytes = 0 })
+    H.assert_error_code(function() db:load("t", "c") end, "corrupt")
+    local problems = db:verify()
+    assert.equal("corrupt_segment", problems[1] and problems[1].kind)
+    assert.matches("checksum", problems[1].message)
+    db:close()
+    assert.equal(n, size(p))
+  end)
+
   it("takes a partly persisted append past the durable point as a torn tail (power cut)", function()
     fill({ fsync = true })
     for _, space in ipairs({ "t", "refs" }) do
