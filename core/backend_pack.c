@@ -62,11 +62,18 @@ static void space_close(mydb *db, pbackend *pb, pspace *ps) {
   mydb__htab_del(&pb->spaces, &ps->h);
   pb->count--;
   if (ps->loaded && ps->nsegs) {
+    int synced = 1;
     if (ps->dirty && db->fsync) {
       int fd = ps->segs[ps->nsegs - 1].fd;
-      if (fd >= 0) (void)mydb__fdatasync(fd);
+      synced = fd >= 0 && !mydb__pack_failed(ps) && mydb__fdatasync(fd) == 0;
+      if (synced)
+        mydb__pack_synced(ps, ps->segs[ps->nsegs - 1].num, ps->end);
+      else if (fd >= 0)
+        mydb__pack_sync_failed(db, ps);
     }
-    if ((ps->tail >= INDEX_TAIL_RECORDS || ps->tail_bytes >= INDEX_TAIL_BYTES)
+    /* (an index says it was written after a sync: not after a failed one) */
+    if (synced &&
+        (ps->tail >= INDEX_TAIL_RECORDS || ps->tail_bytes >= INDEX_TAIL_BYTES)
         && ps->lockfd >= 0 && mydb__flock(ps->lockfd, LOCK_EX | LOCK_NB) == 0) {
       if (mydb__pack_refresh(db, ps) == MYDB_OK)
         (void)mydb__pack_write_index(db, ps);
@@ -163,12 +170,23 @@ static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
 /* ------------------------------------------------------------- creation */
 
 /* Creates a space's files if absent: pack/, lock, the first segment with
- * an empty generation record, then start (what "initialized" means). */
+ * an empty generation record, then start (what "initialized" means).
+ * Without start, whatever a crashed init left in the first segment (its
+ * size with zero bytes after a power cut, garbage, or the record whole) is
+ * no one's data - nothing is written to a space before start exists - so
+ * the segment is rewritten from scratch. */
 static int space_create(mydb *db, const char *tenant) {
   char dir[PATH_MAX], p[PATH_MAX];
   int rc, created = 0;
   if ((rc = space_dir(db, dir, tenant))) return rc;
   if (mydb__mkdir(dir, &created) != 0) return mydb__syserr(errno, "mkdir", dir);
+  if (created && db->fsync) { /* its name in ROOT/refs or ROOT/TENANT */
+    char parent[PATH_MAX];
+    memcpy(parent, dir, sizeof parent);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    if (mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
+  }
   if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "lock")
                    : mydb__path(db, p, "refs", "pack", "lock")))
     return rc;
@@ -190,28 +208,27 @@ static int space_create(mydb *db, const char *tenant) {
   memcpy(tmp.dir, dir, sizeof dir);
   char sp[PATH_MAX];
   if ((rc = mydb__pack_segpath(&tmp, sp, 1))) goto out;
+  /* a durable point a crashed init recorded is void with the segment */
+  char syp[PATH_MAX];
+  int n = snprintf(syp, sizeof syp, "%s/synced", dir);
+  if (n > 0 && n < (int)sizeof syp) (void)unlink(syp);
   int fd = mydb__open_below(db, sp, O_RDWR | O_CREAT, 0666);
   if (fd < 0) {
     rc = mydb__syserr(errno, "create", sp);
     goto out;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    rc = mydb__syserr(errno, "fstat", sp);
-    mydb__close(fd);
-    goto out;
-  }
-  if (st.st_size == 0) { /* a crashed init may have left it empty */
-    tmp.segs = &(pseg){1, fd};
-    tmp.nsegs = tmp.capsegs = 1;
-    tmp.loaded = 1;
-    rc = mydb__pack_append(db, &tmp, REC_GEN, "[]", 2, NULL, 0);
-    mydb__hmap_clear(&tmp.heads);
-    if (!rc && db->fsync && mydb__fdatasync(fd) != 0)
-      rc = mydb__syserr(errno, "fdatasync", sp);
-  }
+  if (mydb__ftruncate(fd, 0) != 0)
+    rc = mydb__syserr(errno, "truncate", sp);
+  if (!rc)
+    rc = mydb__pack_write_record(fd, 0, REC_GEN, "[]", 2, NULL, 0, sp);
+  if (!rc && db->fsync && mydb__fdatasync(fd) != 0)
+    rc = mydb__syserr(errno, "fdatasync", sp);
   mydb__close(fd);
+  /* the segment's name durable before start names it */
+  if (!rc && db->fsync && mydb__fsync_dir(dir) != 0)
+    rc = mydb__syserr(errno, "fsync", dir);
   if (rc) goto out;
+  if (db->fsync) mydb__pack_synced(&tmp, 1, PACK_HDR + 2);
   if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "start")
                    : mydb__path(db, p, "refs", "pack", "start")))
     goto out;
@@ -277,7 +294,20 @@ static int k_object_write(mydb_backend *be, const char *tenant,
   int rc;
   pspace *ps = space_open(be, tenant, 1, &rc);
   if (!ps) return rc;
-  if (find(ps, digest)) { /* content-addressed: already there */
+  const ploc *l = find(ps, digest);
+  if (l) { /* content-addressed: already there */
+    /* ... but perhaps not durable yet: another writer appended it and has
+     * not synced. A tenant's own commit syncs its segment, which holds the
+     * object (or a sealed one before it, synced at roll-over); a ref lives
+     * in another space: wait for its sync, as its writer would. */
+    if (!tenant && db->fsync && ps->nsegs &&
+        l->seg == ps->segs[ps->nsegs - 1].num) {
+      uint64_t end = l->off + l->len;
+      psync *s = mydb__psync_get(db, ps);
+      pthread_mutex_unlock(&pb->mu);
+      if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
+      return mydb__psync_wait(s, end, 0);
+    }
     pthread_mutex_unlock(&pb->mu);
     return MYDB_OK;
   }
@@ -294,7 +324,7 @@ static int k_object_write(mydb_backend *be, const char *tenant,
     uint64_t off = ps->end;
     pthread_mutex_unlock(&pb->mu);
     if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
-    return mydb__psync_wait(s, off);
+    return mydb__psync_wait(s, off, 0);
   }
 out:
   pthread_mutex_unlock(&pb->mu);
@@ -481,20 +511,22 @@ static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
   psync *s = mydb__psync_get(db, ps);
   uint64_t off = ps->end;
   pthread_mutex_unlock(&pb->mu);
-  if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
+  if (!s) /* appended: visible */
+    return mydb__seterr(MYDB_EIO, "committed but not durable: cannot sync "
+                        "%s", ps->dir);
   if (pending) { /* the caller waits after releasing the tenant lock */
     pending->sync = s;
     pending->off = off;
     return MYDB_OK;
   }
-  return mydb__psync_wait(s, off);
+  return mydb__psync_wait(s, off, 1);
 }
 
 static int k_sync(mydb_backend *be, mydb__pending *pending) {
   (void)be;
   psync *s = pending->sync;
   pending->sync = NULL;
-  return s ? mydb__psync_wait(s, pending->off) : MYDB_OK;
+  return s ? mydb__psync_wait(s, pending->off, 1) : MYDB_OK;
 }
 
 /* ------------------------------------------------------------- repack */
@@ -518,6 +550,20 @@ static int write_start(mydb *db, pspace *ps, uint64_t num) {
   n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)num);
   return mydb__file_write_atomic(db, p, strlen(ps->dir), body, (size_t)n, 0,
                                  0);
+}
+
+/* 1 if pack/start names segment num. */
+static int start_is(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX], buf[32];
+  int n = snprintf(p, sizeof p, "%s/start", ps->dir);
+  if (n < 0 || n >= (int)sizeof p) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  ssize_t got = mydb__pread_all(fd, buf, sizeof buf - 1, 0);
+  mydb__close(fd);
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  return strtoull(buf, NULL, 10) == num;
 }
 
 /* Rewrites the space's live records into a new generation of segments:
@@ -664,19 +710,33 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
     if ((rc = mydb__pack_write_record(afd, ps->end, REC_SEAL, n8, 8, NULL, 0,
                                       ap)) ||
         (db->fsync && mydb__fdatasync(afd) != 0)) {
-      if (!rc) rc = mydb__syserr(errno, "fdatasync", ap);
+      if (!rc) {
+        rc = mydb__syserr(errno, "fdatasync", ap);
+        mydb__pack_sync_failed(db, ps);
+      }
       (void)mydb__ftruncate(afd, (off_t)ps->end);
       goto fail;
     }
+    /* the old chain is whole to its seal, the new generation durable */
+    if (db->fsync) {
+      struct stat nst;
+      if (fstat(nfd, &nst) == 0)
+        mydb__pack_synced(ps, nw.segs[nw.nsegs - 1].num,
+                          (uint64_t)nst.st_size);
+    }
   }
   /* 3. the new chain starts there (the commit point for new readers) */
+  int moved = 1;
   if ((rc = write_start(db, ps, first))) {
     /* sealed already: readers reach the new generation through the seal;
-     * the old start stays valid (the chain leads there). */
+     * the old start stays valid (the chain leads there) - if it is still
+     * the old one, the old segments must stay too (a disk that failed
+     * this write: what they hold is a few leftover bytes to it). */
     rc = MYDB_OK;
+    moved = start_is(ps, first);
   }
   /* 4. the old segments go */
-  for (size_t i = 0; i < nold; i++) {
+  for (size_t i = 0; moved && i < nold; i++) {
     char p[PATH_MAX];
     if (mydb__pack_segpath(ps, p, old[i]) == 0 && unlink(p) == 0)
       st->segments_removed++;

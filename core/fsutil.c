@@ -28,14 +28,18 @@
  * one that takes it to zero fails with EIO instead of running. Off (0) in
  * normal use: one relaxed load per call. */
 atomic_long mydb__fault_countdown;
+atomic_int mydb__fault_errno;
 
 static int fault(void) {
   if (atomic_load_explicit(&mydb__fault_countdown, memory_order_relaxed) <= 0)
     return 0;
   if (atomic_fetch_sub(&mydb__fault_countdown, 1) != 1) return 0;
-  errno = EIO;
+  int e = atomic_load(&mydb__fault_errno);
+  errno = e ? e : EIO;
   return 1;
 }
+
+int mydb__fault_point(void) { return fault(); }
 
 int mydb__open(const char *path, int flags, mode_t mode) {
   int fd;

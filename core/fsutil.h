@@ -18,6 +18,11 @@ struct mydb;
  * wrappers below counts it down, and the one that takes it to zero fails
  * with EIO (0, the default, is off). See fsutil.c. */
 extern atomic_long mydb__fault_countdown;
+/* The errno of an injected failure (0, the default: EIO), e.g. ENOSPC. */
+extern atomic_int mydb__fault_errno;
+/* One fault-injection point for system calls made outside fsutil.c (the
+ * pack backend's pwritev): 1 (errno set) when this call is to fail. */
+int mydb__fault_point(void);
 
 /* open(2) with O_CLOEXEC added, retried on EINTR. */
 int mydb__open(const char *path, int flags, mode_t mode);

@@ -9,8 +9,9 @@
  *                into the log it reaches; rewritten at roll-over, on repack
  *                and on close after a long tail
  *   lock         flock()ed around every append (the "append lock")
- *   synced       how far the active segment is known durable (group commit
- *                across processes)
+ *   synced       the durable point: how far the log is known durable (group
+ *                commit across processes; below it a record that is not
+ *                whole is damage, past it a torn tail)
  *
  * A record: a 24-byte header, then the payload.
  *
@@ -72,11 +73,12 @@ typedef struct pspace {
   mydb__htab objs;  /* 32-byte digest -> ploc */
   mydb__htab heads; /* entry -> mydb__hentry */
   int lockfd;       /* pack/lock, or -1 */
-  int syncfd;       /* pack/synced, or -1 */
+  int syncfd;       /* pack/synced (read-only, for its poison), or -1 */
   psync *sync;      /* of the active segment, or NULL */
   int dirty;        /* appended since the last sync (fsync on) */
   int locked;       /* this handle holds the append lock */
-  int noindex;      /* never write an index (a repack's new generation) */
+  int noindex;      /* a repack's new generation: never write an index
+                       nor a durable point */
   /* a walk (mydb__pack_journal): called for each commit line */
   int (*journal_fn)(const char *line, size_t len, void *payload);
   void *journal_p;
@@ -143,9 +145,21 @@ int mydb__pack_journal(mydb *db, pspace *ps,
 
 /* Group commit: a reference to the sync state of ps's active segment. */
 psync *mydb__psync_get(mydb *db, pspace *ps);
-/* Waits (without pb->mu) until the segment is durable up to off; drops the
- * reference. */
-int mydb__psync_wait(psync *s, uint64_t off);
+/* Waits (without pb->mu) until the segment is durable up to off, the end
+ * of a whole record; drops the reference. MYDB_EIO if an fdatasync of the
+ * segment failed, now or before (the record is written, perhaps visible:
+ * the message starts "committed but not durable: " when commit, else
+ * "written but not durable: "). */
+int mydb__psync_wait(psync *s, uint64_t off, int commit);
 void mydb__psync_unref(psync *s);
+/* An fdatasync of ps's active segment failed outside psync_wait: nothing
+ * more of it may be reported durable by this process. */
+void mydb__pack_sync_failed(mydb *db, pspace *ps);
+/* 1 if an fdatasync of ps's active segment failed (in this process, or
+ * in another: the poison record of pack/synced). */
+int mydb__pack_failed(pspace *ps);
+/* Records in pack/synced that segment seg is durable up to off (the end of
+ * a whole record, after the fdatasync that made it so). */
+void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off);
 
 #endif

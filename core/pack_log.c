@@ -7,13 +7,21 @@
  * from where its index reaches. A scan stops at:
  *   - the end of the file after a whole record: up to date;
  *   - a seal: continue with the segment it names;
- *   - a torn tail: an incomplete header or payload, a bad last record, or
- *     zero bytes up to the end (a crash, or an append in progress in
- *     another process): not part of the state; the next appender (who holds
- *     the append lock, so nobody else is mid-append) truncates it;
- *   - anything else bad (a damaged header or checksum followed by more
- *     bytes, data after a seal, a malformed payload): MYDB_ECORRUPT, never
- *     skipped.
+ *   - a record that is not whole (a bad header or checksum, a payload past
+ *     the end of the file, anything malformed) at or after the segment's
+ *     durable point: a torn tail (a crash: after a power cut, any bytes
+ *     past the last fdatasync - zeros, garbage, later pages of an append
+ *     whose earlier pages were lost; or an append in progress in another
+ *     process): not part of the state; the next appender (who holds the
+ *     append lock, so nobody else is mid-append) truncates it;
+ *   - such a record BEFORE the durable point: MYDB_ECORRUPT, never skipped
+ *     (what an fdatasync made durable cannot be torn: it is damage).
+ * The durable point of a segment (durable_point) is what pack/synced says
+ * an fdatasync covered: every record below it is whole. A segment before
+ * the one synced names is whole to its seal. pack/synced only ever names
+ * the end of a whole record, and is written only after the fdatasync that
+ * made it durable (a power cut may lose the write: then it names an
+ * earlier point, never a later one).
  * Readers see other processes' appends by one stat() of the active
  * segment: the same size means nothing changed (as the loose journal).
  */
@@ -77,6 +85,8 @@ void mydb__pack_unhex(unsigned char out[32], const char *hex) {
   for (int i = 0; i < 32; i++)
     out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
 }
+
+static uint64_t synced_read(int fd, uint64_t *seg);
 
 /* ---------------------------------------------------------------- paths */
 
@@ -159,13 +169,22 @@ int mydb__pack_segcreate(mydb *db, pspace *ps, uint64_t num, int *out) {
   char p[PATH_MAX];
   int rc = mydb__pack_segpath(ps, p, num);
   if (rc) return rc;
+  /* What the synced file may say about this number or a later one is
+   * void: it was a leftover no chain reaches (an unfinished repack). */
+  char sp[PATH_MAX];
+  if (space_path(ps, sp, "synced") == 0) {
+    int sfd = mydb__open(sp, O_RDWR, 0);
+    uint64_t sseg = 0;
+    if (sfd >= 0) {
+      (void)synced_read(sfd, &sseg);
+      if (sseg >= num) (void)!ftruncate(sfd, 0);
+      mydb__close(sfd);
+    }
+  }
   int fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
   if (fd < 0 && errno == EEXIST) {
-    /* A leftover of an unfinished repack: no chain reaches it. What the
-     * synced file may say about that number is void too. */
+    /* A leftover of an unfinished repack: no chain reaches it. */
     if (unlink(p) != 0) return mydb__syserr(errno, "unlink", p);
-    char sp[PATH_MAX];
-    if (space_path(ps, sp, "synced") == 0) (void)truncate(sp, 0);
     fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
   }
   if (fd < 0) return mydb__syserr(errno, "create", p);
@@ -202,6 +221,8 @@ void mydb__pack_space_reset(pspace *ps) {
   mydb__hmap_clear(&ps->heads);
   if (ps->sync) mydb__psync_unref(ps->sync);
   ps->sync = NULL;
+  if (ps->syncfd >= 0) mydb__close(ps->syncfd);
+  ps->syncfd = -1;
   ps->loaded = 0;
   ps->end = 0;
   ps->tail = 0;
@@ -294,21 +315,6 @@ static int rb_get(rbuf *rb, uint64_t off, size_t n, const char **out,
   return 0;
 }
 
-/* 1 if [off, size) holds only zero bytes, 0 if not, or an error. */
-static int all_zero(int fd, uint64_t off, uint64_t size, const char *path) {
-  char buf[4096];
-  while (off < size) {
-    size_t n = size - off > sizeof buf ? sizeof buf : (size_t)(size - off);
-    ssize_t got = mydb__pread_all(fd, buf, n, (off_t)off);
-    if (got < 0) return mydb__syserr(errno, "read", path);
-    if (got == 0) return 1;
-    for (ssize_t i = 0; i < got; i++)
-      if (buf[i]) return 0;
-    off += (uint64_t)got;
-  }
-  return 1;
-}
-
 /* CRC-32 of [off, off + len) read in chunks. */
 static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc,
                      const char *path) {
@@ -335,10 +341,12 @@ static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc,
 enum { STOP_END, STOP_TORN, STOP_SEAL };
 
 /* One segment's records from `from` to its current end. With apply 0 the
- * records are only checked. *at: where the scan stopped (the end, or the
- * torn record); *next: the sealed segment's successor. */
-static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from, int apply,
-                    int *stop, uint64_t *at, uint64_t *next) {
+ * records are only checked. A record that is not whole at or past durable
+ * is a torn tail (STOP_TORN), below it damage. *at: where the scan stopped
+ * (the end, or the torn record); *next: the sealed segment's successor. */
+static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
+                    uint64_t durable, int apply, int *stop, uint64_t *at,
+                    uint64_t *next) {
   char path[PATH_MAX];
   int rc = mydb__pack_segpath(ps, path, ps->segs[i].num);
   if (rc) return rc;
@@ -352,31 +360,32 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from, int apply,
   uint64_t off = from;
   *stop = STOP_END;
   rc = MYDB_OK;
+/* A record that is not whole: torn past the durable point, else damage. */
+#define NOT_WHOLE(why)                                       \
+  {                                                          \
+    if (off >= durable) *stop = STOP_TORN;                   \
+    else rc = corrupt(ps, segnum, off, durable != UINT64_MAX \
+                      && rb.size < durable                   \
+                      ? "the segment is truncated (it was "  \
+                        "durable further)" : why);           \
+    break;                                                   \
+  }
   while (off < rb.size) {
     const char *h;
     int r = rb_get(&rb, off, PACK_HDR, &h, path);
     if (r < 0) { rc = r; break; }
-    if (r == 1) { *stop = STOP_TORN; break; } /* a partial header */
+    if (r == 1) NOT_WHOLE("the segment ends inside a record header");
     const unsigned char *uh = (const unsigned char *)h;
-    if (!hdr_ok(uh)) {
-      int z = all_zero(fd, off, rb.size, path);
-      if (z < 0) { rc = z; break; }
-      if (z) { *stop = STOP_TORN; break; }
-      rc = corrupt(ps, segnum, off, "bad record header");
-      break;
-    }
+    if (!hdr_ok(uh)) NOT_WHOLE("bad record header");
     int type = uh[4];
     uint64_t len = get_le64(uh + 8), pcrc = get_le32(uh + 16);
     uint64_t end = off + PACK_HDR + len;
-    if (end < off || end > rb.size) { *stop = STOP_TORN; break; }
-    if (type < REC_OBJECT || type > REC_SEAL) {
-      rc = corrupt(ps, segnum, off, "unknown record type");
-      break;
-    }
-    if ((type == REC_OBJECT && len < 32) || (type == REC_SEAL && len != 8)) {
-      rc = corrupt(ps, segnum, off, "bad record length");
-      break;
-    }
+    if (end < off || end > rb.size)
+      NOT_WHOLE("the segment ends inside a record");
+    if (type < REC_OBJECT || type > REC_SEAL)
+      NOT_WHOLE("unknown record type");
+    if ((type == REC_OBJECT && len < 32) || (type == REC_SEAL && len != 8))
+      NOT_WHOLE("bad record length");
     const char *pl = NULL;
     uint32_t crc = 0;
     if (type == REC_OBJECT && len > BIG_PAYLOAD) {
@@ -387,41 +396,33 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from, int apply,
       if (r == 0) crc = mydb__crc32(0, pl, (size_t)len);
     }
     if (r < 0) { rc = r; break; }
-    if (r == 1) { *stop = STOP_TORN; break; }
-    if (crc != pcrc) {
-      if (end == rb.size) { *stop = STOP_TORN; break; } /* a bad last one */
-      rc = corrupt(ps, segnum, off, "record checksum mismatch");
-      break;
-    }
+    if (r == 1) NOT_WHOLE("the segment ends inside a record");
+    if (crc != pcrc) NOT_WHOLE("record checksum mismatch");
     if (type == REC_SEAL) {
-      if (end != rb.size) {
-        rc = corrupt(ps, segnum, off, "data after the segment's seal");
-        break;
-      }
+      if (end != rb.size) NOT_WHOLE("data after the segment's seal");
       *next = get_le64((const unsigned char *)pl);
-      if (*next <= segnum) {
-        rc = corrupt(ps, segnum, off, "the seal names an older segment");
-        break;
-      }
+      if (*next <= segnum) NOT_WHOLE("the seal names an older segment");
       *stop = STOP_SEAL;
       off = end;
       break;
     }
-    if (type == REC_GEN && off != 0) {
-      rc = corrupt(ps, segnum, off, "a generation start inside a segment");
-      break;
-    }
+    if (type == REC_GEN && off != 0)
+      NOT_WHOLE("a generation start inside a segment");
     if (apply) {
+      /* (a malformed commit line - it changes nothing - is the only
+       * corrupt apply returns: past the durable point, a torn tail) */
       rc = mydb__pack_apply(ps, type, segnum, off, pl, (size_t)len, &k, &p);
+      if (rc == MYDB_ECORRUPT && off >= durable) {
+        rc = MYDB_OK;
+        *stop = STOP_TORN;
+        break;
+      }
       if (rc) break;
       ps->tail++;
       ps->tail_bytes += PACK_HDR + len;
     } else if (type != REC_OBJECT) {
       const char *why = mydb__hline_parse(pl, pl + len, &k, &p);
-      if (why) {
-        rc = corrupt(ps, segnum, off, why);
-        break;
-      }
+      if (why) NOT_WHOLE(why);
       /* (an empty generation start, a new space's first record, has no
        * line: the loose journal of a new tenant is the header alone) */
       if (ps->journal_fn && !(type == REC_GEN && len == 2 && memcmp(pl, "[]", 2) == 0) &&
@@ -430,11 +431,45 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from, int apply,
     }
     off = end;
   }
+#undef NOT_WHOLE
+  /* the file ends below what was made durable: it was cut */
+  if (rc == MYDB_OK && *stop != STOP_SEAL && durable != UINT64_MAX &&
+      off < durable)
+    rc = corrupt(ps, segnum, off, "the segment is truncated (it was "
+                 "durable further)");
   free(rb.buf);
   mydb_buf_free(&k);
   mydb_buf_free(&p);
   *at = off;
   return rc;
+}
+
+/* The durable point of segment num (see the top of the file): the offset
+ * pack/synced names in it, all of it if synced names a later segment, else
+ * 0 (nothing known durable: every record past the start may be torn). */
+static uint64_t durable_point(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX];
+  if (space_path(ps, p, "synced")) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  uint64_t seg = 0, off = synced_read(fd, &seg);
+  mydb__close(fd);
+  if (seg == num) return off;
+  return seg > num ? UINT64_MAX : 0;
+}
+
+/* 1 if segment num + 1 exists and begins with a record other than a
+ * generation start: then num was sealed (no crash leaves a successor with
+ * records behind, except a repack's unreached generation). */
+static int next_follows(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX];
+  if (mydb__pack_segpath(ps, p, num + 1)) return 0;
+  int nfd = mydb__open(p, O_RDONLY, 0);
+  if (nfd < 0) return 0;
+  unsigned char h[PACK_HDR];
+  ssize_t got = mydb__pread_all(nfd, h, PACK_HDR, 0);
+  mydb__close(nfd);
+  return got == PACK_HDR && hdr_ok(h) && h[4] != REC_GEN;
 }
 
 /* Scans from (the active segment, from) onwards, following seals. */
@@ -444,7 +479,8 @@ static int scan_chain(mydb *db, pspace *ps, uint64_t from, int *torn) {
     size_t i = ps->nsegs - 1;
     int stop;
     uint64_t at = from, next = 0;
-    int rc = scan_seg(db, ps, i, from, 1, &stop, &at, &next);
+    int rc = scan_seg(db, ps, i, from, durable_point(ps, ps->segs[i].num), 1,
+                      &stop, &at, &next);
     /* scan_seg may drop older segments (a generation start): i is stale */
     i = ps->nsegs - 1;
     if (rc) {
@@ -457,18 +493,10 @@ static int scan_chain(mydb *db, pspace *ps, uint64_t from, int *torn) {
       *torn = stop == STOP_TORN;
       if (!*torn) break;
       /* A torn end is a crash's - unless the segment was sealed and cut:
-       * then its successor (which no crash leaves behind with records,
-       * except a repack's unreached generation) is there. */
-      if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num + 1))) return rc;
-      int nfd = mydb__open(p, O_RDONLY, 0);
-      if (nfd >= 0) {
-        unsigned char h[PACK_HDR];
-        ssize_t got = mydb__pread_all(nfd, h, PACK_HDR, 0);
-        mydb__close(nfd);
-        if (got == PACK_HDR && hdr_ok(h) && h[4] != REC_GEN)
-          return corrupt(ps, ps->segs[i].num, at, "the segment ends early "
-                         "(truncated or damaged) but the next one follows");
-      }
+       * then its successor is there. */
+      if (next_follows(ps, ps->segs[i].num))
+        return corrupt(ps, ps->segs[i].num, at, "the segment ends early "
+                       "(truncated or damaged) but the next one follows");
       break;
     }
     if ((rc = mydb__pack_segpath(ps, p, next))) return rc;
@@ -509,9 +537,13 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
   mydb_buf b = MYDB_BUF_INIT;
   unsigned char h[40];
   memcpy(h, IDX_MAGIC, 8);
-  /* version 1; flag 0x10000: written after the data it covers was made
-   * durable (fsync on), so a log shorter than it was truncated */
-  put_le32(h + 8, 1 | (db->fsync ? 0x10000u : 0));
+  /* version 1; flag 0x10000: the data it covers is durable (the durable
+   * point is past it), so a log shorter than it was truncated. Not merely
+   * fsync on: this handle may have read records another process has not
+   * synced yet, which a power cut takes away. */
+  int dur = db->fsync &&
+            durable_point(ps, ps->segs[ps->nsegs - 1].num) >= ps->end;
+  put_le32(h + 8, 1 | (dur ? 0x10000u : 0));
   put_le32(h + 12, (uint32_t)ps->nsegs);
   put_le64(h + 16, ps->end);
   put_le64(h + 24, ps->objs.n);
@@ -608,6 +640,13 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
     ok = 0;
   int durable = ok && (get_le32(b + 8) & 0x10000u);
   const unsigned char *q = b + 40;
+  /* each segment's size: the entries must lie inside (checked before any
+   * read allocates what an entry says) */
+  uint64_t *sizes = ok ? malloc(nsegs * sizeof *sizes) : NULL;
+  if (ok && !sizes) {
+    free(b);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", path);
+  }
   for (uint64_t i = 0; ok && i < nsegs; i++, q += 8) {
     uint64_t num = get_le64(q);
     char sp[PATH_MAX];
@@ -624,16 +663,20 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
       ok = 0;
       break;
     }
+    sizes[i] = i == nsegs - 1 ? cov : (uint64_t)sst.st_size;
     if ((rc = seg_push(ps, num, -1))) break;
   }
   mydb_buf k = MYDB_BUF_INIT, p = MYDB_BUF_INIT;
   for (uint64_t i = 0; ok && !rc && i < nobj; i++, q += 56) {
-    uint64_t seg = get_le64(q + 32);
-    if (mydb__pack_segidx(ps, seg) == (size_t)-1) {
-      ok = 0;
+    uint64_t seg = get_le64(q + 32), off = get_le64(q + 40);
+    uint64_t len = get_le64(q + 48);
+    size_t si = mydb__pack_segidx(ps, seg);
+    if (si == (size_t)-1 || off < PACK_HDR + 32 || off > sizes[si] ||
+        len > sizes[si] - off) {
+      ok = 0; /* damaged (its checksum passed: written so) */
       break;
     }
-    if (obj_put(ps, q, seg, get_le64(q + 40), get_le64(q + 48)))
+    if (obj_put(ps, q, seg, off, len))
       rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", path);
   }
   if (ok && !rc) {
@@ -644,6 +687,7 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
   mydb_buf_free(&k);
   mydb_buf_free(&p);
   free(b);
+  free(sizes);
   if (rc || !ok) {
     mydb__pack_space_reset(ps);
     return rc;
@@ -692,8 +736,6 @@ static int chain_start(pspace *ps, uint64_t *num) {
   closedir(d);
   return found ? 0 : MYDB_ENOTFOUND;
 }
-
-static uint64_t synced_read(int fd, uint64_t *seg);
 
 /* A segment shorter than what the synced file says was durable was cut. */
 static int check_synced(pspace *ps) {
@@ -753,7 +795,9 @@ static int load(mydb *db, pspace *ps) {
       uint64_t at = ps->end, next = 0;
       int stop = STOP_END;
       /* re-check under the lock: it may have been an append in progress */
-      rc = scan_seg(db, ps, ps->nsegs - 1, ps->end, 1, &stop, &at, &next);
+      rc = scan_seg(db, ps, ps->nsegs - 1, ps->end,
+                    durable_point(ps, ps->segs[ps->nsegs - 1].num), 1, &stop,
+                    &at, &next);
       if (rc == MYDB_OK && stop == STOP_TORN) {
         ps->end = at;
         (void)mydb__ftruncate(fd, (off_t)at);
@@ -843,6 +887,7 @@ void mydb__pack_unlock(pspace *ps) {
 
 static int pwritev_all(int fd, struct iovec *iov, int n, off_t off) {
   while (n > 0) {
+    if (mydb__fault_point()) return -1; /* (tests: ENOSPC, EIO) */
     ssize_t w = pwritev(fd, iov, n, off);
     if (w < 0) {
       if (errno == EINTR) continue;
@@ -888,14 +933,20 @@ static int roll_over(mydb *db, pspace *ps) {
   int oldfd = ps->segs[i].fd, fd = -1, rc;
   char p[PATH_MAX];
   if ((rc = mydb__pack_segpath(ps, p, cur))) return rc;
-  if (db->fsync && mydb__fdatasync(oldfd) != 0)
-    return mydb__syserr(errno, "fdatasync", p);
+  if (db->fsync && mydb__fdatasync(oldfd) != 0) {
+    rc = mydb__syserr(errno, "fdatasync", p);
+    mydb__pack_sync_failed(db, ps);
+    return rc;
+  }
   if ((rc = mydb__pack_segcreate(db, ps, num, &fd))) return rc;
   unsigned char n8[8];
   put_le64(n8, num);
   if ((rc = mydb__pack_write_record(oldfd, ps->end, REC_SEAL, n8, 8, NULL, 0, p)) ||
       (db->fsync && mydb__fdatasync(oldfd) != 0)) {
-    if (!rc) rc = mydb__syserr(errno, "fdatasync", p);
+    if (!rc) {
+      rc = mydb__syserr(errno, "fdatasync", p);
+      mydb__pack_sync_failed(db, ps);
+    }
     (void)mydb__ftruncate(oldfd, (off_t)ps->end);
     mydb__close(fd);
     char np[PATH_MAX];
@@ -907,6 +958,11 @@ static int roll_over(mydb *db, pspace *ps) {
     ps->loaded = 0; /* the file is sealed: reload next time */
     return rc;
   }
+  /* (not for a repack's new generation: until the old chain is sealed
+   * into it, no chain reaches it, and a durable point naming a later
+   * segment would make the active one's torn tail look like damage) */
+  if (db->fsync && !ps->noindex)
+    mydb__pack_synced(ps, cur, ps->end + PACK_HDR + 8);
   ps->end = 0;
   struct stat st;
   if (fstat(fd, &st) == 0) {
@@ -933,6 +989,10 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   if (fd < 0) return fd;
   char p[PATH_MAX];
   if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
+  if (db->fsync && mydb__pack_failed(ps))
+    return mydb__seterr(MYDB_EIO, "an earlier fdatasync of %s failed (its "
+                        "unsynced data may be lost): no more appends to it "
+                        "until a repack rewrites the space", p);
   /* The append lock is held: bytes past the last whole record are a torn
    * write of a killed appender. */
   struct stat st;
@@ -1003,7 +1063,12 @@ static int walk(mydb *db, pspace *ps,
   for (;;) {
     int stop;
     uint64_t at = 0, next = 0;
-    rc = scan_seg(db, &c, c.nsegs - 1, 0, 0, &stop, &at, &next);
+    uint64_t num = c.segs[c.nsegs - 1].num;
+    rc = scan_seg(db, &c, c.nsegs - 1, 0, durable_point(&c, num), 0, &stop,
+                  &at, &next);
+    if (rc == 0 && stop == STOP_TORN && next_follows(&c, num))
+      rc = corrupt(&c, num, at, "the segment ends early (truncated or "
+                   "damaged) but the next one follows");
     if (rc == MYDB_ENOMEM || rc == MYDB_EIO || (rc && !fn)) break;
     if (rc) {
       fn(what, mydb_errmsg(), payload);
@@ -1057,8 +1122,12 @@ struct psync {
   uint64_t segnum;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int busy;        /* a thread is syncing */
-  uint64_t synced; /* durable up to here (known to this process) */
+  int busy;           /* a thread is syncing */
+  atomic_int failed;  /* an fdatasync failed: nothing more is durable
+                         (set under mu; read without it: see pack_failed) */
+  uint64_t published; /* the furthest whole-record end a waiter named */
+  uint64_t synced;    /* durable up to here (known to this process) */
+  char path[PATH_MAX];
 };
 
 static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1091,12 +1160,14 @@ psync *mydb__psync_get(mydb *db, pspace *ps) {
       s = NULL;
     } else {
       char p[PATH_MAX];
+      atomic_init(&s->failed, 0);
       s->syncfd = -1;
       if (space_path(ps, p, "synced") == 0)
         s->syncfd = mydb__open(p, O_RDWR | O_CREAT, 0666);
       s->dev = st.st_dev;
       s->ino = st.st_ino;
       s->segnum = ps->segs[ps->nsegs - 1].num;
+      if (mydb__pack_segpath(ps, s->path, s->segnum)) s->path[0] = '\0';
       s->next = syncs;
       syncs = s;
     }
@@ -1125,6 +1196,54 @@ void mydb__psync_unref(psync *s) {
   free(s);
 }
 
+/* Marks the sync state of segment s failed for good (fsyncgate: after a
+ * failed fdatasync the kernel may have dropped the dirty pages, and a
+ * later fdatasync may succeed without writing them). The state is pinned
+ * (one reference never dropped) so that the process remembers it while it
+ * runs, whichever handles come and go. s->mu held. */
+static void poison_write(int fd, uint64_t seg);
+
+static void psync_fail(psync *s) {
+  if (atomic_load(&s->failed)) return;
+  atomic_store(&s->failed, 1);
+  pthread_mutex_lock(&sync_mu);
+  s->refs++;
+  pthread_mutex_unlock(&sync_mu);
+  poison_write(s->syncfd, s->segnum); /* and the other processes know */
+}
+
+void mydb__pack_sync_failed(mydb *db, pspace *ps) {
+  psync *s = mydb__psync_get(db, ps);
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  psync_fail(s);
+  pthread_mutex_unlock(&s->mu);
+  mydb__psync_unref(s);
+}
+
+static uint64_t poison_read(int fd);
+
+int mydb__pack_failed(pspace *ps) {
+  if (ps->nsegs == 0) return 0;
+  if (ps->syncfd < 0) {
+    char p[PATH_MAX];
+    if (space_path(ps, p, "synced") == 0)
+      ps->syncfd = mydb__open(p, O_RDONLY, 0);
+  }
+  if (ps->syncfd >= 0 && poison_read(ps->syncfd) == ps->segs[ps->nsegs - 1].num)
+    return 1;
+  int failed = 0;
+  pthread_mutex_lock(&sync_mu);
+  for (psync *s = syncs; s; s = s->next)
+    if (s->dev == ps->dev && s->ino == ps->ino) {
+      /* (not under s->mu: psync_fail takes sync_mu with s->mu held) */
+      failed = atomic_load(&s->failed);
+      break;
+    }
+  pthread_mutex_unlock(&sync_mu);
+  return failed;
+}
+
 /* The shared "synced" file: segment number, offset, and a check word. */
 static uint64_t synced_read(int fd, uint64_t *segp) {
   unsigned char b[24];
@@ -1135,49 +1254,99 @@ static uint64_t synced_read(int fd, uint64_t *segp) {
   return off;
 }
 
+/* The poison record after it (bytes 24-39): the number of a segment an
+ * fdatasync failed on, in any process, and a check word. That segment
+ * takes no more appends until a repack replaces it (what the kernel
+ * dropped is known only to it; the page cache still shows the records). */
+#define POISON_CHECK 0x6d796462706f6973ULL
+static uint64_t poison_read(int fd) {
+  unsigned char b[16];
+  if (fd < 0 || mydb__pread_all(fd, b, 16, 24) != 16) return 0;
+  uint64_t seg = get_le64(b);
+  return get_le64(b + 8) == (seg ^ POISON_CHECK) ? seg : 0;
+}
+
+static void poison_write(int fd, uint64_t seg) {
+  if (fd < 0) return;
+  unsigned char b[16];
+  put_le64(b, seg);
+  put_le64(b + 8, seg ^ POISON_CHECK);
+  (void)!pwrite(fd, b, 16, 24);
+}
+
+/* Moves the durable point forward to (seg, off): the end of a whole record
+ * that an fdatasync made durable. Never backwards. Not synced itself: a
+ * lost write leaves an earlier point (see the top of the file). */
+static void synced_advance(int fd, uint64_t seg, uint64_t off) {
+  uint64_t cseg = 0, coff = synced_read(fd, &cseg);
+  if (fd < 0 || cseg > seg || (cseg == seg && coff >= off)) return;
+  unsigned char b[24];
+  put_le64(b, seg);
+  put_le64(b + 8, off);
+  put_le64(b + 16, seg ^ off ^ 0x6d7964627379636eULL);
+  (void)!pwrite(fd, b, 24, 0); /* losing it costs an fsync, or a check */
+}
+
+void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off) {
+  char p[PATH_MAX];
+  if (space_path(ps, p, "synced")) return;
+  int fd = mydb__open(p, O_RDWR | O_CREAT, 0666);
+  if (fd < 0) return;
+  synced_advance(fd, seg, off);
+  mydb__close(fd);
+}
+
 static uint64_t shared_synced(const psync *s) {
   uint64_t seg = 0, off = synced_read(s->syncfd, &seg);
   return seg == s->segnum ? off : 0;
 }
 
-static void shared_set(const psync *s, uint64_t off) {
-  if (s->syncfd < 0 || shared_synced(s) >= off) return;
-  unsigned char b[24];
-  put_le64(b, s->segnum);
-  put_le64(b + 8, off);
-  put_le64(b + 16, s->segnum ^ off ^ 0x6d7964627379636eULL);
-  (void)!pwrite(s->syncfd, b, 24, 0); /* a hint: losing it costs an fsync */
-}
-
-int mydb__psync_wait(psync *s, uint64_t off) {
+int mydb__psync_wait(psync *s, uint64_t off, int commit) {
   int rc = MYDB_OK;
+  const char *what = commit ? "committed but not durable"
+                            : "written but not durable";
   pthread_mutex_lock(&s->mu);
+  /* off ends a whole record (its writer appended it): whoever syncs next
+   * may count it as durable. Never the file's size: it may include a
+   * record another appender is still writing. */
+  if (off > s->published) s->published = off;
   for (;;) {
+    if (atomic_load(&s->failed)) {
+      rc = mydb__seterr(MYDB_EIO, "%s: an earlier fdatasync of %s failed "
+                        "(its unsynced data may be lost)", what, s->path);
+      break;
+    }
     if (s->synced >= off) break;
     if (s->busy) {
       pthread_cond_wait(&s->cv, &s->mu);
       continue;
     }
-    /* This thread syncs for every record appended so far. */
+    /* This thread syncs for every whole record published so far. */
     s->busy = 1;
+    uint64_t target = s->published;
     pthread_mutex_unlock(&s->mu);
     uint64_t covered = shared_synced(s); /* another process did it? */
     int err = 0;
     if (covered < off) {
-      struct stat st;
-      if (fstat(s->fd, &st) != 0) err = errno;
-      else if (mydb__fdatasync(s->fd) != 0) err = errno;
+      if (mydb__fdatasync(s->fd) != 0) err = errno;
+      /* an fdatasync that failed in another process: this one's success
+       * may be the kernel's forgetting (fsyncgate) */
+      if (!err && poison_read(s->syncfd) == s->segnum) err = EIO;
       if (!err) {
-        covered = (uint64_t)st.st_size;
-        shared_set(s, covered);
+        covered = target;
+        synced_advance(s->syncfd, s->segnum, covered);
       }
     }
     pthread_mutex_lock(&s->mu);
     s->busy = 0;
     if (!err && covered > s->synced) s->synced = covered;
+    if (err) psync_fail(s);
     pthread_cond_broadcast(&s->cv);
     if (err) {
-      rc = mydb__syserr(err, "fdatasync", "a pack segment");
+      char msg[PATH_MAX + 256];
+      (void)mydb__syserr(err, "fdatasync", s->path);
+      snprintf(msg, sizeof msg, "%s", mydb_errmsg());
+      rc = mydb__seterr(MYDB_EIO, "%s: %s", what, msg);
       break;
     }
   }
