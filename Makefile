@@ -35,7 +35,7 @@ CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
            core/jsonstr.c core/headmap.c core/crc32.c core/backend_loose.c \
            core/backend_memory.c core/backend_pack.c core/pack_log.c
 CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
-LMOD_SRC = core/lmydb.c core/lcodec.c
+LMOD_SRC = core/lmydb.c core/lcodec.c core/lsandbox.c
 LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
 LUA_SRC  = $(wildcard lua/mydb/*.lua)
 HANDLER_SRC = $(wildcard handlers/*.lua)

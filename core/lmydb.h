@@ -16,5 +16,7 @@ void lmydb_push_error(lua_State *L, const char *code, const char *msg);
 
 /* Registers the codec functions into the table at the top of the stack. */
 void lmydb_open_codec(lua_State *L);
+/* Adds core.sandbox and core.cputime (lsandbox.c) to the table on top. */
+void lmydb_open_sandbox(lua_State *L);
 
 #endif

@@ -70,13 +70,31 @@ function indexes.split(composite)
   return composite:sub(1, at - 1), composite:sub(at + 1)
 end
 
---- A key function from a string expression over the record (sandboxed,
--- like query filters), or the given function.
-function indexes.key_function(def)
+-- Compiled expressions, by budget and expression: writes to a collection
+-- with an expression index reuse its sandbox instead of making one per
+-- write. Bounded: emptied when full.
+local compiled, ncompiled, MAX_COMPILED = {}, 0, 256
+
+--- A key function from a string expression over the record (run in a
+-- sandbox under budget, like query filters), or the given function.
+function indexes.key_function(def, budget)
   if type(def) == "function" then return def end
   if type(def) == "string" then
-    local f = query.compile(def)
-    return function(value) return f(nil, value) end
+    budget = budget or query.DEFAULT_BUDGET
+    local id = ("%d\0%.17g\0%d\0%s"):format(budget.memory, budget.time, budget.instructions, def)
+    local f = compiled[id]
+    if f then return f end
+    local eval = query.compile(def, budget, "index expression")
+    f = function(value)
+      local key, other = eval(value)
+      if other then
+        raise("invalid_argument", "index expression returned a %s; keys are strings, numbers or nil", other)
+      end
+      return key
+    end
+    if ncompiled >= MAX_COMPILED then compiled, ncompiled = {}, 0 end
+    compiled[id], ncompiled = f, ncompiled + 1
+    return f
   end
   raise("invalid_argument", "an index needs a key function or a string expression")
 end

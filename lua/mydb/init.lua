@@ -179,7 +179,9 @@ end
 -- opts.cache_bytes (default 64 MiB): the verified-object cache budget.
 -- opts.backend: "loose", "pack" or "memory" (default: the store's own, as
 -- recorded in ROOT/.mydb; "loose" for a new store). opts.segment_bytes:
--- the pack backend's segment size (default 64 MiB).
+-- the pack backend's segment size (default 64 MiB). opts.budget: the
+-- default budgets of string expressions (filters, expression indexes):
+-- {memory=, time=, instructions=, query_time=}, see mydb.query.
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
@@ -203,6 +205,8 @@ function mydb.open(root, opts)
       if math.type(v) ~= "integer" or v < 1024 or v > 1 << 30 then
         raise("invalid_argument", "segment_bytes must be an integer from 1024 to 2^30")
       end
+    elseif k == "budget" then
+      query.budget(v, nil, "budget") -- validates
     elseif k == "ttl_field" then
       if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
     else
@@ -215,6 +219,7 @@ function mydb.open(root, opts)
     _store = store, _root = root, _init_known = {}, _backend = store:backend(),
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,
     _ttl_field = opts.ttl_field, _listeners = {}, _index_fns = {},
+    _budget = query.budget(opts.budget, nil, "budget"),
   }, Db)
 end
 
@@ -445,7 +450,7 @@ function Db:create_index(tenant, entry, name, key_fn, user)
   if type(key_fn) ~= "function" and type(key_fn) ~= "string" then
     raise("invalid_argument", "key_fn must be a function or a string expression, got %s", type(key_fn))
   end
-  if type(key_fn) == "string" then indexes.key_function(key_fn) end -- compiles, or raises
+  if type(key_fn) == "string" then indexes.key_function(key_fn, self._budget) end -- compiles, or raises
   user = user or "mydb"
   check_user(user)
   self:_require_init(tenant)
@@ -622,9 +627,15 @@ end
 -- filter (a function (key, value) -> boolean or a string expression).
 function Db:query(tenant, entry, opts)
   check_db(self, "query")
+  return self:_query(tenant, entry, opts)
+end
+
+-- query, with the query time clock of a scan when given.
+function Db:_query(tenant, entry, opts, clock)
   check_tenant(tenant)
   check_entry(entry)
-  local plan = query.plan(opts)
+  local plan = query.plan(opts, false, self._budget)
+  if clock then plan.clock = clock end
   check_digest(plan.digest, true)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
@@ -641,7 +652,7 @@ end
 function Db:scan(tenant, opts)
   local store = check_db(self, "scan")
   check_tenant(tenant)
-  local plan = query.plan(opts)
+  local plan = query.plan(opts, false, self._budget)
   if plan.digest then raise("invalid_argument", "scan takes no digest") end
   self:_require_init(tenant)
   local entries, heads = store:heads(tenant)
@@ -663,7 +674,9 @@ function Db:scan(tenant, opts)
       i = i + 1
       entry = entries[i]
       if entry == nil then return nil end
-      if is_collection(store:read(tenant, heads[entry])) then it = self:query(tenant, entry, sub) end
+      if is_collection(store:read(tenant, heads[entry])) then
+        it = self:_query(tenant, entry, sub, plan.clock)
+      end
     end
   end
 end
@@ -677,7 +690,7 @@ function Db:query_index(tenant, entry, name, opts)
   check_entry(entry)
   indexes.check_name(name)
   local bounds = indexes.bounds(opts)
-  local plan = query.plan(bounds, true)
+  local plan = query.plan(bounds, true, self._budget)
   check_digest(plan.digest, true)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)

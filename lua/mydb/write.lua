@@ -77,7 +77,7 @@ local function key_function(db, tenant, entry, name, ix)
       if type(x) == "number" and x == x then return x end
     end
   end
-  if ix.expr then return indexes.key_function(ix.expr) end
+  if ix.expr then return indexes.key_function(ix.expr, db._budget) end
   local fn = db._index_fns[tenant .. "\0" .. entry .. "\0" .. name]
   if not fn then
     raise("invalid_argument", "index '%s' of entry '%s' is kept by a function: call db:create_index "
@@ -179,7 +179,7 @@ local function plan_collection(db, tenant, entry, parent, p, ctx)
       -- from the one the index was built with (same entries: no change).
       if not ix or ix.expr ~= op.expr or op.fn then
         local built = build_index(db, tenant, t, state, op.name,
-          indexes.key_function(op.expr or op.fn), ctx)
+          indexes.key_function(op.expr or op.fn, db._budget), ctx)
         built.expr = op.expr
         if not ix or ix.expr ~= built.expr or ix.root ~= built.root then
           state.indexes[op.name] = built
