@@ -25,6 +25,9 @@
 #   api    the core's public calls with hostile arguments (tenant ids,
 #          digests, entry names with odd bytes and lengths); nothing may be
 #          created outside ROOT
+#   expr   untrusted expressions in the sandbox (core/lsandbox.c): every
+#          input compiles or not, evaluates or stops at a budget, with the
+#          sandbox's memory within its budget and the host unchanged
 # New inputs found during a run go to build-fuzz/corpus/<target> (not into
 # the repository); a crash leaves build-fuzz/crash-<target>-<sha1> and fails
 # the run. To keep a crashing input as a regression seed, copy it to
@@ -33,7 +36,7 @@
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 60
-FUZZ_TARGETS ?= codec head api
+FUZZ_TARGETS ?= codec head api expr
 FUZZ_CC ?= clang
 FUZZ_CFLAGS ?=
 # Debian packages of this file's jobs: clang's libFuzzer and sanitizer
@@ -108,17 +111,17 @@ test-valgrind: all fuzz-deps
 # (-fsanitize=fuzzer-no-link) by the main rules into build-fuzz/; each target
 # links libFuzzer's main.
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LMOD = $(LMOD_SRC:core/%.c=$(FUZZ_BUILD)/core/%.o)
 
 fuzz-build: fuzz-deps
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -g" \
 	  SAN="$(FUZZ_SAN_FLAGS) -fsanitize=fuzzer-no-link" CFLAGS="$(FUZZ_CFLAGS)" \
-	  $(FUZZ_BUILD)/libmydb.a $(FUZZ_BUILD)/core/lmydb.o $(FUZZ_BUILD)/core/lcodec.o
+	  $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libmydb.a \
-                      $(FUZZ_BUILD)/core/lmydb.o $(FUZZ_BUILD)/core/lcodec.o
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
 	$(FUZZ_CC) -O1 -g $(WARN) $(FUZZ_CFLAGS) $(FUZZ_SAN_FLAGS) -fsanitize=fuzzer $(DEFS) -Icore -I$(LUA_INC) $< \
-	  -o $@ $(FUZZ_BUILD)/core/lmydb.o $(FUZZ_BUILD)/core/lcodec.o $(FUZZ_BUILD)/libmydb.a \
+	  -o $@ $(FUZZ_LMOD) $(FUZZ_BUILD)/libmydb.a \
 	  $(LUA_LIB) $(LDLIBS_CORE) -lm
 
 # Each target runs FUZZ_TIME seconds; the executions go to build-fuzz/fuzz.log
