@@ -25,7 +25,8 @@
  *   instructions  VM instructions, plus the units charged by C functions
  *   time          thread CPU time, checked by the count hook and, every
  *                 MiB allocated, by the allocator (one concatenation of
- *                 two large strings is one instruction)
+ *                 two large strings is one instruction); the clock starts
+ *                 at the first check (past_deadline)
  * Exceeding one stops the evaluation and says which.
  */
 #include <lauxlib.h>
@@ -52,7 +53,8 @@ typedef struct sandbox {
   size_t alloc_since_check;
   long long instructions, instr_limit;
   long long time_ns;    /* the time budget of one evaluation */
-  long long deadline;   /* thread CPU ns at which this evaluation stops */
+  long long deadline;   /* thread CPU ns at which this evaluation stops;
+                           0 until its first check (see past_deadline) */
   int running;          /* inside eval: budgets are enforced */
   int exceeded;         /* enum exceeded */
   lua_State *H;         /* the host state during eval */
@@ -63,6 +65,18 @@ static long long cpu_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether this evaluation is past its time budget. The clock is read
+ * lazily: reading the thread's CPU time is a system call (a microsecond
+ * on a virtual machine, more than a simple filter costs), so the first
+ * check of an evaluation (its first hook, or its first MiB allocated)
+ * starts its clock. What runs before is bounded by the instruction budget
+ * (1,000 instructions and the units C functions charged). */
+static int past_deadline(sandbox *sb) {
+  long long now = cpu_now();
+  if (sb->deadline == 0) sb->deadline = now + sb->time_ns;
+  return now > sb->deadline;
 }
 
 /* The counting allocator. Only growth is refused: Lua assumes that
@@ -83,7 +97,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       sb->alloc_since_check += grow;
       if (sb->alloc_since_check >= ALLOC_CHECK_BYTES) {
         sb->alloc_since_check = 0;
-        if (cpu_now() > sb->deadline) sb->exceeded = EX_TIME;
+        if (past_deadline(sb)) sb->exceeded = EX_TIME;
       }
       if (sb->exceeded == EX_TIME) return NULL;
     }
@@ -124,7 +138,7 @@ static void hook(lua_State *S, lua_Debug *ar) {
   if (!sb->running) return;
   sb->instructions += HOOK_EVERY;
   if (sb->instructions > sb->instr_limit) budget_error(S, sb, EX_INSTRUCTIONS);
-  if (sb->exceeded == EX_TIME || cpu_now() > sb->deadline) budget_error(S, sb, EX_TIME);
+  if (sb->exceeded == EX_TIME || past_deadline(sb)) budget_error(S, sb, EX_TIME);
 }
 
 /* ---- bounded string functions (the originals are upvalue 1) ---------- */
@@ -443,7 +457,7 @@ static int sandbox_eval(lua_State *L) {
   sb->instructions = 0;
   sb->exceeded = EX_NONE;
   sb->alloc_since_check = 0;
-  sb->deadline = cpu_now() + sb->time_ns;
+  sb->deadline = 0;
   sb->running = 1;
   lua_pushcfunction(S, eval_in_sandbox); /* fits: a fresh stack has room */
   int status = lua_pcall(S, 0, 1, 0);
