@@ -1398,7 +1398,11 @@ static void skip_value(dec *d) {
         break;
       case '"': {
         d->p++;
-        while (d->p < d->end && *d->p != '"') d->p += (*d->p == '\\') ? 2 : 1;
+        while (d->p < d->end && *d->p != '"') {
+          /* an escape takes two bytes: never step past the end */
+          if (*d->p == '\\' && d->end - d->p < 2) dec_fail(d, "unterminated string");
+          d->p += (*d->p == '\\') ? 2 : 1;
+        }
         if (d->p >= d->end) dec_fail(d, "unterminated string");
         d->p++;
         break;
@@ -1406,7 +1410,8 @@ static void skip_value(dec *d) {
       case 0: dec_fail(d, "unexpected end"); break;
       default:
         if (c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n') {
-          while (d->p < d->end && strchr("-+.eE0123456789truefalsn", *d->p)) d->p++;
+          /* *d->p != 0: strchr finds the terminator, and NUL is no number */
+          while (d->p < d->end && *d->p != 0 && strchr("-+.eE0123456789truefalsn", *d->p)) d->p++;
         } else {
           dec_fail(d, "unexpected character");
         }
@@ -1515,6 +1520,9 @@ static int l_node_piece(lua_State *L) {
     if (!k || !d || !lua_isinteger(L, -1))
       lmydb_error(L, "invalid_argument", "node entry %d is malformed", (int)i);
     lua_Integer c = lua_tointeger(L, -1);
+    if (c < 0) lmydb_error(L, "invalid_argument", "node entry %d has a negative count", (int)i);
+    /* counts come from stored pieces: a sum past the integer range is damage */
+    if (c > LUA_MAXINTEGER - total) lmydb_error(L, "corrupt", "node entry %d: record counts overflow", (int)i);
     total += c;
     if (i > 1) mydb_buf_putc(out, ',');
     mydb_buf_putc(out, '[');
