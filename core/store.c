@@ -206,6 +206,22 @@ static int known_backend(const char *name) {
 
 /* ------------------------------------------------------------- handles */
 
+/* fsyncs the directory that holds path's last component. */
+static int sync_parent(char *path) {
+  char *slash = strrchr(path, '/');
+  int r;
+  if (slash == NULL) {
+    r = mydb__fsync_dir(".");
+  } else if (slash == path) {
+    r = mydb__fsync_dir("/");
+  } else {
+    *slash = '\0';
+    r = mydb__fsync_dir(path);
+    *slash = '/';
+  }
+  return r == 0 ? MYDB_OK : mydb__syserr(errno, "fsync of the parent of", path);
+}
+
 int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
   mydb_options opts = MYDB_OPTIONS_INIT;
   if (!out) return mydb__seterr(MYDB_EINVAL, "mydb_open: out is NULL");
@@ -276,10 +292,14 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
     if (i == rl || p[i] == '/') {
       char save = p[i];
       p[i] = '\0';
-      if (mydb__mkdir(p, NULL) != 0) {
+      int made = 0;
+      if (mydb__mkdir(p, &made) != 0) {
         rc = mydb__syserr(errno, "mkdir", p);
         goto fail;
       }
+      /* A new directory's name lives in its parent: unsynced, a power cut
+       * can take the whole store with it (issue 11, item 4). */
+      if (made && db->fsync && (rc = sync_parent(p)) != MYDB_OK) goto fail;
       p[i] = save;
     }
   }

@@ -1,0 +1,78 @@
+-- spec/powerloss/ops.lua - the workload of the power-loss test: a list of
+-- calls, and the store contents they leave (the model the checker compares
+-- a crash state with).
+local ops = {}
+
+local function blob(i, n) return (string.char(97 + i % 26)):rep(n) end
+
+--- The calls, in order: {call, args...}. Sizes are chosen so that pack
+-- segments (segment_bytes 4096) roll over several times and appends cross
+-- page boundaries.
+function ops.list()
+  local l = {
+    { "init" },
+    { "save", "cfg", { a = 1, pad = blob(1, 3000) } },
+    { "put", "c", "k1", { v = blob(2, 300) } },
+    { "put_many", "c", { k2 = { v = blob(3, 5000) }, k3 = { v = 3 }, k4 = { v = 4 } } },
+    { "save", "cfg", { a = 2 } },
+    { "batch", { { "save", "other", { b = 1 } }, { "put", "c", "k5", { v = blob(5, 200) } } } },
+    { "delete", "c", "k3" },
+    { "gc" },
+    { "put", "c", "k1", { v = blob(6, 9000) } },
+    { "repack" },
+    { "save", "cfg", { a = 3 } },
+    { "put", "c", "k6", { v = 6 } },
+  }
+  return l
+end
+
+--- Applies call op to the model m = {entries = {name -> value or
+-- collection table}, tenant = bool}.
+function ops.apply(m, op)
+  local kind = op[1]
+  if kind == "init" then m.tenant = true
+  elseif kind == "save" then m.entries[op[2]] = { snapshot = op[3] }
+  elseif kind == "put" then
+    local c = m.entries[op[2]] or { records = {} }
+    c.records[op[3]] = op[4]
+    m.entries[op[2]] = c
+  elseif kind == "put_many" then
+    local c = m.entries[op[2]] or { records = {} }
+    for k, v in pairs(op[3]) do c.records[k] = v end
+    m.entries[op[2]] = c
+  elseif kind == "delete" then
+    local c = m.entries[op[2]]
+    if c then c.records[op[3]] = nil end
+  elseif kind == "batch" then
+    for _, sub in ipairs(op[2]) do ops.apply(m, sub) end
+  end
+end
+
+--- Runs op on db (tenant "t", user "u").
+function ops.run(db, op)
+  local kind = op[1]
+  if kind == "init" then db:init("t")
+  elseif kind == "save" then db:save("t", "u", op[2], op[3])
+  elseif kind == "put" then db:put("t", "u", op[2], op[3], op[4])
+  elseif kind == "put_many" then db:put_many("t", "u", op[2], op[3])
+  elseif kind == "delete" then db:delete("t", "u", op[2], op[3])
+  elseif kind == "gc" then db:gc("t")
+  elseif kind == "repack" then db:repack("t")
+  elseif kind == "batch" then
+    db:batch("t", "u", function(b)
+      for _, sub in ipairs(op[2]) do
+        if sub[1] == "save" then b:save(sub[2], sub[3]) else b:put(sub[2], sub[3], sub[4]) end
+      end
+    end)
+  end
+end
+
+--- The model after the first n calls (and the one after n + 1).
+function ops.model(n)
+  local m = { entries = {}, tenant = false }
+  local l = ops.list()
+  for i = 1, n do ops.apply(m, l[i]) end
+  return m
+end
+
+return ops
