@@ -16,6 +16,18 @@ local function same(a, b)
   return true
 end
 
+-- A value with packed arrays (F64Array) turned into plain lists.
+local function plain(v)
+  if type(v) ~= "table" then return v end
+  local o = {}
+  if getmetatable(v) then
+    for i = 1, #v do o[i] = v[i] end
+    return o
+  end
+  for k, x in pairs(v) do o[k] = plain(x) end
+  return o
+end
+
 -- The store's contents in the model's shape.
 local function contents(db)
   local m = { entries = {}, tenant = db:is_initialized("t") }
@@ -28,7 +40,7 @@ local function contents(db)
       m.entries[e] = { records = records }
       assert(v == nil)
     else
-      m.entries[e] = { snapshot = db:load("t", e) }
+      m.entries[e] = { snapshot = plain(db:load("t", e)) }
     end
   end
   return m

@@ -1,7 +1,19 @@
 -- spec/powerloss/ops.lua - the workload of the power-loss test: a list of
 -- calls, and the store contents they leave (the model the checker compares
 -- a crash state with).
+local handlers = require "mydb.handlers"
+local F64Array = require "mydb.handlers.f64array"
+
 local ops = {}
+
+-- A ref handler, so that the workload writes ROOT/refs too.
+if not handlers.get(F64Array.tag or "F64Array") then handlers.register(F64Array) end
+
+local function series(n, x)
+  local l = {}
+  for i = 1, n do l[i] = x + i / 4 end
+  return l
+end
 
 local function blob(i, n) return (string.char(97 + i % 26)):rep(n) end
 
@@ -14,6 +26,7 @@ function ops.list()
     { "save", "cfg", { a = 1, pad = blob(1, 3000) } },
     { "put", "c", "k1", { v = blob(2, 300) } },
     { "put_many", "c", { k2 = { v = blob(3, 5000) }, k3 = { v = 3 }, k4 = { v = 4 } } },
+    { "series", series(600, 1) },
     { "save", "cfg", { a = 2 } },
     { "batch", { { "save", "other", { b = 1 } }, { "put", "c", "k5", { v = blob(5, 200) } } } },
     { "delete", "c", "k3" },
@@ -21,6 +34,7 @@ function ops.list()
     { "put", "c", "k1", { v = blob(6, 9000) } },
     { "repack" },
     { "save", "cfg", { a = 3 } },
+    { "series", series(700, 2) },
     { "put", "c", "k6", { v = 6 } },
   }
   return l
@@ -32,6 +46,7 @@ function ops.apply(m, op)
   local kind = op[1]
   if kind == "init" then m.tenant = true
   elseif kind == "save" then m.entries[op[2]] = { snapshot = op[3] }
+  elseif kind == "series" then m.entries.series = { snapshot = { values = op[2] } }
   elseif kind == "put" then
     local c = m.entries[op[2]] or { records = {} }
     c.records[op[3]] = op[4]
@@ -53,6 +68,7 @@ function ops.run(db, op)
   local kind = op[1]
   if kind == "init" then db:init("t")
   elseif kind == "save" then db:save("t", "u", op[2], op[3])
+  elseif kind == "series" then db:save("t", "u", "series", { values = F64Array.new(op[2]) })
   elseif kind == "put" then db:put("t", "u", op[2], op[3], op[4])
   elseif kind == "put_many" then db:put_many("t", "u", op[2], op[3])
   elseif kind == "delete" then db:delete("t", "u", op[2], op[3])
