@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -287,6 +288,11 @@ int mydb__tmp_create(mydb *db, char *tmp, int extra) {
       while (fd < 0 && errno == EINTR);
     }
     if (fd >= 0) {
+      /* Held until the file is closed: it tells the sweep of another
+       * process that this file is being written, where the pid in its
+       * name cannot (another PID namespace). A new file: no one else can
+       * hold it; where flock is unsupported the sweep goes by the pid. */
+      (void)flock(fd, LOCK_EX | LOCK_NB);
       mydb__close(dfd);
       return fd;
     }
@@ -333,6 +339,16 @@ static int pid_gone(long pid) {
   return paren && paren[1] == ' ' && paren[2] == 'Z';
 }
 
+/* Whether a writer holds name's lock (mydb__tmp_create takes it): 1 yes,
+ * 0 no, -1 cannot tell (flock unsupported, or the file cannot be opened). */
+static int tmp_locked(int dfd, const char *name) {
+  int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int r = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno == EWOULDBLOCK ? 1 : -1;
+  mydb__close(fd); /* releases it */
+  return r;
+}
+
 int mydb__tmp_sweep(const char *dir, time_t now) {
   /* O_NOFOLLOW: a ROOT/.tmp replaced by a symlink is not swept (nothing
    * outside ROOT is ever removed). */
@@ -353,6 +369,9 @@ int mydb__tmp_sweep(const char *dir, time_t now) {
     if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         !S_ISREG(st.st_mode))
       continue;
+    /* A writer that holds the file's lock is alive, whatever its pid
+     * says: a container sharing the store has pids of its own. */
+    if (tmp_locked(dfd, de->d_name) == 1) continue;
     int stale = now - st.st_mtime > MYDB__TMP_STALE;
     /* A live writer's file (this process's included: another handle may
      * be writing it now) stays unless it is stale; a pid may be reused. */

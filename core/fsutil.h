@@ -49,7 +49,8 @@ int mydb__open_below(const struct mydb *db, const char *path, int flags,
                      mode_t mode);
 
 /* Creates a new temporary file ROOT/.tmp/<pid>-<counter>-<random>.tmp
- * (O_CREAT|O_EXCL, mode 0666 & ~umask) opened with O_RDWR|extra. Its path
+ * (O_CREAT|O_EXCL, mode 0666 & ~umask) opened with O_RDWR|extra, and
+ * flock(LOCK_EX)ed until it is closed (see mydb__tmp_sweep). Its path
  * goes to tmp[PATH_MAX]. Returns the fd, or a negative MYDB_E* code. Never
  * through a symlink below the root (MYDB_EIO). */
 int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
@@ -57,9 +58,10 @@ int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
 /* Seconds after which a temporary file is stale whatever its pid. */
 #define MYDB__TMP_STALE 3600
 /* Removes the temporary files that writers which died left in dir
- * (ROOT/.tmp): files named <pid>-<counter>-<random>.tmp whose process is
- * gone (kill(pid, 0) fails with ESRCH, or it is a zombie), and such files older than
- * MYDB__TMP_STALE seconds (at now) whatever their pid. Only regular files
+ * (ROOT/.tmp): files named <pid>-<counter>-<random>.tmp that no writer
+ * holds locked (mydb__tmp_create locks each file it makes until it is
+ * closed) and whose process is gone (kill(pid, 0) fails with ESRCH, or it
+ * is a zombie) or that are older than MYDB__TMP_STALE seconds (at now). Only regular files
  * with that name form; symlinks are not followed (nor dir, if it is one).
  * Best effort, errors ignored. Returns the number of files removed. */
 int mydb__tmp_sweep(const char *dir, time_t now);

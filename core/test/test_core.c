@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -758,6 +759,44 @@ static void touch_at(const char *dir, const char *name, time_t age) {
   }
 }
 
+/* Issue 11, item 9: a writer in another PID namespace (a container sharing
+ * the store) has a pid that means nothing here, perhaps that of no process
+ * at all: its temporary file is kept while it holds the file's lock, and
+ * removed once nobody does. */
+static void test_tmp_sweep_locked(void) {
+  char root[PATH_MAX], tmp[PATH_MAX], p[PATH_MAX];
+  make_root(root, "sweep-locked");
+  mydb_close(open_db(root, 0));
+  xsnprintf(tmp, sizeof tmp, "%s/.tmp", root);
+  fflush(NULL);
+  pid_t gone = fork(); /* a pid of no process */
+  if (gone == 0) _exit(0);
+  waitpid(gone, NULL, 0);
+  char name[64];
+  xsnprintf(name, sizeof name, "%ld-0-0123456789abcdef.tmp", (long)gone);
+  touch_at(tmp, name, 0);
+  xsnprintf(p, sizeof p, "%s/%s", tmp, name);
+  int fd = open(p, O_RDWR | O_CLOEXEC);
+  CHECK(fd >= 0);
+  CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0); /* the writer, mid-write */
+  mydb_close(open_db(root, 0));             /* sweeps */
+  CHECK(exists_at(tmp, name));
+  close(fd); /* the writer is gone */
+  mydb_close(open_db(root, 0));
+  CHECK(!exists_at(tmp, name));
+  /* mydb's own temporary files are locked while they are written */
+  mydb *db = open_db(root, 0);
+  int tfd = mydb__tmp_create(db, p, 0);
+  CHECK(tfd >= 0);
+  int other = open(p, O_RDONLY | O_CLOEXEC);
+  CHECK(other >= 0);
+  CHECK(flock(other, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK);
+  close(other);
+  close(tfd);
+  unlink(p);
+  mydb_close(db);
+}
+
 static void test_tmp_sweep(void) {
   char root[PATH_MAX], tmp[PATH_MAX], outside[PATH_MAX], p[PATH_MAX];
   make_root(root, "sweep");
@@ -1251,6 +1290,7 @@ int main(void) {
   test_heads();
   test_kill_writer();
   test_tmp_sweep();
+  test_tmp_sweep_locked();
   test_faults();
   test_compaction();
   test_threads();
