@@ -146,7 +146,13 @@ int mydb__tenant_dirs(const mydb *db, const char *sub,
     if (!mydb_tenant_valid(de->d_name, l)) continue; /* ., refs, ... */
     struct stat st;
     if (mydb__path(db, p, de->d_name, sub, NULL) != 0) continue;
-    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (stat(p, &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue; /* not a tenant */
+      /* a tenant that cannot be read is a problem, not an absence */
+      rc = mydb__syserr(errno, "stat of tenant", p);
+      break;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
     if ((rc = fn(de->d_name, payload)) != 0) break;
   }
   closedir(d);

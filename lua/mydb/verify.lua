@@ -146,7 +146,15 @@ function verify.run(root, tenant, opts)
   end
   local stats = { tenants = 0, objects = 0, entries = 0, versions = 0, refs = 0 }
   local refs_needed = {}
-  local tenants = tenant and { tenant } or store:tenants()
+  local tenants = { tenant }
+  if not tenant then
+    local ok, list = pcall(store.tenants, store)
+    if ok then tenants = list
+    else -- a tenant directory that cannot be read: a problem, not an absence
+      report("unreadable", nil, nil, nil, message_of(list))
+      tenants = {}
+    end
+  end
   for _, t in ipairs(tenants) do
     stats.tenants = stats.tenants + 1
     check_tenant(store, t, report, refs_needed, stats)
