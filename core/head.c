@@ -472,8 +472,12 @@ int mydb__loose_head_commit(mydb_backend *be, struct mydb_lock *lk,
     goto out;
   }
   if (db->fsync && mydb__fdatasync(ts->fd) != 0) {
-    /* The line is in the file; the next refresh replays it. */
-    rc = mydb__syserr(errno, "fdatasync", ts->path);
+    /* The line is in the file, visible: the next refresh replays it. Only
+     * its durability is unknown (the contract in README "Errors"). */
+    int e = errno;
+    rc = mydb__seterr(MYDB_EIO, "committed but not durable: fdatasync of %s: %s",
+                      ts->path, strerror(e));
+    ts_reset(ts);
     goto out;
   }
   rc = MYDB_OK;

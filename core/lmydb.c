@@ -29,6 +29,7 @@
  * function serves close, __close and __gc; use after close raises "closed".
  * A lock pins its store through a user value.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -39,6 +40,7 @@
 #include <lua.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "lmydb.h"
 #include "mydb.h"
 
@@ -620,6 +622,19 @@ static int l_digest_valid(lua_State *L) {
   return 1;
 }
 
+/* core._fault(n [, errno]): a test hook (SQLite's SimulateIOError): the
+ * n-th system call of the core from now fails with errno (default EIO;
+ * "ENOSPC" too); 0 turns it off. Returns the calls left uncounted. */
+static int l_fault(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  const char *e = luaL_optstring(L, 2, "EIO");
+  int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : EIO;
+  atomic_store(&mydb__fault_errno, err);
+  long left = atomic_exchange(&mydb__fault_countdown, n > 0 ? (long)n : 0);
+  lua_pushinteger(L, left);
+  return 1;
+}
+
 static int l_tenant_valid(lua_State *L) {
   size_t len;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
@@ -665,6 +680,7 @@ int luaopen_mydb_core(lua_State *L) {
                                  {"monotonic", l_monotonic},
                                  {"digest_valid", l_digest_valid},
                                  {"tenant_valid", l_tenant_valid},
+                                 {"_fault", l_fault},
                                  {NULL, NULL}};
   new_class(L, STORE_MT, store_methods, store_close, store_tostring);
   new_class(L, LOCK_MT, lock_methods, lock_release, NULL);

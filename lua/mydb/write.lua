@@ -315,9 +315,21 @@ function write.commit(db, tenant, user, plan, ctx)
   end
 
   -- 3. One journal line moves every touched head.
-  lock:commit(changes, true) -- releases the lock, then waits for durability
+  -- releases the lock, then waits for durability
+  local ok, err = pcall(lock.commit, lock, changes, true)
   for _, ev in ipairs(events) do
     if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end
+  end
+  if not ok then
+    -- The contract: a write returns (durable with fsync on), or raises and
+    -- is not visible; or, when only the sync after it failed, raises io
+    -- with committed = true: visible, durability unknown (after a failed
+    -- fsync the kernel may have dropped the pages: never claimed again).
+    if errors.is(err, "io") and tostring(err.message):find("committed but not durable", 1, true) then
+      err.committed, err.results = true, results
+      return results, events, err
+    end
+    error(err, 0)
   end
   return results, events
 end

@@ -1,0 +1,56 @@
+-- Issue 11, item 7: the write contract. A write returns (durable with fsync
+-- on), or raises and is not visible; or, when only the sync after its
+-- commit failed, raises io with committed = true: visible (listeners told),
+-- its durability unknown. Each system call of a save is failed in turn.
+local H = require "spec.helper"
+local core = require "mydb.core"
+
+describe("guarantee: the write contract under failed system calls", function()
+  local S = H.use_store({ fsync = true, tenant = "t" })
+
+  it("every failure is either invisible, or visible and marked committed", function()
+    H.needs_disk("the memory backend makes no system calls")
+    local db = S.db
+    db:save("t", "u", "e", { n = 0 })
+    local seen = {}
+    db:on_change(function(ev) seen[#seen + 1] = ev.new and ev.new.n end)
+    local committed, invisible, n = 0, 0, 0
+    while true do
+      n = n + 1
+      assert.is_true(n < 500)
+      local before = db:load("t", "e").n
+      local nseen = #seen
+      core._fault(n)
+      local ok, err = pcall(db.save, db, "t", "u", "e", { n = n })
+      local left = core._fault(0)
+      if ok and left > 0 then break end -- fewer than n calls: all were failed once
+      local fresh = require("mydb").open(S.root, { fsync = true })
+      local now = fresh:load("t", "e").n
+      fresh:close()
+      if ok then
+        assert.equal(n, now)
+      else
+        assert.equal("io", err.code, tostring(err))
+        if err.committed then
+          committed = committed + 1
+          assert.equal(n, now, "committed: visible")
+          assert.equal(n, seen[#seen], "committed: listeners told")
+          if H.BACKEND == "pack" then
+            -- the segment's durability is unknown: no write is acknowledged
+            -- on it again (fsyncgate) until a repack rewrites the tenant
+            local ok2, err2 = pcall(db.save, db, "t", "u", "e", { n = -1 })
+            assert.is_false(ok2)
+            assert.equal("io", err2.code)
+            db:repack("t")
+          end
+        else
+          invisible = invisible + 1
+          assert.equal(before, now, "not committed: not visible")
+          assert.equal(nseen, #seen, "not committed: no event")
+        end
+      end
+    end
+    assert.is_true(committed >= 1, "no failed sync after a commit was injected")
+    assert.is_true(invisible >= 1)
+  end)
+end)
