@@ -119,7 +119,7 @@ fuzz-build: fuzz-deps
 	  $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/fuzz_lua.h $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
 	$(FUZZ_CC) -O1 -g $(WARN) $(FUZZ_CFLAGS) $(FUZZ_SAN_FLAGS) -fsanitize=fuzzer $(DEFS) -Icore -I$(LUA_INC) $< \
 	  -o $@ $(FUZZ_LMOD) $(FUZZ_BUILD)/libmydb.a \
 	  $(LUA_LIB) $(LDLIBS_CORE) -lm

@@ -13,15 +13,7 @@
  *   - leaf_split gives as many keys as values, every value a valid JSON
  *     document that decodes.
  */
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-
-#include "fuzz_common.h"
-
-int luaopen_mydb_core(lua_State *L);
-
-static lua_State *L;
+#include "fuzz_lua.h"
 
 static const char driver[] =
     "local core = ...\n"
@@ -97,28 +89,11 @@ static const char driver[] =
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  FUZZ_ASSERT(L != NULL, "luaL_newstate");
-  luaL_openlibs(L);
-  luaL_requiref(L, "mydb.core", luaopen_mydb_core, 0);
-  int rc = luaL_loadbuffer(L, driver, sizeof driver - 1, "=fuzz_codec");
-  FUZZ_ASSERT(rc == LUA_OK, "%s", lua_tostring(L, -1));
-  lua_insert(L, -2); /* chunk, core */
-  rc = lua_pcall(L, 1, 1, 0);
-  FUZZ_ASSERT(rc == LUA_OK, "%s", lua_tostring(L, -1));
-  lua_setglobal(L, "fuzz_check");
-  lua_settop(L, 0);
+  fuzz_lua_init(driver, sizeof driver - 1, "=fuzz_codec");
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  lua_getglobal(L, "fuzz_check");
-  lua_pushlstring(L, (const char *)data, size);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    FUZZ_ASSERT(0, "%s", msg ? msg : "(non-string error)");
-  }
-  FUZZ_ASSERT(lua_gettop(L) == 0, "stack not balanced: %d", lua_gettop(L));
-  lua_gc(L, LUA_GCSTEP, 0);
+  fuzz_lua_run(data, size, 0);
   return 0;
 }
