@@ -1,6 +1,6 @@
 -- spec/powerloss/check.lua JOBS: checks crash states. JOBS has one line
--- per state: id, root, backend, calls acknowledged, call in flight (0:
--- none), tab-separated. For each state: the store opens, db:verify() finds
+-- per state: id, root, backend, workload name, and per writer "acked:
+-- in flight" (0: none), comma-separated; tab-separated. For each state: the store opens, db:verify() finds
 -- nothing, its contents equal the model after the acknowledged calls (or
 -- after the call in flight too: all or nothing), and it accepts a write
 -- after which verify is still clean. Prints "PASS id" or "FAIL id: why".
@@ -52,17 +52,41 @@ local function problems_text(p)
   return table.concat(out, "; ")
 end
 
-local function check(root, backend, acked, inflight)
+-- Whether got is the model after the acknowledged calls of every writer,
+-- each call in flight applied or not (all or nothing, each on its own).
+local function matches(got, name, writers)
+  local combos = { {} }
+  for w, c in pairs(writers) do
+    local next = {}
+    for _, combo in ipairs(combos) do
+      local a = {}
+      for k, v in pairs(combo) do a[k] = v end
+      a[w] = c.acked
+      next[#next + 1] = a
+      if c.inflight > 0 then
+        local b = {}
+        for k, v in pairs(combo) do b[k] = v end
+        b[w] = c.inflight
+        next[#next + 1] = b
+      end
+    end
+    combos = next
+  end
+  for _, counts in ipairs(combos) do
+    if same(got, ops.model(name, counts)) then return true end
+  end
+  return false
+end
+
+local function check(root, backend, name, writers)
   local db = mydb.open(root, { backend = backend })
   local p = db:verify()
   if #p > 0 then return false, "verify: " .. problems_text(p) end
   local got = contents(db)
-  local want = ops.model(acked)
-  if not same(got, want) then
-    if inflight == 0 or not same(got, ops.model(inflight)) then
-      return false, ("contents differ from the model after call %d%s"):format(acked,
-        inflight > 0 and (" (and after call " .. inflight .. ")") or "")
-    end
+  if not matches(got, name, writers) then
+    local parts = {}
+    for w, c in pairs(writers) do parts[#parts + 1] = ("writer %d: %d acknowledged, %d in flight"):format(w, c.acked, c.inflight) end
+    return false, "contents differ from the model (" .. table.concat(parts, "; ") .. ")"
   end
   db:init("t")
   db:save("t", "u", "after", { x = 1 })
@@ -74,8 +98,12 @@ local function check(root, backend, acked, inflight)
 end
 
 for line in io.lines(arg[1]) do
-  local id, root, backend, acked, inflight = line:match("^(%S+)\t(%S+)\t(%S+)\t(%d+)\t(%d+)$")
-  local ok, res, why = pcall(check, root, backend, tonumber(acked), tonumber(inflight))
+  local id, root, backend, name, ws = line:match("^(%S+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)$")
+  local writers = {}
+  for w, a, i in ws:gmatch("(%d+)=(%d+):(%d+)") do
+    writers[tonumber(w)] = { acked = tonumber(a), inflight = tonumber(i) }
+  end
+  local ok, res, why = pcall(check, root, backend, name, writers)
   if ok and res then print("PASS " .. id)
   else print(("FAIL %s: %s"):format(id, ok and why or tostring(res))) end
   io.stdout:flush()

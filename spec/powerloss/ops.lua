@@ -83,11 +83,36 @@ function ops.run(db, op)
   end
 end
 
---- The model after the first n calls (and the one after n + 1).
-function ops.model(n)
+--- The calls of writer w of a concurrent workload: entries of its own
+-- (so that the result does not depend on the interleaving), values that
+-- cross pages, on one tenant: the writers share its log and group commit.
+function ops.writer_list(w)
+  local c, s = "c" .. w, "s" .. w
+  return {
+    { "init" },
+    { "put", c, "k1", { v = blob(w, 2000) } },
+    { "save", s, { w = w, pad = blob(w + 1, 5000) } },
+    { "put_many", c, { k2 = { v = blob(w + 2, 3000) }, k3 = { v = 3 } } },
+    { "put", c, "k1", { v = w } },
+    { "save", s, { w = w, n = 2 } },
+    { "delete", c, "k3" },
+    { "put", c, "k4", { v = blob(w + 3, 6000) } },
+  }
+end
+
+--- The calls of writer w in workload name ("single" or "concurrent").
+function ops.calls(name, w)
+  if name == "concurrent" then return ops.writer_list(w) end
+  return ops.list()
+end
+
+--- The model after the first counts[w] calls of each writer w.
+function ops.model(name, counts)
   local m = { entries = {}, tenant = false }
-  local l = ops.list()
-  for i = 1, n do ops.apply(m, l[i]) end
+  for w, n in pairs(counts) do
+    local l = ops.calls(name, w)
+    for i = 1, n do ops.apply(m, l[i]) end
+  end
   return m
 end
 

@@ -20,7 +20,12 @@
 --    takes a write. Prints counts; the last line "N passed, N failed".
 package.path = "./?.lua;" .. package.path
 
-local backend = arg[1] or "loose"
+-- "loose", "pack", or "pack-concurrent": two writer processes on one
+-- pack tenant (group commit), each with entries of its own.
+local mode = arg[1] or "loose"
+local backend = mode:match("^(%a+)")
+local name = mode:find("concurrent", 1, true) and "concurrent" or "single"
+local WRITERS = name == "concurrent" and 2 or 1
 local MAX = tonumber(arg[2] or "1500")
 local PAGE = 4096
 
@@ -38,8 +43,14 @@ local root, logpath, tracepath = work .. "/db", work .. "/log", work .. "/trace"
 -- ---- 1. record ------------------------------------------------------------
 local CALLS = "openat,open,creat,mkdir,mkdirat,write,pwrite64,pwritev,writev,ftruncate,rename,renameat,"
   .. "renameat2,link,linkat,unlink,unlinkat,rmdir,fsync,fdatasync,close,lseek,dup,dup2,dup3,fcntl"
-sh(("strace -f -y -xx -s 4194304 -o %s -e trace=%s lua5.4 spec/powerloss/workload.lua %s %s %s")
-  :format(q(tracepath), CALLS, q(root), backend, q(logpath)))
+local function writer(w)
+  return ("lua5.4 spec/powerloss/workload.lua %s %s %s %s %d"):format(q(root), backend, q(logpath .. w), name, w)
+end
+local cmd = writer(1)
+if WRITERS == 2 then -- the second starts while the first writes
+  cmd = "sh -c " .. q(writer(1) .. " & sleep 0.2; " .. writer(2) .. " & wait")
+end
+sh(("strace -f -y -xx -s 4194304 -o %s -e trace=%s %s"):format(q(tracepath), CALLS, cmd))
 
 -- ---- 2. model -------------------------------------------------------------
 local inodes, names, dnames = {}, {}, {} -- id -> {dir=, data=, durable=}; path -> id
@@ -48,7 +59,14 @@ local nextino = 1
 inodes[1] = { dir = true, data = "", durable = "" }
 names[work], dnames[work] = 1, 1
 local points = {}                        -- crash points: snapshots of the model
-local acked, inflight = 0, 0
+local acked, inflight = {}, {} -- per writer
+for w = 1, WRITERS do acked[w], inflight[w] = 0, 0 end
+local function is_log(p) return p:sub(1, #logpath) == logpath and p:sub(#logpath + 1):match("^%d+$") ~= nil end
+local function counts_text(a, i)
+  local t = {}
+  for w = 1, WRITERS do t[#t + 1] = ("%d=%d:%d"):format(w, a[w], i[w]) end
+  return table.concat(t, ",")
+end
 
 local function under_root(p) return p == root or p:sub(1, #root + 1) == root .. "/" end
 -- ROOT's parent exists, durably, before the workload: a sync of it is
@@ -71,7 +89,7 @@ local function snapshot(why)
   local nm, dn = {}, {}
   for p, id in pairs(names) do nm[p] = id end
   for p, id in pairs(dnames) do dn[p] = id end
-  points[#points + 1] = { inodes = ino, names = nm, dnames = dn, acked = acked, inflight = inflight, why = why }
+  points[#points + 1] = { inodes = ino, names = nm, dnames = dn, counts = counts_text(acked, inflight), why = why }
 end
 
 local function write_at(id, off, data)
@@ -93,9 +111,9 @@ local pending_lines = {}
 local function handle(pid, call, args, ret, retpath)
   local key = function(fd) return pid .. ":" .. fd end
   if call == "openat" or call == "open" or call == "creat" then
-    if ret < 0 or not retpath or not tracked(retpath) and retpath ~= logpath then return end
+    if ret < 0 or not retpath or not tracked(retpath) and not is_log(retpath) then return end
     local id = names[retpath]
-    if not id and retpath == logpath then id = -1 end
+    if not id and is_log(retpath) then id = -1 end
     if not id then
       if not (args:find("O_CREAT") or call == "creat") then return end
       id = newino(args:find("O_DIRECTORY") ~= nil)
@@ -118,9 +136,10 @@ local function handle(pid, call, args, ret, retpath)
     if not f then return end
     local data = table.concat(strings(args)):sub(1, ret)
     if f.ino == -1 then -- a marker
-      for what, i in data:gmatch("(%u+) (%d+)") do
-        if what == "BEGIN" then inflight = tonumber(i)
-        else acked, inflight = tonumber(i), 0; snapshot("ack " .. i) end
+      for what, w, i in data:gmatch("(%u+) (%d+) (%d+)") do
+        w, i = tonumber(w), tonumber(i)
+        if what == "BEGIN" then inflight[w] = i
+        else acked[w], inflight[w] = i, 0; snapshot(("ack %d.%d"):format(w, i)) end
       end
       return
     end
@@ -218,7 +237,7 @@ local function add(pt, nm, data, label, desc)
     local id = nm[p]
     sig[#sig + 1] = p .. "=" .. (pt.inodes[id].dir and "/" or (data[id] or ""))
   end
-  local s = table.concat(sig, "\0") .. "\0" .. pt.acked .. "/" .. pt.inflight
+  local s = table.concat(sig, "\0") .. "\0" .. pt.counts
   if seen[s] then return end
   seen[s] = true
   states[#states + 1] = { pt = pt, names = nm, data = data, label = label, desc = desc .. " at " .. pt.why,
@@ -303,7 +322,7 @@ for i, st in ipairs(states) do
       present[p] = true
     end
   end
-  jobs:write(("%d\t%s\t%s\t%d\t%d\n"):format(i, dir .. "/db", backend, st.pt.acked, st.pt.inflight))
+  jobs:write(("%d\t%s\t%s\t%s\t%s\n"):format(i, dir .. "/db", backend, name, st.pt.counts))
 end
 jobs:close()
 
@@ -321,7 +340,7 @@ for line in p:lines() do
       fail = fail + 1; by_label[st.label][2] = by_label[st.label][2] + 1
       if shown < 8 then
         shown = shown + 1
-        print(("powerloss: %s: VIOLATION (%s) %s: %s"):format(backend, st.label, st.desc, why))
+        print(("powerloss: %s: VIOLATION (%s) %s: %s"):format(mode, st.label, st.desc, why))
       end
     end
   else
@@ -334,10 +353,10 @@ if pass + fail < #states then
   print("powerloss: the checker stopped early")
 end
 for label, c in pairs(by_label) do
-  print(("powerloss: %s: %s states: %d clean, %d violations"):format(backend, label, c[1], c[2]))
+  print(("powerloss: %s: %s states: %d clean, %d violations"):format(mode, label, c[1], c[2]))
 end
 print(("powerloss: %s: %d sync points and markers, %d distinct crash states%s, %d checked, %d violations")
-  :format(backend, #points, total, total > #states and (" (sampled to " .. #states .. ")") or "", pass + fail, fail))
+  :format(mode, #points, total, total > #states and (" (sampled to " .. #states .. ")") or "", pass + fail, fail))
 if fail == 0 then sh("rm -rf " .. q(work)) else print("powerloss: states kept in " .. work) end
 print(("%d passed, %d failed"):format(pass, fail))
 os.exit(fail == 0 and 0 or 1)
