@@ -130,6 +130,12 @@ static void charge(lua_State *S, double units) {
     budget_error(S, sb, EX_INSTRUCTIONS);
   }
   sb->instructions += (long long)units;
+  /* Large work inside one C call runs where no hook can stop it: it is
+   * held against the time left too (a C loop does at most about one unit
+   * a nanosecond), else a caller's large instruction budget would let it
+   * run past the time budget. */
+  if (units > 1e5 && (past_deadline(sb) || units > (double)(sb->deadline - cpu_now())))
+    budget_error(S, sb, EX_TIME);
 }
 
 static void hook(lua_State *S, lua_Debug *ar) {

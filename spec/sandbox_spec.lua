@@ -103,6 +103,15 @@ describe("sandbox: hostile expressions", function()
     assert.truthy(err.message:find("time budget", 1, true), err.message)
   end)
 
+  it("a large instruction budget does not stretch the time budget inside one C call", function()
+    for _, expr in ipairs({ [[("x"):rep(0):rep(2^40)]], [[(""):rep(1e12)]], [[(""):rep(1e12, "")]] }) do
+      local err = budget_error(function()
+        return drain(db:query("t", "c", { filter = expr, budget = { instructions = math.maxinteger } }))
+      end)
+      assert.truthy(err.message:find("time budget", 1, true), err.message)
+    end
+  end)
+
   it("the time budget sees C work between two hooks (concatenation of large strings)", function()
     local err = budget_error(function()
       return drain(db:query("t", "c", {
