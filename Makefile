@@ -110,12 +110,13 @@ test-lua: all
 	$(LUA) /usr/bin/busted
 
 # The power-loss test (spec/powerloss/run.lua): crash states rebuilt from a
-# strace of a workload under the weak POSIX model, on loose, on pack, and
-# with two writer processes on one pack tenant (group commit).
+# strace of a workload under the weak POSIX model, on loose and pack, each
+# also with two writer processes on one tenant (pack: group commit).
 # POWERLOSS_MAX caps the states checked per backend (sampled evenly).
 POWERLOSS_MAX ?= 1500
 test-powerloss: all
 	$(LUA) spec/powerloss/run.lua loose $(POWERLOSS_MAX)
+	$(LUA) spec/powerloss/run.lua loose-concurrent $(POWERLOSS_MAX)
 	$(LUA) spec/powerloss/run.lua pack $(POWERLOSS_MAX)
 	$(LUA) spec/powerloss/run.lua pack-concurrent $(POWERLOSS_MAX)
 

@@ -36,9 +36,9 @@ int mydb__loose_initialized(const mydb *db, const char *tenant) {
 static int l_tenant_init(mydb_backend *be, const char *tenant) {
   mydb *db = be->db;
   char tdir[PATH_MAX], p[PATH_MAX];
-  int rc, created_t = 0, created_o = 0;
+  int rc;
   if ((rc = mydb__path(db, tdir, tenant, NULL, NULL))) return rc;
-  if (mydb__mkdir(tdir, &created_t) != 0)
+  if (mydb__mkdir(tdir, NULL) != 0)
     return mydb__syserr(errno, "mkdir", tdir);
 
   /* lock: an empty file, created if absent (never truncated). */
@@ -57,10 +57,12 @@ static int l_tenant_init(mydb_backend *be, const char *tenant) {
 
   /* objects/ last: its presence is what "initialized" means. */
   if ((rc = mydb__path(db, p, tenant, "objects", NULL))) return rc;
-  if (mydb__mkdir(p, &created_o) != 0) return mydb__syserr(errno, "mkdir", p);
-  if (db->fsync && (created_o || created_t)) {
+  if (mydb__mkdir(p, NULL) != 0) return mydb__syserr(errno, "mkdir", p);
+  /* Synced even when another process made them: it may not have synced
+   * them yet, and this init must not return before they are durable. */
+  if (db->fsync) {
     if (mydb__fsync_dir(tdir) != 0) return mydb__syserr(errno, "fsync", tdir);
-    if (created_t && mydb__fsync_dir(db->rootlen ? db->root : "/") != 0)
+    if (mydb__fsync_dir(db->rootlen ? db->root : "/") != 0)
       return mydb__syserr(errno, "fsync", db->root);
   }
   return MYDB_OK;
@@ -86,10 +88,18 @@ static int l_object_write(mydb_backend *be, const char *tenant,
   int rc;
   if ((rc = mydb__object_path(db, path, &dirlen, tenant, digest))) return rc;
   struct stat st;
-  if (stat(path, &st) == 0) return MYDB_OK; /* content-addressed: there */
+  if (stat(path, &st) == 0) {
+    /* Content-addressed: there. But a writable object may not be durable
+     * yet (mydb__file_write_atomic): this write's commit must not become
+     * durable before it, so finish its way to the disk. */
+    if (db->fsync && (st.st_mode & 0222))
+      return mydb__make_durable(path, dirlen, st.st_mode);
+    return MYDB_OK;
+  }
   if (errno != ENOENT && errno != ENOTDIR)
     return mydb__syserr(errno, "stat", path);
-  rc = mydb__file_write_atomic(db, path, dirlen, buf, len, 1, 0);
+  rc = mydb__file_write_atomic(db, path, dirlen, buf, len,
+                               MYDB__WA_MKPARENT | MYDB__WA_SEAL, 0);
   if (rc && tenant && mydb__loose_initialized(db, tenant) == 0)
     /* Not checked beforehand (one stat less per write): an uninitialized
      * tenant shows up as a failed mkdir of the fan-out directory. */

@@ -30,11 +30,15 @@
  * normal use: one relaxed load per call. */
 atomic_long mydb__fault_countdown;
 atomic_int mydb__fault_errno;
+atomic_int mydb__fault_sticky;
+atomic_long mydb__fault_fired;
 
 static int fault(void) {
   if (atomic_load_explicit(&mydb__fault_countdown, memory_order_relaxed) <= 0)
     return 0;
   if (atomic_fetch_sub(&mydb__fault_countdown, 1) != 1) return 0;
+  if (atomic_load(&mydb__fault_sticky)) atomic_store(&mydb__fault_countdown, 1);
+  atomic_fetch_add(&mydb__fault_fired, 1);
   int e = atomic_load(&mydb__fault_errno);
   errno = e ? e : EIO;
   return 1;
@@ -383,10 +387,11 @@ int mydb__tmp_sweep(const char *dir, time_t now) {
 }
 
 int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
-                            const void *buf, size_t len, int mkparent,
+                            const void *buf, size_t len, int flags,
                             int noreplace) {
   char tmp[PATH_MAX], dir[PATH_MAX];
   int created = 0, rc, dfd = -1;
+  struct stat st;
   if (dirlen >= PATH_MAX)
     return mydb__seterr(MYDB_EINVAL, "path too long: %s", path);
   memcpy(dir, path, dirlen);
@@ -403,6 +408,10 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
     rc = mydb__syserr(errno, "fsync", tmp);
     goto fail;
   }
+  if ((flags & MYDB__WA_SEAL) && fstat(fd, &st) != 0) {
+    rc = mydb__syserr(errno, "fstat", tmp);
+    goto fail;
+  }
   int crc = mydb__close(fd);
   fd = -1;
   if (crc != 0) {
@@ -412,7 +421,7 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
   /* The target directory, reached without following any symlink below the
    * root (created when mkparent); the file is linked or renamed into it
    * relative to that descriptor. */
-  dfd = open_dir_below(db, dir, mkparent, &created);
+  dfd = open_dir_below(db, dir, flags & MYDB__WA_MKPARENT, &created);
   if (dfd < 0) {
     rc = below_error(db, errno, dir, path);
     goto fail;
@@ -440,6 +449,9 @@ int mydb__file_write_atomic(mydb *db, const char *path, size_t dirlen,
         if (pfd >= 0) mydb__close(pfd);
       }
     }
+    /* Durable now, name and bytes: say so to deduplicating writers. */
+    if (rc == MYDB_OK && (flags & MYDB__WA_SEAL))
+      (void)fchmodat(dfd, name, st.st_mode & 07555, 0);
   }
   mydb__close(dfd);
   return rc;
@@ -449,4 +461,26 @@ fail:
   if (dfd >= 0) mydb__close(dfd);
   unlink(tmp);
   return rc;
+}
+
+int mydb__make_durable(const char *path, size_t dirlen,
+                       mode_t mode) {
+  char dir[PATH_MAX];
+  if (dirlen >= PATH_MAX)
+    return mydb__seterr(MYDB_EINVAL, "path too long: %s", path);
+  memcpy(dir, path, dirlen);
+  dir[dirlen] = '\0';
+  int fd = mydb__open(path, O_RDONLY | O_NOFOLLOW, 0);
+  if (fd < 0) return mydb__syserr(errno, "open", path);
+  int rc = mydb__fsync(fd);
+  mydb__close(fd);
+  if (rc != 0) return mydb__syserr(errno, "fsync", path);
+  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
+  }
+  (void)chmod(path, mode & 07555);
+  return MYDB_OK;
 }

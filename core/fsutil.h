@@ -20,6 +20,11 @@ struct mydb;
 extern atomic_long mydb__fault_countdown;
 /* The errno of an injected failure (0, the default: EIO), e.g. ENOSPC. */
 extern atomic_int mydb__fault_errno;
+/* Nonzero: once the countdown reaches zero every later call fails too (a
+ * disk that stays broken), until the countdown is set to 0. */
+extern atomic_int mydb__fault_sticky;
+/* The injected failures so far (tests reset it). */
+extern atomic_long mydb__fault_fired;
 /* One fault-injection point for system calls made outside fsutil.c (the
  * pack backend's pwritev): 1 (errno set) when this call is to fail. */
 int mydb__fault_point(void);
@@ -66,13 +71,32 @@ int mydb__tmp_create(struct mydb *db, char *tmp, int extra);
  * Best effort, errors ignored. Returns the number of files removed. */
 int mydb__tmp_sweep(const char *dir, time_t now);
 
+/* Flags of mydb__file_write_atomic. */
+#define MYDB__WA_MKPARENT 1 /* mkdir the parent (its first dirlen bytes) */
+#define MYDB__WA_SEAL 2     /* once durable, drop the write bits: see below */
+
 /* Atomically installs buf as path: temp file, write, fsync (db->fsync),
- * close, mkdir of the parent when mkparent (its first dirlen bytes), rename
- * (or, with noreplace, link + unlink: an existing file is kept), fsync of
- * the directory (db->fsync). Cleans up on every failure. Never writes
- * through a symlink below the root (MYDB_EIO, nothing left behind). */
+ * close, mkdir of the parent with MYDB__WA_MKPARENT, rename (or, with
+ * noreplace, link + unlink: an existing file is kept), fsync of the
+ * directory (db->fsync). Cleans up on every failure. Never writes through a
+ * symlink below the root (MYDB_EIO, nothing left behind).
+ *
+ * MYDB__WA_SEAL makes the file read-only after the directory fsync
+ * succeeded (git's loose objects are read-only too): a read-only file is
+ * durable, name and bytes. A writable one may still be on its way (another
+ * writer between its rename and its directory fsync, or one that died
+ * there, or one running with fsync off); mydb__make_durable finishes it. */
 int mydb__file_write_atomic(struct mydb *db, const char *path, size_t dirlen,
-                            const void *buf, size_t len, int mkparent,
+                            const void *buf, size_t len, int flags,
                             int noreplace);
+
+/* Makes an existing file durable whoever wrote it: fsync of the file, of
+ * its directory (path's first dirlen bytes) and of that directory's parent
+ * (the directory may be new), then drops the write bits of mode (best
+ * effort: the file may belong to another user). For a deduplicating writer
+ * that found the file there: its commit must not become durable before the
+ * object it names. */
+int mydb__make_durable(const char *path, size_t dirlen,
+                       mode_t mode);
 
 #endif

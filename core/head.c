@@ -48,6 +48,12 @@ struct mydb__tstate {
   off_t parsed;   /* bytes of complete lines replayed */
   size_t lineno;  /* complete lines replayed, header included */
   size_t records; /* [entry, digest] pairs replayed */
+  /* A sync of the journal failed: the kernel may have dropped its dirty
+   * pages and a later fdatasync would succeed over the hole (PostgreSQL's
+   * "fsyncgate"), so nothing is appended until compact() has rewritten it
+   * from memory into a new, synced file. Survives ts_reset; such a state
+   * is never evicted. */
+  int unsynced;
   mydb__htab map; /* entry -> mydb__hentry */
   size_t tlen;
   char name[MYDB_TENANT_MAX + 1];
@@ -127,8 +133,11 @@ static tstate *ts_get(mydb__loose *db, const char *tenant, size_t tlen,
   db->ts_count++;
   ts_push_front(db, ts);
   /* Bound the descriptors and memory kept for rarely used tenants. */
-  while (db->ts_count > MYDB__TSTATE_MAX && db->ts_last != ts)
-    ts_free(db, db->ts_last);
+  for (tstate *v = db->ts_last; db->ts_count > MYDB__TSTATE_MAX && v && v != ts;) {
+    tstate *prev = v->prev;
+    if (!v->unsynced) ts_free(db, v);
+    v = prev;
+  }
   return ts;
 }
 
@@ -342,9 +351,11 @@ int mydb__loose_head_foreach(mydb_backend *be, const char *tenant,
 
 /* --------------------------------------------------------------- writes */
 
-/* Rewrites the journal as one line per live entry (sorted), renamed over
- * the old one. Called with the tenant lock and lb->mu held. On failure the
- * old journal and ts are left as they were. */
+/* Rewrites the journal as one line per live entry (sorted), synced and
+ * renamed over the old one; clears ts->unsynced once all of that is
+ * durable. Called with the tenant lock and lb->mu held. On failure the old
+ * journal and ts are left as they were - except when only the directory
+ * fsync failed: ts follows the new journal, marked unsynced. */
 static int compact(mydb *db, tstate *ts) {
   size_t n;
   mydb__hentry **v = mydb__hmap_sorted(&ts->map, &n);
@@ -387,13 +398,15 @@ static int compact(mydb *db, tstate *ts) {
     rc = mydb__syserr(errno, "rename", ts->path);
     goto fail;
   }
+  rc = MYDB_OK;
   if (db->fsync) {
     char dir[PATH_MAX];
     size_t dl = strlen(ts->path) - strlen("/head");
     memcpy(dir, ts->path, dl);
     dir[dl] = '\0';
     if (mydb__fsync_dir(dir) != 0) {
-      /* The rename happened; only its durability is in doubt. */
+      /* The rename happened; only its durability is in doubt: appends to
+       * the new file could be lost with its name. */
       rc = mydb__syserr(errno, "fsync", dir);
     }
   }
@@ -406,8 +419,9 @@ static int compact(mydb *db, tstate *ts) {
   ts->parsed = (off_t)b.len;
   ts->lineno = 1 + n;
   ts->records = n;
+  ts->unsynced = rc != MYDB_OK;
   mydb_buf_free(&b);
-  return MYDB_OK;
+  return rc;
 
 fail:
   mydb__close(fd);
@@ -459,6 +473,8 @@ int mydb__loose_head_commit(mydb_backend *be, struct mydb_lock *lk,
       goto out;
     }
   }
+  if (ts->unsynced && (rc = compact(db, ts)) != MYDB_OK)
+    goto out; /* not committed: nothing appended */
   const char *w = b.data + MYDB__HEAD_HEADER_LEN;
   size_t wl = b.len - MYDB__HEAD_HEADER_LEN;
   int with_header = ts->parsed == 0;
@@ -471,25 +487,29 @@ int mydb__loose_head_commit(mydb_backend *be, struct mydb_lock *lk,
     (void)mydb__ftruncate(ts->fd, ts->parsed); /* best effort */
     goto out;
   }
-  if (db->fsync && mydb__fdatasync(ts->fd) != 0) {
-    /* The line is in the file, visible: the next refresh replays it. Only
-     * its durability is unknown (the contract in README "Errors"). */
-    int e = errno;
-    rc = mydb__seterr(MYDB_EIO, "committed but not durable: fdatasync of %s: %s",
-                      ts->path, strerror(e));
-    ts_reset(ts);
-    goto out;
-  }
+  int synced = !db->fsync || mydb__fdatasync(ts->fd) == 0;
+  int e = errno;
   rc = MYDB_OK;
   if (mydb__hmap_apply(&ts->map, changes, n) != 0) {
     ts_reset(ts); /* committed; the next read replays the journal */
-    goto out;
+    ts->unsynced |= !synced;
+  } else {
+    ts->parsed += (off_t)wl;
+    ts->lineno += 1 + (size_t)with_header;
+    ts->records += n;
+    /* After a failed sync the line is in the file, visible, but the
+     * kernel may have dropped its pages: the journal is rewritten from
+     * memory into a new synced file, and if that works the commit is
+     * durable after all. */
+    if (!synced) ts->unsynced = 1;
+    if (!synced ||
+        (ts->records > MYDB__COMPACT_MIN && ts->records > 2 * ts->map.n))
+      (void)compact(db, ts); /* the commit stands whether or not this works */
   }
-  ts->parsed += (off_t)wl;
-  ts->lineno += 1 + (size_t)with_header;
-  ts->records += n;
-  if (ts->records > MYDB__COMPACT_MIN && ts->records > 2 * ts->map.n)
-    (void)compact(db, ts); /* the commit stands whether or not this works */
+  if (ts->unsynced && !synced)
+    /* The contract in README "Errors": visible, durability unknown. */
+    rc = mydb__seterr(MYDB_EIO, "committed but not durable: fdatasync of %s: %s",
+                      ts->path, strerror(e));
 out:
   pthread_mutex_unlock(&lb->mu);
   mydb_buf_free(&b);

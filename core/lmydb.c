@@ -622,17 +622,23 @@ static int l_digest_valid(lua_State *L) {
   return 1;
 }
 
-/* core._fault(n [, errno]): a test hook (SQLite's SimulateIOError): the
- * n-th system call of the core from now fails with errno (default EIO;
- * "ENOSPC" too); 0 turns it off. Returns the calls left uncounted. */
+/* core._fault(n [, errno [, sticky]]): a test hook (SQLite's
+ * SimulateIOError): the n-th system call of the core from now fails with
+ * errno (default EIO; "ENOSPC" too), and with sticky every call after it
+ * too; 0 turns it off. Returns the calls that were left uncounted and the
+ * failures injected since the previous call. */
 static int l_fault(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   const char *e = luaL_optstring(L, 2, "EIO");
   int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : EIO;
+  long left = atomic_exchange(&mydb__fault_countdown, 0);
+  long fired = atomic_exchange(&mydb__fault_fired, 0);
   atomic_store(&mydb__fault_errno, err);
-  long left = atomic_exchange(&mydb__fault_countdown, n > 0 ? (long)n : 0);
-  lua_pushinteger(L, left);
-  return 1;
+  atomic_store(&mydb__fault_sticky, lua_toboolean(L, 3));
+  atomic_store(&mydb__fault_countdown, n > 0 ? (long)n : 0);
+  lua_pushinteger(L, fired ? 0 : left);
+  lua_pushinteger(L, fired);
+  return 2;
 }
 
 static int l_tenant_valid(lua_State *L) {

@@ -342,6 +342,11 @@ describe("guarantee: security", function()
           assert.is_true(count(modes) > 10)
           for p, m in pairs(modes) do
             local want = m:sub(1, 1) == "f" and case[2] or case[3]
+            local object = p:match("^%./[^/]+/objects/%x+/%x+$") or p:match("^%./refs/%x+/%x+$")
+            if m:sub(1, 1) == "f" and object then
+              -- durable loose objects and refs are read-only (issue 11 item 6)
+              want = want:gsub("%d", function(d) return tostring(tonumber(d) & 5) end)
+            end
             assert.equal(want, m, p)
           end
         end)

@@ -797,6 +797,39 @@ static void test_tmp_sweep_locked(void) {
   mydb_close(db);
 }
 
+/* Issue 11 item 6: an object is read-only once durable (name and bytes);
+ * a writer that finds a writable one there (another writer between its
+ * rename and its directory fsync, or one that died there, or one with fsync
+ * off) makes it durable before its own commit can name it. */
+static void test_dedup_durable(void) {
+  char root[PATH_MAX], p[PATH_MAX], d[MYDB_DIGEST_BUF], d2[MYDB_DIGEST_BUF];
+  struct stat st;
+  make_root(root, "dedup-durable");
+  mydb_options o = MYDB_OPTIONS_INIT; /* fsync on */
+  mydb *db = NULL;
+  CHECK_RC(mydb_open(&db, root, &o), MYDB_OK);
+  CHECK_RC(mydb_tenant_init(db, "alice"), MYDB_OK);
+  CHECK_RC(mydb_object_write(db, d, "alice", "durable", 7), MYDB_OK);
+  CHECK(stat(obj_path(p, root, "alice", d), &st) == 0 && (st.st_mode & 0222) == 0);
+  mydb *nosync = open_db(root, 0); /* fsync off: not durable, not sealed */
+  CHECK_RC(mydb_object_write(nosync, d2, "alice", "later", 5), MYDB_OK);
+  CHECK(stat(obj_path(p, root, "alice", d2), &st) == 0 && (st.st_mode & 0200));
+  CHECK_RC(mydb_object_write(nosync, d, "alice", "durable", 7), MYDB_OK);
+  CHECK_RC(mydb_object_write(db, d2, "alice", "later", 5), MYDB_OK);
+  CHECK(stat(p, &st) == 0 && (st.st_mode & 0222) == 0);
+  /* as if its writer died between the rename and the directory fsync */
+  CHECK(chmod(p, 0644) == 0);
+  CHECK(mydb__fault_countdown == 0);
+  atomic_store(&mydb__fault_countdown, 1); /* making it durable fails */
+  CHECK_RC(mydb_object_write(db, d2, "alice", "later", 5), MYDB_EIO);
+  atomic_store(&mydb__fault_countdown, 0);
+  CHECK(stat(p, &st) == 0 && (st.st_mode & 0200));
+  CHECK_RC(mydb_object_write(db, d2, "alice", "later", 5), MYDB_OK);
+  CHECK(stat(p, &st) == 0 && (st.st_mode & 0222) == 0);
+  mydb_close(nosync);
+  mydb_close(db);
+}
+
 static void test_tmp_sweep(void) {
   char root[PATH_MAX], tmp[PATH_MAX], outside[PATH_MAX], p[PATH_MAX];
   make_root(root, "sweep");
@@ -889,9 +922,11 @@ static void test_tmp_sweep(void) {
  * call returns OK or EIO; afterwards no temporary file is left, the head
  * points to an object that reads and verifies, a commit that returned OK is
  * visible, and a half-made tenant is completed by the next init. */
-static void test_faults(void) {
+/* Each system call of a write fails in turn (the n-th; with sticky, every
+ * one from the n-th on: a disk that stays broken). */
+static void test_faults(int sticky) {
   char root[PATH_MAX], tmpdir[PATH_MAX];
-  make_root(root, "faults");
+  make_root(root, sticky ? "faults-sticky" : "faults");
   xsnprintf(tmpdir, sizeof tmpdir, "%s/.tmp", root);
   mydb_options o = MYDB_OPTIONS_INIT;
   o.cache_bytes = 0; /* every read does its I/O */
@@ -907,6 +942,8 @@ static void test_faults(void) {
     CHECK_RC(mydb_head_get(db, before, "t", "e", 1), MYDB_OK);
     xsnprintf(val, sizeof val, "value %d", n);
     xsnprintf(tn, sizeof tn, "t%d", n);
+    atomic_store(&mydb__fault_fired, 0);
+    atomic_store(&mydb__fault_sticky, sticky);
     atomic_store(&mydb__fault_countdown, n);
     int rc[4] = {0, 0, 0, 0}, visible = 0;
     rc[0] = mydb_object_write(db, d, "t", val, strlen(val));
@@ -925,14 +962,16 @@ static void test_faults(void) {
     rc[2] = mydb_object_read(db, &b, "t", d0);
     mydb_blob_release(b);
     rc[3] = mydb_tenant_init(db, tn);
-    long left = atomic_exchange(&mydb__fault_countdown, 0);
+    atomic_store(&mydb__fault_countdown, 0);
+    atomic_store(&mydb__fault_sticky, 0);
+    long fired = atomic_exchange(&mydb__fault_fired, 0);
     for (int i = 0; i < 4; i++)
       if (rc[i] != MYDB_OK && rc[i] != MYDB_EIO) {
         bad++;
         fprintf(stderr, "fault %d: call %d returned %d (%s)\n", n, i, rc[i],
                 mydb_errmsg());
       }
-    if (left > 0) { /* fewer than n calls: every one has failed once */
+    if (fired == 0) { /* fewer than n calls: every one has failed once */
       done = 1;
       for (int i = 0; i < 4; i++) bad += rc[i] != MYDB_OK;
       break;
@@ -974,9 +1013,14 @@ static void test_faults(void) {
   CHECK(done);
   CHECK(fired_total > 20);
   CHECK(bad == 0);
-  CHECK(not_durable >= 1); /* the journal's fdatasync was among the calls failed */
-  printf("  fault injection: %d system calls failed in turn, store sound after each "
-         "(%d commits visible but not durable)\n", fired_total, not_durable);
+  /* The journal's fdatasync was among the calls failed. Alone, the commit
+   * is durable after all: the journal is rewritten into a new file (item
+   * 11: never over pages the kernel may have dropped). On a disk that
+   * stays broken the rewrite fails too: visible, not durable. */
+  if (sticky) CHECK(not_durable >= 1); else CHECK(not_durable == 0);
+  printf("  fault injection%s: %d system calls failed in turn, store sound after "
+         "each (%d commits visible but not durable)\n",
+         sticky ? " (every call from the n-th)" : "", fired_total, not_durable);
   mydb_close(db);
 }
 
@@ -1298,7 +1342,9 @@ int main(void) {
   test_kill_writer();
   test_tmp_sweep();
   test_tmp_sweep_locked();
-  test_faults();
+  test_dedup_durable();
+  test_faults(0);
+  test_faults(1);
   test_compaction();
   test_threads();
   test_processes();
