@@ -18,7 +18,11 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
             -Wformat=2 -Wvla
 DEFS      = -D_GNU_SOURCE
 SAN       ?=
-CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC -Icore -I$(LUA_INC) $(CFLAGS)
+# The include folders: the public headers, then each part of src/ (see
+# doc/ARCHITECTURE.md; `make check-deps` keeps the parts free of cycles).
+INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
+            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua
+CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
 LDLIBS_CORE = -lmbedcrypto -lpthread
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
@@ -30,13 +34,15 @@ DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libmbedtls-dev lua-busted libreadline-
 BUILD = build
 
 # ---- sources -------------------------------------------------------------
-CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
-           core/cache.c core/store.c core/objects.c core/head.c core/lock.c \
-           core/jsonstr.c core/headmap.c core/crc32.c core/backend_loose.c \
-           core/backend_memory.c core/backend_pack.c core/pack_log.c
-CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
-LMOD_SRC = core/lmydb.c core/lcodec.c core/lsandbox.c
-LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
+# The C library (libmydb.a): the dispatch layer, OS utilities, data
+# structures, formats and the backends. The Lua binding (mydb/core.so) and
+# mydb-lua (src/cli/cli.mk) link it.
+CORE_SRC = $(wildcard src/core/*.c src/os/*.c src/util/*.c src/format/*.c \
+                      src/backend/*/*.c)
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_HDR = $(wildcard include/*.h include/mydb/sys/*.h src/*/*.h src/backend/*/*.h)
+LMOD_SRC = $(wildcard src/lua/*.c)
+LMOD_OBJ = $(LMOD_SRC:%.c=$(BUILD)/%.o)
 LUA_SRC  = $(wildcard lua/mydb/*.lua)
 HANDLER_SRC = $(wildcard handlers/*.lua)
 
@@ -46,7 +52,8 @@ STAGE = $(BUILD)/lua
 export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all module deps stage quickstart test test-c test-lua test-backends test-powerloss install uninstall clean bench
+
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench
 
 all: deps module
 
@@ -72,10 +79,11 @@ deps:
 	fi
 
 # ---- build -------------------------------------------------------------------
-$(BUILD)/core/%.o: core/%.c core/*.h | $(BUILD)/core
+$(BUILD)/src/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/core $(BUILD)/mydb:
+$(BUILD)/mydb:
 	mkdir -p $@
 
 $(BUILD)/libmydb.a: $(CORE_OBJ)
@@ -94,16 +102,21 @@ stage:
 quickstart: all
 	cd examples && $(LUA) quickstart.lua
 
-test: all test-c test-lua
+test: all check-deps test-c test-lua
+
+# No cycle between the C files, no arrow up the layers (tools/check_deps.lua,
+# from the objects' symbol tables).
+check-deps: all
+	$(LUA) tools/check_deps.lua $(CORE_OBJ) $(LMOD_OBJ) $(CLI_OBJ)
 
 test-c: $(BUILD)/test_core $(BUILD)/test_backends
 	$(BUILD)/test_core
 	$(BUILD)/test_backends
 
-$(BUILD)/test_core: core/test/test_core.c $(BUILD)/libmydb.a
+$(BUILD)/test_core: test/test_core.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
-$(BUILD)/test_backends: core/test/test_backends.c $(BUILD)/libmydb.a
+$(BUILD)/test_backends: test/test_backends.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
 test-lua: all
@@ -133,8 +146,8 @@ bench: all
 	$(LUA) bench/bench.lua
 	$(LUA) bench/backends.lua
 
-# ---- mydb-lua (rules in core/cli/cli.mk) -----------------------------------------
--include core/cli/cli.mk
+# ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
+-include src/cli/cli.mk
 -include fuzz/fuzz.mk
 
 # ---- install ---------------------------------------------------------------------

@@ -4,7 +4,7 @@
 --
 -- What mydb does with symlinks below ROOT: it never writes through one. Every
 -- file it creates, renames or appends to is reached by opening each
--- directory below ROOT with O_NOFOLLOW (core/fsutil.c: objects, refs,
+-- directory below ROOT with O_NOFOLLOW (src/os/fsutil.c: objects, refs,
 -- temporary files, the tenant lock that every writer takes first, so no
 -- head journal is ever appended to or compacted through a symlink); such a
 -- write fails with `io` and leaves nothing behind. Reads may follow a

@@ -1,0 +1,687 @@
+/*
+ * lmydb.c - mydb.core, the Lua binding of the storage core and the codec.
+ *
+ * The user-facing API (require "mydb") is Lua, in lua/mydb/; this module
+ * exports small primitives (the Tarantool pairing of fio.c and fio.lua).
+ *
+ *   core.open(root [, {fsync=, cache_bytes=, backend=, segment_bytes=}])
+ *                          -> store
+ *   store:tenant_init(t)  store:tenant_exists(t)  store:tenants()
+ *   store:write(tenant|nil, bytes) -> digest
+ *   store:read(tenant|nil, digest) -> bytes
+ *   store:exists(tenant|nil, digest) -> boolean
+ *   store:objects(tenant|nil) -> {name, ...}
+ *   store:head(tenant, entry) -> digest | nil
+ *   store:heads(tenant) -> {entry, ...} (sorted), {entry = digest}
+ *   store:backend() -> "loose" | "pack" | "memory"
+ *   store:gc_begin(tenant|nil) -> a, b     store:gc_sweep(tenant|nil, a, b, keep)
+ *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
+ *   store:journal(tenant) -> the head history in the loose journal's format
+ *   store:lock(tenant) -> lock     lock:head(entry)
+ *                                  lock:commit(changes [, release])
+ *                                  lock:release() (also __close, __gc)
+ *   store:close() (also __close, __gc)
+ *   core.sha256(bytes)  core.digest_valid(s)  core.tenant_valid(s)
+ *   core.key_hash(key)  core.monotonic()
+ *   core.error_mt       the metatable of mydb error values
+ *
+ * Userdata follow liolib.c: created closed, then acquired; one idempotent
+ * function serves close, __close and __gc; use after close raises "closed".
+ * A lock pins its store through a user value.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "lmydb.h"
+#include "mydb.h"
+
+#define STORE_MT "mydb.store"
+#define LOCK_MT "mydb.lock"
+
+/* ------------------------------------------------------------------ errors */
+
+/* Raises the core's last failure. */
+static int core_error(lua_State *L, int rc) {
+  return lmydb_error(L, mydb_errcode_name(rc), "%s", mydb_errmsg());
+}
+
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "code");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "mydb: %s: %s", luaL_optstring(L, -2, "error"), luaL_optstring(L, -1, ""));
+  return 1;
+}
+
+/* ------------------------------------------------------------------- store */
+
+typedef struct lstore {
+  mydb *db; /* NULL once closed */
+} lstore;
+
+typedef struct llock {
+  mydb_lock *lk; /* NULL once released */
+} llock;
+
+static lstore *check_store(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (!s->db) lmydb_error(L, "closed", "attempt to use a closed store");
+  return s;
+}
+
+/* An optional tenant: nil means the shared refs. */
+static const char *opt_tenant(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  if (lua_type(L, arg) != LUA_TSTRING)
+    lmydb_error(L, "invalid_argument", "tenant must be a string, got %s", luaL_typename(L, arg));
+  size_t len;
+  const char *t = lua_tolstring(L, arg, &len);
+  if (!mydb_tenant_valid(t, len)) lmydb_error(L, "invalid_argument", "invalid tenant id");
+  return t;
+}
+
+static const char *check_str(lua_State *L, int arg, const char *what, size_t *len) {
+  if (lua_type(L, arg) != LUA_TSTRING)
+    lmydb_error(L, "invalid_argument", "%s must be a string, got %s", what, luaL_typename(L, arg));
+  return lua_tolstring(L, arg, len);
+}
+
+static const char *check_tenant(lua_State *L, int arg) {
+  size_t len;
+  const char *t = check_str(L, arg, "tenant", &len);
+  if (!mydb_tenant_valid(t, len)) lmydb_error(L, "invalid_argument", "invalid tenant id");
+  return t;
+}
+
+static const char *check_digest(lua_State *L, int arg) {
+  size_t len;
+  const char *d = check_str(L, arg, "digest", &len);
+  if (!mydb_digest_valid(d, len))
+    lmydb_error(L, "invalid_argument", "a digest is 64 lowercase hex characters");
+  return d;
+}
+
+static int l_open(lua_State *L) {
+  size_t len;
+  const char *root = check_str(L, 1, "root", &len);
+  mydb_options opts = MYDB_OPTIONS_INIT;
+  if (lua_istable(L, 2)) {
+    if (lua_getfield(L, 2, "fsync") != LUA_TNIL) opts.fsync = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "cache_bytes") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+        lmydb_error(L, "invalid_argument", "cache_bytes must be a non-negative integer");
+      opts.cache_bytes = (size_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "backend") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        lmydb_error(L, "invalid_argument", "backend must be a string");
+      opts.backend = lua_tostring(L, -1); /* stays on the stack until open */
+    }
+    if (lua_getfield(L, 2, "segment_bytes") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < (lua_Integer)MYDB_SEGMENT_MIN ||
+          lua_tointeger(L, -1) > (lua_Integer)MYDB_SEGMENT_MAX)
+        lmydb_error(L, "invalid_argument", "segment_bytes must be an integer from %d to %d",
+                    (int)MYDB_SEGMENT_MIN, (int)MYDB_SEGMENT_MAX);
+      opts.segment_bytes = (size_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
+  s->db = NULL;
+  luaL_setmetatable(L, STORE_MT);
+  /* user value: weak set of this store's live locks, released on close */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  int rc = mydb_open(&s->db, root, &opts);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+
+static int lock_release_ud(llock *l) {
+  if (l->lk) {
+    mydb_lock_release(l->lk);
+    l->lk = NULL;
+  }
+  return 0;
+}
+
+static int store_close(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (s->db) {
+    lua_getiuservalue(L, 1, 1);
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        llock *l = luaL_testudata(L, -1, LOCK_MT);
+        if (l) lock_release_ud(l);
+      }
+    }
+    lua_pop(L, 1);
+    mydb_close(s->db);
+    s->db = NULL;
+  }
+  return 0;
+}
+
+static int store_tostring(lua_State *L) {
+  lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  if (s->db) lua_pushfstring(L, "mydb.store (%p)", (void *)s->db);
+  else lua_pushliteral(L, "mydb.store (closed)");
+  return 1;
+}
+
+static int store_tenant_init(lua_State *L) {
+  lstore *s = check_store(L);
+  int rc = mydb_tenant_init(s->db, check_tenant(L, 2));
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 0;
+}
+
+static int store_tenant_exists(lua_State *L) {
+  lstore *s = check_store(L);
+  int rc = mydb_tenant_exists(s->db, check_tenant(L, 2));
+  if (rc < 0) return core_error(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+static int push_name(const char *name, void *payload) {
+  lua_State *L = payload;
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int store_tenants(lua_State *L) {
+  lstore *s = check_store(L);
+  lua_newtable(L);
+  int rc = mydb_tenant_foreach(s->db, push_name, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static int store_write(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  size_t len;
+  const char *bytes = check_str(L, 3, "bytes", &len);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_object_write(s->db, digest, tenant, bytes, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+static int store_read(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  const char *digest = check_digest(L, 3);
+  mydb_blob *b = NULL;
+  int rc = mydb_object_read(s->db, &b, tenant, digest);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  /* pushlstring may raise on OOM: copy first, release, then check */
+  lua_pushlstring(L, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  return 1;
+}
+
+static int store_exists(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  int rc = mydb_object_exists(s->db, tenant, check_digest(L, 3));
+  if (rc < 0) return core_error(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+static int store_objects(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  lua_newtable(L);
+  int rc = mydb_object_foreach(s->db, tenant, push_name, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static const char *check_entry(lua_State *L, int arg, size_t *len) {
+  const char *e = check_str(L, arg, "entry", len);
+  if (*len == 0 || *len > MYDB_ENTRY_MAX || memchr(e, '\0', *len))
+    lmydb_error(L, "invalid_argument", "an entry name is 1 to %d bytes with no NUL", MYDB_ENTRY_MAX);
+  return e;
+}
+
+static int store_head(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  size_t elen;
+  const char *entry = check_entry(L, 3, &elen);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_head_get(s->db, digest, tenant, entry, elen);
+  if (rc == MYDB_ENOTFOUND) return 0;
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+static int push_head(const char *entry, size_t len, const char *digest, void *payload) {
+  lua_State *L = payload;
+  lua_pushlstring(L, entry, len);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -4, (lua_Integer)lua_rawlen(L, -4) + 1);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int store_heads(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  lua_newtable(L);
+  lua_newtable(L);
+  int rc = mydb_head_foreach(s->db, tenant, push_head, L);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 2;
+}
+
+/* The parent digest named by a snapshot: the first '"__parent__":[' is the
+ * metadata key, since keys starting with "__" are written first and the
+ * keys before it (__collection__, __date__) hold no such text. Returns 1 and
+ * fills out, 0 for a first version, -1 if the bytes hold no parent. */
+static int snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]) {
+  static const char key[] = "\"__parent__\":[";
+  const char *p = memmem(data, len, key, sizeof key - 1);
+  if (!p) return -1;
+  p += sizeof key - 1;
+  size_t left = len - (size_t)(p - data);
+  if (left >= 5 && memcmp(p, "null]", 5) == 0) return 0;
+  if (left < MYDB_DIGEST_HEX + 3 || p[0] != '"' || p[MYDB_DIGEST_HEX + 1] != '"' ||
+      !mydb_digest_valid(p + 1, MYDB_DIGEST_HEX))
+    return -1;
+  memcpy(out, p + 1, MYDB_DIGEST_HEX);
+  out[MYDB_DIGEST_HEX] = '\0';
+  return 1;
+}
+
+/* store:chain(tenant, digest, max) -> {digest, parent, grandparent, ...}
+ * Follows __parent__ links without decoding the snapshots. */
+static int store_chain(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  char cur[MYDB_DIGEST_BUF];
+  memcpy(cur, check_digest(L, 3), MYDB_DIGEST_BUF);
+  lua_Integer max = luaL_checkinteger(L, 4);
+  lua_createtable(L, max > 0 && max < 4096 ? (int)max : 0, 0);
+  for (lua_Integer n = 1; n <= max; n++) {
+    lua_pushlstring(L, cur, MYDB_DIGEST_HEX);
+    lua_rawseti(L, -2, n);
+    mydb_blob *b = NULL;
+    int rc = mydb_object_read(s->db, &b, tenant, cur);
+    if (rc != MYDB_OK) return core_error(L, rc);
+    int has = snapshot_parent(mydb_blob_data(b), mydb_blob_len(b), cur);
+    mydb_blob_release(b);
+    if (has < 0) return lmydb_error(L, "corrupt", "snapshot %s has no valid __parent__", cur);
+    if (has == 0) break;
+  }
+  return 1;
+}
+
+/* -------------------------------------------------------------------- lock */
+
+static llock *check_lock(lua_State *L) {
+  llock *l = luaL_checkudata(L, 1, LOCK_MT);
+  if (!l->lk) lmydb_error(L, "closed", "attempt to use a released lock");
+  return l;
+}
+
+static int store_lock(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  llock *l = lua_newuserdatauv(L, sizeof *l, 1);
+  l->lk = NULL;
+  luaL_setmetatable(L, LOCK_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* pin the store */
+  int rc = mydb_lock_acquire(s->db, &l->lk, tenant);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int lock_release(lua_State *L) {
+  return lock_release_ud(luaL_checkudata(L, 1, LOCK_MT));
+}
+
+static int lock_head(lua_State *L) {
+  llock *l = check_lock(L);
+  size_t elen;
+  const char *entry = check_entry(L, 2, &elen);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_lock_head_get(l->lk, digest, entry, elen);
+  if (rc == MYDB_ENOTFOUND) return 0;
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+/* lock:commit({{entry, digest_or_false}, ...} [, release])
+ * release: release the lock too, and with fsync on wait for durability
+ * after releasing it (group commit; mydb_head_commit_release). */
+static int lock_commit(lua_State *L) {
+  llock *l = check_lock(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  if (n < 1 || n > 1000000) lmydb_error(L, "invalid_argument", "commit needs 1 to 1000000 changes");
+  mydb_head_change *ch = lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TTABLE) lmydb_error(L, "invalid_argument", "change %d is not a table", (int)i);
+    lua_rawgeti(L, -1, 1);
+    ch[i - 1].entry = check_entry(L, -1, &ch[i - 1].entry_len);
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, 2);
+    ch[i - 1].digest = lua_toboolean(L, -1) ? check_digest(L, lua_gettop(L)) : NULL;
+    lua_pop(L, 2); /* strings stay alive: the changes table holds them */
+  }
+  int rc;
+  if (lua_toboolean(L, 3)) {
+    mydb_lock *lk = l->lk;
+    l->lk = NULL; /* freed by mydb_head_commit_release in every case */
+    rc = mydb_head_commit_release(lk, ch, (size_t)n);
+  } else {
+    rc = mydb_head_commit(l->lk, ch, (size_t)n);
+  }
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 0;
+}
+
+/* ---------------------------------------------------------- gc, repack */
+
+static void push_stats(lua_State *L, const mydb_gc_stats *st) {
+  lua_createtable(L, 0, 7);
+#define F(name) lua_pushinteger(L, (lua_Integer)st->name); lua_setfield(L, -2, #name)
+  F(objects_removed); F(bytes_freed); F(objects_kept); F(bytes_kept);
+  F(segments_removed); F(segments_written); F(records_dropped);
+#undef F
+}
+
+/* store:gc_begin(tenant|nil) -> a, b (the mark) */
+static int store_gc_begin(lua_State *L) {
+  lstore *s = check_store(L);
+  mydb_gc_mark m;
+  int rc = mydb_gc_begin(s->db, opt_tenant(L, 2), &m);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushinteger(L, (lua_Integer)m.a);
+  lua_pushinteger(L, (lua_Integer)m.b);
+  return 2;
+}
+
+/* keep(): the digest is a key of the table at stack index 5 (raw get). */
+static int keep_in_table(const char *digest, void *payload) {
+  lua_State *L = payload;
+  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  int t = lua_rawget(L, 5);
+  int keep = t != LUA_TNIL && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return keep;
+}
+
+/* store:gc_sweep(tenant|nil, a, b, keep) -> stats. keep: a table whose
+ * keys are the digests to keep. The caller holds the lock(s): see
+ * mydb_gc_sweep. */
+static int store_gc_sweep(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  mydb_gc_mark m;
+  m.a = (int64_t)luaL_checkinteger(L, 3);
+  m.b = (int64_t)luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  lua_settop(L, 5);
+  luaL_checkstack(L, 4, "gc_sweep");
+  mydb_gc_stats st;
+  memset(&st, 0, sizeof st);
+  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_table, L, &st);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+/* store:repack(tenant|nil) -> stats (the caller holds the tenant's lock) */
+static int store_repack(lua_State *L) {
+  lstore *s = check_store(L);
+  mydb_gc_stats st;
+  memset(&st, 0, sizeof st);
+  int rc = mydb_repack(s->db, opt_tenant(L, 2), &st);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+typedef struct check_acc {
+  char **msgs;
+  size_t n, cap;
+  int failed;
+} check_acc;
+
+static void check_cb(const char *what, const char *msg, void *payload) {
+  check_acc *a = payload;
+  if (a->failed) return;
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 4;
+    char **nm = realloc(a->msgs, nc * sizeof *nm);
+    if (!nm) { a->failed = 1; return; }
+    a->msgs = nm;
+    a->cap = nc;
+  }
+  size_t wl = strlen(what), ml = strlen(msg);
+  char *m = malloc(wl + ml + 3);
+  if (!m) { a->failed = 1; return; }
+  memcpy(m, what, wl);
+  memcpy(m + wl, ": ", 2);
+  memcpy(m + wl + 2, msg, ml + 1);
+  a->msgs[a->n++] = m;
+}
+
+/* store:check(tenant|nil) -> {message, ...}: the backend's own framing
+ * (pack: record checksums, the segment chain); {} for loose and memory. */
+static int store_check(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = opt_tenant(L, 2);
+  check_acc a = {NULL, 0, 0, 0};
+  int rc = mydb_check(s->db, tenant, check_cb, &a);
+  /* copy out before raising: pushing may raise on OOM too */
+  if (rc == MYDB_OK && !a.failed) {
+    lua_createtable(L, (int)a.n, 0);
+    for (size_t i = 0; i < a.n; i++) {
+      lua_pushstring(L, a.msgs[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  for (size_t i = 0; i < a.n; i++) free(a.msgs[i]);
+  free(a.msgs);
+  if (a.failed) return lmydb_error(L, "out_of_memory", "out of memory checking");
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 1;
+}
+
+static int journal_line(const char *line, size_t len, void *payload) {
+  mydb_buf *b = payload;
+  mydb_buf_put(b, line, len);
+  mydb_buf_putc(b, '\n');
+  return 0;
+}
+
+/* store:journal(tenant) -> the head history in the loose journal's format
+ * (see mydb_head_journal). Collected in C: nothing may raise while the
+ * core walks. */
+static int store_journal(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  mydb_buf b = MYDB_BUF_INIT;
+  int rc = mydb_head_journal(s->db, tenant, journal_line, &b);
+  if (rc == MYDB_OK && b.failed) {
+    mydb_buf_free(&b);
+    return lmydb_error(L, "out_of_memory", "out of memory reading the journal");
+  }
+  if (rc != MYDB_OK) {
+    mydb_buf_free(&b);
+    return core_error(L, rc);
+  }
+  /* (pushlstring raises only when out of memory) */
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  mydb_buf_free(&b);
+  return 1;
+}
+
+/* store:backend() -> "loose" | "pack" | "memory" */
+static int store_backend(lua_State *L) {
+  lstore *s = check_store(L);
+  lua_pushstring(L, mydb_backend_name(s->db));
+  return 1;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+static int l_sha256(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char out[MYDB_DIGEST_BUF];
+  int rc = mydb_sha256_hex(out, s, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, out, MYDB_DIGEST_HEX);
+  return 1;
+}
+
+/* core.key_hash(key) -> the first 6 bytes of SHA-256(key), big-endian: the
+ * prolly tree's boundary hash (doc/FORMAT.md). */
+static int l_key_hash(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char hex[MYDB_DIGEST_BUF];
+  int rc = mydb_sha256_hex(hex, s, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_Integer h = 0;
+  for (int i = 0; i < 12; i++) {
+    char c = hex[i];
+    h = h * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  lua_pushinteger(L, h);
+  return 1;
+}
+
+/* core.monotonic() -> seconds from a monotonic clock, as a float (Lua has
+ * no wall clock finer than os.time; used by the benchmark and timeouts). */
+static int l_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int l_digest_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s && mydb_digest_valid(s, len));
+  return 1;
+}
+
+/* core._fault(n [, errno [, sticky]]): a test hook (SQLite's
+ * SimulateIOError): the n-th system call of the core from now fails with
+ * errno (default EIO; "ENOSPC" too), and with sticky every call after it
+ * too; 0 turns it off. Returns the calls that were left uncounted and the
+ * failures injected since the previous call. */
+static int l_fault(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  const char *e = luaL_optstring(L, 2, "EIO");
+  int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : EIO;
+  long left = atomic_exchange(&mydb__fault_countdown, 0);
+  long fired = atomic_exchange(&mydb__fault_fired, 0);
+  atomic_store(&mydb__fault_errno, err);
+  atomic_store(&mydb__fault_sticky, lua_toboolean(L, 3));
+  atomic_store(&mydb__fault_countdown, n > 0 ? (long)n : 0);
+  lua_pushinteger(L, fired ? 0 : left);
+  lua_pushinteger(L, fired);
+  return 2;
+}
+
+static int l_tenant_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s && mydb_tenant_valid(s, len));
+  return 1;
+}
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}
+
+int luaopen_mydb_core(lua_State *L);
+int luaopen_mydb_core(lua_State *L) {
+  static const luaL_Reg store_methods[] = {
+      {"tenant_init", store_tenant_init}, {"tenant_exists", store_tenant_exists},
+      {"tenants", store_tenants},         {"write", store_write},
+      {"read", store_read},               {"exists", store_exists},
+      {"objects", store_objects},         {"head", store_head},
+      {"heads", store_heads},             {"lock", store_lock},
+      {"chain", store_chain},             {"backend", store_backend},
+      {"gc_begin", store_gc_begin},       {"gc_sweep", store_gc_sweep},
+      {"repack", store_repack},           {"check", store_check},
+      {"journal", store_journal},
+      {"close", store_close},             {NULL, NULL}};
+  static const luaL_Reg lock_methods[] = {
+      {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"open", l_open},
+                                 {"sha256", l_sha256},
+                                 {"key_hash", l_key_hash},
+                                 {"monotonic", l_monotonic},
+                                 {"digest_valid", l_digest_valid},
+                                 {"tenant_valid", l_tenant_valid},
+                                 {"_fault", l_fault},
+                                 {NULL, NULL}};
+  new_class(L, STORE_MT, store_methods, store_close, store_tostring);
+  new_class(L, LOCK_MT, lock_methods, lock_release, NULL);
+  luaL_newmetatable(L, LMYDB_ERROR_MT);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  luaL_newlib(L, fns);
+  lmydb_open_codec(L);
+  lmydb_open_sandbox(L);
+  luaL_getmetatable(L, LMYDB_ERROR_MT);
+  lua_setfield(L, -2, "error_mt");
+  lua_pushliteral(L, MYDB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
