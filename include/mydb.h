@@ -66,11 +66,14 @@ typedef struct mydb_options {
   size_t cache_bytes;     /* object cache budget; 0 disables (default 64 MiB) */
   /* ---- version 2 */
   const char *backend;    /* "loose", "pack", "memory", or NULL: the one the
-                           * store was created with (ROOT/.mydb), "loose"
-                           * for a new store */
+                           * store was created with (ROOT/.mydb), else
+                           * MYDB_DEFAULT_BACKEND for a new store */
   size_t segment_bytes;   /* pack: segment size limit; 0: 64 MiB */
 } mydb_options;
 #define MYDB_OPTIONS_VERSION 2
+/* The backend of a new store when none is named: pack (README "Storage
+ * backends" gives the measurements behind the choice). */
+#define MYDB_DEFAULT_BACKEND "pack"
 #define MYDB_OPTIONS_INIT {MYDB_OPTIONS_VERSION, 1, (size_t)64 << 20, NULL, 0}
 #define MYDB_SEGMENT_DEFAULT ((size_t)64 << 20)
 #define MYDB_SEGMENT_MIN ((size_t)1024)

@@ -564,21 +564,29 @@ static void t_options(void) {
   o.backend = "pack";
   o.segment_bytes = 10;
   CHECK_RC(mydb_open(&db, root, &o), MYDB_EINVAL);
-  /* a version-1 struct (no backend field): accepted, loose */
+  /* a version-1 struct (no backend field): accepted, the default backend */
   struct { int version; int fsync; size_t cache_bytes; } v1 = {1, 0, 0};
   CHECK_RC(mydb_open(&db, root, (const mydb_options *)(const void *)&v1), 0);
-  CHECK(strcmp(mydb_backend_name(db), "loose") == 0);
+  CHECK(strcmp(mydb_backend_name(db), MYDB_DEFAULT_BACKEND) == 0);
+  CHECK(strcmp(MYDB_DEFAULT_BACKEND, "pack") == 0);
   mydb_close(db);
   xsnprintf(p, sizeof p, "%s/.mydb", root);
   struct stat st;
   CHECK(stat(p, &st) == 0);
   /* the store remembers its backend */
   o = (mydb_options)MYDB_OPTIONS_INIT;
-  o.backend = "pack";
+  o.backend = "loose";
   CHECK_RC(mydb_open(&db, root, &o), MYDB_EINVAL);
   CHECK(strstr(mydb_errmsg(), "loose") && strstr(mydb_errmsg(), "pack"));
   o.backend = NULL;
   CHECK_RC(mydb_open(&db, root, &o), 0);
+  CHECK(strcmp(mydb_backend_name(db), "pack") == 0);
+  mydb_close(db);
+  /* a store of the original layout (refs/, no .mydb) is loose */
+  make_root(root, "options-original");
+  xsnprintf(p, sizeof p, "%s/refs", root);
+  CHECK(mkdir(root, 0777) == 0 && mkdir(p, 0777) == 0);
+  CHECK_RC(mydb_open(&db, root, NULL), 0);
   CHECK(strcmp(mydb_backend_name(db), "loose") == 0);
   mydb_close(db);
   /* memory: no files, not even ROOT */

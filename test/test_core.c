@@ -74,6 +74,7 @@ static void make_root(char *out, const char *name) {
 
 static mydb *open_db(const char *root, int cache) {
   mydb_options o = MYDB_OPTIONS_INIT;
+  o.backend = "loose"; /* this file tests the loose layout */
   o.fsync = 0;
   o.cache_bytes = cache ? (size_t)64 << 20 : 0;
   mydb *db = NULL;
@@ -292,7 +293,9 @@ static void test_open_init(void) {
   bad.version = 99;
   make_root(root, "open/deep/er");
   CHECK_RC(mydb_open(&db, root, &bad), MYDB_EINVAL);
-  CHECK_RC(mydb_open(&db, root, NULL), MYDB_OK); /* mkdir -p, fsync on */
+  mydb_options lo = MYDB_OPTIONS_INIT; /* fsync on */
+  lo.backend = "loose";
+  CHECK_RC(mydb_open(&db, root, &lo), MYDB_OK); /* mkdir -p */
   xsnprintf(p, sizeof p, "%s/refs", root);
   struct stat st;
   CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
@@ -504,6 +507,7 @@ static void test_cache(void) {
 
   /* a tiny budget evicts least recently used */
   mydb_options o = MYDB_OPTIONS_INIT;
+  o.backend = "loose"; /* this file tests the loose layout */
   o.fsync = 0;
   o.cache_bytes = 100;
   mydb *small;
@@ -692,6 +696,7 @@ static void test_kill_writer(void) {
     if (pid == 0) {
       mydb *cdb;
       mydb_options o = MYDB_OPTIONS_INIT;
+      o.backend = "loose"; /* this file tests the loose layout */
       o.fsync = 0;
       if (mydb_open(&cdb, root, &o)) _exit(3);
       static mydb_head_change ch[BATCH];
@@ -806,6 +811,7 @@ static void test_dedup_durable(void) {
   struct stat st;
   make_root(root, "dedup-durable");
   mydb_options o = MYDB_OPTIONS_INIT; /* fsync on */
+  o.backend = "loose"; /* this file tests the loose layout */
   mydb *db = NULL;
   CHECK_RC(mydb_open(&db, root, &o), MYDB_OK);
   CHECK_RC(mydb_tenant_init(db, "alice"), MYDB_OK);
@@ -910,6 +916,7 @@ static void test_tmp_sweep(void) {
   touch_at(outside, n_dead, 0);
   mydb *db = NULL;
   mydb_options o = MYDB_OPTIONS_INIT;
+  o.backend = "loose"; /* this file tests the loose layout */
   o.fsync = 0;
   if (mydb_open(&db, root2, &o) == MYDB_OK) mydb_close(db);
   CHECK(exists_at(outside, n_dead));
@@ -929,6 +936,7 @@ static void test_faults(int sticky) {
   make_root(root, sticky ? "faults-sticky" : "faults");
   xsnprintf(tmpdir, sizeof tmpdir, "%s/.tmp", root);
   mydb_options o = MYDB_OPTIONS_INIT;
+  o.backend = "loose"; /* this file tests the loose layout */
   o.cache_bytes = 0; /* every read does its I/O */
   mydb *db = NULL;
   CHECK_RC(mydb_open(&db, root, &o), MYDB_OK);
@@ -1183,6 +1191,7 @@ static void test_processes(void) {
     if (pids[i] == 0) {
       mydb *cdb;
       mydb_options o = MYDB_OPTIONS_INIT;
+      o.backend = "loose"; /* this file tests the loose layout */
       o.fsync = 0;
       if (mydb_open(&cdb, root, &o)) _exit(3);
       int errors = 0;

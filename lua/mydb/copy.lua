@@ -9,7 +9,7 @@
 -- tenant or ref yet. Afterwards the heads are compared, and db:verify() of
 -- both stores must agree (the copy adds no problem).
 --
--- opts: backend (the destination's; default "loose" for a new store),
+-- opts: backend (the destination's; default: a new store's, pack),
 -- segment_bytes, fsync (destination, default true), src_backend (to open
 -- the source with, e.g. "memory" for a store of this process), progress
 -- (false: no progress line even on a terminal).

@@ -195,7 +195,7 @@ function cli.command(name, a1, a2, a3, limit)
     elseif name == "show" then
       out(inspect.show(db, a1, a2, a3))
     elseif name == "copy" then
-      local r = require("mydb").copy(a1, a2, { backend = a3 or "loose" })
+      local r = require("mydb").copy(a1, a2, { backend = a3 })
       out(("copied %s (%s) to %s (%s): %d tenants, %d entries, %d objects, %d refs, %d bytes, in %.2f s")
         :format(a1, r.src_backend, a2, r.dst_backend, r.tenants, r.entries, r.objects, r.refs, r.bytes,
           r.seconds))

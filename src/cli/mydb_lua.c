@@ -94,7 +94,7 @@ static void print_help(void) {
       "                              has no db:verify\n"
       "  --copy SRC DST [--backend NAME]\n"
       "                              copy the store at SRC into a new store at DST\n"
-      "                              (backend loose, pack or memory; default loose):\n"
+      "                              (backend loose, pack or memory; default pack):\n"
       "                              all tenants and history, verified by digest\n"
       "Errors go to stderr with status 1 (bad command line: usage, status 1).\n"
       "\n"

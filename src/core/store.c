@@ -186,7 +186,8 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
         rc = mydb__syserr(errno, "mkdir", p);
         goto fail;
       }
-      if ((rc = store_file_create(db, want ? want : "loose", have)))
+      if ((rc = store_file_create(db, want ? want : MYDB_DEFAULT_BACKEND,
+                                  have)))
         goto fail;
     }
   }
