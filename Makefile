@@ -109,15 +109,20 @@ test: all check-deps test-c test-lua
 check-deps: all
 	$(LUA) tools/check_deps.lua $(CORE_OBJ) $(LMOD_OBJ) $(CLI_OBJ)
 
-test-c: $(BUILD)/test_core $(BUILD)/test_backends
+test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom
 	$(BUILD)/test_core
 	$(BUILD)/test_backends
+	$(BUILD)/test_oom
 
 $(BUILD)/test_core: test/test_core.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
 $(BUILD)/test_backends: test/test_backends.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
+
+# The Lua binding under allocation failures (links the binding's objects).
+$(BUILD)/test_oom: test/test_oom.c $(LMOD_OBJ) $(BUILD)/libmydb.a
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LMOD_OBJ) $(BUILD)/libmydb.a $(LUA_LIB) $(LDLIBS_CORE) -lm -ldl
 
 test-lua: all
 	$(LUA) /usr/bin/busted

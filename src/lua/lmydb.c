@@ -201,19 +201,39 @@ static int store_tenant_exists(lua_State *L) {
   return 1;
 }
 
-static int push_name(const char *name, void *payload) {
-  lua_State *L = payload;
-  lua_pushstring(L, name);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  return 0;
+/* Callbacks of the core's walks append to a guarded buffer (lguard.c):
+ * nothing raises while the core holds its directory streams, arrays or
+ * mutexes. A name: its bytes and a NUL. */
+static int collect_name(const char *name, void *payload) {
+  mydb_buf *b = payload;
+  mydb_buf_put(b, name, strlen(name) + 1);
+  return b->failed ? 1 : 0;
+}
+
+/* Raises out_of_memory if collecting failed, else the core's error. */
+static void check_collected(lua_State *L, const mydb_buf *b, int rc, const char *what) {
+  if (b->failed) lmydb_error(L, "out_of_memory", "out of memory listing %s", what);
+  if (rc != MYDB_OK) core_error(L, rc);
+}
+
+/* The walk's names as a list; the buffer below it on the stack. */
+static int push_names(lua_State *L, mydb_buf *b) {
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (size_t i = 0; i < b->len; i += strlen(b->data + i) + 1) {
+    lua_pushstring(L, b->data + i);
+    lua_rawseti(L, -2, ++n);
+  }
+  lmydb_buf_done(b);
+  return 1;
 }
 
 static int store_tenants(lua_State *L) {
   lstore *s = check_store(L);
-  lua_newtable(L);
-  int rc = mydb_tenant_foreach(s->db, push_name, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
-  return 1;
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_tenant_foreach(s->db, collect_name, b);
+  check_collected(L, b, rc, "tenants");
+  return push_names(L, b);
 }
 
 static int store_write(lua_State *L) {
@@ -232,12 +252,11 @@ static int store_read(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
   const char *digest = check_digest(L, 3);
-  mydb_blob *b = NULL;
-  int rc = mydb_object_read(s->db, &b, tenant, digest);
+  mydb_blob **b = lmydb_blob_slot(L); /* released even if the push raises */
+  int rc = mydb_object_read(s->db, b, tenant, digest);
   if (rc != MYDB_OK) return core_error(L, rc);
-  /* pushlstring may raise on OOM: copy first, release, then check */
-  lua_pushlstring(L, mydb_blob_data(b), mydb_blob_len(b));
-  mydb_blob_release(b);
+  lua_pushlstring(L, mydb_blob_data(*b), mydb_blob_len(*b));
+  lmydb_blob_done(b);
   return 1;
 }
 
@@ -253,10 +272,10 @@ static int store_exists(lua_State *L) {
 static int store_objects(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
-  lua_newtable(L);
-  int rc = mydb_object_foreach(s->db, tenant, push_name, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
-  return 1;
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_object_foreach(s->db, tenant, collect_name, b);
+  check_collected(L, b, rc, "objects");
+  return push_names(L, b);
 }
 
 static const char *check_entry(lua_State *L, int arg, size_t *len) {
@@ -279,23 +298,37 @@ static int store_head(lua_State *L) {
   return 1;
 }
 
-static int push_head(const char *entry, size_t len, const char *digest, void *payload) {
-  lua_State *L = payload;
-  lua_pushlstring(L, entry, len);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -4, (lua_Integer)lua_rawlen(L, -4) + 1);
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
-  lua_rawset(L, -3);
-  return 0;
+/* A head: the entry's length (a size_t), its bytes, the digest. */
+static int collect_head(const char *entry, size_t len, const char *digest, void *payload) {
+  mydb_buf *b = payload;
+  mydb_buf_put(b, &len, sizeof len);
+  mydb_buf_put(b, entry, len);
+  mydb_buf_put(b, digest, MYDB_DIGEST_HEX);
+  return b->failed ? 1 : 0;
 }
 
+/* store:heads(tenant) -> {entry, ...} (entry order), {entry = digest} */
 static int store_heads(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = check_tenant(L, 2);
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_head_foreach(s->db, tenant, collect_head, b);
+  check_collected(L, b, rc, "heads");
   lua_newtable(L);
   lua_newtable(L);
-  int rc = mydb_head_foreach(s->db, tenant, push_head, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_Integer n = 0;
+  for (size_t i = 0; i < b->len;) {
+    size_t len;
+    memcpy(&len, b->data + i, sizeof len);
+    i += sizeof len;
+    lua_pushlstring(L, b->data + i, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, ++n);
+    lua_pushlstring(L, b->data + i + len, MYDB_DIGEST_HEX);
+    lua_rawset(L, -3);
+    i += len + MYDB_DIGEST_HEX;
+  }
+  lmydb_buf_done(b);
   return 2;
 }
 
@@ -434,14 +467,42 @@ static int store_gc_begin(lua_State *L) {
   return 2;
 }
 
-/* keep(): the digest is a key of the table at stack index 5 (raw get). */
-static int keep_in_table(const char *digest, void *payload) {
-  lua_State *L = payload;
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
-  int t = lua_rawget(L, 5);
-  int keep = t != LUA_TNIL && lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return keep;
+/* The digests to keep, sorted, in a userdata (Lua memory: nothing to free
+ * if a raise comes), so that the sweep's callback never enters Lua. */
+typedef struct keep_set {
+  size_t n;
+  char (*d)[MYDB_DIGEST_HEX];
+} keep_set;
+
+static int cmp_digest(const void *a, const void *b) {
+  return memcmp(a, b, MYDB_DIGEST_HEX);
+}
+
+/* The keys of the table at idx that are digests whose value is true. */
+static keep_set keep_set_from(lua_State *L, int idx) {
+  keep_set k = {0, NULL};
+  for (int pass = 0; pass < 2; pass++) {
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t len;
+      const char *d = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+      if (d && lua_toboolean(L, -1) && mydb_digest_valid(d, len)) {
+        if (pass == 1) memcpy(k.d[n], d, MYDB_DIGEST_HEX);
+        n++;
+      }
+      lua_pop(L, 1);
+    }
+    if (pass == 0) k.d = lua_newuserdatauv(L, n ? n * MYDB_DIGEST_HEX : 1, 0);
+    k.n = n;
+  }
+  qsort(k.d, k.n, MYDB_DIGEST_HEX, cmp_digest);
+  return k;
+}
+
+static int keep_in_set(const char *digest, void *payload) {
+  const keep_set *k = payload;
+  return bsearch(digest, k->d, k->n, MYDB_DIGEST_HEX, cmp_digest) != NULL;
 }
 
 /* store:gc_sweep(tenant|nil, a, b, keep) -> stats. keep: a table whose
@@ -455,10 +516,10 @@ static int store_gc_sweep(lua_State *L) {
   m.b = (int64_t)luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
   lua_settop(L, 5);
-  luaL_checkstack(L, 4, "gc_sweep");
+  keep_set keep = keep_set_from(L, 5);
   mydb_gc_stats st;
   memset(&st, 0, sizeof st);
-  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_table, L, &st);
+  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_set, &keep, &st);
   if (rc != MYDB_OK) return core_error(L, rc);
   push_stats(L, &st);
   return 1;
@@ -475,29 +536,12 @@ static int store_repack(lua_State *L) {
   return 1;
 }
 
-typedef struct check_acc {
-  char **msgs;
-  size_t n, cap;
-  int failed;
-} check_acc;
-
+/* A problem: "what: message" and a NUL. */
 static void check_cb(const char *what, const char *msg, void *payload) {
-  check_acc *a = payload;
-  if (a->failed) return;
-  if (a->n == a->cap) {
-    size_t nc = a->cap ? a->cap * 2 : 4;
-    char **nm = realloc(a->msgs, nc * sizeof *nm);
-    if (!nm) { a->failed = 1; return; }
-    a->msgs = nm;
-    a->cap = nc;
-  }
-  size_t wl = strlen(what), ml = strlen(msg);
-  char *m = malloc(wl + ml + 3);
-  if (!m) { a->failed = 1; return; }
-  memcpy(m, what, wl);
-  memcpy(m + wl, ": ", 2);
-  memcpy(m + wl + 2, msg, ml + 1);
-  a->msgs[a->n++] = m;
+  mydb_buf *b = payload;
+  mydb_buf_puts(b, what);
+  mydb_buf_put(b, ": ", 2);
+  mydb_buf_put(b, msg, strlen(msg) + 1);
 }
 
 /* store:check(tenant|nil) -> {message, ...}: the backend's own framing
@@ -505,28 +549,17 @@ static void check_cb(const char *what, const char *msg, void *payload) {
 static int store_check(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
-  check_acc a = {NULL, 0, 0, 0};
-  int rc = mydb_check(s->db, tenant, check_cb, &a);
-  /* copy out before raising: pushing may raise on OOM too */
-  if (rc == MYDB_OK && !a.failed) {
-    lua_createtable(L, (int)a.n, 0);
-    for (size_t i = 0; i < a.n; i++) {
-      lua_pushstring(L, a.msgs[i]);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-  }
-  for (size_t i = 0; i < a.n; i++) free(a.msgs[i]);
-  free(a.msgs);
-  if (a.failed) return lmydb_error(L, "out_of_memory", "out of memory checking");
-  if (rc != MYDB_OK) return core_error(L, rc);
-  return 1;
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_check(s->db, tenant, check_cb, b);
+  check_collected(L, b, rc, "problems");
+  return push_names(L, b);
 }
 
 static int journal_line(const char *line, size_t len, void *payload) {
   mydb_buf *b = payload;
   mydb_buf_put(b, line, len);
   mydb_buf_putc(b, '\n');
-  return 0;
+  return b->failed ? 1 : 0;
 }
 
 /* store:journal(tenant) -> the head history in the loose journal's format
@@ -535,19 +568,11 @@ static int journal_line(const char *line, size_t len, void *payload) {
 static int store_journal(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = check_tenant(L, 2);
-  mydb_buf b = MYDB_BUF_INIT;
-  int rc = mydb_head_journal(s->db, tenant, journal_line, &b);
-  if (rc == MYDB_OK && b.failed) {
-    mydb_buf_free(&b);
-    return lmydb_error(L, "out_of_memory", "out of memory reading the journal");
-  }
-  if (rc != MYDB_OK) {
-    mydb_buf_free(&b);
-    return core_error(L, rc);
-  }
-  /* (pushlstring raises only when out of memory) */
-  lua_pushlstring(L, b.data ? b.data : "", b.len);
-  mydb_buf_free(&b);
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_head_journal(s->db, tenant, journal_line, b);
+  check_collected(L, b, rc, "the journal");
+  lua_pushlstring(L, b->data ? b->data : "", b->len);
+  lmydb_buf_done(b);
   return 1;
 }
 
@@ -676,6 +701,7 @@ int luaopen_mydb_core(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 
+  lmydb_open_guards(L);
   luaL_newlib(L, fns);
   lmydb_open_codec(L);
   lmydb_open_sandbox(L);
