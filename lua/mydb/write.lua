@@ -31,37 +31,24 @@ function write.mismatch(entry, is_coll)
   raise("type_mismatch", "entry '%s' holds a snapshot: use save/load, not put/put_many/get", entry)
 end
 
-local function meta_json(parent, user)
-  return '"__date__":"' .. os.date("%Y%m%d %H:%M:%S %z") .. '","__parent__":['
-      .. (parent and ('"' .. parent .. '"') or "null") .. '],"__user_id__":' .. core.json_string(user)
-end
+-- The snapshot bytes are built by the codec (src/lua/lcodec.c, the one
+-- owner of the snapshot format: doc/FORMAT.md "Snapshots").
+local function now_date() return os.date("%Y%m%d %H:%M:%S %z") end
 
--- A snapshot: the metadata, then the value's fields inline when it is a
--- plain map (its encoding then starts with an ordinary key), else the value
--- under "__value__". See doc/FORMAT.md.
 local function snapshot_bytes(vjson, parent, user)
-  local meta = meta_json(parent, user)
-  if vjson == "{}" then return "{" .. meta .. "}" end
-  if vjson:sub(1, 2) == '{"' and vjson:sub(1, 4) ~= '{"__' then
-    return "{" .. meta .. "," .. vjson:sub(2)
-  end
-  return "{" .. meta .. ',"__value__":' .. vjson .. "}"
+  return core.snapshot_bytes(vjson, parent, user, now_date())
 end
 
--- {"__collection__":{"count":N[,"indexes":{...}],"root":PIECE[,"ttl":F]},meta}
 local function collection_bytes(state, root_bytes, parent, user)
-  local parts = { '{"__collection__":{"count":', tostring(state.count) }
+  local idx
   if next(state.indexes) then
-    local idx = {}
+    local t = {}
     for name, ix in pairs(state.indexes) do
-      idx[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+      t[name] = { count = ix.count, expr = ix.expr, root = ix.root }
     end
-    parts[#parts + 1] = ',"indexes":' .. core.encode(idx)
+    idx = core.encode(t)
   end
-  parts[#parts + 1] = ',"root":' .. (root_bytes or "null")
-  if state.ttl then parts[#parts + 1] = ',"ttl":' .. core.json_string(state.ttl) end
-  parts[#parts + 1] = "}," .. meta_json(parent, user) .. "}"
-  return table.concat(parts)
+  return core.collection_bytes(state.count, idx, root_bytes, state.ttl, parent, user, now_date())
 end
 
 -- ------------------------------------------------------------ collections

@@ -1609,6 +1609,119 @@ static int l_json_string(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------ snapshot format
+ * The one owner of the snapshot envelope (doc/FORMAT.md "Snapshots"): the
+ * writer below, l_decode_snapshot and l_collection_root above, and the
+ * parent scan of store:chain (lmydb_snapshot_parent) share it. */
+
+/* "__date__":"D","__parent__":["P"|null],"__user_id__":U - the metadata
+ * keys, which sort before any field of the value ("__" first). */
+static void put_meta(lua_State *L, mydb_buf *out, int parent, int user, int date) {
+  size_t dl, ul;
+  const char *d = luaL_checklstring(L, date, &dl);
+  for (size_t i = 0; i < dl; i++)
+    if (!strchr("0123456789 :+-", d[i])) lmydb_error(L, "invalid_argument", "bad snapshot date");
+  const char *u = luaL_checklstring(L, user, &ul);
+  mydb_buf_puts(out, "\"__date__\":\"");
+  mydb_buf_put(out, d, dl);
+  mydb_buf_puts(out, "\",\"__parent__\":[");
+  if (lua_isnoneornil(L, parent)) {
+    mydb_buf_puts(out, "null");
+  } else {
+    size_t pl;
+    const char *pd = luaL_checklstring(L, parent, &pl);
+    if (!mydb_digest_valid(pd, pl)) lmydb_error(L, "invalid_argument", "bad parent digest");
+    mydb_buf_putc(out, '"');
+    mydb_buf_put(out, pd, pl);
+    mydb_buf_putc(out, '"');
+  }
+  mydb_buf_puts(out, "],\"__user_id__\":");
+  put_string(out, u, ul);
+}
+
+/* core.snapshot_bytes(vjson, parent|nil, user, date) -> bytes: the
+ * metadata, then the value's fields inline when it is a plain map (its
+ * encoding starts with an ordinary key), else the value under
+ * "__value__". */
+static int l_snapshot_bytes(lua_State *L) {
+  size_t vl;
+  const char *v = luaL_checklstring(L, 1, &vl);
+  lua_settop(L, 4);
+  codec_state *st = push_state(L);
+  mydb_buf *out = &st->out;
+  mydb_buf_putc(out, '{');
+  put_meta(L, out, 2, 3, 4);
+  if (vl == 2 && memcmp(v, "{}", 2) == 0) {
+    mydb_buf_putc(out, '}');
+  } else if (vl > 3 && v[0] == '{' && v[1] == '"' && !(v[2] == '_' && v[3] == '_')) {
+    mydb_buf_putc(out, ',');
+    mydb_buf_put(out, v + 1, vl - 1);
+  } else {
+    mydb_buf_puts(out, ",\"__value__\":");
+    mydb_buf_put(out, v, vl);
+    mydb_buf_putc(out, '}');
+  }
+  check_out(L, out);
+  lua_pushlstring(L, out->data, out->len);
+  return 1;
+}
+
+/* core.collection_bytes(count, indexes_json|nil, root_bytes|nil, ttl|nil,
+ * parent|nil, user, date) -> bytes:
+ * {"__collection__":{"count":N[,"indexes":{...}],"root":PIECE|null[,"ttl":F]},meta} */
+static int l_collection_bytes(lua_State *L) {
+  lua_Integer count = luaL_checkinteger(L, 1);
+  if (count < 0) lmydb_error(L, "invalid_argument", "bad collection count");
+  lua_settop(L, 7);
+  codec_state *st = push_state(L);
+  mydb_buf *out = &st->out;
+  char num[32];
+  snprintf(num, sizeof num, "%lld", (long long)count);
+  mydb_buf_puts(out, "{\"__collection__\":{\"count\":");
+  mydb_buf_puts(out, num);
+  size_t l;
+  if (!lua_isnil(L, 2)) {
+    const char *ix = luaL_checklstring(L, 2, &l);
+    mydb_buf_puts(out, ",\"indexes\":");
+    mydb_buf_put(out, ix, l);
+  }
+  mydb_buf_puts(out, ",\"root\":");
+  if (lua_isnil(L, 3)) mydb_buf_puts(out, "null");
+  else {
+    const char *r = luaL_checklstring(L, 3, &l);
+    mydb_buf_put(out, r, l);
+  }
+  if (!lua_isnil(L, 4)) {
+    const char *t = luaL_checklstring(L, 4, &l);
+    mydb_buf_puts(out, ",\"ttl\":");
+    put_string(out, t, l);
+  }
+  mydb_buf_puts(out, "},");
+  put_meta(L, out, 5, 6, 7);
+  mydb_buf_putc(out, '}');
+  check_out(L, out);
+  lua_pushlstring(L, out->data, out->len);
+  return 1;
+}
+
+int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]) {
+  /* The first '"__parent__":[' is the metadata key, since keys starting
+   * with "__" are written first and the keys before it (__collection__,
+   * __date__) hold no such text. */
+  static const char key[] = "\"__parent__\":[";
+  const char *p = memmem(data, len, key, sizeof key - 1);
+  if (!p) return -1;
+  p += sizeof key - 1;
+  size_t left = len - (size_t)(p - data);
+  if (left >= 5 && memcmp(p, "null]", 5) == 0) return 0;
+  if (left < MYDB_DIGEST_HEX + 3 || p[0] != '"' || p[MYDB_DIGEST_HEX + 1] != '"' ||
+      !mydb_digest_valid(p + 1, MYDB_DIGEST_HEX))
+    return -1;
+  memcpy(out, p + 1, MYDB_DIGEST_HEX);
+  out[MYDB_DIGEST_HEX] = '\0';
+  return 1;
+}
+
 void lmydb_open_codec(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"encode", l_encode},
@@ -1620,6 +1733,8 @@ void lmydb_open_codec(lua_State *L) {
       {"collection_root", l_collection_root},
       {"node_piece", l_node_piece},
       {"json_string", l_json_string},
+      {"snapshot_bytes", l_snapshot_bytes},
+      {"collection_bytes", l_collection_bytes},
       {NULL, NULL}};
   new_state(L, 1); /* the cached state, shared as upvalue 1 */
   luaL_setfuncs(L, fns, 1);

@@ -332,25 +332,6 @@ static int store_heads(lua_State *L) {
   return 2;
 }
 
-/* The parent digest named by a snapshot: the first '"__parent__":[' is the
- * metadata key, since keys starting with "__" are written first and the
- * keys before it (__collection__, __date__) hold no such text. Returns 1 and
- * fills out, 0 for a first version, -1 if the bytes hold no parent. */
-static int snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]) {
-  static const char key[] = "\"__parent__\":[";
-  const char *p = memmem(data, len, key, sizeof key - 1);
-  if (!p) return -1;
-  p += sizeof key - 1;
-  size_t left = len - (size_t)(p - data);
-  if (left >= 5 && memcmp(p, "null]", 5) == 0) return 0;
-  if (left < MYDB_DIGEST_HEX + 3 || p[0] != '"' || p[MYDB_DIGEST_HEX + 1] != '"' ||
-      !mydb_digest_valid(p + 1, MYDB_DIGEST_HEX))
-    return -1;
-  memcpy(out, p + 1, MYDB_DIGEST_HEX);
-  out[MYDB_DIGEST_HEX] = '\0';
-  return 1;
-}
-
 /* store:chain(tenant, digest, max) -> {digest, parent, grandparent, ...}
  * Follows __parent__ links without decoding the snapshots. */
 static int store_chain(lua_State *L) {
@@ -366,7 +347,7 @@ static int store_chain(lua_State *L) {
     mydb_blob *b = NULL;
     int rc = mydb_object_read(s->db, &b, tenant, cur);
     if (rc != MYDB_OK) return core_error(L, rc);
-    int has = snapshot_parent(mydb_blob_data(b), mydb_blob_len(b), cur);
+    int has = lmydb_snapshot_parent(mydb_blob_data(b), mydb_blob_len(b), cur);
     mydb_blob_release(b);
     if (has < 0) return lmydb_error(L, "corrupt", "snapshot %s has no valid __parent__", cur);
     if (has == 0) break;

@@ -26,6 +26,10 @@ void lmydb_blob_done(mydb_blob **slot);
 /* Registers the guards' metatables (luaopen_mydb_core). */
 void lmydb_open_guards(lua_State *L);
 
+/* The parent digest a snapshot names (lcodec.c, the owner of the snapshot
+ * format) into out: 1; 0 for a first version; -1 if the bytes name none. */
+int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]);
+
 /* Registers the codec functions into the table at the top of the stack. */
 void lmydb_open_codec(lua_State *L);
 /* Adds core.sandbox and core.cputime (lsandbox.c) to the table on top. */
