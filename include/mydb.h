@@ -122,6 +122,13 @@ int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
  * I/O. Release *out with mydb_blob_release. */
 int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
                      const char *digest);
+/* mydb_object_write for a caller that hashed buf itself (mydb's codec
+ * names each piece by the digest of the bytes it builds): digest must be
+ * the SHA-256 of buf, 64 lowercase hex characters. Not checked here, so
+ * each byte is hashed once per write; a wrong digest stores an object
+ * that every read reports MYDB_ECORRUPT (reads always verify). */
+int mydb_object_write_hashed(mydb *db, const char *digest, const char *tenant,
+                             const void *buf, size_t len);
 /* 1 if present, 0 if not, or a negative error. Does not verify. */
 int mydb_object_exists(mydb *db, const char *tenant, const char *digest);
 /* Calls fn for every object file of a tenant (NULL: refs), unordered, with

@@ -45,6 +45,13 @@ function colinfo.get(db, tenant, entry, digest)
   return info
 end
 
+--- Remembers the info of a snapshot this handle just wrote (mydb.write
+-- built it: nothing to parse).
+function colinfo.remember(db, tenant, digest, info)
+  if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
+  db._colinfo[tenant .. "/" .. digest], db._colcount = info, db._colcount + 1
+end
+
 --- Forgets what was remembered (after a gc, say).
 function colinfo.reset(db) db._colinfo, db._colcount = {}, 0 end
 

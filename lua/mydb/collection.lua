@@ -520,6 +520,7 @@ end
 -- node cache. Returns the root piece's bytes, to embed in the snapshot.
 function collection.flush(t, root, write_root)
   if not root then return nil end
+  local root_node = t.built[root]
   local root_bytes = t.pending[root]
   if not root_bytes and root == t.root_digest then
     root_bytes = t.root_bytes -- unchanged: the root the snapshot embedded
@@ -538,13 +539,13 @@ function collection.flush(t, root, write_root)
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
       if d ~= root or write_root then
-        t.store:write(t.tenant, bytes)
+        t.store:write(t.tenant, bytes, d) -- named by the codec: hashed once
         cache_put(t.nodes, t.tenant .. "/" .. d, node)
       end
     end
   end
   t.pending, t.built = {}, {}
-  return root_bytes
+  return root_bytes, root_node
 end
 
 return collection

@@ -148,6 +148,9 @@ end
 -- Runs a plan through the one commit path, then tells the listeners.
 function Db:_apply(tenant, user, plan, ctx)
   local results, events, not_durable = write.commit(self, tenant, user, plan, ctx)
+  for _, r in pairs(results) do
+    if r.info then colinfo.remember(self, tenant, r.digest, r.info); r.info = nil end
+  end
   changes.emit(self, events, ctx) -- what is visible, durable or not
   if not_durable then error(not_durable, 0) end
   return results

@@ -107,10 +107,21 @@ local function stage_entry(db, lock, tenant, user, entry, p, ctx, out)
   end
 end
 
+-- What mydb.colinfo would parse from the snapshot of state, known without
+-- parsing it (nil when the root node is not at hand): the caller keeps it,
+-- so the next call does not read and parse the root piece just built.
+local function built_info(state, root_bytes, root_node)
+  if state.root and not root_node then return nil end
+  local ixs = {}
+  for name, ix in pairs(state.indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
+  return { count = state.count, root = state.root, node = root_node, root_bytes = root_bytes,
+           ttl = state.ttl, indexes = ixs }
+end
+
 -- Writes refs, pieces and snapshots (content-addressed: harmless if the
 -- commit never happens); returns the head changes {{entry, digest|false}}.
 local function write_objects(store, tenant, user, staged, results, ctx)
-  for _, bytes in pairs(ctx.pending) do store:write(nil, bytes) end
+  for digest, bytes in pairs(ctx.pending) do store:write(nil, bytes, digest) end
   local changes = {}
   for i, s in ipairs(staged) do
     local digest = false
@@ -118,13 +129,14 @@ local function write_objects(store, tenant, user, staged, results, ctx)
       for _, ix in pairs(s.state.indexes) do
         if ix.tree then collection.flush(ix.tree, ix.root, true) end
       end
-      local root_bytes = collection.flush(s.state.tree, s.state.root)
+      local root_bytes, root_node = collection.flush(s.state.tree, s.state.root)
       s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
+      s.info = built_info(s.state, root_bytes, root_node)
     end
     if s.bytes then digest = store:write(tenant, s.bytes) end
     changes[i] = { s.entry, digest }
     results[s.entry].written = true
-    if digest then results[s.entry].digest = digest end
+    if digest then results[s.entry].digest, results[s.entry].info = digest, s.info end
   end
   return changes
 end

@@ -1,8 +1,9 @@
 /*
  * objects.c - content-addressed objects (dispatch layer), gc and repack.
  *
- * A write hashes first and lets the backend skip objects that already
- * exist (git's rule); a read re-hashes what the backend returned (strict
+ * A write hashes first (or takes the digest its caller computed with the
+ * bytes: mydb_object_write_hashed) and lets the backend skip objects that
+ * already exist (git's rule); a read re-hashes what the backend returned (strict
  * verification: MYDB_ECORRUPT on mismatch, whatever the backend) and
  * caches small verified blobs, so that a later read of the same digest does
  * no I/O.
@@ -43,11 +44,23 @@ int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
   if ((rc = mydb__sha256(md, buf, len))) return rc;
   mydb__hex(digest, md, 32);
   digest[MYDB_DIGEST_HEX] = '\0';
-  if ((rc = db->be->odb->write(db->be, tenant, digest, buf, len)))
-    return rc;
+  if ((rc = mydb_object_write_hashed(db, digest, tenant, buf, len))) return rc;
   memcpy(out, digest, MYDB_DIGEST_BUF);
-  /* The bytes were hashed here, so they are verified: readers that follow
-   * a write (the common case) hit the cache. */
+  return MYDB_OK;
+}
+
+int mydb_object_write_hashed(mydb *db, const char *digest, const char *tenant,
+                             const void *buf, size_t len) {
+  int rc;
+  if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||
+      (rc = mydb__check_digest(digest)))
+    return rc;
+  if (!buf && len)
+    return mydb__seterr(MYDB_EINVAL, "object_write: buf is NULL");
+  if (!buf) buf = "";
+  if ((rc = db->be->odb->write(db->be, tenant, digest, buf, len))) return rc;
+  /* The bytes were hashed by the caller, so they are verified: readers
+   * that follow a write (the common case) hit the cache. */
   cache_offer(db, tenant, digest, buf, len);
   return MYDB_OK;
 }

@@ -7,7 +7,7 @@
  *   core.open(root [, {fsync=, cache_bytes=, backend=, segment_bytes=}])
  *                          -> store
  *   store:tenant_init(t)  store:tenant_exists(t)  store:tenants()
- *   store:write(tenant|nil, bytes) -> digest
+ *   store:write(tenant|nil, bytes [, digest]) -> digest
  *   store:read(tenant|nil, digest) -> bytes
  *   store:exists(tenant|nil, digest) -> boolean
  *   store:objects(tenant|nil) -> {name, ...}
@@ -236,11 +236,21 @@ static int store_tenants(lua_State *L) {
   return push_names(L, b);
 }
 
+/* store:write(tenant|nil, bytes [, digest]) -> digest. With digest (the
+ * codec's, computed as it built the bytes) the bytes are not hashed again:
+ * mydb_object_write_hashed. */
 static int store_write(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
   size_t len;
   const char *bytes = check_str(L, 3, "bytes", &len);
+  if (!lua_isnoneornil(L, 4)) {
+    const char *d = check_digest(L, 4);
+    int rc = mydb_object_write_hashed(s->db, d, tenant, bytes, len);
+    if (rc != MYDB_OK) return core_error(L, rc);
+    lua_pushvalue(L, 4);
+    return 1;
+  }
   char digest[MYDB_DIGEST_BUF];
   int rc = mydb_object_write(s->db, digest, tenant, bytes, len);
   if (rc != MYDB_OK) return core_error(L, rc);
@@ -278,11 +288,10 @@ static int store_objects(lua_State *L) {
   return push_names(L, b);
 }
 
+/* An entry name: a string with its length. Its form (1 to MYDB_ENTRY_MAX
+ * bytes, no NUL) is checked once, by the core call it is passed to. */
 static const char *check_entry(lua_State *L, int arg, size_t *len) {
-  const char *e = check_str(L, arg, "entry", len);
-  if (*len == 0 || *len > MYDB_ENTRY_MAX || memchr(e, '\0', *len))
-    lmydb_error(L, "invalid_argument", "an entry name is 1 to %d bytes with no NUL", MYDB_ENTRY_MAX);
-  return e;
+  return check_str(L, arg, "entry", len);
 }
 
 static int store_head(lua_State *L) {
@@ -403,6 +412,9 @@ static int lock_head(lua_State *L) {
 static int lock_commit(lua_State *L) {
   llock *l = check_lock(L);
   luaL_checktype(L, 2, LUA_TTABLE);
+  int release = lua_toboolean(L, 3);
+  lua_settop(L, 2); /* (index 3 was read as the release flag before the
+                     * changes array below took it: a bug) */
   lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   if (n < 1 || n > 1000000) lmydb_error(L, "invalid_argument", "commit needs 1 to 1000000 changes");
   mydb_head_change *ch = lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
@@ -416,7 +428,7 @@ static int lock_commit(lua_State *L) {
     lua_pop(L, 2); /* strings stay alive: the changes table holds them */
   }
   int rc;
-  if (lua_toboolean(L, 3)) {
+  if (release) {
     mydb_lock *lk = l->lk;
     l->lk = NULL; /* freed by mydb_head_commit_release in every case */
     rc = mydb_head_commit_release(lk, ch, (size_t)n);
