@@ -5,7 +5,7 @@
  * state failing, for N = 1, 2, ... until a run sees no failure. Each run
  * must end in a result or a clean Lua error, and leave no descriptor open
  * (a directory stream of a walk that a raise interrupted) once the state
- * is closed. Under `make test-asan` LeakSanitizer also checks that no
+ * is closed. The expression sandbox and the codec run the same way. Under `make test-asan` LeakSanitizer also checks that no
  * memory leaks (walk buffers, blobs, journal copies).
  */
 #include <dirent.h>
@@ -94,6 +94,13 @@ static const char *SETUP =
     "    function() return s:check('a') end,\n"
     "    function() return s:journal('c') end,\n"
     "    function() return s:chain('a', d, 3) end,\n"
+    "    function()\n"
+    "      local sb = core.sandbox('name .. tags[2] .. #tags', 1 << 20, 10^8, 10^6)\n"
+    "      local r = { sb:eval({ name = ('n'):rep(50), tags = { 'a', ('b'):rep(90) } }) }\n"
+    "      r[#r + 1] = sb:eval({ name = 'm', tags = { 'x', 'y' } })\n"
+    "      return r\n"
+    "    end,\n"
+    "    function() return core.decode(core.encode({ a = { 1, 2, { b = 'c' } }, d = ('e'):rep(70) })) end,\n"
     "    function()\n"
     "      local lk = s:lock('a')\n"
     "      local a, b = s:gc_begin('a')\n"
