@@ -190,11 +190,13 @@ local candidates = {
   { "weibull 4K (Dolt), JSON+hex", weibull_rule(4096, 512, 16384), enc.json },
   { "weibull 1K/128/4K, JSON+hex", weibull_rule(1024, 128, 4096), enc.json },
   { "weibull 1K/128/4K, binary inner", weibull_rule(1024, 128, 4096), enc.binnode },
+  { "weibull 2K/256/8K, binary inner", weibull_rule(2048, 256, 8192), enc.binnode },
   { "weibull 512/64/2K, binary inner", weibull_rule(512, 64, 2048), enc.binnode },
   { "today + delta chain 8", mask_rule(5, 5), enc.json, 8 },
   { "today + delta chain 16", mask_rule(5, 5), enc.json, 16 },
   { "weibull 1K bin + delta 8", weibull_rule(1024, 128, 4096), enc.binnode, 8 },
   { "weibull 1K bin + delta 16", weibull_rule(1024, 128, 4096), enc.binnode, 16 },
+  { "weibull 2K bin + delta 16", weibull_rule(2048, 256, 8192), enc.binnode, 16 },
   { "weibull 4K bin + delta 16", weibull_rule(4096, 512, 16384), enc.binnode, 16 },
 }
 
