@@ -71,7 +71,9 @@ local function weibull_rule(target, min, max)
       elseif size >= min then
         local s, e = cdf(size - this), cdf(size)
         local d = 1 - s
-        split = d <= 0 or items[i].hl[level + 1] < (e - s) / d
+        local hl = items[i].hl
+        if not hl[level + 1] then hl[level + 1] = math.random() end -- salted hash of a deeper level
+        split = d <= 0 or hl[level + 1] < (e - s) / d
       end
       if split then ends[#ends + 1] = i; size = 0 end
     end
@@ -84,7 +86,7 @@ end
 math.randomseed(SEED)
 local records = {}
 for i = 1, N do
-  records[i] = { h = math.random(), hl = { math.random(), math.random(), math.random(), math.random(), math.random(), math.random() } }
+  records[i] = { h = math.random(), hl = { math.random(), math.random(), math.random() } }
 end
 
 -- levels[l] = { sizes = {piece bytes}, parent_of_item = {item -> piece},
