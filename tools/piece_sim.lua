@@ -148,8 +148,11 @@ local function run(name, rule, e, chain_limit)
       if l == H then root_bytes = root_bytes + full end
       if chain_limit and l < H then
         local d = depth[l][idx] or 0
-        if d < chain_limit then
-          local delta = 32 + 3 + 2 + ((l == 1) and e.leaf_delta_payload or e.node_delta_payload)
+        -- delta: base digest, offset and length varints, the changed bytes.
+        local delta = 32 + 3 + 2 + ((l == 1) and e.leaf_delta_payload or e.node_delta_payload)
+        -- as git does, a delta is kept only when it is well under the full
+        -- piece (here: under a quarter), and chains are bounded.
+        if d < chain_limit and delta * 4 < full then
           stored = stored + delta
           depth[l][idx] = d + 1
           chain[l][idx] = (chain[l][idx] or full) + delta
