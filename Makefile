@@ -96,15 +96,23 @@ quickstart: all
 
 test: all test-c test-lua
 
-test-c: $(BUILD)/test_core $(BUILD)/test_backends
+# OOM_API_STRIDE: the step of N in test_oom's "api" case (see its header).
+OOM_API_STRIDE ?= 7
+test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom
 	$(BUILD)/test_core
 	$(BUILD)/test_backends
+	$(BUILD)/test_oom $(BUILD) core/test/test_oom.lua $(OOM_API_STRIDE)
 
 $(BUILD)/test_core: core/test/test_core.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
 $(BUILD)/test_backends: core/test/test_backends.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
+
+# Allocation-failure injection through the Lua module (needs core.so and
+# the staged Lua sources of the same build directory).
+$(BUILD)/test_oom: core/test/test_oom.c $(BUILD)/mydb/core.so | stage
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LUA_LIB) -ldl
 
 test-lua: all
 	$(LUA) /usr/bin/busted
