@@ -28,6 +28,14 @@
  * Userdata follow liolib.c: created closed, then acquired; one idempotent
  * function serves close, __close and __gc; use after close raises "closed".
  * A lock pins its store through a user value.
+ *
+ * Nothing may raise while C holds a resource: any lua_push*, table or
+ * string creation can raise a memory error, and a raise from a core
+ * callback would skip the core's closedir/free/unlock. So the core's
+ * callbacks never touch Lua: they collect into C memory held by the store
+ * userdata (held_buf, held_blob), and the result is pushed after the core
+ * returned. If a push raises, what is held is freed by the next call on
+ * the store, or by its close/__gc (core/test/test_oom.c checks this).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -83,8 +91,17 @@ static int error_tostring(lua_State *L) {
 /* ------------------------------------------------------------------- store */
 
 typedef struct lstore {
-  mydb *db; /* NULL once closed */
+  mydb *db;             /* NULL once closed */
+  mydb_buf held_buf;    /* a result collected in C, until it is pushed */
+  mydb_blob *held_blob; /* an object read, until it is pushed */
 } lstore;
+
+/* Frees what an earlier call held (when a push raised), and resets. */
+static void store_drop_held(lstore *s) {
+  mydb_buf_free(&s->held_buf);
+  mydb_blob_release(s->held_blob);
+  s->held_blob = NULL;
+}
 
 typedef struct llock {
   mydb_lock *lk; /* NULL once released */
@@ -93,6 +110,7 @@ typedef struct llock {
 static lstore *check_store(lua_State *L) {
   lstore *s = luaL_checkudata(L, 1, STORE_MT);
   if (!s->db) lmydb_error(L, "closed", "attempt to use a closed store");
+  store_drop_held(s);
   return s;
 }
 
@@ -156,6 +174,7 @@ static int l_open(lua_State *L) {
     lua_pop(L, 1);
   }
   lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
+  memset(s, 0, sizeof *s);
   s->db = NULL;
   luaL_setmetatable(L, STORE_MT);
   /* user value: weak set of this store's live locks, released on close */
@@ -181,6 +200,7 @@ static int lock_release_ud(llock *l) {
 
 static int store_close(lua_State *L) {
   lstore *s = luaL_checkudata(L, 1, STORE_MT);
+  store_drop_held(s);
   if (s->db) {
     lua_getiuservalue(L, 1, 1);
     if (lua_istable(L, -1)) {
@@ -220,18 +240,49 @@ static int store_tenant_exists(lua_State *L) {
   return 1;
 }
 
-static int push_name(const char *name, void *payload) {
-  lua_State *L = payload;
-  lua_pushstring(L, name);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+/* A list collected in C: records appended to the store's held_buf. */
+typedef struct collect {
+  mydb_buf *b;
+  size_t n;
+} collect;
+
+/* Names: each one NUL-terminated. */
+static int collect_name(const char *name, void *payload) {
+  collect *c = payload;
+  mydb_buf_put(c->b, name, strlen(name) + 1);
+  c->n++;
   return 0;
+}
+
+/* After the core returned: raises its error or a failed collection (what
+ * was collected freed first), else 0. */
+static int collected(lua_State *L, lstore *s, int rc, const char *what) {
+  int failed = s->held_buf.failed;
+  if (rc != MYDB_OK || failed) store_drop_held(s);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  if (failed) return lmydb_error(L, "out_of_memory", "out of memory listing %s", what);
+  return 0;
+}
+
+/* Pushes the n names held as a list, then frees them. */
+static void push_names(lua_State *L, lstore *s, size_t n) {
+  lua_createtable(L, n < INT32_MAX ? (int)n : 0, 0);
+  const char *p = s->held_buf.data;
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(p);
+    lua_pushlstring(L, p, l);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    p += l + 1;
+  }
+  store_drop_held(s);
 }
 
 static int store_tenants(lua_State *L) {
   lstore *s = check_store(L);
-  lua_newtable(L);
-  int rc = mydb_tenant_foreach(s->db, push_name, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
+  collect c = {&s->held_buf, 0};
+  int rc = mydb_tenant_foreach(s->db, collect_name, &c);
+  collected(L, s, rc, "tenants");
+  push_names(L, s, c.n);
   return 1;
 }
 
@@ -251,12 +302,11 @@ static int store_read(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
   const char *digest = check_digest(L, 3);
-  mydb_blob *b = NULL;
-  int rc = mydb_object_read(s->db, &b, tenant, digest);
+  int rc = mydb_object_read(s->db, &s->held_blob, tenant, digest);
   if (rc != MYDB_OK) return core_error(L, rc);
-  /* pushlstring may raise on OOM: copy first, release, then check */
-  lua_pushlstring(L, mydb_blob_data(b), mydb_blob_len(b));
-  mydb_blob_release(b);
+  /* held by the store: pushlstring may raise when out of memory */
+  lua_pushlstring(L, mydb_blob_data(s->held_blob), mydb_blob_len(s->held_blob));
+  store_drop_held(s);
   return 1;
 }
 
@@ -272,9 +322,10 @@ static int store_exists(lua_State *L) {
 static int store_objects(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
-  lua_newtable(L);
-  int rc = mydb_object_foreach(s->db, tenant, push_name, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
+  collect c = {&s->held_buf, 0};
+  int rc = mydb_object_foreach(s->db, tenant, collect_name, &c);
+  collected(L, s, rc, "objects");
+  push_names(L, s, c.n);
   return 1;
 }
 
@@ -298,23 +349,38 @@ static int store_head(lua_State *L) {
   return 1;
 }
 
-static int push_head(const char *entry, size_t len, const char *digest, void *payload) {
-  lua_State *L = payload;
-  lua_pushlstring(L, entry, len);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -4, (lua_Integer)lua_rawlen(L, -4) + 1);
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
-  lua_rawset(L, -3);
+/* Heads: the entry's length (a size_t), its bytes, the digest's 64. */
+static int collect_head(const char *entry, size_t len, const char *digest, void *payload) {
+  collect *c = payload;
+  mydb_buf_put(c->b, &len, sizeof len);
+  mydb_buf_put(c->b, entry, len);
+  mydb_buf_put(c->b, digest, MYDB_DIGEST_HEX);
+  c->n++;
   return 0;
 }
 
 static int store_heads(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = check_tenant(L, 2);
-  lua_newtable(L);
-  lua_newtable(L);
-  int rc = mydb_head_foreach(s->db, tenant, push_head, L);
-  if (rc != MYDB_OK) return core_error(L, rc);
+  collect c = {&s->held_buf, 0};
+  int rc = mydb_head_foreach(s->db, tenant, collect_head, &c);
+  collected(L, s, rc, "heads");
+  int n = c.n < INT32_MAX ? (int)c.n : 0;
+  lua_createtable(L, n, 0);
+  lua_createtable(L, 0, n);
+  const char *p = s->held_buf.data;
+  for (size_t i = 0; i < c.n; i++) {
+    size_t len;
+    memcpy(&len, p, sizeof len);
+    p += sizeof len;
+    lua_pushlstring(L, p, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, (lua_Integer)i + 1);
+    lua_pushlstring(L, p + len, MYDB_DIGEST_HEX);
+    lua_rawset(L, -3);
+    p += len + MYDB_DIGEST_HEX;
+  }
+  store_drop_held(s);
   return 2;
 }
 
@@ -376,13 +442,16 @@ static int store_lock(lua_State *L) {
   luaL_setmetatable(L, LOCK_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1); /* pin the store */
-  int rc = mydb_lock_acquire(s->db, &l->lk, tenant);
-  if (rc != MYDB_OK) return core_error(L, rc);
+  /* registered with the store before the lock is taken: nothing that
+   * allocates runs while it is held (else a raise leaves it held until a
+   * garbage collection) */
   lua_getiuservalue(L, 1, 1);
   lua_pushvalue(L, -2);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  int rc = mydb_lock_acquire(s->db, &l->lk, tenant);
+  if (rc != MYDB_OK) return core_error(L, rc);
   return 1;
 }
 
@@ -408,6 +477,8 @@ static int lock_head(lua_State *L) {
 static int lock_commit(lua_State *L) {
   llock *l = check_lock(L);
   luaL_checktype(L, 2, LUA_TTABLE);
+  int release = lua_toboolean(L, 3);
+  lua_settop(L, 2); /* the changes' userdata below must not be read as release */
   lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   if (n < 1 || n > 1000000) lmydb_error(L, "invalid_argument", "commit needs 1 to 1000000 changes");
   mydb_head_change *ch = lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
@@ -421,7 +492,7 @@ static int lock_commit(lua_State *L) {
     lua_pop(L, 2); /* strings stay alive: the changes table holds them */
   }
   int rc;
-  if (lua_toboolean(L, 3)) {
+  if (release) {
     mydb_lock *lk = l->lk;
     l->lk = NULL; /* freed by mydb_head_commit_release in every case */
     rc = mydb_head_commit_release(lk, ch, (size_t)n);
@@ -453,14 +524,46 @@ static int store_gc_begin(lua_State *L) {
   return 2;
 }
 
-/* keep(): the digest is a key of the table at stack index 5 (raw get). */
-static int keep_in_table(const char *digest, void *payload) {
-  lua_State *L = payload;
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
-  int t = lua_rawget(L, 5);
-  int keep = t != LUA_TNIL && lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return keep;
+/* The digests to keep, sorted, in Lua memory: the sweep's keep() looks
+ * them up without touching Lua (it runs while the core holds a directory
+ * stream or arrays that a raise would strand). */
+typedef struct keep_set {
+  const char *d; /* n digests of MYDB_DIGEST_HEX bytes, no separators */
+  size_t n;
+} keep_set;
+
+static int cmp_digest(const void *a, const void *b) {
+  return memcmp(a, b, MYDB_DIGEST_HEX);
+}
+
+static int keep_in_set(const char *digest, void *payload) {
+  const keep_set *k = payload;
+  return k->n && bsearch(digest, k->d, k->n, MYDB_DIGEST_HEX, cmp_digest) != NULL;
+}
+
+/* Builds the set of the table at idx: its string keys with a true value
+ * (what a raw get of the digest tested before). */
+static void build_keep_set(lua_State *L, int idx, keep_set *k) {
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) == MYDB_DIGEST_HEX && lua_toboolean(L, -1))
+      n++;
+    lua_pop(L, 1);
+  }
+  char *d = lua_newuserdatauv(L, n ? n * MYDB_DIGEST_HEX : 1, 0); /* freed by Lua */
+  size_t i = 0;
+  int walking = 1;
+  lua_pushnil(L);
+  while (i < n && (walking = lua_next(L, idx)) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) == MYDB_DIGEST_HEX && lua_toboolean(L, -1))
+      memcpy(d + MYDB_DIGEST_HEX * i++, lua_tostring(L, -2), MYDB_DIGEST_HEX);
+    lua_pop(L, 1);
+  }
+  if (walking) lua_pop(L, 1); /* stopped with all n: the walk's last key */
+  qsort(d, i, MYDB_DIGEST_HEX, cmp_digest);
+  k->d = d;
+  k->n = i;
 }
 
 /* store:gc_sweep(tenant|nil, a, b, keep) -> stats. keep: a table whose
@@ -475,9 +578,11 @@ static int store_gc_sweep(lua_State *L) {
   luaL_checktype(L, 5, LUA_TTABLE);
   lua_settop(L, 5);
   luaL_checkstack(L, 4, "gc_sweep");
+  keep_set k;
+  build_keep_set(L, 5, &k);
   mydb_gc_stats st;
   memset(&st, 0, sizeof st);
-  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_table, L, &st);
+  int rc = mydb_gc_sweep(s->db, tenant, &m, keep_in_set, &k, &st);
   if (rc != MYDB_OK) return core_error(L, rc);
   push_stats(L, &st);
   return 1;
@@ -494,29 +599,13 @@ static int store_repack(lua_State *L) {
   return 1;
 }
 
-typedef struct check_acc {
-  char **msgs;
-  size_t n, cap;
-  int failed;
-} check_acc;
-
+/* A problem: "what: msg", NUL-terminated (a name of push_names). */
 static void check_cb(const char *what, const char *msg, void *payload) {
-  check_acc *a = payload;
-  if (a->failed) return;
-  if (a->n == a->cap) {
-    size_t nc = a->cap ? a->cap * 2 : 4;
-    char **nm = realloc(a->msgs, nc * sizeof *nm);
-    if (!nm) { a->failed = 1; return; }
-    a->msgs = nm;
-    a->cap = nc;
-  }
-  size_t wl = strlen(what), ml = strlen(msg);
-  char *m = malloc(wl + ml + 3);
-  if (!m) { a->failed = 1; return; }
-  memcpy(m, what, wl);
-  memcpy(m + wl, ": ", 2);
-  memcpy(m + wl + 2, msg, ml + 1);
-  a->msgs[a->n++] = m;
+  collect *c = payload;
+  mydb_buf_puts(c->b, what);
+  mydb_buf_put(c->b, ": ", 2);
+  mydb_buf_put(c->b, msg, strlen(msg) + 1);
+  c->n++;
 }
 
 /* store:check(tenant|nil) -> {message, ...}: the backend's own framing
@@ -524,20 +613,10 @@ static void check_cb(const char *what, const char *msg, void *payload) {
 static int store_check(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
-  check_acc a = {NULL, 0, 0, 0};
-  int rc = mydb_check(s->db, tenant, check_cb, &a);
-  /* copy out before raising: pushing may raise on OOM too */
-  if (rc == MYDB_OK && !a.failed) {
-    lua_createtable(L, (int)a.n, 0);
-    for (size_t i = 0; i < a.n; i++) {
-      lua_pushstring(L, a.msgs[i]);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-  }
-  for (size_t i = 0; i < a.n; i++) free(a.msgs[i]);
-  free(a.msgs);
-  if (a.failed) return lmydb_error(L, "out_of_memory", "out of memory checking");
-  if (rc != MYDB_OK) return core_error(L, rc);
+  collect c = {&s->held_buf, 0};
+  int rc = mydb_check(s->db, tenant, check_cb, &c);
+  collected(L, s, rc, "problems");
+  push_names(L, s, c.n);
   return 1;
 }
 
@@ -549,24 +628,15 @@ static int journal_line(const char *line, size_t len, void *payload) {
 }
 
 /* store:journal(tenant) -> the head history in the loose journal's format
- * (see mydb_head_journal). Collected in C: nothing may raise while the
- * core walks. */
+ * (see mydb_head_journal). Collected in C, held by the store while it is
+ * pushed. */
 static int store_journal(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = check_tenant(L, 2);
-  mydb_buf b = MYDB_BUF_INIT;
-  int rc = mydb_head_journal(s->db, tenant, journal_line, &b);
-  if (rc == MYDB_OK && b.failed) {
-    mydb_buf_free(&b);
-    return lmydb_error(L, "out_of_memory", "out of memory reading the journal");
-  }
-  if (rc != MYDB_OK) {
-    mydb_buf_free(&b);
-    return core_error(L, rc);
-  }
-  /* (pushlstring raises only when out of memory) */
-  lua_pushlstring(L, b.data ? b.data : "", b.len);
-  mydb_buf_free(&b);
+  int rc = mydb_head_journal(s->db, tenant, journal_line, &s->held_buf);
+  collected(L, s, rc, "the journal");
+  lua_pushlstring(L, s->held_buf.data ? s->held_buf.data : "", s->held_buf.len);
+  store_drop_held(s);
   return 1;
 }
 
