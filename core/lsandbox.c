@@ -441,6 +441,22 @@ static int l_sandbox(lua_State *L) {
   return 1;
 }
 
+/* Empties the table of the record's copies (no allocation: rawset of nil
+ * into existing slots), leaving S's stack as it was. */
+static void clear_copies(lua_State *S) {
+  lua_getfield(S, LUA_REGISTRYINDEX, "mydb.copies");
+  if (lua_type(S, -1) == LUA_TTABLE) {
+    lua_pushnil(S);
+    while (lua_next(S, -2) != 0) {
+      lua_pop(S, 1);
+      lua_pushvalue(S, -1);
+      lua_pushnil(S);
+      lua_rawset(S, -4);
+    }
+  }
+  lua_pop(S, 1);
+}
+
 static int eval_in_sandbox(lua_State *S) {
   lua_getfield(S, LUA_REGISTRYINDEX, "mydb.expr");
   lua_call(S, 0, 1);
@@ -456,6 +472,7 @@ static int sandbox_eval(lua_State *L) {
   lua_State *S = sb->S;
   if (sb->running) return luaL_error(L, "sandbox is already evaluating");
   lua_settop(L, 2);
+  lua_settop(S, 0); /* a result left by an evaluation whose push raised */
   /* garbage of earlier evaluations must not count against this one */
   if (sb->used > sb->limit / 2) lua_gc(S, LUA_GCCOLLECT);
   sb->H = L;
@@ -469,6 +486,11 @@ static int sandbox_eval(lua_State *L) {
   int status = lua_pcall(S, 0, 1, 0);
   sb->running = 0;
   sb->H = NULL;
+  /* release the record's copies before anything is pushed on L: a push
+   * may raise (out of memory), and copies keyed by host pointers must not
+   * outlive the evaluation (a later record could reuse an address) */
+  clear_copies(S);
+  if (status != LUA_OK) lua_gc(S, LUA_GCCOLLECT);
   lua_settop(L, 2);
   int nret;
   if (status == LUA_OK) {
@@ -503,20 +525,7 @@ static int sandbox_eval(lua_State *L) {
     lua_pushstring(L, msg ? msg : "budget exceeded");
     nret = 3;
   }
-  /* release what this evaluation made: the result, the record's copies */
-  lua_settop(S, 0);
-  lua_getfield(S, LUA_REGISTRYINDEX, "mydb.copies");
-  if (lua_type(S, -1) == LUA_TTABLE) {
-    lua_pushnil(S);
-    while (lua_next(S, -2) != 0) {
-      lua_pop(S, 1);
-      lua_pushvalue(S, -1);
-      lua_pushnil(S);
-      lua_rawset(S, -4);
-    }
-  }
-  lua_settop(S, 0);
-  if (status != LUA_OK) lua_gc(S, LUA_GCCOLLECT);
+  lua_settop(S, 0); /* the result */
   return nret;
 }
 

@@ -124,7 +124,8 @@ int main(int argc, char **argv) {
   }
   const char *build = argv[1], *script = argv[2];
   static const char *const cases[] = {"core_listing", "core_read_write", "core_heads_lock",
-                                      "core_gc", "core_check_journal", "api", NULL};
+                                      "core_gc", "core_check_journal", "codec_sandbox", "api",
+                                      NULL};
   static const char *const backends[] = {"loose", "pack", "memory", NULL};
   long api_stride = argc > 3 ? atol(argv[3]) : 1;
   if (api_stride < 1) api_stride = 1;

@@ -85,6 +85,25 @@ function cases.core_check_journal()
   s:close()
 end
 
+-- the codec (its scratch state is a to-be-closed userdata) with a hook
+-- that raises, and the sandbox (its own state; the host's pushes)
+function cases.codec_sandbox()
+  local v = { a = 1, b = { 1, 2.5, "x\0y" }, c = { d = true } }
+  v.self = v
+  oom_arm()
+  local bytes = core.encode(v)
+  local back = core.decode(bytes)
+  assert(back.self == back and back.b[3] == "x\0y")
+  local ok = pcall(core.encode, setmetatable({}, {}), { hook_all = true, hook = function() error("no") end })
+  assert(not ok)
+  local sb = core.sandbox("a > 1 and name:match('^J') ~= nil")
+  if sb then -- nil, message when the host's memory ran out first
+    local okv, res = sb:eval({ a = 2, name = "Jo" })
+    assert(okv and res == true)
+    sb:close()
+  end
+end
+
 -- the API over them: save/load with refs, put/get, history, verify, gc
 function cases.api()
   local mydb = require "mydb"
