@@ -107,10 +107,15 @@ static int run_case(const char *build, const char *script, const char *backend,
   }
   c.armed = 0;
   if (out == RUN_OK && rc != LUA_OK) {
-    /* an error without a refusal is the script's own bug */
-    out = c.refused ? RUN_ERROR : RUN_BROKEN;
+    /* an error without a refusal is the script's own bug; after one, it
+     * must say memory (another error means a memory error was mishandled,
+     * e.g. caught and reported as something else) */
     const char *m = luaL_tolstring(L, -1, NULL);
     snprintf(msg, msglen, "%s", m ? m : "?");
+    int says_memory = rc == LUA_ERRMEM || strstr(msg, "not enough memory") ||
+                      strstr(msg, "out_of_memory");
+    out = c.refused && says_memory ? RUN_ERROR : RUN_BROKEN;
+    if (getenv("OOM_VERBOSE")) fprintf(stderr, "oom: %s/%s N=%ld: %s\n", casename, backend, fail_at, msg);
   }
   *refused = c.refused;
   lua_close(L);
