@@ -11,7 +11,7 @@
 #                         them
 #   make test-valgrind    examples/*.lua under valgrind memcheck, and
 #                         build/test_oom (allocation failures injected
-#                         into the Lua module; api case at a stride of 25)
+#                         into the Lua module; api case at a stride of 15)
 #   make fuzz             builds the libFuzzer targets into build-fuzz/ and
 #                         runs each for FUZZ_TIME seconds from its corpus
 #   make fuzz-build       only builds them
@@ -99,7 +99,7 @@ test-asan: deps fuzz-deps
 # own temporary stores), with the normal build; "N passed, N failed" last.
 test-valgrind: all fuzz-deps $(BUILD)/test_oom
 	@pass=0; fail=0; \
-	if $(VALGRIND) $(BUILD)/test_oom $(BUILD) core/test/test_oom.lua 25 >/dev/null; then \
+	if $(VALGRIND) $(BUILD)/test_oom $(BUILD) core/test/test_oom.lua 15 >/dev/null; then \
 	  pass=$$((pass + 1)); echo "valgrind: test_oom: clean"; \
 	else fail=$$((fail + 1)); echo "valgrind: test_oom: ERRORS"; fi; \
 	for ex in examples/*.lua; do \
