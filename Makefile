@@ -18,7 +18,11 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
             -Wformat=2 -Wvla
 DEFS      = -D_GNU_SOURCE
 SAN       ?=
-CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC -Icore -I$(LUA_INC) $(CFLAGS)
+# The include folders: the public headers, then each part of src/ (see
+# doc/ARCHITECTURE.md; `make check-deps` keeps the parts free of cycles).
+INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
+            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua
+CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
 LDLIBS_CORE = -lmbedcrypto -lpthread
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
@@ -30,13 +34,15 @@ DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libmbedtls-dev lua-busted libreadline-
 BUILD = build
 
 # ---- sources -------------------------------------------------------------
-CORE_SRC = core/buf.c core/errors.c core/sha256.c core/fsutil.c core/blob.c \
-           core/cache.c core/store.c core/objects.c core/head.c core/lock.c \
-           core/jsonstr.c core/headmap.c core/crc32.c core/backend_loose.c \
-           core/backend_memory.c core/backend_pack.c core/pack_log.c
-CORE_OBJ = $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
-LMOD_SRC = core/lmydb.c core/lcodec.c core/lsandbox.c
-LMOD_OBJ = $(LMOD_SRC:core/%.c=$(BUILD)/core/%.o)
+# The C library (libmydb.a): the dispatch layer, OS utilities, data
+# structures, formats and the backends. The Lua binding (mydb/core.so) and
+# mydb-lua (src/cli/cli.mk) link it.
+CORE_SRC = $(wildcard src/core/*.c src/os/*.c src/util/*.c src/format/*.c \
+                      src/backend/*/*.c)
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_HDR = $(wildcard include/*.h include/mydb/sys/*.h src/*/*.h src/backend/*/*.h)
+LMOD_SRC = $(wildcard src/lua/*.c)
+LMOD_OBJ = $(LMOD_SRC:%.c=$(BUILD)/%.o)
 LUA_SRC  = $(wildcard lua/mydb/*.lua)
 HANDLER_SRC = $(wildcard handlers/*.lua)
 
@@ -46,7 +52,8 @@ STAGE = $(BUILD)/lua
 export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all module deps stage quickstart test test-c test-lua test-backends test-powerloss install uninstall clean bench
+
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench
 
 all: deps module
 
@@ -72,10 +79,11 @@ deps:
 	fi
 
 # ---- build -------------------------------------------------------------------
-$(BUILD)/core/%.o: core/%.c core/*.h | $(BUILD)/core
+$(BUILD)/src/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/core $(BUILD)/mydb:
+$(BUILD)/mydb:
 	mkdir -p $@
 
 $(BUILD)/libmydb.a: $(CORE_OBJ)
@@ -94,36 +102,47 @@ stage:
 quickstart: all
 	cd examples && $(LUA) quickstart.lua
 
-test: all test-c test-lua
+test: all check-deps test-c test-lua
 
-# OOM_API_STRIDE: the step of N in test_oom's "api" case (see its header).
+# No cycle between the C files, no arrow up the layers (tools/check_deps.lua,
+# from the objects' symbol tables).
+check-deps: all
+	$(LUA) tools/check_deps.lua $(CORE_OBJ) $(LMOD_OBJ) $(CLI_OBJ)
+
+# OOM_API_STRIDE: the step of N in test_oom_api's "api" case (its header).
 OOM_API_STRIDE ?= 7
-test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom
+test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom $(BUILD)/test_oom_api
 	$(BUILD)/test_core
 	$(BUILD)/test_backends
-	$(BUILD)/test_oom $(BUILD) core/test/test_oom.lua $(OOM_API_STRIDE)
+	$(BUILD)/test_oom
+	$(BUILD)/test_oom_api $(BUILD) test/test_oom_api.lua $(OOM_API_STRIDE)
 
-$(BUILD)/test_core: core/test/test_core.c $(BUILD)/libmydb.a
+$(BUILD)/test_core: test/test_core.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
-$(BUILD)/test_backends: core/test/test_backends.c $(BUILD)/libmydb.a
+$(BUILD)/test_backends: test/test_backends.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
 
-# Allocation-failure injection through the Lua module (needs core.so and
-# the staged Lua sources of the same build directory).
-$(BUILD)/test_oom: core/test/test_oom.c $(BUILD)/mydb/core.so | stage
+# The Lua binding under allocation failures (links the binding's objects).
+$(BUILD)/test_oom: test/test_oom.c $(LMOD_OBJ) $(BUILD)/libmydb.a
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LMOD_OBJ) $(BUILD)/libmydb.a $(LUA_LIB) $(LDLIBS_CORE) -lm -ldl
+
+# The same through the built module and the staged Lua API (loads
+# $(BUILD)/mydb/core.so by package.cpath; also run by test-valgrind).
+$(BUILD)/test_oom_api: test/test_oom_api.c $(BUILD)/mydb/core.so | stage
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LUA_LIB) -ldl
 
 test-lua: all
 	$(LUA) /usr/bin/busted
 
 # The power-loss test (spec/powerloss/run.lua): crash states rebuilt from a
-# strace of a workload under the weak POSIX model, on loose, on pack, and
-# with two writer processes on one pack tenant (group commit).
+# strace of a workload under the weak POSIX model, on loose and pack, each
+# also with two writer processes on one tenant (pack: group commit).
 # POWERLOSS_MAX caps the states checked per backend (sampled evenly).
 POWERLOSS_MAX ?= 1500
 test-powerloss: all
 	$(LUA) spec/powerloss/run.lua loose $(POWERLOSS_MAX)
+	$(LUA) spec/powerloss/run.lua loose-concurrent $(POWERLOSS_MAX)
 	$(LUA) spec/powerloss/run.lua pack $(POWERLOSS_MAX)
 	$(LUA) spec/powerloss/run.lua pack-concurrent $(POWERLOSS_MAX)
 
@@ -140,8 +159,8 @@ bench: all
 	$(LUA) bench/bench.lua
 	$(LUA) bench/backends.lua
 
-# ---- mydb-lua (rules in core/cli/cli.mk) -----------------------------------------
--include core/cli/cli.mk
+# ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
+-include src/cli/cli.mk
 -include fuzz/fuzz.mk
 
 # ---- install ---------------------------------------------------------------------

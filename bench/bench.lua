@@ -224,7 +224,8 @@ local function child(args)
   local mydb = require "mydb"
   local dir = args.dir
   os.execute("rm -rf " .. sh_quote(dir) .. " && mkdir -p " .. sh_quote(dir))
-  local db = mydb.open(dir, { fsync = args.fsync == "on" })
+  -- MYDB_BENCH_BACKEND: a backend other than the default of a new store
+  local db = mydb.open(dir, { fsync = args.fsync == "on", backend = os.getenv("MYDB_BENCH_BACKEND") })
   db:init(T)
   local r = workloads[args.w](db, dir, args)
   db:close()

@@ -40,7 +40,9 @@ mydb.handlers.register(date)
 -- 3. Save and load.
 local root = os.tmpname()
 os.remove(root)
-local db = mydb.open(root, { fsync = false })
+-- The loose backend keeps one plain file per object: the end of this example
+-- reads the snapshot's file.
+local db = mydb.open(root, { fsync = false, backend = "loose" })
 db:init("shop")
 
 local order = {

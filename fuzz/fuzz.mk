@@ -1,5 +1,5 @@
 # fuzz/fuzz.mk - sanitizer, valgrind and libFuzzer jobs (included by the
-# main Makefile, after core/cli/cli.mk; it uses CC, OPT, SAN, BUILD,
+# main Makefile, after src/cli/cli.mk; it uses CC, OPT, SAN, BUILD,
 # CFLAGS_ALL, LUA, LUA_INC, LUA_LIB, LDLIBS_CORE, LMOD_OBJ, CLI_OBJ and
 # CLI_LIBS from there).
 #
@@ -10,8 +10,8 @@
 #                         detection on) and the whole spec suite run under
 #                         them
 #   make test-valgrind    examples/*.lua under valgrind memcheck, and
-#                         build/test_oom (allocation failures injected
-#                         into the Lua module; api case at a stride of 15)
+#                         build/test_oom_api (allocation failures injected
+#                         through the module; its api case at a stride of 15)
 #   make fuzz             builds the libFuzzer targets into build-fuzz/ and
 #                         runs each for FUZZ_TIME seconds from its corpus
 #   make fuzz-build       only builds them
@@ -27,7 +27,7 @@
 #   api    the core's public calls with hostile arguments (tenant ids,
 #          digests, entry names with odd bytes and lengths); nothing may be
 #          created outside ROOT
-#   expr   untrusted expressions in the sandbox (core/lsandbox.c): every
+#   expr   untrusted expressions in the sandbox (src/lua/lsandbox.c): every
 #          input compiles or not, evaluates or stops at a budget, with the
 #          sandbox's memory within its budget and the host unchanged
 # New inputs found during a run go to build-fuzz/corpus/<target> (not into
@@ -97,11 +97,11 @@ test-asan: deps fuzz-deps
 
 # The examples under valgrind, each in a scratch directory (they make their
 # own temporary stores), with the normal build; "N passed, N failed" last.
-test-valgrind: all fuzz-deps $(BUILD)/test_oom
+test-valgrind: all fuzz-deps $(BUILD)/test_oom_api
 	@pass=0; fail=0; \
-	if $(VALGRIND) $(BUILD)/test_oom $(BUILD) core/test/test_oom.lua 15 >/dev/null; then \
-	  pass=$$((pass + 1)); echo "valgrind: test_oom: clean"; \
-	else fail=$$((fail + 1)); echo "valgrind: test_oom: ERRORS"; fi; \
+	if $(VALGRIND) $(BUILD)/test_oom_api $(BUILD) test/test_oom_api.lua 15 >/dev/null; then \
+	  pass=$$((pass + 1)); echo "valgrind: test_oom_api: clean"; \
+	else fail=$$((fail + 1)); echo "valgrind: test_oom_api: ERRORS"; fi; \
 	for ex in examples/*.lua; do \
 	  d=$$(mktemp -d) && cp "$$ex" "$$d/" && \
 	  if ( cd "$$d" && $(VALGRIND) $(LUA) "$${ex##*/}" >/dev/null ); then \
@@ -116,7 +116,7 @@ test-valgrind: all fuzz-deps $(BUILD)/test_oom
 # (-fsanitize=fuzzer-no-link) by the main rules into build-fuzz/; each target
 # links libFuzzer's main.
 FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
-FUZZ_LMOD = $(LMOD_SRC:core/%.c=$(FUZZ_BUILD)/core/%.o)
+FUZZ_LMOD = $(LMOD_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 fuzz-build: fuzz-deps
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -g" \
@@ -125,7 +125,7 @@ fuzz-build: fuzz-deps
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) $(FUZZ_BINS)
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/fuzz_lua.h $(FUZZ_BUILD)/libmydb.a $(FUZZ_LMOD)
-	$(FUZZ_CC) -O1 -g $(WARN) $(FUZZ_CFLAGS) $(FUZZ_SAN_FLAGS) -fsanitize=fuzzer $(DEFS) -Icore -I$(LUA_INC) $< \
+	$(FUZZ_CC) -O1 -g $(WARN) $(FUZZ_CFLAGS) $(FUZZ_SAN_FLAGS) -fsanitize=fuzzer $(DEFS) $(INCLUDES) -I$(LUA_INC) $< \
 	  -o $@ $(FUZZ_LMOD) $(FUZZ_BUILD)/libmydb.a \
 	  $(LUA_LIB) $(LDLIBS_CORE) -lm
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_api.c - libFuzzer target: the core's public calls (core/mydb.h) with
+ * fuzz_api.c - libFuzzer target: the core's public calls (include/mydb.h) with
  * hostile arguments.
  *
  * The input is a program: each step is an opcode byte followed by its

@@ -1,6 +1,6 @@
 /*
  * fuzz_codec.c - libFuzzer target: the stored-value decoders of mydb.core
- * (core/lcodec.c) on arbitrary bytes, through an embedded Lua state.
+ * (src/lua/lcodec.c) on arbitrary bytes, through an embedded Lua state.
  *
  * Every input goes through core.decode (without and with a context of
  * classes, handlers and refs), core.decode_snapshot (full and meta only),

@@ -1,6 +1,6 @@
 /*
  * fuzz_expr.c - libFuzzer target: untrusted expressions (filters and
- * expression indexes) in the sandbox of core/lsandbox.c.
+ * expression indexes) in the sandbox of src/lua/lsandbox.c.
  *
  * The input is an expression. It is compiled with small budgets (4 MiB,
  * 20 ms of CPU, 200,000 instructions) and evaluated three times against a

@@ -1,5 +1,5 @@
 /*
- * fuzz_head.c - libFuzzer target: the head journal parser (core/head.c).
+ * fuzz_head.c - libFuzzer target: the head journal parser (src/backend/loose/journal.c).
  *
  * The input is cut in two at a point chosen by its first byte. The first
  * part is installed as ROOT/t/head of a temporary store (a new file renamed

@@ -4,7 +4,7 @@
 --
 -- What mydb does with symlinks below ROOT: it never writes through one. Every
 -- file it creates, renames or appends to is reached by opening each
--- directory below ROOT with O_NOFOLLOW (core/fsutil.c: objects, refs,
+-- directory below ROOT with O_NOFOLLOW (src/os/fsutil.c: objects, refs,
 -- temporary files, the tenant lock that every writer takes first, so no
 -- head journal is ever appended to or compacted through a symlink); such a
 -- write fails with `io` and leaves nothing behind. Reads may follow a
@@ -342,6 +342,11 @@ describe("guarantee: security", function()
           assert.is_true(count(modes) > 10)
           for p, m in pairs(modes) do
             local want = m:sub(1, 1) == "f" and case[2] or case[3]
+            local object = p:match("^%./[^/]+/objects/%x+/%x+$") or p:match("^%./refs/%x+/%x+$")
+            if m:sub(1, 1) == "f" and object then
+              -- durable loose objects and refs are read-only (issue 11 item 6)
+              want = want:gsub("%d", function(d) return tostring(tonumber(d) & 5) end)
+            end
             assert.equal(want, m, p)
           end
         end)

@@ -408,7 +408,7 @@ describe("handler modules", function()
       local dir = H.tmpdir()
       finally(function() H.rmrf(dir) end)
       local out, ok = H.run_lua(table.concat(blocks, "\n") .. [[
-        local db = mydb.open("db", { fsync = false })
+        local db = mydb.open("db", { fsync = false, backend = "loose" }) -- files to read
         db:init("t")
         local d = db:save("t", "u", "r", setmetatable({ rows = { 1, 2 }, n = 1 }, Report))
         db:save("t", "u", "m", setmetatable({ cents = 5, currency = "EUR" }, Money))

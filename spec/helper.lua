@@ -132,7 +132,7 @@ end
 -- A core handle on root with the backend in use, cache off (the memory
 -- backend shares the store of the handles open on the same root).
 local function raw_store(root)
-  return require("mydb.core").open(root, { backend = H.BACKEND ~= "loose" and H.BACKEND or nil,
+  return require("mydb.core").open(root, { backend = H.BACKEND,
                                            fsync = false, cache_bytes = 0 })
 end
 
@@ -190,11 +190,12 @@ end
 -- ------------------------------------------------------------ backends
 -- MYDB_BACKEND=loose|pack|memory runs the specs against that storage
 -- backend (`make test-backends` runs the suite once per backend): every
--- mydb.open that names no backend uses it. H.BACKEND is the one in use.
-
+-- mydb.open that names no backend uses it. H.BACKEND is the one in use;
+-- without MYDB_BACKEND it is the default of a new store.
+H.DEFAULT_BACKEND = "pack"
 H.BACKEND = os.getenv("MYDB_BACKEND") or ""
-if H.BACKEND == "" then
-  H.BACKEND = "loose"
+if H.BACKEND == "" or H.BACKEND == H.DEFAULT_BACKEND then
+  H.BACKEND = H.DEFAULT_BACKEND
   H.open_unpatched = function(...) return require("mydb").open(...) end
 else
   local ok, mydb = pcall(require, "mydb")
@@ -245,7 +246,7 @@ end
 -- module, on the chunk's first line so that line numbers stay), unless it
 -- does not use the test's store (opts.memory_ok).
 local function child_code(code, opts)
-  if H.BACKEND == "loose" or (opts and opts.memory_ok) then return code end
+  if H.BACKEND == H.DEFAULT_BACKEND or (opts and opts.memory_ok) then return code end
   return 'require("spec.helper") ' .. code
 end
 

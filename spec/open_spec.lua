@@ -30,7 +30,7 @@ describe("mydb", function()
       ]], { cwd = dir, memory_ok = true })
       assert.is_true(ok, out)
       assert.equal("dark\n", out)
-      assert.is_true(H.file_exists(dir .. "/.mytools_db/acme/head"))
+      assert.is_true(H.file_exists(dir .. "/.mytools_db/.mydb") and H.file_exists(dir .. "/.mytools_db/acme"))
     end)
 
     it("defaults to fsync = true when opts are omitted", function()

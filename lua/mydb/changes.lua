@@ -123,59 +123,70 @@ end
 -- version of its entry, and versions of other entries dated no earlier) or
 -- since a time (seconds since the epoch: versions dated at or after it),
 -- oldest first. Reads the history, so it sees other processes' writes.
+-- The time (and the digest) changes.since starts from.
+local function start_of(store, tenant, since)
+  if type(since) == "number" then return since end
+  if core.digest_valid(since) then
+    local _, meta = core.decode_snapshot(store:read(tenant, since), nil, true)
+    return changes.date_seconds(meta.date), since
+  end
+  raise("invalid_argument", "since must be a digest or a time in seconds, got %s", type(since))
+end
+
+-- An entry's versions newest first, until the stop digest or a version
+-- dated before since_time.
+local function recent_versions(store, tenant, head, since_time, stop_digest)
+  local chain = {}
+  local d = head
+  while d and d ~= stop_digest do
+    local bytes = store:read(tenant, d)
+    local _, meta = core.decode_snapshot(bytes, nil, true)
+    local t = changes.date_seconds(meta.date)
+    if t and t < since_time then break end
+    chain[#chain + 1] = { digest = d, bytes = bytes, meta = meta, time = t }
+    d = meta.parent
+  end
+  return chain
+end
+
+-- The events of one version v of entry, appended to out.
+local function version_events(db, tenant, entry, v, ctx, out)
+  local store = db._store
+  local base = { tenant = tenant, entry = entry, digest = v.digest, user_id = v.meta.user_id,
+                 date = v.meta.date, time = v.time }
+  if write.is_collection(v.bytes) then
+    local parent = v.meta.parent
+    if parent and not store:exists(tenant, parent) then parent = nil end
+    diff_records(db, tenant, entry, parent, v.digest, function(key, old, new)
+      local ev = {}
+      for k, x in pairs(base) do ev[k] = x end
+      ev.action = new and "put" or "delete"
+      ev.key = key
+      ev.old = old and core.decode(old, ctx)
+      ev.new = new and core.decode(new, ctx)
+      out[#out + 1] = ev
+    end)
+    return
+  end
+  local ev = base
+  ev.action = "save"
+  ev.new = snapshot_value(v.bytes, ctx)
+  local p = v.meta.parent
+  if p and store:exists(tenant, p) then
+    local pb = store:read(tenant, p)
+    if not write.is_collection(pb) then ev.old = snapshot_value(pb, ctx) end
+  end
+  out[#out + 1] = ev
+end
+
 function changes.since(db, tenant, since, ctx)
   local store = db._store
-  local since_time, stop_digest
-  if type(since) == "number" then
-    since_time = since
-  elseif core.digest_valid(since) then
-    local _, meta = core.decode_snapshot(store:read(tenant, since), nil, true)
-    since_time, stop_digest = changes.date_seconds(meta.date), since
-  else
-    raise("invalid_argument", "since must be a digest or a time in seconds, got %s", type(since))
-  end
+  local since_time, stop_digest = start_of(store, tenant, since)
   local out = {}
   local entries, heads = store:heads(tenant)
   for _, entry in ipairs(entries) do
-    -- newest first, until the stop digest or a version dated before since
-    local chain = {}
-    local d = heads[entry]
-    while d and d ~= stop_digest do
-      local bytes = store:read(tenant, d)
-      local _, meta = core.decode_snapshot(bytes, nil, true)
-      local t = changes.date_seconds(meta.date)
-      if t and t < since_time then break end
-      chain[#chain + 1] = { digest = d, bytes = bytes, meta = meta, time = t }
-      d = meta.parent
-    end
-    for i = #chain, 1, -1 do
-      local v = chain[i]
-      local base = { tenant = tenant, entry = entry, digest = v.digest, user_id = v.meta.user_id,
-                     date = v.meta.date, time = v.time }
-      if write.is_collection(v.bytes) then
-        local parent = v.meta.parent
-        if parent and not store:exists(tenant, parent) then parent = nil end
-        diff_records(db, tenant, entry, parent, v.digest, function(key, old, new)
-          local ev = {}
-          for k, x in pairs(base) do ev[k] = x end
-          ev.action = new and "put" or "delete"
-          ev.key = key
-          ev.old = old and core.decode(old, ctx)
-          ev.new = new and core.decode(new, ctx)
-          out[#out + 1] = ev
-        end)
-      else
-        local ev = base
-        ev.action = "save"
-        ev.new = snapshot_value(v.bytes, ctx)
-        local p = v.meta.parent
-        if p and store:exists(tenant, p) then
-          local pb = store:read(tenant, p)
-          if not write.is_collection(pb) then ev.old = snapshot_value(pb, ctx) end
-        end
-        out[#out + 1] = ev
-      end
-    end
+    local chain = recent_versions(store, tenant, heads[entry], since_time, stop_digest)
+    for i = #chain, 1, -1 do version_events(db, tenant, entry, chain[i], ctx, out) end
   end
   -- oldest first; within one second, by entry then key (stable)
   for i, ev in ipairs(out) do ev._n = i end

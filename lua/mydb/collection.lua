@@ -271,79 +271,88 @@ end
 
 --- Sets key to raw value val (nil deletes). Returns the new root and the
 -- change in record count, or nil when nothing changed (false as 2nd value).
+-- The leaf's keys and values with key set to val (nil: removed) and the
+-- change in count; nil when that changes nothing.
+local function changed_leaf(leaf, key, val)
+  local keys, vals = slice(leaf.keys, 1, #leaf.keys), slice(leaf.vals, 1, #leaf.vals)
+  local i, at = find(keys, key)
+  if i then
+    if val == nil then
+      table.remove(keys, i)
+      table.remove(vals, i)
+      return keys, vals, -1
+    end
+    if vals[i] == val then return nil end
+    vals[i] = val
+    return keys, vals, 0
+  end
+  if val == nil then return nil end
+  table.insert(keys, at, key)
+  table.insert(vals, at, val)
+  return keys, vals, 1
+end
+
+local LEAF_COLS, NODE_COLS = { "keys", "vals" }, { "keys", "digests", "counts" }
+
+-- Merges the new items of level h (columns cols, named names) into their
+-- predecessors while their first key no longer starts a piece; returns the
+-- path to the first piece replaced and how many pieces are replaced.
+local function merge_left(t, start, span, h, H, cols, names)
+  while #cols[1] > 0 and not starts_piece(cols[1][1], h) do
+    local Q = step(t, start, h, H, -1)
+    if not Q then break end
+    local prev = Q[h].node
+    for i, name in ipairs(names) do
+      cols[i] = append(slice(prev[name], 1, #prev[name]), cols[i], 1, #cols[i])
+    end
+    start, span = Q, span + 1
+  end
+  return start, span
+end
+
+-- Level h's entries with the span children below from start replaced by
+-- the new entries ek, ed, ec: {keys, digests, counts} and how many level-h
+-- pieces they cover.
+local function replace_span(t, start, span, h, H, ek, ed, ec)
+  local node, s = start[h].node, start[h].idx
+  local K, D, C = slice(node.keys, 1, s - 1), slice(node.digests, 1, s - 1), slice(node.counts, 1, s - 1)
+  append(K, ek, 1, #ek)
+  append(D, ed, 1, #ed)
+  append(C, ec, 1, #ec)
+  local pspan, left, cur, last = 1, span, start, node
+  local after = s + left -- first index after the replaced children in `last`
+  while after > #last.keys + 1 do
+    left = left - (#last.keys - s + 1)
+    s = 1
+    cur = step(t, cur, h, H, 1)
+    if not cur then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
+    last, pspan = cur[h].node, pspan + 1
+    after = s + left
+  end
+  append(K, last.keys, after, #last.keys)
+  append(D, last.digests, after, #last.digests)
+  append(C, last.counts, after, #last.counts)
+  return { K, D, C }, pspan
+end
+
 function collection.update(t, root, key, val)
   if not root then
     if val == nil then return root, false end
     return collection.build(t, { key }, { val }), 1
   end
   local P, H = descend(t, root, key)
-  local leaf = P[0].node
-  local keys, vals = slice(leaf.keys, 1, #leaf.keys), slice(leaf.vals, 1, #leaf.vals)
-  local delta = 0
-  local i, at = find(keys, key)
-  if i then
-    if val == nil then
-      table.remove(keys, i)
-      table.remove(vals, i)
-      delta = -1
-    elseif vals[i] == val then
-      return root, false
-    else
-      vals[i] = val
-    end
-  else
-    if val == nil then return root, false end
-    table.insert(keys, at, key)
-    table.insert(vals, at, val)
-    delta = 1
-  end
-
+  local keys, vals, delta = changed_leaf(P[0].node, key, val)
+  if not keys then return root, false end
   -- Leaves: the changed leaf, merged into its predecessors while its first
   -- key no longer starts a piece.
-  local start, span = P, 1
-  while #keys > 0 and not starts_piece(keys[1], 0) do
-    local Q = step(t, start, 0, H, -1)
-    if not Q then break end
-    local prev = Q[0].node
-    keys = append(slice(prev.keys, 1, #prev.keys), keys, 1, #keys)
-    vals = append(slice(prev.vals, 1, #prev.vals), vals, 1, #vals)
-    start, span = Q, span + 1
-  end
-  local ek, ed, ec = build_level(t, 0, keys, vals)
-
+  local cols = { keys, vals }
+  local start, span = merge_left(t, P, 1, 0, H, cols, LEAF_COLS)
+  local ek, ed, ec = build_level(t, 0, cols[1], cols[2])
   -- Each level above: replace the span of old children by the new entries.
   for h = 1, H do
-    local node, s = start[h].node, start[h].idx
-    local K, D, C = slice(node.keys, 1, s - 1), slice(node.digests, 1, s - 1), slice(node.counts, 1, s - 1)
-    append(K, ek, 1, #ek)
-    append(D, ed, 1, #ed)
-    append(C, ec, 1, #ec)
-    local pspan, left, cur, last = 1, span, start, node
-    local after = s + left -- first index after the replaced children in `last`
-    while after > #last.keys + 1 do
-      left = left - (#last.keys - s + 1)
-      s = 1
-      cur = step(t, cur, h, H, 1)
-      if not cur then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
-      last, pspan = cur[h].node, pspan + 1
-      after = s + left
-    end
-    append(K, last.keys, after, #last.keys)
-    append(D, last.digests, after, #last.digests)
-    append(C, last.counts, after, #last.counts)
-
-    local pstart = start
-    while #K > 0 and not starts_piece(K[1], h) do
-      local Q = step(t, pstart, h, H, -1)
-      if not Q then break end
-      local prev = Q[h].node
-      K = append(slice(prev.keys, 1, #prev.keys), K, 1, #K)
-      D = append(slice(prev.digests, 1, #prev.digests), D, 1, #D)
-      C = append(slice(prev.counts, 1, #prev.counts), C, 1, #C)
-      pstart, pspan = Q, pspan + 1
-    end
-    ek, ed, ec = build_level(t, h, K, D, C)
-    start, span = pstart, pspan
+    local c3, pspan = replace_span(t, start, span, h, H, ek, ed, ec)
+    start, span = merge_left(t, start, pspan, h, H, c3, NODE_COLS)
+    ek, ed, ec = build_level(t, h, c3[1], c3[2], c3[3])
   end
   return finish_root(t, H + 1, ek, ed, ec), delta
 end
@@ -511,6 +520,7 @@ end
 -- node cache. Returns the root piece's bytes, to embed in the snapshot.
 function collection.flush(t, root, write_root)
   if not root then return nil end
+  local root_node = t.built[root]
   local root_bytes = t.pending[root]
   if not root_bytes and root == t.root_digest then
     root_bytes = t.root_bytes -- unchanged: the root the snapshot embedded
@@ -529,13 +539,13 @@ function collection.flush(t, root, write_root)
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
       if d ~= root or write_root then
-        t.store:write(t.tenant, bytes)
+        t.store:write(t.tenant, bytes, d) -- named by the codec: hashed once
         cache_put(t.nodes, t.tenant .. "/" .. d, node)
       end
     end
   end
   t.pending, t.built = {}, {}
-  return root_bytes
+  return root_bytes, root_node
 end
 
 return collection

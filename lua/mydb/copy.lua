@@ -9,7 +9,7 @@
 -- tenant or ref yet. Afterwards the heads are compared, and db:verify() of
 -- both stores must agree (the copy adds no problem).
 --
--- opts: backend (the destination's; default "loose" for a new store),
+-- opts: backend (the destination's; default: a new store's, pack),
 -- segment_bytes, fsync (destination, default true), src_backend (to open
 -- the source with, e.g. "memory" for a store of this process), progress
 -- (false: no progress line even on a terminal).
@@ -45,6 +45,56 @@ local function problems_key(list)
   return keys
 end
 
+-- One object: read (verified), write, read back and hash again.
+local function move(src, dst, report, t, name)
+  if not core.digest_valid(name) then
+    report.skipped = report.skipped + 1 -- a stray file, not an object
+    return
+  end
+  local bytes = src:read(t, name)
+  local d = dst:write(t, bytes)
+  if d ~= name or core.sha256(dst:read(t, d)) ~= name then
+    errors.raise("corrupt", "copy: object %s of %s did not arrive intact", name, t or "refs")
+  end
+  report.bytes = report.bytes + #bytes
+end
+
+-- The heads of tenant t, committed in the destination (100,000 a commit)
+-- and compared after.
+local function copy_heads(src, dst, t)
+  local entries, heads = src:heads(t)
+  if #entries > 0 then
+    local lock <close> = dst:lock(t)
+    local changes = {}
+    for _, e in ipairs(entries) do
+      changes[#changes + 1] = { e, heads[e] }
+      if #changes == 100000 then lock:commit(changes); changes = {} end
+    end
+    if #changes > 0 then lock:commit(changes) end
+  end
+  local dentries, dheads = dst:heads(t)
+  if #dentries ~= #entries then errors.raise("corrupt", "copy: the heads of %s differ", t) end
+  for _, e in ipairs(entries) do
+    if dheads[e] ~= heads[e] then errors.raise("corrupt", "copy: head %s of %s differs", e, t) end
+  end
+  return #entries
+end
+
+-- Both stores, checked the same way: the copy must add no problem.
+local function compare_verify(src_root, dst_root, src_backend, dst_backend)
+  local sp = verify.run(src_root, nil, { backend = src_backend })
+  local dp = verify.run(dst_root, nil, { backend = dst_backend })
+  local had = {}
+  for _, k in ipairs(problems_key(sp)) do had[k] = true end
+  for _, k in ipairs(problems_key(dp)) do
+    if not had[k] then
+      errors.raise("corrupt", "copy: db:verify() of the destination finds a problem the source "
+        .. "has not: %s", (k:gsub("%z", " ")))
+    end
+  end
+  return #dp
+end
+
 function copy.run(src_root, dst_root, opts)
   opts = opts or {}
   local t0 = now()
@@ -57,66 +107,24 @@ function copy.run(src_root, dst_root, opts)
   local bar = progress(opts.progress ~= false)
   local report = { tenants = 0, objects = 0, refs = 0, entries = 0, bytes = 0, skipped = 0,
                    src_backend = src:backend(), dst_backend = dst:backend() }
-
-  -- one object: read (verified), write, read back and hash again
-  local function move(t, name)
-    if not core.digest_valid(name) then
-      report.skipped = report.skipped + 1 -- a stray file, not an object
-      return
-    end
-    local bytes = src:read(t, name)
-    local d = dst:write(t, bytes)
-    if d ~= name or core.sha256(dst:read(t, d)) ~= name then
-      errors.raise("corrupt", "copy: object %s of %s did not arrive intact", name, t or "refs")
-    end
-    report.bytes = report.bytes + #bytes
-  end
-
   -- refs first: the objects name them
   for _, name in ipairs(src:objects(nil)) do
-    move(nil, name)
+    move(src, dst, report, nil, name)
     report.refs = report.refs + 1
     bar.update("refs", report.refs)
   end
   for _, t in ipairs(src:tenants()) do
     dst:tenant_init(t)
     for _, name in ipairs(src:objects(t)) do
-      move(t, name)
+      move(src, dst, report, t, name)
       report.objects = report.objects + 1
       bar.update(t, report.objects)
     end
-    local entries, heads = src:heads(t)
-    if #entries > 0 then
-      local lock <close> = dst:lock(t)
-      local changes = {}
-      for _, e in ipairs(entries) do
-        changes[#changes + 1] = { e, heads[e] }
-        if #changes == 100000 then lock:commit(changes); changes = {} end
-      end
-      if #changes > 0 then lock:commit(changes) end
-    end
-    local dentries, dheads = dst:heads(t)
-    if #dentries ~= #entries then errors.raise("corrupt", "copy: the heads of %s differ", t) end
-    for _, e in ipairs(entries) do
-      if dheads[e] ~= heads[e] then errors.raise("corrupt", "copy: head %s of %s differs", e, t) end
-    end
+    report.entries = report.entries + copy_heads(src, dst, t)
     report.tenants = report.tenants + 1
-    report.entries = report.entries + #entries
   end
   bar.done()
-
-  -- both stores, checked the same way: the copy must add no problem
-  local sp = verify.run(src_root, nil, { backend = opts.src_backend })
-  local dp = verify.run(dst_root, nil, { backend = dst:backend() })
-  local had = {}
-  for _, k in ipairs(problems_key(sp)) do had[k] = true end
-  for _, k in ipairs(problems_key(dp)) do
-    if not had[k] then
-      errors.raise("corrupt", "copy: db:verify() of the destination finds a problem the source "
-        .. "has not: %s", (k:gsub("%z", " ")))
-    end
-  end
-  report.problems = #dp
+  report.problems = compare_verify(src_root, dst_root, opts.src_backend, dst:backend())
   report.seconds = now() - t0
   return report
 end

@@ -141,29 +141,103 @@ end
 -- Returns a report: tenants, objects_marked, objects_removed, bytes_freed,
 -- objects_kept, refs_removed, refs_bytes_freed, segments_removed,
 -- segments_written (pack), seconds.
+-- The tenant locks, every tenant's (or one's), until no new tenant shows
+-- up; a tenant created while gc ran gets its mark now (all of it is new).
+local function lock_all(store, g, locks)
+  local locked = {}
+  while true do
+    local more = false
+    for _, t in ipairs(g.tenant and { g.tenant } or store:tenants()) do
+      if not locked[t] then
+        locks[#locks + 1] = store:lock(t)
+        locked[t] = true
+        more = true
+        if not g.marks[t] then
+          g.marks[t] = { store:gc_begin(t) }
+          g.tenants[#g.tenants + 1] = t
+        end
+      end
+    end
+    if not more then return end
+  end
+end
+
+-- Under the locks: marks from the heads that moved since the first pass.
+local function catch_up(store, g)
+  for _, t in ipairs(g.tenants) do
+    local list, heads = heads_of(store, t)
+    local changed = {}
+    local before = g.seen_heads[t] or {}
+    for e, d in pairs(heads) do
+      if before[e] ~= d then changed[#changed + 1] = d end
+    end
+    if #changed > 0 then g.mark_tenant(t, changed) end
+    if not g.reach[t] then g.mark_tenant(t, list) end
+  end
+end
+
+-- Refs name refs (ref documents): closes g.refs over them.
+local function close_refs(store, refs)
+  local stack = {}
+  for d in pairs(refs) do stack[#stack + 1] = d end
+  local done = {}
+  while #stack > 0 do
+    local d = table.remove(stack)
+    if not done[d] then
+      done[d] = true
+      local okr, bytes = pcall(store.read, store, nil, d)
+      if okr then
+        local more = {}
+        links(bytes, "ref " .. d, nil, more)
+        for r in pairs(more) do
+          refs[r] = true
+          stack[#stack + 1] = r
+        end
+      elseif not (errors.is(bytes) and bytes.code == "not_found") then
+        stop("ref " .. d, bytes)
+      end
+    end
+  end
+end
+
+-- Sweeps every tenant, then (whole-store gc) the shared refs.
+local function sweep(store, g, report)
+  for i, t in ipairs(g.tenants) do
+    local st = store:gc_sweep(t, g.marks[t][1], g.marks[t][2], g.reach[t])
+    add(report, { objects_removed = st.objects_removed, bytes_freed = st.bytes_freed,
+                  objects_kept = st.objects_kept, segments_removed = st.segments_removed,
+                  segments_written = st.segments_written })
+    report.tenants = report.tenants + 1
+    g.bar.update("sweeping", i, #g.tenants)
+  end
+  if g.tenant then return end
+  close_refs(store, g.refs)
+  local st = store:gc_sweep(nil, g.refmark[1], g.refmark[2], g.refs)
+  report.refs_removed = st.objects_removed
+  report.refs_bytes_freed = st.bytes_freed
+  report.segments_removed = report.segments_removed + st.segments_removed
+  report.segments_written = report.segments_written + st.segments_written
+end
+
 function gc.run(db, tenant)
   local store = db._store
   local t0 = now()
-  local bar = progress_bar("gc")
-  local tenants = tenant and { tenant } or store:tenants()
-  local marks, reach, refs = {}, {}, {}
-  local refmark
-  -- 1. the marks: what is stored from here on is kept
-  for _, t in ipairs(tenants) do marks[t] = { store:gc_begin(t) } end
-  if not tenant then refmark = { store:gc_begin(nil) } end
+  local g = { tenant = tenant, tenants = tenant and { tenant } or store:tenants(), marks = {},
+              reach = {}, refs = {}, optional = {}, seen_heads = {}, bar = progress_bar("gc") }
   local counts = { marked = 0 }
-  -- 2. mark without locks
-  local seen_heads = {}
-  local optional = {}
-  local function mark_tenant(t, digests)
-    reach[t] = reach[t] or {}
-    optional[t] = optional[t] or {}
-    mark(store, t, digests, reach[t], refs, optional[t], bar, counts)
+  function g.mark_tenant(t, digests)
+    g.reach[t] = g.reach[t] or {}
+    g.optional[t] = g.optional[t] or {}
+    mark(store, t, digests, g.reach[t], g.refs, g.optional[t], g.bar, counts)
   end
-  for _, t in ipairs(tenants) do
+  -- 1. the marks: what is stored from here on is kept
+  for _, t in ipairs(g.tenants) do g.marks[t] = { store:gc_begin(t) } end
+  if not tenant then g.refmark = { store:gc_begin(nil) } end
+  -- 2. mark without locks
+  for _, t in ipairs(g.tenants) do
     local list, heads = heads_of(store, t)
-    seen_heads[t] = heads
-    mark_tenant(t, list)
+    g.seen_heads[t] = heads
+    g.mark_tenant(t, list)
   end
   -- 3. lock, catch up with what changed, sweep
   local locks = {}
@@ -171,72 +245,12 @@ function gc.run(db, tenant)
                    objects_kept = 0, refs_removed = 0, refs_bytes_freed = 0,
                    segments_removed = 0, segments_written = 0 }
   local ok, err = pcall(function()
-    local locked = {}
-    while true do
-      local more = false
-      local list = tenant and { tenant } or store:tenants()
-      for _, t in ipairs(list) do
-        if not locked[t] then
-          locks[#locks + 1] = store:lock(t)
-          locked[t] = true
-          more = true
-          if not marks[t] then -- created while gc ran: all of it is new
-            marks[t] = { store:gc_begin(t) }
-            tenants[#tenants + 1] = t
-          end
-        end
-      end
-      if not more then break end
-    end
-    for _, t in ipairs(tenants) do
-      local list, heads = heads_of(store, t)
-      local changed = {}
-      local before = seen_heads[t] or {}
-      for e, d in pairs(heads) do
-        if before[e] ~= d then changed[#changed + 1] = d end
-      end
-      if #changed > 0 then mark_tenant(t, changed) end
-      if not reach[t] then mark_tenant(t, list) end
-    end
-    for i, t in ipairs(tenants) do
-      local st = store:gc_sweep(t, marks[t][1], marks[t][2], reach[t])
-      add(report, { objects_removed = st.objects_removed, bytes_freed = st.bytes_freed,
-                    objects_kept = st.objects_kept, segments_removed = st.segments_removed,
-                    segments_written = st.segments_written })
-      report.tenants = report.tenants + 1
-      bar.update("sweeping", i, #tenants)
-    end
-    if not tenant then
-      -- refs name refs (ref documents): close over them
-      local stack = {}
-      for d in pairs(refs) do stack[#stack + 1] = d end
-      local done = {}
-      while #stack > 0 do
-        local d = table.remove(stack)
-        if not done[d] then
-          done[d] = true
-          local okr, bytes = pcall(store.read, store, nil, d)
-          if okr then
-            local more = {}
-            links(bytes, "ref " .. d, nil, more)
-            for r in pairs(more) do
-              refs[r] = true
-              stack[#stack + 1] = r
-            end
-          elseif not (errors.is(bytes) and bytes.code == "not_found") then
-            stop("ref " .. d, bytes)
-          end
-        end
-      end
-      local st = store:gc_sweep(nil, refmark[1], refmark[2], refs)
-      report.refs_removed = st.objects_removed
-      report.refs_bytes_freed = st.bytes_freed
-      report.segments_removed = report.segments_removed + st.segments_removed
-      report.segments_written = report.segments_written + st.segments_written
-    end
+    lock_all(store, g, locks)
+    catch_up(store, g)
+    sweep(store, g, report)
   end)
   for i = #locks, 1, -1 do locks[i]:release() end
-  bar.done()
+  g.bar.done()
   if not ok then error(err, 0) end
   report.objects_marked = counts.marked
   report.seconds = now() - t0

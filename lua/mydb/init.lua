@@ -14,8 +14,17 @@ local query = require "mydb.query"
 local write = require "mydb.write"
 local indexes = require "mydb.indexes"
 local changes = require "mydb.changes"
+local validate = require "mydb.validate"
+local colinfo = require "mydb.colinfo"
+local ttl = require "mydb.ttl"
+local encode = require "mydb.encode"
+local batch = require "mydb.batch"
+local scan = require "mydb.scan"
 
 local raise = errors.raise
+local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
+local check_user, check_key, check_digest = validate.user, validate.key, validate.digest
+local check_max_items = validate.max_items
 
 local mydb = {
   _VERSION = "mydb " .. core._VERSION,
@@ -31,7 +40,6 @@ Db.__index = Db
 Db.__name = "mydb.db"
 
 local DEFAULT_ROOT = ".mytools_db"
-local ENTRY_MAX, USER_MAX, KEY_MAX = 1024, 256, 1024
 
 -- ------------------------------------------------------------- validation
 
@@ -41,55 +49,6 @@ local function check_db(self, method)
   end
   if self._closed then raise("closed", "attempt to use a closed database") end
   return self._store
-end
-
-local function check_string(v, what, min, max)
-  if type(v) ~= "string" then
-    raise("invalid_argument", "%s must be a string, got %s", what, type(v))
-  end
-  if #v < min or #v > max then
-    raise("invalid_argument", "%s must be %d to %d bytes long, got %d", what, min, max, #v)
-  end
-  if v:find("\0", 1, true) then raise("invalid_argument", "%s must not contain NUL bytes", what) end
-end
-
-local function check_tenant(tenant)
-  if type(tenant) ~= "string" then
-    raise("invalid_argument", "tenant must be a string, got %s", type(tenant))
-  end
-  if not core.tenant_valid(tenant) then
-    raise("invalid_argument",
-      "invalid tenant id %q: 1 to 128 bytes, not '.', '..' or 'refs', not starting with '.', no '/', '\\' or NUL",
-      tenant)
-  end
-end
-
-local function check_entry(entry)
-  check_string(entry, "entry", 1, ENTRY_MAX)
-  if not utf8.len(entry) then raise("invalid_argument", "entry must be valid UTF-8") end
-end
-
-local function check_user(user)
-  check_string(user, "user_id", 1, USER_MAX)
-  if not utf8.len(user) then raise("invalid_argument", "user_id must be valid UTF-8") end
-end
-
-local function check_key(key) check_string(key, "key", 0, KEY_MAX) end
-
-local function check_digest(digest, optional)
-  if digest == nil and optional then return end
-  if not core.digest_valid(digest) then
-    raise("invalid_argument", "digest must be 64 lowercase hex characters, got %s",
-      type(digest) == "string" and ("%q"):format(digest) or type(digest))
-  end
-end
-
-local function check_max_items(n)
-  if n == nil then return 1000 end
-  if math.type(n) ~= "integer" or n < 1 then
-    raise("invalid_argument", "max_items must be a positive integer, got %s", tostring(n))
-  end
-  return n
 end
 
 -- ---------------------------------------------------------------- helpers
@@ -113,12 +72,8 @@ function Db:_ctx(root)
   return ctx
 end
 
-local function path_name(entry, key)
-  if key == nil then return entry end
-  return ("%s[%q]"):format(entry, key)
-end
-
-local is_collection, mismatch = write.is_collection, write.mismatch
+local is_collection = write.is_collection
+local path_name, encode_items = encode.path_name, encode.items
 
 -- Validates what every reading method takes (the handle, tenant, entry,
 -- optional digest) and returns the digest of the version to read.
@@ -139,38 +94,8 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
--- {count=, root=digest, node=, ttl=, indexes=} of a collection snapshot
--- (memoized: snapshots are immutable).
-function Db:_collection_info(tenant, entry, digest)
-  local key = tenant .. "/" .. digest
-  local info = self._colinfo[key]
-  if info then return info end
-  local bytes = self._store:read(tenant, digest)
-  if not is_collection(bytes) then
-    core.decode_snapshot(bytes, nil, true) -- garbage is corrupt, not a mismatch
-    mismatch(entry, false)
-  end
-  local count, root, node, extra, root_bytes = collection.parse_root(bytes, "root of " .. digest)
-  info = { count = count, root = root, node = node, root_bytes = root_bytes, ttl = extra.ttl,
-           indexes = extra.indexes or {} }
-  if (info.ttl ~= nil and type(info.ttl) ~= "string") or type(info.indexes) ~= "table" then
-    raise("corrupt", "collection snapshot %s has a bad ttl or indexes field", digest)
-  end
-  for name, ix in pairs(info.indexes) do
-    if type(ix) ~= "table" or math.type(ix.count) ~= "integer"
-        or (ix.root ~= nil and not core.digest_valid(ix.root)) then
-      raise("corrupt", "collection snapshot %s has a bad index '%s'", digest, tostring(name))
-    end
-  end
-  if self._colcount > 4096 then self._colinfo, self._colcount = {}, 0 end
-  self._colinfo[key], self._colcount = info, self._colcount + 1
-  return info
-end
-
-function Db:_tree(tenant, info)
-  return collection.tree(self._store, tenant, self._nodes, info and info.root, info and info.node,
-    info and info.root_bytes)
-end
+function Db:_collection_info(tenant, entry, digest) return colinfo.get(self, tenant, entry, digest) end
+function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 
 -- ------------------------------------------------------------------ API
 
@@ -185,34 +110,7 @@ end
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
-  if opts ~= nil and type(opts) ~= "table" then
-    raise("invalid_argument", "options must be a table, got %s", type(opts))
-  end
-  opts = opts or {}
-  for k, v in pairs(opts) do
-    if k == "fsync" then
-      if type(v) ~= "boolean" then raise("invalid_argument", "fsync must be a boolean") end
-    elseif k == "cache_bytes" then
-      if math.type(v) ~= "integer" or v < 0 then
-        raise("invalid_argument", "cache_bytes must be a non-negative integer")
-      end
-    elseif k == "backend" then
-      if v ~= "loose" and v ~= "pack" and v ~= "memory" then
-        raise("invalid_argument", "backend must be \"loose\", \"pack\" or \"memory\", got %s",
-          type(v) == "string" and ("%q"):format(v) or type(v))
-      end
-    elseif k == "segment_bytes" then
-      if math.type(v) ~= "integer" or v < 1024 or v > 1 << 30 then
-        raise("invalid_argument", "segment_bytes must be an integer from 1024 to 2^30")
-      end
-    elseif k == "budget" then
-      query.budget(v, nil, "budget") -- validates
-    elseif k == "ttl_field" then
-      if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
-    else
-      raise("invalid_argument", "unknown option '%s'", tostring(k))
-    end
-  end
+  opts = validate.open_options(opts)
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
                                   backend = opts.backend, segment_bytes = opts.segment_bytes })
   return setmetatable({
@@ -230,26 +128,7 @@ end
 function mydb.copy(src_root, dst_root, opts)
   check_string(src_root, "source root", 1, 4096)
   check_string(dst_root, "destination root", 1, 4096)
-  if opts ~= nil and type(opts) ~= "table" then
-    raise("invalid_argument", "options must be a table, got %s", type(opts))
-  end
-  opts = opts or {}
-  for k, v in pairs(opts) do
-    if k == "backend" or k == "src_backend" then
-      if v ~= "loose" and v ~= "pack" and v ~= "memory" then
-        raise("invalid_argument", "%s must be \"loose\", \"pack\" or \"memory\", got %s", k,
-          type(v) == "string" and ("%q"):format(v) or type(v))
-      end
-    elseif k == "fsync" or k == "progress" then
-      if type(v) ~= "boolean" then raise("invalid_argument", "%s must be a boolean", k) end
-    elseif k == "segment_bytes" then
-      if math.type(v) ~= "integer" or v < 1024 or v > 1 << 30 then
-        raise("invalid_argument", "segment_bytes must be an integer from 1024 to 2^30")
-      end
-    else
-      raise("invalid_argument", "unknown option '%s'", tostring(k))
-    end
-  end
+  opts = validate.copy_options(opts)
   return require("mydb.copy").run(src_root, dst_root, opts)
 end
 
@@ -269,6 +148,9 @@ end
 -- Runs a plan through the one commit path, then tells the listeners.
 function Db:_apply(tenant, user, plan, ctx)
   local results, events, not_durable = write.commit(self, tenant, user, plan, ctx)
+  for _, r in pairs(results) do
+    if r.info then colinfo.remember(self, tenant, r.digest, r.info); r.info = nil end
+  end
   changes.emit(self, events, ctx) -- what is visible, durable or not
   if not_durable then error(not_durable, 0) end
   return results
@@ -306,54 +188,7 @@ end
 -- The time TTL fields are compared with (seconds since the epoch).
 function Db:_now() return os.time() end
 
--- A test for records whose TTL field has passed, or nil without TTL.
-function Db:_hidden(info)
-  local field = info.ttl or self._ttl_field
-  if not field then return nil end
-  local now = self:_now()
-  return function(v)
-    if type(v) ~= "table" then return false end
-    local x = v[field]
-    return type(x) == "number" and x < now
-  end
-end
-
--- Encodes the records of put_many/batch items into changes {key = raw}.
-local function encode_items(entry, items, ctx, changes_out)
-  if type(items) ~= "table" then
-    raise("invalid_argument", "items must be a table, got %s", type(items))
-  end
-  local n = 0
-  local function add(key, value, where)
-    if type(key) ~= "string" then
-      raise("invalid_argument", "record key %s must be a string, got %s", where, type(key))
-    end
-    check_key(key)
-    if value == nil then raise("invalid_argument", "value of %s must not be nil", where) end
-    ctx.root = path_name(entry, key)
-    changes_out[key] = core.encode(value, ctx)
-    n = n + 1
-  end
-  local len = #items
-  if len > 0 then
-    for k in pairs(items) do
-      if math.type(k) ~= "integer" or k < 1 or k > len then
-        raise("invalid_argument", "items must be a map of keys to values or a list of objects, not both")
-      end
-    end
-    for i = 1, len do
-      local item = items[i]
-      local ok, key = pcall(function() return item:get_key() end)
-      if not ok then
-        raise("invalid_argument", "items[%d] has no usable get_key() method: %s", i, tostring(key))
-      end
-      add(key, item, ("items[%d]"):format(i))
-    end
-  else
-    for key, value in pairs(items) do add(key, value, ("key %s"):format(tostring(key))) end
-  end
-  return n
-end
+function Db:_hidden(info) return ttl.hidden(self, info) end
 
 --- Adds or replaces one record; false when it was already equal.
 function Db:put(tenant, user, entry, key, value)
@@ -510,53 +345,7 @@ function Db:batch(tenant, user, fn)
   -- at commit) to itself: a call made inside fn (a get, say) gets another
   -- one instead of resetting ctx.pending.
   self._codec = nil
-  local plan, open = {}, true
-  local function entry_plan(entry, kind)
-    if not open then raise("invalid_argument", "the batch is over") end
-    check_entry(entry)
-    local p = plan[entry]
-    if not p or p.drop then
-      -- after b:drop, the entry starts anew (a new chain), as after db:drop
-      p = { fresh = p ~= nil or nil }
-      plan[entry] = p
-    end
-    if kind == "save" and p.records then mismatch(entry, true) end
-    if kind == "records" and p.save then mismatch(entry, false) end
-    return p
-  end
-  local b = {}
-  function b:save(entry, value)
-    local p = entry_plan(entry, "save")
-    ctx.root = path_name(entry)
-    p.save = core.encode(value, ctx)
-  end
-  function b:put(entry, key, value)
-    local p = entry_plan(entry, "records")
-    check_key(key)
-    if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
-    ctx.root = path_name(entry, key)
-    p.records = p.records or {}
-    p.records[key] = core.encode(value, ctx)
-  end
-  function b:put_many(entry, items)
-    local p = entry_plan(entry, "records")
-    p.records = p.records or {}
-    encode_items(entry, items, ctx, p.records)
-  end
-  function b:delete(entry, key)
-    local p = entry_plan(entry, "records")
-    check_key(key)
-    p.records = p.records or {}
-    p.records[key] = false
-  end
-  function b:drop(entry)
-    if not open then raise("invalid_argument", "the batch is over") end
-    check_entry(entry)
-    plan[entry] = { drop = true }
-  end
-  local ok, err = pcall(fn, b)
-  open = false
-  if not ok then error(err, 0) end
+  local plan = batch.run(fn, ctx)
   if next(plan) == nil then return false end
   local results = self:_apply(tenant, user, plan, ctx)
   for _, r in pairs(results) do if r.written then return true end end
@@ -656,30 +445,7 @@ function Db:scan(tenant, opts)
   local plan = query.plan(opts, false, self._budget)
   if plan.digest then raise("invalid_argument", "scan takes no digest") end
   self:_require_init(tenant)
-  local entries, heads = store:heads(tenant)
-  local i, it, entry = 0, nil, nil
-  local n, limit = 0, plan.limit
-  local sub = {}
-  for k, v in pairs(opts or {}) do if k ~= "limit" then sub[k] = v end end
-  return function()
-    while true do
-      if limit and n >= limit then return nil end
-      if it then
-        local k, v = it()
-        if k ~= nil then
-          n = n + 1
-          return entry, k, v
-        end
-        it = nil
-      end
-      i = i + 1
-      entry = entries[i]
-      if entry == nil then return nil end
-      if is_collection(store:read(tenant, heads[entry])) then
-        it = self:_query(tenant, entry, sub, plan.clock)
-      end
-    end
-  end
+  return scan.entries(self, store, tenant, plan, opts)
 end
 
 --- Iterates key, value of a collection in the order of a secondary index;
@@ -698,25 +464,8 @@ function Db:query_index(tenant, entry, name, opts)
   local info = self:_collection_info(tenant, entry, d)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
-  local ctx = self:_ctx(path_name(entry))
-  local t = self:_tree(tenant, info)
-  local ti = collection.tree(self._store, tenant, self._nodes)
-  local it = collection.range(ti, ix.root, { lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl,
-                                             reverse = plan.reverse })
-  local hidden = self:_hidden(info)
-  local function rows()
-    while true do
-      local composite = it()
-      if composite == nil then return nil end
-      local ik, key = indexes.split(composite)
-      local raw = collection.get(t, info.root, key)
-      if raw == nil then
-        raise("corrupt", "index '%s' of entry '%s' names a missing record '%s'", name, entry, key)
-      end
-      return key, core.decode(raw, ctx), indexes.decode_key(ik)
-    end
-  end
-  return query.wrap(rows, plan, hidden)
+  local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
+  return query.wrap(rows, plan, self:_hidden(info))
 end
 
 function Db:exists(tenant, entry)
@@ -785,7 +534,7 @@ function Db:gc(tenant)
     check_tenant(tenant)
     self:_require_init(tenant)
   end
-  self._colinfo, self._colcount = {}, 0
+  colinfo.reset(self)
   return require("mydb.gc").run(self, tenant)
 end
 

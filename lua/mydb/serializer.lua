@@ -227,13 +227,10 @@ local PLACEHOLDER_DIGEST = ("0"):rep(64)
 --   no_policies = true  policies are not consulted (classes' own use_refs are)
 --   measure = true      ref handlers and ref fields are not serialized: a
 --                       placeholder digest stands for them (for sizes)
-function serializer.context(store, opts)
-  local use_policies = not (opts and opts.no_policies)
-  local measure = opts and opts.measure
-  local ctx = { classes = class_by_name, root = "value", version = serializer.version }
-  ctx.hook_all = #handlers > 0 or (use_policies and #policies > 0)
-  local in_refs = {} -- tables being encoded into refs now (cycle guard)
-  ctx.hook = function(v)
+-- The encoder's hook: classifies v; a handler's value is serialized
+-- (ref handlers: its bytes become a ref, named by their digest).
+local function encode_hook(ctx, use_policies, measure)
+  return function(v)
     local kind, a, h = classify(v, use_policies)
     if kind ~= "special" then return kind, a, h end
     if h.serialize_to_bytes then
@@ -253,10 +250,14 @@ function serializer.context(store, opts)
     end
     return "special", h.tag, payload
   end
-  -- A use_refs field: its own canonical document in refs, with its own ids
-  -- (sharing with the rest of the value is not kept). A field that leads
-  -- back to itself could not be named by the digest of its own bytes.
-  ctx.ref_save = function(v)
+end
+
+-- A use_refs field: its own canonical document in refs, with its own ids
+-- (sharing with the rest of the value is not kept). A field that leads
+-- back to itself could not be named by the digest of its own bytes.
+local function ref_saver(ctx, measure)
+  local in_refs = {} -- tables being encoded into refs now (cycle guard)
+  return function(v)
     if measure then return PLACEHOLDER_DIGEST end
     local guard = type(v) == "table" or type(v) == "userdata"
     if guard then
@@ -272,7 +273,12 @@ function serializer.context(store, opts)
     if ctx.pending then ctx.pending[digest] = bytes end
     return digest
   end
-  ctx.special = function(tag, payload)
+end
+
+-- The decoder's hook for a tagged value: its handler rebuilds it (ref
+-- handlers from the ref's bytes).
+local function special_loader(store)
+  return function(tag, payload)
     local h = handler_by_tag[tag]
     if not h then
       errors.raise("unknown_tag", "no handler registered for tag '%s' (register one to load this value)", tag)
@@ -289,6 +295,16 @@ function serializer.context(store, opts)
     end
     return call_handler(h, "deserialize", payload)
   end
+end
+
+function serializer.context(store, opts)
+  local use_policies = not (opts and opts.no_policies)
+  local measure = opts and opts.measure
+  local ctx = { classes = class_by_name, root = "value", version = serializer.version }
+  ctx.hook_all = #handlers > 0 or (use_policies and #policies > 0)
+  ctx.hook = encode_hook(ctx, use_policies, measure)
+  ctx.ref_save = ref_saver(ctx, measure)
+  ctx.special = special_loader(store)
   ctx.ref_load = function(digest)
     if not core.digest_valid(digest) then errors.raise("corrupt", "bad __ref__ digest") end
     return core.decode(store:read(nil, digest), ctx)

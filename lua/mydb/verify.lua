@@ -27,62 +27,108 @@ local function scan_refs(bytes, needed, from)
   for d in bytes:gmatch('"__digest__":"(' .. DIGEST .. ')"') do needed[d] = needed[d] or from end
 end
 
-local function check_tenant(store, tenant, report, refs_needed, stats)
-  local valid, parent_of, children_of = {}, {}, {}
+-- What one object says of its links: a piece's children, a snapshot's
+-- parent (false: a first version) and, for a collection, its root's
+-- children and index roots. Raises on bytes that do not parse.
+local function links_of(name, bytes, where, parent_of, children_of)
+  local head = bytes:sub(1, 8)
+  if head == '{"leaf":' or head == '{"node":' then
+    local node = collection.parse_piece(where, bytes)
+    if not node.leaf then children_of[name] = node.digests end
+    return
+  end
+  local _, meta = core.decode_snapshot(bytes, nil, true)
+  parent_of[name] = meta.parent or false
+  if not meta.collection then return end
+  local _, _, root, extra = collection.parse_root(bytes, "root of " .. where)
+  local kids = {}
+  if root and not root.leaf then
+    for _, c in ipairs(root.digests) do kids[#kids + 1] = c end
+  end
+  for _, ix in pairs(type(extra.indexes) == "table" and extra.indexes or {}) do
+    if type(ix) == "table" and core.digest_valid(ix.root) then kids[#kids + 1] = ix.root end
+  end
+  children_of[name] = kids
+end
 
-  -- 0. the backend's own framing (pack: every record's checksum, the
-  --    segment chain); an unreadable log is reported, not raised
+-- 0-1. The backend's framing, then every object: its bytes hash to its
+-- name and parse. Returns valid {digest = true}, parent_of, children_of,
+-- or nil when the tenant's objects cannot be listed.
+local function check_objects(store, tenant, report, refs_needed, stats)
+  -- pack: every record's checksum, the segment chain; an unreadable log
+  -- is reported, not raised
   for _, msg in ipairs(store:check(tenant)) do
     report("corrupt_segment", tenant, nil, nil, msg)
   end
   local okl, names = pcall(store.objects, store, tenant)
   if not okl then
     report("corrupt_segment", tenant, nil, nil, message_of(names))
-    return
+    return nil
   end
-
-  -- 1. every object: its bytes hash to its name and parse
+  local valid, parent_of, children_of = {}, {}, {}
   for _, name in ipairs(names) do
     stats.objects = stats.objects + 1
     if not core.digest_valid(name) then
       report("stray_file", tenant, nil, name, "a file in objects/ whose name is not a digest")
     else
       local ok, bytes = pcall(store.read, store, tenant, name)
-      if not ok then
-        report("corrupt_object", tenant, nil, name, message_of(bytes))
-      else
+      local err = not ok and bytes
+      if ok then
         local where = name .. " of tenant '" .. tenant .. "'"
-        local ok2, err = pcall(function()
-          local head = bytes:sub(1, 8)
-          if head == '{"leaf":' or head == '{"node":' then
-            local node = collection.parse_piece(where, bytes)
-            if not node.leaf then children_of[name] = node.digests end
-          else
-            local _, meta = core.decode_snapshot(bytes, nil, true)
-            parent_of[name] = meta.parent or false
-            if meta.collection then
-              local _, _, root, extra = collection.parse_root(bytes, "root of " .. where)
-              local kids = {}
-              if root and not root.leaf then
-                for _, c in ipairs(root.digests) do kids[#kids + 1] = c end
-              end
-              for _, ix in pairs(type(extra.indexes) == "table" and extra.indexes or {}) do
-                if type(ix) == "table" and core.digest_valid(ix.root) then kids[#kids + 1] = ix.root end
-              end
-              children_of[name] = kids
-            end
-          end
-        end)
-        if ok2 then
-          valid[name] = true
-          scan_refs(bytes, refs_needed, tenant .. "/" .. name)
+        ok, err = pcall(links_of, name, bytes, where, parent_of, children_of)
+      end
+      if ok then
+        valid[name] = true
+        scan_refs(bytes, refs_needed, tenant .. "/" .. name)
+      else
+        report("corrupt_object", tenant, nil, name, message_of(err))
+      end
+    end
+  end
+  return valid, parent_of, children_of
+end
+
+-- 3a. Every piece reachable from version `from` is there and sound.
+local function walk_pieces(g, from, entry)
+  local stack = { from }
+  while #stack > 0 do
+    local d = table.remove(stack)
+    for _, c in ipairs(g.children_of[d] or {}) do
+      if not g.seen_piece[c] then
+        g.seen_piece[c] = true
+        if not g.valid[c] then
+          g.report("missing_piece", g.tenant, entry, c, "collection piece referenced by " .. d
+            .. " is " .. (g.store:exists(g.tenant, c) and "damaged" or "missing"))
         else
-          report("corrupt_object", tenant, nil, name, message_of(err))
+          stack[#stack + 1] = c
         end
       end
     end
   end
+end
 
+-- 3b. The chain of versions from entry's head d, with their pieces;
+-- returns how many versions it walked.
+local function walk_chain(g, entry, d)
+  local steps = 0
+  while d and not g.seen_version[d] do
+    g.seen_version[d] = true
+    steps = steps + 1
+    walk_pieces(g, d, entry)
+    local p = g.parent_of[d]
+    if p and not g.valid[p] then
+      g.report("broken_chain", g.tenant, entry, p, ("version %s names a parent that is %s"):format(d,
+        g.store:exists(g.tenant, p) and "damaged" or "missing"))
+      break
+    end
+    d = p or nil
+  end
+  return steps
+end
+
+local function check_tenant(store, tenant, report, refs_needed, stats)
+  local valid, parent_of, children_of = check_objects(store, tenant, report, refs_needed, stats)
+  if not valid then return end
   -- 2. the head journal, and what each head points to
   local ok, entries, heads = pcall(store.heads, store, tenant)
   if not ok then
@@ -90,53 +136,20 @@ local function check_tenant(store, tenant, report, refs_needed, stats)
     entries, heads = {}, {}
   end
   stats.entries = stats.entries + #entries
-
   -- 3. every chain from a head, and every piece from every version
-  local seen_version, seen_piece = {}, {}
-  local function walk_pieces(from, entry)
-    local stack = { from }
-    while #stack > 0 do
-      local d = table.remove(stack)
-      for _, c in ipairs(children_of[d] or {}) do
-        if not seen_piece[c] then
-          seen_piece[c] = true
-          if not valid[c] then
-            report("missing_piece", tenant, entry, c, "collection piece referenced by " .. d
-              .. " is " .. (store:exists(tenant, c) and "damaged" or "missing"))
-          else
-            stack[#stack + 1] = c
-          end
-        end
-      end
-    end
-  end
+  local g = { store = store, tenant = tenant, report = report, valid = valid, parent_of = parent_of,
+              children_of = children_of, seen_version = {}, seen_piece = {} }
   for _, entry in ipairs(entries) do
     local d = heads[entry]
     if not valid[d] then
       report("dangling_head", tenant, entry, d, "the head points to an object that is "
         .. (store:exists(tenant, d) and "damaged" or "missing"))
     else
-      local steps = 0
-      while d and not seen_version[d] do
-        seen_version[d] = true
-        steps = steps + 1
-        walk_pieces(d, entry)
-        local p = parent_of[d]
-        if p and not valid[p] then
-          report("broken_chain", tenant, entry, p, ("version %s names a parent that is %s"):format(d,
-            store:exists(tenant, p) and "damaged" or "missing"))
-          break
-        end
-        d = p or nil
-      end
-      stats.versions = stats.versions + steps
+      stats.versions = stats.versions + walk_chain(g, entry, d)
     end
   end
 end
 
---- Checks one tenant (or all, and the shared refs). Returns the list of
--- problems ({kind=, tenant=, entry=, digest=, message=}; empty when the
--- store is sound) and counts of what was checked.
 function verify.run(root, tenant, opts)
   local store <close> = core.open(root, { fsync = false, cache_bytes = 0,
                                           backend = opts and opts.backend })

@@ -134,13 +134,14 @@ function H.pty_ok()
   return H._pty_ok
 end
 
---- Creates a store at root with mydb-lua itself:
+--- Creates a loose store at root (the files the inspection specs read) with
+-- mydb-lua itself:
 --   acme/config: 3 versions (alice, bob, carol); acme/users: a collection
 --   of 2 records; beta/list: one version holding {1, 2, 3}.
 function H.make_store(root)
   local script = tmpfile("mkstore") .. ".lua"
   H.write(script, [[
-    local db = require("mydb").open(arg[1])
+    local db = require("mydb").open(arg[1], { backend = arg[2] or "loose" })
     db:init("acme"); db:init("beta")
     db:save("acme", "alice", "config", { theme = "dark", n = 1 })
     db:save("acme", "bob", "config", { theme = "light", n = 2 })

@@ -22,7 +22,7 @@ describe("mydb-lua #cli --copy", function()
     ]] })
     assert.equal(0, r.code, r.err)
     assert.equal("3\tblue\tBen\n0\tpack\n", r.out)
-    r = H.run({ "--copy", dir .. "/packed", dir .. "/back" }) -- default: loose
+    r = H.run({ "--copy", dir .. "/packed", dir .. "/back" }) -- default: pack
     assert.equal(0, r.code, r.err)
     r = H.run({ "--db", dir .. "/back", "--verify" })
     assert.equal(0, r.code, r.out .. r.err)

@@ -20,8 +20,9 @@
 --    takes a write. Prints counts; the last line "N passed, N failed".
 package.path = "./?.lua;" .. package.path
 
--- "loose", "pack", or "pack-concurrent": two writer processes on one
--- pack tenant (group commit), each with entries of its own.
+-- "loose", "pack", "loose-concurrent" or "pack-concurrent": two writer
+-- processes on one tenant (pack: group commit), each with entries of its
+-- own, and one value both write (deduplication).
 local mode = arg[1] or "loose"
 local backend = mode:match("^(%a+)")
 local name = mode:find("concurrent", 1, true) and "concurrent" or "single"

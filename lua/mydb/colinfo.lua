@@ -1,0 +1,64 @@
+--- mydb.colinfo: what a collection snapshot says of itself - count, root
+-- piece, TTL field, indexes - parsed once per snapshot and remembered per
+-- handle (snapshots are immutable), and the tree handle to read it.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local collection = require "mydb.collection"
+local write = require "mydb.write"
+
+local raise = errors.raise
+
+local colinfo = {}
+
+local MEMO_MAX = 4096
+
+-- Checks the fields of a parsed collection snapshot (corrupt if bad).
+local function check_info(info, digest)
+  if (info.ttl ~= nil and type(info.ttl) ~= "string") or type(info.indexes) ~= "table" then
+    raise("corrupt", "collection snapshot %s has a bad ttl or indexes field", digest)
+  end
+  for name, ix in pairs(info.indexes) do
+    if type(ix) ~= "table" or math.type(ix.count) ~= "integer"
+        or (ix.root ~= nil and not core.digest_valid(ix.root)) then
+      raise("corrupt", "collection snapshot %s has a bad index '%s'", digest, tostring(name))
+    end
+  end
+end
+
+--- {count=, root=digest, node=, root_bytes=, ttl=, indexes=} of the
+-- collection snapshot digest of entry (type_mismatch on a snapshot entry).
+function colinfo.get(db, tenant, entry, digest)
+  local key = tenant .. "/" .. digest
+  local info = db._colinfo[key]
+  if info then return info end
+  local bytes = db._store:read(tenant, digest)
+  if not write.is_collection(bytes) then
+    core.decode_snapshot(bytes, nil, true) -- garbage is corrupt, not a mismatch
+    write.mismatch(entry, false)
+  end
+  local count, root, node, extra, root_bytes = collection.parse_root(bytes, "root of " .. digest)
+  info = { count = count, root = root, node = node, root_bytes = root_bytes, ttl = extra.ttl,
+           indexes = extra.indexes or {} }
+  check_info(info, digest)
+  if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
+  db._colinfo[key], db._colcount = info, db._colcount + 1
+  return info
+end
+
+--- Remembers the info of a snapshot this handle just wrote (mydb.write
+-- built it: nothing to parse).
+function colinfo.remember(db, tenant, digest, info)
+  if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
+  db._colinfo[tenant .. "/" .. digest], db._colcount = info, db._colcount + 1
+end
+
+--- Forgets what was remembered (after a gc, say).
+function colinfo.reset(db) db._colinfo, db._colcount = {}, 0 end
+
+--- A tree handle on the collection (info nil: an empty one).
+function colinfo.tree(db, tenant, info)
+  return collection.tree(db._store, tenant, db._nodes, info and info.root, info and info.node,
+    info and info.root_bytes)
+end
+
+return colinfo

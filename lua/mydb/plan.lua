@@ -1,0 +1,120 @@
+--- mydb.plan: planning the new version of one record collection in a
+-- write - its TTL field, index creation and removal, the record changes
+-- that are real (an equal put is none), the records whose TTL has passed,
+-- and the new tree (pieces pending in memory until the commit flushes).
+local collection = require "mydb.collection"
+local indexes = require "mydb.indexes"
+local upkeep = require "mydb.upkeep"
+
+local plan = {}
+
+-- The state of the collection version info (nil: a new collection).
+local function state_of(info)
+  local state = {
+    count = info and info.count or 0, root = info and info.root,
+    ttl = info and info.ttl, indexes = {},
+  }
+  for name, ix in pairs(info and info.indexes or {}) do
+    state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+  end
+  return state
+end
+
+-- TTL field: set or cleared (explicitly, or by the handle's ttl_field).
+-- The handle's field is adopted by a write that writes anyway: alone it is
+-- no reason for a version (an unchanged put stays a no-op). Returns
+-- whether the collection's metadata changed.
+local function plan_ttl(db, tenant, entry, t, state, p, ctx)
+  local ttl, adopted, changed = p.ttl, false, false
+  if ttl == nil and state.ttl == nil and db._ttl_field and (p.records or p.index_ops) then
+    ttl, adopted = db._ttl_field, true
+  end
+  if ttl ~= nil and (ttl or nil) ~= state.ttl then
+    state.ttl = ttl or nil
+    state.indexes[indexes.TTL] = nil
+    if state.ttl then
+      local ix = { field = state.ttl }
+      local built = upkeep.build(db, tenant, t, state, indexes.TTL,
+        upkeep.key_function(db, tenant, entry, indexes.TTL, ix), ctx)
+      built.field = state.ttl
+      state.indexes[indexes.TTL] = built
+    end
+    changed = not adopted
+  end
+  if state.indexes[indexes.TTL] then state.indexes[indexes.TTL].field = state.ttl end
+  return changed
+end
+
+-- Index creation and removal; returns whether the metadata changed.
+local function plan_index_ops(db, tenant, t, state, p, ctx)
+  local changed = false
+  for _, op in ipairs(p.index_ops or {}) do
+    if op.drop then
+      if state.indexes[op.name] then state.indexes[op.name] = nil; changed = true end
+    else
+      local ix = state.indexes[op.name]
+      -- A function index is rebuilt too: the function given may differ
+      -- from the one the index was built with (same entries: no change).
+      if not ix or ix.expr ~= op.expr or op.fn then
+        local built = upkeep.build(db, tenant, t, state, op.name,
+          indexes.key_function(op.expr or op.fn, db._budget), ctx)
+        built.expr = op.expr
+        if not ix or ix.expr ~= built.expr or ix.root ~= built.root then
+          state.indexes[op.name] = built
+          changed = true
+        end
+      end
+    end
+  end
+  return changed
+end
+
+-- The record changes that change something: eff {key = raw|false}, their
+-- count, and made {key = {old=, new=, expired=}}.
+local function effective_changes(db, tenant, t, state, p)
+  local changes, expired = {}, {}
+  for k, v in pairs(p.records or {}) do changes[k] = v end
+  if state.ttl then
+    for _, k in ipairs(upkeep.expired_keys(db, tenant, state, db:_now())) do
+      if changes[k] == nil then changes[k] = false; expired[k] = true end
+    end
+  end
+  local eff, n, made = {}, 0, {}
+  for k, v in pairs(changes) do
+    local old = collection.get(t, state.root, k)
+    if (v and old ~= v) or (not v and old ~= nil) then
+      eff[k] = v
+      n = n + 1
+      made[k] = { old = old, new = v or nil, expired = expired[k] or false }
+    end
+  end
+  return eff, n, made
+end
+
+--- Plans one collection entry: returns the new state and the record
+-- changes made ({key = {old = raw|nil, new = raw|nil, expired = bool}}), or
+-- nil when nothing changes.
+function plan.collection(db, tenant, entry, parent, p, ctx)
+  local info = parent and db:_collection_info(tenant, entry, parent)
+  local state = state_of(info)
+  local t = db:_tree(tenant, info)
+  local meta_changed = plan_ttl(db, tenant, entry, t, state, p, ctx)
+  meta_changed = plan_index_ops(db, tenant, t, state, p, ctx) or meta_changed
+  local eff, n, made = effective_changes(db, tenant, t, state, p)
+  if n == 0 and not meta_changed then return nil end
+  if n > 0 then
+    upkeep.reindex(db, tenant, entry, state, made, ctx)
+    local root, delta
+    if n == 1 then
+      local k, v = next(eff)
+      root, delta = collection.update(t, state.root, k, v or nil)
+    else
+      root, delta = collection.update_many(t, state.root, state.count, eff)
+    end
+    state.root, state.count = root, state.count + delta
+  end
+  state.tree = t
+  return state, made
+end
+
+return plan

@@ -1,0 +1,64 @@
+--- mydb.scan: iterators that span more than one tree - a query across
+-- every record collection of a tenant, and the rows of a secondary index
+-- (index tree -> record tree).
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local collection = require "mydb.collection"
+local indexes = require "mydb.indexes"
+local write = require "mydb.write"
+
+local raise = errors.raise
+
+local scan = {}
+
+--- Yields entry, key, value over the tenant's collections in entry order,
+-- each queried with opts (without its limit, which counts the whole
+-- scan) under the scan's query clock.
+function scan.entries(db, store, tenant, plan, opts)
+  local entries, heads = store:heads(tenant)
+  local i, it, entry = 0, nil, nil
+  local n, limit = 0, plan.limit
+  local sub = {}
+  for k, v in pairs(opts or {}) do if k ~= "limit" then sub[k] = v end end
+  return function()
+    while true do
+      if limit and n >= limit then return nil end
+      if it then
+        local k, v = it()
+        if k ~= nil then
+          n = n + 1
+          return entry, k, v
+        end
+        it = nil
+      end
+      i = i + 1
+      entry = entries[i]
+      if entry == nil then return nil end
+      if write.is_collection(store:read(tenant, heads[entry])) then
+        it = db:_query(tenant, entry, sub, plan.clock)
+      end
+    end
+  end
+end
+
+--- Yields key, value, index key of the records of a collection (info) in
+-- the order of its index name, within plan's bounds.
+function scan.index_rows(db, tenant, entry, info, name, plan, ctx)
+  local ix = info.indexes[name]
+  local t = db:_tree(tenant, info)
+  local ti = collection.tree(db._store, tenant, db._nodes)
+  local it = collection.range(ti, ix.root, { lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl,
+                                             reverse = plan.reverse })
+  return function()
+    local composite = it()
+    if composite == nil then return nil end
+    local ik, key = indexes.split(composite)
+    local raw = collection.get(t, info.root, key)
+    if raw == nil then
+      raise("corrupt", "index '%s' of entry '%s' names a missing record '%s'", name, entry, key)
+    end
+    return key, core.decode(raw, ctx), indexes.decode_key(ik)
+  end
+end
+
+return scan

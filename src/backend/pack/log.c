@@ -1,0 +1,1356 @@
+/*
+ * log.c - the pack backend's log: records, scans, the index and group
+ * commit (formats in pack.h and doc/FORMAT.md "Pack backend").
+ *
+ * Reading the log. A space's state (objects map, heads) is the replay of
+ * its chain of segments from the chain's start (ROOT/.../pack/start), or
+ * from where its index reaches. A scan stops at:
+ *   - the end of the file after a whole record: up to date;
+ *   - a seal: continue with the segment it names;
+ *   - a record that is not whole (a bad header or checksum, a payload past
+ *     the end of the file, anything malformed) at or after the segment's
+ *     durable point: a torn tail (a crash: after a power cut, any bytes
+ *     past the last fdatasync - zeros, garbage, later pages of an append
+ *     whose earlier pages were lost; or an append in progress in another
+ *     process): not part of the state; the next appender (who holds the
+ *     append lock, so nobody else is mid-append) truncates it;
+ *   - such a record BEFORE the durable point: MYDB_ECORRUPT, never skipped
+ *     (what an fdatasync made durable cannot be torn: it is damage).
+ * The durable point of a segment (durable_point) is what pack/synced says
+ * an fdatasync covered: every record below it is whole. A segment before
+ * the one synced names is whole to its seal. pack/synced only ever names
+ * the end of a whole record, and is written only after the fdatasync that
+ * made it durable (a power cut may lose the write: then it names an
+ * earlier point, never a later one).
+ * Readers see other processes' appends by one stat() of the active
+ * segment: the same size means nothing changed (as the loose journal).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "headmap.h"
+#include "pack.h"
+
+#define CHUNK ((size_t)1 << 20)         /* read size of scans */
+#define BIG_PAYLOAD ((uint64_t)8 << 20) /* CRC'd in chunks, not buffered */
+
+/* ------------------------------------------------------------- encoding */
+
+static void put_le32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_le64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_le32(const unsigned char *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+static uint64_t get_le64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static void hdr_make(unsigned char h[PACK_HDR], int type, uint64_t len,
+                     uint32_t pcrc) {
+  memcpy(h, PACK_MAGIC, 4);
+  h[4] = (unsigned char)type;
+  h[5] = h[6] = h[7] = 0;
+  put_le64(h + 8, len);
+  put_le32(h + 16, pcrc);
+  put_le32(h + 20, mydb__crc32(0, h, 20));
+}
+
+/* 1 if h is a well-formed header. */
+static int hdr_ok(const unsigned char *h) {
+  return memcmp(h, PACK_MAGIC, 4) == 0 &&
+         get_le32(h + 20) == mydb__crc32(0, h, 20) && h[5] == 0 &&
+         h[6] == 0 && h[7] == 0;
+}
+
+static int hexval(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+
+void mydb__pack_unhex(unsigned char out[32], const char *hex) {
+  for (int i = 0; i < 32; i++)
+    out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+}
+
+static uint64_t synced_read(int fd, uint64_t *seg);
+
+/* ---------------------------------------------------------------- paths */
+
+int mydb__pack_segpath(const pspace *ps, char *out, uint64_t num) {
+  int n = snprintf(out, PATH_MAX, "%s/%06llu.seg", ps->dir,
+                   (unsigned long long)num);
+  if (n < 0 || n >= PATH_MAX)
+    return mydb__seterr(MYDB_EINVAL, "path too long: %s", ps->dir);
+  return 0;
+}
+
+static int space_path(const pspace *ps, char *out, const char *name) {
+  int n = snprintf(out, PATH_MAX, "%s/%s", ps->dir, name);
+  if (n < 0 || n >= PATH_MAX)
+    return mydb__seterr(MYDB_EINVAL, "path too long: %s", ps->dir);
+  return 0;
+}
+
+static const char *space_what(const pspace *ps) {
+  return ps->tlen ? ps->name : "refs";
+}
+
+static int corrupt(const pspace *ps, uint64_t seg, uint64_t off,
+                   const char *why) {
+  return mydb__seterr(MYDB_ECORRUPT, "pack of %s %s is corrupt: segment "
+                      "%06llu, offset %llu: %s", ps->tlen ? "tenant" : "the",
+                      space_what(ps), (unsigned long long)seg,
+                      (unsigned long long)off, why);
+}
+
+/* -------------------------------------------------------------- segments */
+
+size_t mydb__pack_segidx(const pspace *ps, uint64_t num) {
+  for (size_t i = ps->nsegs; i-- > 0;)
+    if (ps->segs[i].num == num) return i;
+  return (size_t)-1;
+}
+
+int mydb__pack_segfd(mydb *db, pspace *ps, size_t i) {
+  (void)db;
+  if (ps->segs[i].fd >= 0) return ps->segs[i].fd;
+  char p[PATH_MAX];
+  int rc = mydb__pack_segpath(ps, p, ps->segs[i].num);
+  if (rc) return rc;
+  int fd = mydb__open(p, O_RDWR, 0);
+  if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+    fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return corrupt(ps, ps->segs[i].num, 0, "the segment is missing");
+    return mydb__syserr(errno, "open", p);
+  }
+  ps->segs[i].fd = fd;
+  return fd;
+}
+
+static int seg_push(pspace *ps, uint64_t num, int fd) {
+  if (ps->nsegs == ps->capsegs) {
+    size_t nc = ps->capsegs ? ps->capsegs * 2 : 4;
+    pseg *n = realloc(ps->segs, nc * sizeof *n);
+    if (!n) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+    ps->segs = n;
+    ps->capsegs = nc;
+  }
+  ps->segs[ps->nsegs].num = num;
+  ps->segs[ps->nsegs].fd = fd;
+  ps->nsegs++;
+  return 0;
+}
+
+/* Drops the chain's segments before position keep (a new generation). */
+static void seg_drop_before(pspace *ps, size_t keep) {
+  for (size_t i = 0; i < keep; i++)
+    if (ps->segs[i].fd >= 0) mydb__close(ps->segs[i].fd);
+  memmove(ps->segs, ps->segs + keep, (ps->nsegs - keep) * sizeof *ps->segs);
+  ps->nsegs -= keep;
+}
+
+int mydb__pack_segcreate(mydb *db, pspace *ps, uint64_t num, int *out) {
+  char p[PATH_MAX];
+  int rc = mydb__pack_segpath(ps, p, num);
+  if (rc) return rc;
+  /* What the synced file may say about this number or a later one is
+   * void: it was a leftover no chain reaches (an unfinished repack). */
+  char sp[PATH_MAX];
+  if (space_path(ps, sp, "synced") == 0) {
+    int sfd = mydb__open(sp, O_RDWR, 0);
+    uint64_t sseg = 0;
+    if (sfd >= 0) {
+      (void)synced_read(sfd, &sseg);
+      if (sseg >= num) (void)!ftruncate(sfd, 0);
+      mydb__close(sfd);
+    }
+  }
+  int fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
+  if (fd < 0 && errno == EEXIST) {
+    /* A leftover of an unfinished repack: no chain reaches it. */
+    if (unlink(p) != 0) return mydb__syserr(errno, "unlink", p);
+    fd = mydb__open_below(db, p, O_RDWR | O_CREAT | O_EXCL, 0666);
+  }
+  if (fd < 0) return mydb__syserr(errno, "create", p);
+  if (db->fsync && mydb__fsync_dir(ps->dir) != 0) {
+    rc = mydb__syserr(errno, "fsync", ps->dir);
+    mydb__close(fd);
+    return rc;
+  }
+  *out = fd;
+  return 0;
+}
+
+/* ----------------------------------------------------------------- state */
+
+static void objs_clear(mydb__htab *t) {
+  for (size_t i = 0; i < t->nb; i++) {
+    mydb__hnode *n = t->b[i];
+    while (n) {
+      mydb__hnode *next = n->next;
+      free(n);
+      n = next;
+    }
+  }
+  mydb__htab_free(t);
+}
+
+void mydb__pack_space_reset(pspace *ps) {
+  for (size_t i = 0; i < ps->nsegs; i++)
+    if (ps->segs[i].fd >= 0) mydb__close(ps->segs[i].fd);
+  free(ps->segs);
+  ps->segs = NULL;
+  ps->nsegs = ps->capsegs = 0;
+  objs_clear(&ps->objs);
+  mydb__hmap_clear(&ps->heads);
+  if (ps->sync) mydb__psync_unref(ps->sync);
+  ps->sync = NULL;
+  if (ps->syncfd >= 0) mydb__close(ps->syncfd);
+  ps->syncfd = -1;
+  ps->loaded = 0;
+  ps->end = 0;
+  ps->tail = 0;
+  ps->tail_bytes = 0;
+}
+
+static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
+                   uint64_t off, uint64_t len) {
+  uint64_t h = mydb__hash(digest, 32);
+  ploc *l = (ploc *)mydb__htab_find(&ps->objs, h, (const char *)digest, 32);
+  if (!l) {
+    l = malloc(sizeof *l);
+    if (!l) return MYDB_ENOMEM;
+    memcpy(l->digest, digest, 32);
+    l->h.hash = h;
+    l->h.key = (const char *)l->digest;
+    l->h.klen = 32;
+    if (mydb__htab_add(&ps->objs, &l->h) != 0) {
+      free(l);
+      return MYDB_ENOMEM;
+    }
+  }
+  /* the latest copy wins (a repack's new generation) */
+  l->seg = seg;
+  l->off = off;
+  l->len = len;
+  return 0;
+}
+
+int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
+                     const char *payload, size_t len, mydb_buf *k,
+                     mydb_buf *p) {
+  if (type == REC_OBJECT) {
+    if (obj_put(ps, (const unsigned char *)payload, seg, off + PACK_HDR + 32,
+                len - 32))
+      return mydb__seterr(MYDB_ENOMEM, "out of memory reading a pack");
+  } else if (type == REC_COMMIT || type == REC_GEN) {
+    const char *why = mydb__hline_parse(payload, payload + len, k, p);
+    if (why) {
+      if (k->failed || p->failed)
+        return mydb__seterr(MYDB_ENOMEM, "out of memory reading a pack");
+      return corrupt(ps, seg, off, why);
+    }
+    if (type == REC_GEN) {
+      /* Everything before is superseded: the generation holds it all. */
+      objs_clear(&ps->objs);
+      mydb__hmap_clear(&ps->heads);
+      size_t i = mydb__pack_segidx(ps, seg);
+      if (i != (size_t)-1 && i > 0) seg_drop_before(ps, i);
+    }
+    if (mydb__hline_apply(&ps->heads, k, p, NULL))
+      return mydb__seterr(MYDB_ENOMEM, "out of memory reading a pack");
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------- scanning */
+
+typedef struct rbuf {
+  int fd;
+  char *buf;
+  size_t cap, len;
+  uint64_t base, size;
+} rbuf;
+
+/* Points *out at [off, off + n) of the file: 0, 1 if it ends before, or an
+ * error. */
+static int rb_get(rbuf *rb, uint64_t off, size_t n, const char **out,
+                  const char *path) {
+  if (off + n > rb->size || off + n < off) return 1;
+  if (off >= rb->base && off + n <= rb->base + rb->len) {
+    *out = rb->buf + (off - rb->base);
+    return 0;
+  }
+  size_t want = n > CHUNK ? n : CHUNK;
+  if (want > rb->size - off) want = (size_t)(rb->size - off);
+  if (want > rb->cap) {
+    char *nb = realloc(rb->buf, want);
+    if (!nb) return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s",
+                                 path);
+    rb->buf = nb;
+    rb->cap = want;
+  }
+  ssize_t got = mydb__pread_all(rb->fd, rb->buf, want, (off_t)off);
+  if (got < 0) return mydb__syserr(errno, "read", path);
+  rb->base = off;
+  rb->len = (size_t)got;
+  if ((size_t)got < n) return 1; /* the file shrank meanwhile */
+  *out = rb->buf;
+  return 0;
+}
+
+/* CRC-32 of [off, off + len) read in chunks. */
+static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc,
+                     const char *path) {
+  char *buf = malloc(CHUNK);
+  if (!buf) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  uint32_t c = 0;
+  while (len) {
+    size_t n = len > CHUNK ? CHUNK : (size_t)len;
+    ssize_t got = mydb__pread_all(fd, buf, n, (off_t)off);
+    if (got < 0 || (size_t)got != n) {
+      int rc = got < 0 ? mydb__syserr(errno, "read", path) : 1;
+      free(buf);
+      return rc;
+    }
+    c = mydb__crc32(c, buf, n);
+    off += n;
+    len -= n;
+  }
+  free(buf);
+  *crc = c;
+  return 0;
+}
+
+enum { STOP_END, STOP_TORN, STOP_SEAL };
+
+/* One segment's records from `from` to its current end. With apply 0 the
+ * records are only checked. A record that is not whole at or past durable
+ * is a torn tail (STOP_TORN), below it damage. *at: where the scan stopped
+ * (the end, or the torn record); *next: the sealed segment's successor. */
+static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
+                    uint64_t durable, int apply, int *stop, uint64_t *at,
+                    uint64_t *next) {
+  char path[PATH_MAX];
+  int rc = mydb__pack_segpath(ps, path, ps->segs[i].num);
+  if (rc) return rc;
+  int fd = mydb__pack_segfd(db, ps, i);
+  if (fd < 0) return fd;
+  uint64_t segnum = ps->segs[i].num;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", path);
+  rbuf rb = {fd, NULL, 0, 0, 0, (uint64_t)st.st_size};
+  mydb_buf k = MYDB_BUF_INIT, p = MYDB_BUF_INIT;
+  uint64_t off = from;
+  *stop = STOP_END;
+  rc = MYDB_OK;
+/* A record that is not whole: torn past the durable point, else damage. */
+#define NOT_WHOLE(why)                                       \
+  {                                                          \
+    if (off >= durable) *stop = STOP_TORN;                   \
+    else rc = corrupt(ps, segnum, off, durable != UINT64_MAX \
+                      && rb.size < durable                   \
+                      ? "the segment is truncated (it was "  \
+                        "durable further)" : why);           \
+    break;                                                   \
+  }
+  while (off < rb.size) {
+    const char *h;
+    int r = rb_get(&rb, off, PACK_HDR, &h, path);
+    if (r < 0) { rc = r; break; }
+    if (r == 1) NOT_WHOLE("the segment ends inside a record header");
+    const unsigned char *uh = (const unsigned char *)h;
+    if (!hdr_ok(uh)) NOT_WHOLE("bad record header");
+    int type = uh[4];
+    uint64_t len = get_le64(uh + 8), pcrc = get_le32(uh + 16);
+    uint64_t end = off + PACK_HDR + len;
+    if (end < off || end > rb.size)
+      NOT_WHOLE("the segment ends inside a record");
+    if (type < REC_OBJECT || type > REC_SEAL)
+      NOT_WHOLE("unknown record type");
+    if ((type == REC_OBJECT && len < 32) || (type == REC_SEAL && len != 8))
+      NOT_WHOLE("bad record length");
+    const char *pl = NULL;
+    uint32_t crc = 0;
+    if (type == REC_OBJECT && len > BIG_PAYLOAD) {
+      r = crc_range(fd, off + PACK_HDR, len, &crc, path);
+      if (r == 0) r = rb_get(&rb, off + PACK_HDR, 32, &pl, path);
+    } else {
+      r = rb_get(&rb, off + PACK_HDR, (size_t)len, &pl, path);
+      if (r == 0) crc = mydb__crc32(0, pl, (size_t)len);
+    }
+    if (r < 0) { rc = r; break; }
+    if (r == 1) NOT_WHOLE("the segment ends inside a record");
+    if (crc != pcrc) NOT_WHOLE("record checksum mismatch");
+    if (type == REC_SEAL) {
+      if (end != rb.size) NOT_WHOLE("data after the segment's seal");
+      *next = get_le64((const unsigned char *)pl);
+      if (*next <= segnum) NOT_WHOLE("the seal names an older segment");
+      *stop = STOP_SEAL;
+      off = end;
+      break;
+    }
+    if (type == REC_GEN && off != 0)
+      NOT_WHOLE("a generation start inside a segment");
+    if (apply) {
+      /* (a malformed commit line - it changes nothing - is the only
+       * corrupt apply returns: past the durable point, a torn tail) */
+      rc = mydb__pack_apply(ps, type, segnum, off, pl, (size_t)len, &k, &p);
+      if (rc == MYDB_ECORRUPT && off >= durable) {
+        rc = MYDB_OK;
+        *stop = STOP_TORN;
+        break;
+      }
+      if (rc) break;
+      ps->tail++;
+      ps->tail_bytes += PACK_HDR + len;
+    } else if (type != REC_OBJECT) {
+      const char *why = mydb__hline_parse(pl, pl + len, &k, &p);
+      if (why) NOT_WHOLE(why);
+      /* (an empty generation start, a new space's first record, has no
+       * line: the loose journal of a new tenant is the header alone) */
+      if (ps->journal_fn && !(type == REC_GEN && len == 2 && memcmp(pl, "[]", 2) == 0) &&
+          (rc = ps->journal_fn(pl, (size_t)len, ps->journal_p)))
+        break;
+    }
+    off = end;
+  }
+#undef NOT_WHOLE
+  /* the file ends below what was made durable: it was cut */
+  if (rc == MYDB_OK && *stop != STOP_SEAL && durable != UINT64_MAX &&
+      off < durable)
+    rc = corrupt(ps, segnum, off, "the segment is truncated (it was "
+                 "durable further)");
+  free(rb.buf);
+  mydb_buf_free(&k);
+  mydb_buf_free(&p);
+  *at = off;
+  return rc;
+}
+
+/* The durable point of segment num (see the top of the file): the offset
+ * pack/synced names in it, all of it if synced names a later segment, else
+ * 0 (nothing known durable: every record past the start may be torn). */
+static uint64_t durable_point(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX];
+  if (space_path(ps, p, "synced")) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  uint64_t seg = 0, off = synced_read(fd, &seg);
+  mydb__close(fd);
+  if (seg == num) return off;
+  return seg > num ? UINT64_MAX : 0;
+}
+
+/* 1 if segment num + 1 exists and begins with a record other than a
+ * generation start: then num was sealed (no crash leaves a successor with
+ * records behind, except a repack's unreached generation). */
+static int next_follows(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX];
+  if (mydb__pack_segpath(ps, p, num + 1)) return 0;
+  int nfd = mydb__open(p, O_RDONLY, 0);
+  if (nfd < 0) return 0;
+  unsigned char h[PACK_HDR];
+  ssize_t got = mydb__pread_all(nfd, h, PACK_HDR, 0);
+  mydb__close(nfd);
+  return got == PACK_HDR && hdr_ok(h) && h[4] != REC_GEN;
+}
+
+/* Scans from (the active segment, from) onwards, following seals. */
+static int scan_chain(mydb *db, pspace *ps, uint64_t from, int *torn) {
+  *torn = 0;
+  for (;;) {
+    size_t i = ps->nsegs - 1;
+    int stop;
+    uint64_t at = from, next = 0;
+    int rc = scan_seg(db, ps, i, from, durable_point(ps, ps->segs[i].num), 1,
+                      &stop, &at, &next);
+    /* scan_seg may drop older segments (a generation start): i is stale */
+    i = ps->nsegs - 1;
+    if (rc) {
+      ps->end = at;
+      return rc;
+    }
+    char p[PATH_MAX];
+    if (stop != STOP_SEAL) {
+      ps->end = at;
+      *torn = stop == STOP_TORN;
+      if (!*torn) break;
+      /* A torn end is a crash's - unless the segment was sealed and cut:
+       * then its successor is there. */
+      if (next_follows(ps, ps->segs[i].num))
+        return corrupt(ps, ps->segs[i].num, at, "the segment ends early "
+                       "(truncated or damaged) but the next one follows");
+      break;
+    }
+    if ((rc = mydb__pack_segpath(ps, p, next))) return rc;
+    int fd = mydb__open(p, O_RDWR, 0);
+    if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+      fd = mydb__open(p, O_RDONLY, 0);
+    if (fd < 0) {
+      if (errno == ENOENT)
+        return corrupt(ps, ps->segs[i].num, at,
+                       "the segment named by the seal is missing");
+      return mydb__syserr(errno, "open", p);
+    }
+    if ((rc = seg_push(ps, next, fd))) {
+      mydb__close(fd);
+      return rc;
+    }
+    if (ps->sync) { /* the sync state follows the active segment */
+      mydb__psync_unref(ps->sync);
+      ps->sync = NULL;
+    }
+    from = 0;
+  }
+  /* remember the active segment's identity for refreshes */
+  struct stat st;
+  int fd = ps->segs[ps->nsegs - 1].fd;
+  if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", ps->dir);
+  ps->dev = st.st_dev;
+  ps->ino = st.st_ino;
+  return MYDB_OK;
+}
+
+/* ----------------------------------------------------------------- index */
+
+#define IDX_MAGIC "MYDBPIDX"
+
+int mydb__pack_write_index(mydb *db, pspace *ps) {
+  if (!ps->loaded || ps->nsegs == 0) return MYDB_OK;
+  mydb_buf b = MYDB_BUF_INIT;
+  unsigned char h[40];
+  memcpy(h, IDX_MAGIC, 8);
+  /* version 1; flag 0x10000: the data it covers is durable (the durable
+   * point is past it), so a log shorter than it was truncated. Not merely
+   * fsync on: this handle may have read records another process has not
+   * synced yet, which a power cut takes away. */
+  int dur = db->fsync &&
+            durable_point(ps, ps->segs[ps->nsegs - 1].num) >= ps->end;
+  put_le32(h + 8, 1 | (dur ? 0x10000u : 0));
+  put_le32(h + 12, (uint32_t)ps->nsegs);
+  put_le64(h + 16, ps->end);
+  put_le64(h + 24, ps->objs.n);
+  mydb_buf hl = MYDB_BUF_INIT;
+  if (mydb__hline_state(&hl, &ps->heads)) {
+    mydb_buf_free(&hl);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory writing an index");
+  }
+  put_le64(h + 32, hl.len);
+  mydb_buf_put(&b, h, 40);
+  for (size_t i = 0; i < ps->nsegs; i++) {
+    unsigned char n[8];
+    put_le64(n, ps->segs[i].num);
+    mydb_buf_put(&b, n, 8);
+  }
+  for (size_t i = 0; i < ps->objs.nb; i++)
+    for (mydb__hnode *x = ps->objs.b[i]; x; x = x->next) {
+      const ploc *l = (const ploc *)x;
+      unsigned char e[56];
+      memcpy(e, l->digest, 32);
+      put_le64(e + 32, l->seg);
+      put_le64(e + 40, l->off);
+      put_le64(e + 48, l->len);
+      mydb_buf_put(&b, e, 56);
+    }
+  mydb_buf_put(&b, hl.data, hl.len);
+  mydb_buf_free(&hl);
+  unsigned char md[32];
+  int rc = b.failed ? mydb__seterr(MYDB_ENOMEM, "out of memory") : 0;
+  if (!rc) rc = mydb__sha256(md, b.data, b.len);
+  if (!rc) mydb_buf_put(&b, md, 32);
+  char path[PATH_MAX], tmp[PATH_MAX];
+  if (!rc) rc = space_path(ps, path, "index");
+  if (rc || b.failed) {
+    mydb_buf_free(&b);
+    return rc ? rc : mydb__seterr(MYDB_ENOMEM, "out of memory");
+  }
+  int fd = mydb__tmp_create(db, tmp, 0);
+  if (fd < 0) {
+    mydb_buf_free(&b);
+    return fd;
+  }
+  /* Not fsynced: a lost or torn index fails its checksum and the log is
+   * scanned instead. */
+  if (mydb__write_all(fd, b.data, b.len) != 0)
+    rc = mydb__syserr(errno, "write", tmp);
+  mydb__close(fd);
+  mydb_buf_free(&b);
+  if (!rc && rename(tmp, path) != 0) rc = mydb__syserr(errno, "rename", path);
+  if (rc) {
+    unlink(tmp);
+    return rc;
+  }
+  ps->tail = 0;
+  ps->tail_bytes = 0;
+  return MYDB_OK;
+}
+
+/* Loads the index: 1 when loaded (ps holds its state; *from: where the
+ * scan goes on), 0 when absent or unusable (ps left empty; *had: whether
+ * there was a file), or an error. */
+static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
+  (void)db;
+  char path[PATH_MAX];
+  *had = 0;
+  int rc = space_path(ps, path, "index");
+  if (rc) return rc;
+  int fd = mydb__open(path, O_RDONLY, 0);
+  if (fd < 0) return errno == ENOENT ? 0 : mydb__syserr(errno, "open", path);
+  *had = 1;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = mydb__syserr(errno, "fstat", path);
+    mydb__close(fd);
+    return rc;
+  }
+  size_t n = (size_t)st.st_size;
+  unsigned char *b = n >= 72 ? malloc(n) : NULL;
+  if (!b) {
+    mydb__close(fd);
+    return n >= 72 ? mydb__seterr(MYDB_ENOMEM, "out of memory") : 0;
+  }
+  ssize_t got = mydb__pread_all(fd, b, n, 0);
+  mydb__close(fd);
+  unsigned char md[32];
+  int ok = got == (ssize_t)n && memcmp(b, IDX_MAGIC, 8) == 0 &&
+           (get_le32(b + 8) & 0xffff) == 1 && mydb__sha256(md, b, n - 32) == 0 &&
+           memcmp(md, b + n - 32, 32) == 0;
+  uint64_t nsegs = ok ? get_le32(b + 12) : 0, cov = ok ? get_le64(b + 16) : 0;
+  uint64_t nobj = ok ? get_le64(b + 24) : 0, hlen = ok ? get_le64(b + 32) : 0;
+  if (ok && (nsegs == 0 || nsegs > (n - 72) / 8 || nobj > (n - 72) / 56 ||
+             hlen > n ||
+             40 + nsegs * 8 + nobj * 56 + hlen + 32 != n))
+    ok = 0;
+  int durable = ok && (get_le32(b + 8) & 0x10000u);
+  const unsigned char *q = b + 40;
+  /* each segment's size: the entries must lie inside (checked before any
+   * read allocates what an entry says) */
+  uint64_t *sizes = ok ? malloc(nsegs * sizeof *sizes) : NULL;
+  if (ok && !sizes) {
+    free(b);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", path);
+  }
+  for (uint64_t i = 0; ok && i < nsegs; i++, q += 8) {
+    uint64_t num = get_le64(q);
+    char sp[PATH_MAX];
+    struct stat sst;
+    if ((i && num <= ps->segs[ps->nsegs - 1].num) ||
+        mydb__pack_segpath(ps, sp, num) != 0 || stat(sp, &sst) != 0) {
+      ok = 0; /* stale (a repack since), or damaged */
+      break;
+    }
+    if (i == nsegs - 1 && (uint64_t)sst.st_size < cov) {
+      if (durable) /* the log held durable records up to cov */
+        rc = corrupt(ps, num, (uint64_t)sst.st_size, "the segment is "
+                     "truncated (the index reaches further)");
+      ok = 0;
+      break;
+    }
+    sizes[i] = i == nsegs - 1 ? cov : (uint64_t)sst.st_size;
+    if ((rc = seg_push(ps, num, -1))) break;
+  }
+  mydb_buf k = MYDB_BUF_INIT, p = MYDB_BUF_INIT;
+  for (uint64_t i = 0; ok && !rc && i < nobj; i++, q += 56) {
+    uint64_t seg = get_le64(q + 32), off = get_le64(q + 40);
+    uint64_t len = get_le64(q + 48);
+    size_t si = mydb__pack_segidx(ps, seg);
+    if (si == (size_t)-1 || off < PACK_HDR + 32 || off > sizes[si] ||
+        len > sizes[si] - off) {
+      ok = 0; /* damaged (its checksum passed: written so) */
+      break;
+    }
+    if (obj_put(ps, q, seg, off, len))
+      rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", path);
+  }
+  if (ok && !rc) {
+    const char *why = mydb__hline_parse((const char *)q,
+                                        (const char *)q + hlen, &k, &p);
+    if (why || mydb__hline_apply(&ps->heads, &k, &p, NULL)) ok = 0;
+  }
+  mydb_buf_free(&k);
+  mydb_buf_free(&p);
+  free(b);
+  free(sizes);
+  if (rc || !ok) {
+    mydb__pack_space_reset(ps);
+    return rc;
+  }
+  *from = cov;
+  return 1;
+}
+
+/* ------------------------------------------------------------ load, refresh */
+
+/* The chain's first segment: pack/start, else the lowest segment file.
+ * 0 and *num, or MYDB_ENOTFOUND (no segment at all), or an error. */
+static int chain_start(pspace *ps, uint64_t *num) {
+  char p[PATH_MAX], buf[32];
+  int rc = space_path(ps, p, "start");
+  if (rc) return rc;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd >= 0) {
+    ssize_t n = mydb__pread_all(fd, buf, sizeof buf - 1, 0);
+    mydb__close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      char *e;
+      unsigned long long v = strtoull(buf, &e, 10);
+      if (e != buf && (*e == '\n' || *e == '\0') && v > 0) {
+        *num = v;
+        return 0;
+      }
+    }
+    return corrupt(ps, 0, 0, "the start file is damaged");
+  }
+  if (errno != ENOENT) return mydb__syserr(errno, "open", p);
+  DIR *d = opendir(ps->dir);
+  if (!d) return mydb__syserr(errno, "opendir", ps->dir);
+  int found = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char *e;
+    unsigned long long v = strtoull(de->d_name, &e, 10);
+    if (e != de->d_name && strcmp(e, ".seg") == 0 && v > 0 &&
+        (!found || v < *num)) {
+      *num = v;
+      found = 1;
+    }
+  }
+  closedir(d);
+  return found ? 0 : MYDB_ENOTFOUND;
+}
+
+/* A segment shorter than what the synced file says was durable was cut. */
+static int check_synced(pspace *ps) {
+  char p[PATH_MAX];
+  if (ps->nsegs == 0 || space_path(ps, p, "synced")) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  uint64_t seg = 0, off = synced_read(fd, &seg);
+  mydb__close(fd);
+  size_t i = mydb__pack_segidx(ps, seg);
+  if (i != ps->nsegs - 1 || off == 0) return 0;
+  struct stat st;
+  if (fstat(ps->segs[i].fd, &st) != 0) return 0;
+  if ((uint64_t)st.st_size < off)
+    return corrupt(ps, seg, (uint64_t)st.st_size, "the segment is truncated "
+                   "(it was durable further)");
+  return 0;
+}
+
+static int load(mydb *db, pspace *ps) {
+  uint64_t from = 0;
+  int had = 0;
+  int rc = read_index(db, ps, &from, &had);
+  if (rc < 0) return rc;
+  if (rc == 0) {
+    uint64_t start;
+    rc = chain_start(ps, &start);
+    if (rc == MYDB_ENOTFOUND) {
+      if (had) return corrupt(ps, 0, 0, "the index names segments that "
+                              "are all missing");
+      ps->loaded = 1; /* an empty space (no segment yet) */
+      return MYDB_OK;
+    }
+    if (rc) return rc;
+    if ((rc = seg_push(ps, start, -1))) return rc;
+    int fd = mydb__pack_segfd(db, ps, 0);
+    if (fd < 0) return fd;
+    unsigned char h[PACK_HDR];
+    ssize_t got = mydb__pread_all(fd, h, PACK_HDR, 0);
+    if (got < 0) return mydb__syserr(errno, "read", ps->dir);
+    if (got == PACK_HDR && hdr_ok(h) && h[4] != REC_GEN)
+      return corrupt(ps, start, 0, "the chain does not begin with a "
+                     "generation start (a segment is missing)");
+    from = 0;
+  }
+  int torn;
+  rc = scan_chain(db, ps, from, &torn);
+  if (rc) return rc;
+  if ((rc = check_synced(ps))) return rc;
+  ps->loaded = 1;
+  if (torn) {
+    /* Truncate the torn tail now if no one is appending (best effort: a
+     * read-only store or a busy lock leaves it to the next appender). */
+    int had_lock = ps->locked;
+    if (had_lock || mydb__pack_trylock(db, ps) == MYDB_OK) {
+      int fd = ps->segs[ps->nsegs - 1].fd;
+      uint64_t at = ps->end, next = 0;
+      int stop = STOP_END;
+      /* re-check under the lock: it may have been an append in progress */
+      rc = scan_seg(db, ps, ps->nsegs - 1, ps->end,
+                    durable_point(ps, ps->segs[ps->nsegs - 1].num), 1, &stop,
+                    &at, &next);
+      if (rc == MYDB_OK && stop == STOP_TORN) {
+        ps->end = at;
+        (void)mydb__ftruncate(fd, (off_t)at);
+      } else if (rc == MYDB_OK) {
+        ps->end = at;
+        if (stop == STOP_SEAL) { /* rare: it went on; read it all again */
+          if (!had_lock) mydb__pack_unlock(ps);
+          mydb__pack_space_reset(ps);
+          return load(db, ps);
+        }
+      }
+      if (!had_lock) mydb__pack_unlock(ps);
+      if (rc) return rc;
+    }
+  }
+  return MYDB_OK;
+}
+
+int mydb__pack_refresh(mydb *db, pspace *ps) {
+  if (!ps->loaded) {
+    int rc = load(db, ps);
+    if (rc) mydb__pack_space_reset(ps);
+    return rc;
+  }
+  if (ps->nsegs == 0) { /* nothing yet: has a first segment appeared? */
+    mydb__pack_space_reset(ps);
+    int rc = load(db, ps);
+    if (rc) mydb__pack_space_reset(ps);
+    return rc;
+  }
+  char p[PATH_MAX];
+  int rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num);
+  if (rc) return rc;
+  struct stat st;
+  if (stat(p, &st) != 0 || st.st_ino != ps->ino || st.st_dev != ps->dev ||
+      (uint64_t)st.st_size < ps->end) {
+    /* replaced or removed behind the chain's back: read afresh */
+    mydb__pack_space_reset(ps);
+    rc = load(db, ps);
+    if (rc) mydb__pack_space_reset(ps);
+    return rc;
+  }
+  if ((uint64_t)st.st_size == ps->end) return MYDB_OK;
+  int torn;
+  return scan_chain(db, ps, ps->end, &torn);
+}
+
+/* ---------------------------------------------------------------- appends */
+
+static int lock_space(mydb *db, pspace *ps, int op) {
+  if (ps->locked) return MYDB_OK; /* this handle holds it already */
+  if (ps->lockfd < 0) {
+    char p[PATH_MAX];
+    int rc = space_path(ps, p, "lock");
+    if (rc) return rc;
+    /* every append holds this lock: opened with no symlink below ROOT
+     * (mydb never writes through one; fsutil.c) */
+    int fd = mydb__open_below(db, p, O_RDWR, 0);
+    if (fd < 0) {
+      if (errno == ENOENT && ps->tlen)
+        return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "
+                            "(no %s)", ps->name, p);
+      return mydb__syserr(errno, "open", p);
+    }
+    ps->lockfd = fd;
+  }
+  if (mydb__flock(ps->lockfd, op) != 0) {
+    if (errno == EWOULDBLOCK) return MYDB_ENOTFOUND;
+    return mydb__syserr(errno, "flock", ps->dir);
+  }
+  ps->locked = 1;
+  return MYDB_OK;
+}
+
+int mydb__pack_lock(mydb *db, pspace *ps) {
+  return lock_space(db, ps, LOCK_EX);
+}
+
+int mydb__pack_trylock(mydb *db, pspace *ps) {
+  return lock_space(db, ps, LOCK_EX | LOCK_NB);
+}
+
+void mydb__pack_unlock(pspace *ps) {
+  if (ps->lockfd >= 0 && ps->locked) (void)mydb__flock(ps->lockfd, LOCK_UN);
+  ps->locked = 0;
+}
+
+static int pwritev_all(int fd, struct iovec *iov, int n, off_t off) {
+  while (n > 0) {
+    if (mydb__fault_point()) return -1; /* (tests: ENOSPC, EIO) */
+    ssize_t w = pwritev(fd, iov, n, off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (w == 0) {
+      errno = EIO;
+      return -1;
+    }
+    off += w;
+    while (n > 0 && (size_t)w >= iov->iov_len) {
+      w -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+int mydb__pack_write_record(int fd, uint64_t off, int type, const void *a,
+                        size_t alen, const void *b, size_t blen,
+                        const char *path) {
+  unsigned char h[PACK_HDR];
+  uint32_t crc = mydb__crc32(mydb__crc32(0, a, alen), b, blen);
+  hdr_make(h, type, (uint64_t)alen + blen, crc);
+  struct iovec iov[3] = {{h, PACK_HDR}, {(void *)(uintptr_t)a, alen},
+                         {(void *)(uintptr_t)b, blen}};
+  if (pwritev_all(fd, iov, blen ? 3 : 2, (off_t)off) != 0)
+    return mydb__syserr(errno, "append to", path);
+  return 0;
+}
+
+/* Starts segment num after the active one: its records so far made
+ * durable, the new file created, then the seal (so a reader following it
+ * finds the file). */
+static int roll_over(mydb *db, pspace *ps) {
+  size_t i = ps->nsegs - 1;
+  uint64_t cur = ps->segs[i].num, num = cur + 1;
+  int oldfd = ps->segs[i].fd, fd = -1, rc;
+  char p[PATH_MAX];
+  if ((rc = mydb__pack_segpath(ps, p, cur))) return rc;
+  if (db->fsync && mydb__fdatasync(oldfd) != 0) {
+    rc = mydb__syserr(errno, "fdatasync", p);
+    mydb__pack_sync_failed(db, ps);
+    return rc;
+  }
+  if ((rc = mydb__pack_segcreate(db, ps, num, &fd))) return rc;
+  unsigned char n8[8];
+  put_le64(n8, num);
+  if ((rc = mydb__pack_write_record(oldfd, ps->end, REC_SEAL, n8, 8, NULL, 0, p)) ||
+      (db->fsync && mydb__fdatasync(oldfd) != 0)) {
+    if (!rc) {
+      rc = mydb__syserr(errno, "fdatasync", p);
+      mydb__pack_sync_failed(db, ps);
+    }
+    (void)mydb__ftruncate(oldfd, (off_t)ps->end);
+    mydb__close(fd);
+    char np[PATH_MAX];
+    if (mydb__pack_segpath(ps, np, num) == 0) unlink(np);
+    return rc;
+  }
+  if ((rc = seg_push(ps, num, fd))) {
+    mydb__close(fd);
+    ps->loaded = 0; /* the file is sealed: reload next time */
+    return rc;
+  }
+  /* (not for a repack's new generation: until the old chain is sealed
+   * into it, no chain reaches it, and a durable point naming a later
+   * segment would make the active one's torn tail look like damage) */
+  if (db->fsync && !ps->noindex)
+    mydb__pack_synced(ps, cur, ps->end + PACK_HDR + 8);
+  ps->end = 0;
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    ps->dev = st.st_dev;
+    ps->ino = st.st_ino;
+  }
+  if (ps->sync) {
+    mydb__psync_unref(ps->sync);
+    ps->sync = NULL;
+  }
+  ps->dirty = 0; /* the old segment was synced */
+  if (!ps->noindex) (void)mydb__pack_write_index(db, ps); /* a cache */
+  return 0;
+}
+
+int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
+                      size_t alen, const void *b, size_t blen) {
+  int rc;
+  if (ps->nsegs == 0)
+    return corrupt(ps, 0, 0, "no segment to append to (tenant not "
+                   "initialized as a pack?)");
+  size_t i = ps->nsegs - 1;
+  int fd = mydb__pack_segfd(db, ps, i);
+  if (fd < 0) return fd;
+  char p[PATH_MAX];
+  if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
+  if (db->fsync && mydb__pack_failed(ps))
+    return mydb__seterr(MYDB_EIO, "an earlier fdatasync of %s failed (its "
+                        "unsynced data may be lost): no more appends to it "
+                        "until a repack rewrites the space", p);
+  /* The append lock is held: bytes past the last whole record are a torn
+   * write of a killed appender. */
+  struct stat st;
+  if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", p);
+  if ((uint64_t)st.st_size > ps->end &&
+      mydb__ftruncate(fd, (off_t)ps->end) != 0)
+    return mydb__syserr(errno, "ftruncate", p);
+  uint64_t rlen = PACK_HDR + (uint64_t)alen + blen;
+  if (ps->end > 0 && ps->end + rlen + PACK_HDR + 8 > db->segment_bytes) {
+    if ((rc = roll_over(db, ps))) return rc;
+    i = ps->nsegs - 1;
+    fd = ps->segs[i].fd;
+    if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
+  }
+  if ((rc = mydb__pack_write_record(fd, ps->end, type, a, alen, b, blen, p))) {
+    (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
+    return rc;
+  }
+  /* Apply: the state follows the log. */
+  if (type == REC_OBJECT) {
+    if (obj_put(ps, a, ps->segs[i].num, ps->end + PACK_HDR + 32, blen)) {
+      ps->loaded = 0; /* written; the next refresh reads it */
+      ps->end += rlen;
+      return MYDB_OK;
+    }
+  } else {
+    mydb_buf k = MYDB_BUF_INIT, pp = MYDB_BUF_INIT;
+    rc = mydb__pack_apply(ps, type, ps->segs[i].num, ps->end, a, alen, &k,
+                          &pp);
+    mydb_buf_free(&k);
+    mydb_buf_free(&pp);
+    if (rc) ps->loaded = 0; /* written; replay it next time */
+  }
+  ps->end += rlen;
+  ps->tail++;
+  ps->tail_bytes += rlen;
+  ps->dirty = 1;
+  return MYDB_OK;
+}
+
+/* ------------------------------------------------------------------ check */
+
+static int walk(mydb *db, pspace *ps,
+                void (*fn)(const char *what, const char *msg, void *payload),
+                void *payload,
+                int (*jfn)(const char *line, size_t len, void *payload),
+                void *jp) {
+  /* A private copy of the chain: checking must not disturb ps's state. */
+  pspace c;
+  memset(&c, 0, sizeof c);
+  c.lockfd = c.syncfd = -1;
+  c.journal_fn = jfn;
+  c.journal_p = jp;
+  c.tlen = ps->tlen;
+  memcpy(c.name, ps->name, sizeof c.name);
+  memcpy(c.dir, ps->dir, sizeof c.dir);
+  uint64_t start;
+  int rc = chain_start(&c, &start), problems = 0;
+  char what[MYDB_TENANT_MAX + 8];
+  snprintf(what, sizeof what, "%s", space_what(ps));
+  if (rc == MYDB_ENOTFOUND) return 0;
+  if (rc) {
+    if (!fn) return rc;
+    fn(what, mydb_errmsg(), payload);
+    return 1;
+  }
+  if ((rc = seg_push(&c, start, -1))) return rc;
+  for (;;) {
+    int stop;
+    uint64_t at = 0, next = 0;
+    uint64_t num = c.segs[c.nsegs - 1].num;
+    rc = scan_seg(db, &c, c.nsegs - 1, 0, durable_point(&c, num), 0, &stop,
+                  &at, &next);
+    if (rc == 0 && stop == STOP_TORN && next_follows(&c, num))
+      rc = corrupt(&c, num, at, "the segment ends early (truncated or "
+                   "damaged) but the next one follows");
+    if (rc == MYDB_ENOMEM || rc == MYDB_EIO || (rc && !fn)) break;
+    if (rc) {
+      fn(what, mydb_errmsg(), payload);
+      problems++;
+      rc = 0;
+      break;
+    }
+    if (stop != STOP_SEAL) break;
+    char p[PATH_MAX];
+    struct stat st;
+    if (mydb__pack_segpath(&c, p, next) != 0 || stat(p, &st) != 0) {
+      rc = corrupt(&c, c.segs[c.nsegs - 1].num, at,
+                   "the segment named by the seal is missing");
+      if (!fn) break;
+      fn(what, mydb_errmsg(), payload);
+      problems++;
+      rc = 0;
+      break;
+    }
+    if ((rc = seg_push(&c, next, -1))) break;
+  }
+  for (size_t i = 0; i < c.nsegs; i++)
+    if (c.segs[i].fd >= 0) mydb__close(c.segs[i].fd);
+  free(c.segs);
+  return rc ? rc : problems;
+}
+
+int mydb__pack_check(mydb *db, pspace *ps,
+                     void (*fn)(const char *what, const char *msg,
+                                void *payload),
+                     void *payload) {
+  return walk(db, ps, fn, payload, NULL, NULL);
+}
+
+int mydb__pack_journal(mydb *db, pspace *ps,
+                       int (*fn)(const char *line, size_t len, void *payload),
+                       void *payload) {
+  int rc = walk(db, ps, NULL, NULL, fn, payload);
+  return rc < 0 ? rc : MYDB_OK;
+}
+
+/* ------------------------------------------------------------ group commit */
+
+struct psync {
+  psync *next;
+  dev_t dev;
+  ino_t ino;
+  size_t refs;
+  int fd;     /* a descriptor of the segment */
+  int syncfd; /* pack/synced, or -1 */
+  uint64_t segnum;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int busy;           /* a thread is syncing */
+  atomic_int failed;  /* an fdatasync failed: nothing more is durable
+                         (set under mu; read without it: see pack_failed) */
+  uint64_t published; /* the furthest whole-record end a waiter named */
+  uint64_t synced;    /* durable up to here (known to this process) */
+  char path[PATH_MAX];
+};
+
+static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static psync *syncs;
+
+psync *mydb__psync_get(mydb *db, pspace *ps) {
+  if (ps->sync) {
+    pthread_mutex_lock(&sync_mu);
+    ps->sync->refs++;
+    pthread_mutex_unlock(&sync_mu);
+    return ps->sync;
+  }
+  if (ps->nsegs == 0) return NULL;
+  int fd = mydb__pack_segfd(db, ps, ps->nsegs - 1);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) return NULL;
+  pthread_mutex_lock(&sync_mu);
+  psync *s = syncs;
+  while (s && !(s->dev == st.st_dev && s->ino == st.st_ino)) s = s->next;
+  if (!s && (s = calloc(1, sizeof *s))) {
+    s->fd = dup(fd);
+    if (s->fd < 0 || pthread_mutex_init(&s->mu, NULL) != 0) {
+      if (s->fd >= 0) mydb__close(s->fd);
+      free(s);
+      s = NULL;
+    } else if (pthread_cond_init(&s->cv, NULL) != 0) {
+      pthread_mutex_destroy(&s->mu);
+      mydb__close(s->fd);
+      free(s);
+      s = NULL;
+    } else {
+      char p[PATH_MAX];
+      atomic_init(&s->failed, 0);
+      s->syncfd = -1;
+      if (space_path(ps, p, "synced") == 0)
+        s->syncfd = mydb__open(p, O_RDWR | O_CREAT, 0666);
+      s->dev = st.st_dev;
+      s->ino = st.st_ino;
+      s->segnum = ps->segs[ps->nsegs - 1].num;
+      if (mydb__pack_segpath(ps, s->path, s->segnum)) s->path[0] = '\0';
+      s->next = syncs;
+      syncs = s;
+    }
+  }
+  if (s) s->refs += 2; /* ps's and the caller's */
+  pthread_mutex_unlock(&sync_mu);
+  ps->sync = s;
+  return s;
+}
+
+void mydb__psync_unref(psync *s) {
+  if (!s) return;
+  pthread_mutex_lock(&sync_mu);
+  int last = --s->refs == 0;
+  if (last) {
+    psync **pp = &syncs;
+    while (*pp != s) pp = &(*pp)->next;
+    *pp = s->next;
+  }
+  pthread_mutex_unlock(&sync_mu);
+  if (!last) return;
+  mydb__close(s->fd);
+  if (s->syncfd >= 0) mydb__close(s->syncfd);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+/* Marks the sync state of segment s failed for good (fsyncgate: after a
+ * failed fdatasync the kernel may have dropped the dirty pages, and a
+ * later fdatasync may succeed without writing them). The state is pinned
+ * (one reference never dropped) so that the process remembers it while it
+ * runs, whichever handles come and go. s->mu held. */
+static void poison_write(int fd, uint64_t seg);
+
+static void psync_fail(psync *s) {
+  if (atomic_load(&s->failed)) return;
+  atomic_store(&s->failed, 1);
+  pthread_mutex_lock(&sync_mu);
+  s->refs++;
+  pthread_mutex_unlock(&sync_mu);
+  poison_write(s->syncfd, s->segnum); /* and the other processes know */
+}
+
+void mydb__pack_sync_failed(mydb *db, pspace *ps) {
+  psync *s = mydb__psync_get(db, ps);
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  psync_fail(s);
+  pthread_mutex_unlock(&s->mu);
+  mydb__psync_unref(s);
+}
+
+static uint64_t poison_read(int fd);
+
+int mydb__pack_failed(pspace *ps) {
+  if (ps->nsegs == 0) return 0;
+  if (ps->syncfd < 0) {
+    char p[PATH_MAX];
+    if (space_path(ps, p, "synced") == 0)
+      ps->syncfd = mydb__open(p, O_RDONLY, 0);
+  }
+  if (ps->syncfd >= 0 && poison_read(ps->syncfd) == ps->segs[ps->nsegs - 1].num)
+    return 1;
+  int failed = 0;
+  pthread_mutex_lock(&sync_mu);
+  for (psync *s = syncs; s; s = s->next)
+    if (s->dev == ps->dev && s->ino == ps->ino) {
+      /* (not under s->mu: psync_fail takes sync_mu with s->mu held) */
+      failed = atomic_load(&s->failed);
+      break;
+    }
+  pthread_mutex_unlock(&sync_mu);
+  return failed;
+}
+
+/* The shared "synced" file: segment number, offset, and a check word. */
+static uint64_t synced_read(int fd, uint64_t *segp) {
+  unsigned char b[24];
+  if (fd < 0 || mydb__pread_all(fd, b, 24, 0) != 24) return 0;
+  uint64_t seg = get_le64(b), off = get_le64(b + 8);
+  if (get_le64(b + 16) != (seg ^ off ^ 0x6d7964627379636eULL)) return 0;
+  *segp = seg;
+  return off;
+}
+
+/* The poison record after it (bytes 24-39): the number of a segment an
+ * fdatasync failed on, in any process, and a check word. That segment
+ * takes no more appends until a repack replaces it (what the kernel
+ * dropped is known only to it; the page cache still shows the records). */
+#define POISON_CHECK 0x6d796462706f6973ULL
+static uint64_t poison_read(int fd) {
+  unsigned char b[16];
+  if (fd < 0 || mydb__pread_all(fd, b, 16, 24) != 16) return 0;
+  uint64_t seg = get_le64(b);
+  return get_le64(b + 8) == (seg ^ POISON_CHECK) ? seg : 0;
+}
+
+static void poison_write(int fd, uint64_t seg) {
+  if (fd < 0) return;
+  unsigned char b[16];
+  put_le64(b, seg);
+  put_le64(b + 8, seg ^ POISON_CHECK);
+  (void)!pwrite(fd, b, 16, 24);
+}
+
+/* Moves the durable point forward to (seg, off): the end of a whole record
+ * that an fdatasync made durable. Never backwards. Not synced itself: a
+ * lost write leaves an earlier point (see the top of the file). */
+static void synced_advance(int fd, uint64_t seg, uint64_t off) {
+  uint64_t cseg = 0, coff = synced_read(fd, &cseg);
+  if (fd < 0 || cseg > seg || (cseg == seg && coff >= off)) return;
+  unsigned char b[24];
+  put_le64(b, seg);
+  put_le64(b + 8, off);
+  put_le64(b + 16, seg ^ off ^ 0x6d7964627379636eULL);
+  (void)!pwrite(fd, b, 24, 0); /* losing it costs an fsync, or a check */
+}
+
+void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off) {
+  char p[PATH_MAX];
+  if (space_path(ps, p, "synced")) return;
+  int fd = mydb__open(p, O_RDWR | O_CREAT, 0666);
+  if (fd < 0) return;
+  synced_advance(fd, seg, off);
+  mydb__close(fd);
+}
+
+static uint64_t shared_synced(const psync *s) {
+  uint64_t seg = 0, off = synced_read(s->syncfd, &seg);
+  return seg == s->segnum ? off : 0;
+}
+
+int mydb__psync_wait(psync *s, uint64_t off, int commit) {
+  int rc = MYDB_OK;
+  const char *what = commit ? "committed but not durable"
+                            : "written but not durable";
+  pthread_mutex_lock(&s->mu);
+  /* off ends a whole record (its writer appended it): whoever syncs next
+   * may count it as durable. Never the file's size: it may include a
+   * record another appender is still writing. */
+  if (off > s->published) s->published = off;
+  for (;;) {
+    if (atomic_load(&s->failed)) {
+      rc = mydb__seterr(MYDB_EIO, "%s: an earlier fdatasync of %s failed "
+                        "(its unsynced data may be lost)", what, s->path);
+      break;
+    }
+    if (s->synced >= off) break;
+    if (s->busy) {
+      pthread_cond_wait(&s->cv, &s->mu);
+      continue;
+    }
+    /* This thread syncs for every whole record published so far. */
+    s->busy = 1;
+    uint64_t target = s->published;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t covered = shared_synced(s); /* another process did it? */
+    int err = 0;
+    if (covered < off) {
+      if (mydb__fdatasync(s->fd) != 0) err = errno;
+      /* an fdatasync that failed in another process: this one's success
+       * may be the kernel's forgetting (fsyncgate) */
+      if (!err && poison_read(s->syncfd) == s->segnum) err = EIO;
+      if (!err) {
+        covered = target;
+        synced_advance(s->syncfd, s->segnum, covered);
+      }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->busy = 0;
+    if (!err && covered > s->synced) s->synced = covered;
+    if (err) psync_fail(s);
+    pthread_cond_broadcast(&s->cv);
+    if (err) {
+      char msg[PATH_MAX + 256];
+      (void)mydb__syserr(err, "fdatasync", s->path);
+      snprintf(msg, sizeof msg, "%s", mydb_errmsg());
+      rc = mydb__seterr(MYDB_EIO, "%s: %s", what, msg);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  mydb__psync_unref(s);
+  return rc;
+}

@@ -1,0 +1,946 @@
+/*
+ * pack.c - the pack backend: objects and head commits appended to
+ * log segments, with an index from digest to offset (formats in pack.h and
+ * doc/FORMAT.md "Pack backend"; the log itself in log.c).
+ *
+ *   ROOT/TENANT/lock          the tenant lock (flock), as for loose
+ *   ROOT/TENANT/pack/         the tenant's space: segments, index, start,
+ *                             lock (append lock), synced
+ *   ROOT/refs/pack/           the shared refs' space
+ *
+ * A tenant is initialized when ROOT/TENANT/pack/start exists (written last
+ * by tenant_init, after the first segment and its generation record).
+ *
+ * Durability (fsync on): a commit appends its record and, with group
+ * commit, the caller waits for an fdatasync of the segment after releasing
+ * the tenant lock (log.c, psync_wait): one fdatasync covers every
+ * record appended before it, in this process and in others. Objects of a
+ * tenant are appended to the same segment before the commit that names
+ * them, so that fdatasync covers them too; a segment is made durable before
+ * the next one is started. Refs live in another space: a ref write waits
+ * for its own (shared) fdatasync.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "headmap.h"
+#include "pack.h"
+
+/* Write the index on close when the log beyond it is this long. */
+#define INDEX_TAIL_RECORDS 2048
+#define INDEX_TAIL_BYTES ((uint64_t)4 << 20)
+
+#define PB(be) ((pbackend *)(be))
+
+/* --------------------------------------------------------------- spaces */
+
+static void lru_unlink(pbackend *pb, pspace *ps) {
+  if (ps->prev) ps->prev->next = ps->next; else pb->first = ps->next;
+  if (ps->next) ps->next->prev = ps->prev; else pb->last = ps->prev;
+  ps->prev = ps->next = NULL;
+}
+
+static void lru_front(pbackend *pb, pspace *ps) {
+  ps->prev = NULL;
+  ps->next = pb->first;
+  if (pb->first) pb->first->prev = ps; else pb->last = ps;
+  pb->first = ps;
+}
+
+/* Makes what ps appended durable (fsync on) and writes its index when the
+ * log has grown well past it; then frees it. */
+static void space_close(mydb *db, pbackend *pb, pspace *ps) {
+  lru_unlink(pb, ps);
+  mydb__htab_del(&pb->spaces, &ps->h);
+  pb->count--;
+  if (ps->loaded && ps->nsegs) {
+    int synced = 1;
+    if (ps->dirty && db->fsync) {
+      int fd = ps->segs[ps->nsegs - 1].fd;
+      synced = fd >= 0 && !mydb__pack_failed(ps) && mydb__fdatasync(fd) == 0;
+      if (synced)
+        mydb__pack_synced(ps, ps->segs[ps->nsegs - 1].num, ps->end);
+      else if (fd >= 0)
+        mydb__pack_sync_failed(db, ps);
+    }
+    /* (an index says it was written after a sync: not after a failed one) */
+    if (synced &&
+        (ps->tail >= INDEX_TAIL_RECORDS || ps->tail_bytes >= INDEX_TAIL_BYTES)
+        && ps->lockfd >= 0 && mydb__flock(ps->lockfd, LOCK_EX | LOCK_NB) == 0) {
+      if (mydb__pack_refresh(db, ps) == MYDB_OK)
+        (void)mydb__pack_write_index(db, ps);
+      mydb__pack_unlock(ps);
+    }
+  }
+  mydb__pack_space_reset(ps);
+  if (ps->lockfd >= 0) mydb__close(ps->lockfd);
+  free(ps);
+}
+
+static int space_dir(const mydb *db, char *out, const char *tenant) {
+  return tenant ? mydb__path(db, out, tenant, "pack", NULL)
+                : mydb__path(db, out, "refs", "pack", NULL);
+}
+
+/* 1 if the space's pack/start exists, 0 if not, or an error. */
+static int space_initialized(const mydb *db, const char *tenant) {
+  char p[PATH_MAX];
+  int rc = tenant ? mydb__path(db, p, tenant, "pack", "start")
+                  : mydb__path(db, p, "refs", "pack", "start");
+  if (rc) return rc;
+  struct stat st;
+  if (stat(p, &st) == 0) return 1;
+  if (errno == ENOENT || errno == ENOTDIR) return 0;
+  return mydb__syserr(errno, "stat", p);
+}
+
+/* The space of tenant (NULL: refs), most recently used first; pb->mu held.
+ * NULL with *rc set when the tenant is not initialized or on failure. */
+static pspace *space_get(mydb *db, pbackend *pb, const char *tenant,
+                         int *rc) {
+  const char *key = tenant ? tenant : "";
+  size_t kl = strlen(key);
+  uint64_t h = mydb__hash(key, kl);
+  pspace *ps = (pspace *)mydb__htab_find(&pb->spaces, h, key, kl);
+  if (ps) {
+    if (pb->first != ps) {
+      lru_unlink(pb, ps);
+      lru_front(pb, ps);
+    }
+    return ps;
+  }
+  int r = space_initialized(db, tenant);
+  if (r <= 0) {
+    *rc = r < 0 ? r
+                : tenant ? mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not "
+                                        "initialized", tenant)
+                         : mydb__seterr(MYDB_EIO, "%s/refs/pack is missing",
+                                        db->root);
+    return NULL;
+  }
+  ps = calloc(1, sizeof *ps);
+  if (!ps) {
+    *rc = mydb__seterr(MYDB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  ps->lockfd = ps->syncfd = -1;
+  ps->tlen = kl;
+  memcpy(ps->name, key, kl);
+  if ((*rc = space_dir(db, ps->dir, tenant))) {
+    free(ps);
+    return NULL;
+  }
+  ps->h.hash = h;
+  ps->h.key = ps->name;
+  ps->h.klen = kl;
+  if (mydb__htab_add(&pb->spaces, &ps->h) != 0) {
+    free(ps);
+    *rc = mydb__seterr(MYDB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  pb->count++;
+  lru_front(pb, ps);
+  while (pb->count > MYDB__TSTATE_MAX && pb->last != ps)
+    space_close(db, pb, pb->last);
+  return ps;
+}
+
+/* Locks pb->mu and returns the refreshed space; NULL (unlocked) with *rc
+ * on failure. */
+static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
+                          int *rc) {
+  pbackend *pb = PB(be);
+  pthread_mutex_lock(&pb->mu);
+  pspace *ps = space_get(be->db, pb, tenant, rc);
+  if (ps && (refresh || !ps->loaded) &&
+      (*rc = mydb__pack_refresh(be->db, ps)) != MYDB_OK)
+    ps = NULL;
+  if (!ps) pthread_mutex_unlock(&pb->mu);
+  return ps;
+}
+
+/* ------------------------------------------------------------- creation */
+
+/* Creates a space's files if absent: pack/, lock, the first segment with
+ * an empty generation record, then start (what "initialized" means).
+ * Without start, whatever a crashed init left in the first segment (its
+ * size with zero bytes after a power cut, garbage, or the record whole) is
+ * no one's data - nothing is written to a space before start exists - so
+ * the segment is rewritten from scratch. */
+static int space_create(mydb *db, const char *tenant) {
+  char dir[PATH_MAX], p[PATH_MAX];
+  int rc, created = 0;
+  if ((rc = space_dir(db, dir, tenant))) return rc;
+  if (mydb__mkdir(dir, &created) != 0) return mydb__syserr(errno, "mkdir", dir);
+  if (created && db->fsync) { /* its name in ROOT/refs or ROOT/TENANT */
+    char parent[PATH_MAX];
+    memcpy(parent, dir, sizeof parent);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    if (mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
+  }
+  if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "lock")
+                   : mydb__path(db, p, "refs", "pack", "lock")))
+    return rc;
+  int lfd = mydb__open_below(db, p, O_RDWR | O_CREAT, 0666);
+  if (lfd < 0) return mydb__syserr(errno, "create", p);
+  if (mydb__flock(lfd, LOCK_EX) != 0) {
+    rc = mydb__syserr(errno, "flock", p);
+    mydb__close(lfd);
+    return rc;
+  }
+  rc = space_initialized(db, tenant);
+  if (rc != 0) { /* 1: done meanwhile (or before) */
+    mydb__close(lfd);
+    return rc < 0 ? rc : MYDB_OK;
+  }
+  pspace tmp;
+  memset(&tmp, 0, sizeof tmp);
+  tmp.lockfd = tmp.syncfd = -1;
+  memcpy(tmp.dir, dir, sizeof dir);
+  char sp[PATH_MAX];
+  if ((rc = mydb__pack_segpath(&tmp, sp, 1))) goto out;
+  /* a durable point a crashed init recorded is void with the segment */
+  char syp[PATH_MAX];
+  int n = snprintf(syp, sizeof syp, "%s/synced", dir);
+  if (n > 0 && n < (int)sizeof syp) (void)unlink(syp);
+  int fd = mydb__open_below(db, sp, O_RDWR | O_CREAT, 0666);
+  if (fd < 0) {
+    rc = mydb__syserr(errno, "create", sp);
+    goto out;
+  }
+  if (mydb__ftruncate(fd, 0) != 0)
+    rc = mydb__syserr(errno, "truncate", sp);
+  if (!rc)
+    rc = mydb__pack_write_record(fd, 0, REC_GEN, "[]", 2, NULL, 0, sp);
+  if (!rc && db->fsync && mydb__fdatasync(fd) != 0)
+    rc = mydb__syserr(errno, "fdatasync", sp);
+  mydb__close(fd);
+  /* the segment's name durable before start names it */
+  if (!rc && db->fsync && mydb__fsync_dir(dir) != 0)
+    rc = mydb__syserr(errno, "fsync", dir);
+  if (rc) goto out;
+  if (db->fsync) mydb__pack_synced(&tmp, 1, PACK_HDR + 2);
+  if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "start")
+                   : mydb__path(db, p, "refs", "pack", "start")))
+    goto out;
+  rc = mydb__file_write_atomic(db, p, strlen(dir), "1\n", 2, 0, 1);
+out:
+  mydb__close(lfd);
+  return rc;
+}
+
+static int k_tenant_init(mydb_backend *be, const char *tenant) {
+  mydb *db = be->db;
+  char tdir[PATH_MAX];
+  int rc, created = 0;
+  if ((rc = mydb__path(db, tdir, tenant, NULL, NULL))) return rc;
+  if (mydb__mkdir(tdir, &created) != 0)
+    return mydb__syserr(errno, "mkdir", tdir);
+  if ((rc = mydb__tenant_lockfile(db, tenant))) return rc;
+  if ((rc = space_create(db, tenant))) return rc;
+  if (db->fsync) {
+    if (mydb__fsync_dir(tdir) != 0) return mydb__syserr(errno, "fsync", tdir);
+    if (created && mydb__fsync_dir(db->rootlen ? db->root : "/") != 0)
+      return mydb__syserr(errno, "fsync", db->root);
+  }
+  return MYDB_OK;
+}
+
+static int k_tenant_exists(mydb_backend *be, const char *tenant) {
+  return space_initialized(be->db, tenant);
+}
+
+typedef struct list_ctx {
+  mydb *db;
+  int (*fn)(const char *tenant, void *payload);
+  void *payload;
+} list_ctx;
+
+static int list_cb(const char *tenant, void *payload) {
+  list_ctx *c = payload;
+  if (space_initialized(c->db, tenant) != 1) return 0;
+  return c->fn(tenant, c->payload);
+}
+
+static int k_tenant_list(mydb_backend *be,
+                         int (*fn)(const char *tenant, void *payload),
+                         void *payload) {
+  list_ctx c = {be->db, fn, payload};
+  return mydb__tenant_dirs(be->db, "pack", list_cb, &c);
+}
+
+/* ------------------------------------------------------------- objects */
+
+static const ploc *find(const pspace *ps, const char *digest) {
+  unsigned char d[32];
+  mydb__pack_unhex(d, digest);
+  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
+                                       (const char *)d, 32);
+}
+
+static int k_object_write(mydb_backend *be, const char *tenant,
+                          const char *digest, const void *buf, size_t len) {
+  mydb *db = be->db;
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  const ploc *l = find(ps, digest);
+  if (l) { /* content-addressed: already there */
+    /* ... but perhaps not durable yet: another writer appended it and has
+     * not synced. A tenant's own commit syncs its segment, which holds the
+     * object (or a sealed one before it, synced at roll-over); a ref lives
+     * in another space: wait for its sync, as its writer would. */
+    if (!tenant && db->fsync && ps->nsegs &&
+        l->seg == ps->segs[ps->nsegs - 1].num) {
+      uint64_t end = l->off + l->len;
+      psync *s = mydb__psync_get(db, ps);
+      pthread_mutex_unlock(&pb->mu);
+      if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
+      return mydb__psync_wait(s, end, 0);
+    }
+    pthread_mutex_unlock(&pb->mu);
+    return MYDB_OK;
+  }
+  if ((rc = mydb__pack_lock(db, ps))) goto out;
+  if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK && !find(ps, digest)) {
+    unsigned char d[32];
+    mydb__pack_unhex(d, digest);
+    rc = mydb__pack_append(db, ps, REC_OBJECT, d, 32, buf, len);
+  }
+  mydb__pack_unlock(ps);
+  if (rc == MYDB_OK && !tenant && db->fsync) {
+    /* A ref must be durable before a commit that names it: wait here. */
+    psync *s = mydb__psync_get(db, ps);
+    uint64_t off = ps->end;
+    pthread_mutex_unlock(&pb->mu);
+    if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
+    return mydb__psync_wait(s, off, 0);
+  }
+out:
+  pthread_mutex_unlock(&pb->mu);
+  return rc;
+}
+
+static int not_found(const char *tenant, const char *digest) {
+  return mydb__seterr(MYDB_ENOTFOUND, "object %s not found in %s %s", digest,
+                      mydb__where_kind(tenant), mydb__where_name(tenant));
+}
+
+static int k_object_read(mydb_backend *be, mydb_blob **out,
+                         const char *tenant, const char *digest) {
+  mydb *db = be->db;
+  pbackend *pb = PB(be);
+  int rc;
+  /* refreshed first (one stat): a gc or repack elsewhere shows at once */
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc == MYDB_ENOTINIT ? not_found(tenant, digest) : rc;
+  for (int attempt = 0;; attempt++) {
+    const ploc *l = find(ps, digest);
+    size_t i = l ? mydb__pack_segidx(ps, l->seg) : (size_t)-1;
+    int fd = i != (size_t)-1 ? mydb__pack_segfd(db, ps, i) : MYDB_ENOTFOUND;
+    if (fd >= 0) {
+      if (l->len > SIZE_MAX - 64) {
+        rc = mydb__seterr(MYDB_ENOMEM, "object %s is too large", digest);
+        break;
+      }
+      mydb_blob *b = mydb__blob_new((size_t)l->len);
+      if (!b) {
+        rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %s (%llu "
+                          "bytes)", digest, (unsigned long long)l->len);
+        break;
+      }
+      ssize_t got = mydb__pread_all(fd, b->data, (size_t)l->len,
+                                    (off_t)l->off);
+      if (got < 0) {
+        rc = mydb__syserr(errno, "read", ps->dir);
+        mydb_blob_release(b);
+        break;
+      }
+      b->len = (size_t)got; /* short: the digest check reports it */
+      b->data[b->len] = '\0';
+      *out = b;
+      rc = MYDB_OK;
+      break;
+    }
+    if (attempt > 0) { /* still missing after a refresh */
+      rc = fd == MYDB_ENOTFOUND ? not_found(tenant, digest) : fd;
+      break;
+    }
+    /* A miss (or a segment a repack removed): refresh, then try again. */
+    if ((rc = mydb__pack_refresh(db, ps))) break;
+  }
+  pthread_mutex_unlock(&pb->mu);
+  return rc;
+}
+
+static int k_object_exists(mydb_backend *be, const char *tenant,
+                           const char *digest) {
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc == MYDB_ENOTINIT ? 0 : rc;
+  int r = find(ps, digest) != NULL;
+  pthread_mutex_unlock(&pb->mu);
+  return r;
+}
+
+/* Hex digests of the objects stored before mark (NULL: all), each
+ * NUL-terminated, n * 65 bytes. pb->mu held. */
+static char *digests_of(const pspace *ps, const mydb_gc_mark *mark,
+                        size_t *n) {
+  char *v = malloc(ps->objs.n ? ps->objs.n * MYDB_DIGEST_BUF : 1);
+  size_t k = 0;
+  if (!v) return NULL;
+  for (size_t i = 0; i < ps->objs.nb; i++)
+    for (mydb__hnode *x = ps->objs.b[i]; x; x = x->next) {
+      const ploc *l = (const ploc *)x;
+      if (mark && ((int64_t)l->seg > mark->a ||
+                   ((int64_t)l->seg == mark->a && (int64_t)l->off >= mark->b)))
+        continue;
+      mydb__hex(v + k * MYDB_DIGEST_BUF, l->digest, 32);
+      v[k * MYDB_DIGEST_BUF + MYDB_DIGEST_HEX] = '\0';
+      k++;
+    }
+  *n = k;
+  return v;
+}
+
+static int k_object_foreach(mydb_backend *be, const char *tenant,
+                            int (*fn)(const char *name, void *payload),
+                            void *payload) {
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  size_t n = 0;
+  char *v = digests_of(ps, NULL, &n);
+  pthread_mutex_unlock(&pb->mu);
+  if (!v) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  rc = MYDB_OK;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = fn(v + i * MYDB_DIGEST_BUF, payload);
+  free(v);
+  return rc;
+}
+
+/* --------------------------------------------------------------- heads */
+
+static int k_head_get(mydb_backend *be, char out[MYDB_DIGEST_BUF],
+                      const char *tenant, size_t tlen, const char *entry,
+                      size_t entry_len, int locked) {
+  (void)tlen;
+  (void)locked; /* a refresh reads to the end: commits are all there */
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  const char *d = mydb__hmap_get(&ps->heads, entry, entry_len);
+  if (d) {
+    memcpy(out, d, MYDB_DIGEST_HEX);
+    out[MYDB_DIGEST_HEX] = '\0';
+  }
+  pthread_mutex_unlock(&pb->mu);
+  if (!d)
+    return mydb__seterr(MYDB_ENOTFOUND, "entry '%.*s' not found in tenant "
+                        "'%s'", (int)(entry_len > 100 ? 100 : entry_len),
+                        entry, tenant);
+  return MYDB_OK;
+}
+
+static int k_head_foreach(mydb_backend *be, const char *tenant, size_t tlen,
+                          int (*fn)(const char *entry, size_t entry_len,
+                                    const char *digest, void *payload),
+                          void *payload) {
+  (void)tlen;
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  mydb__hsnap snap;
+  rc = mydb__hsnap_take(&snap, &ps->heads, tenant);
+  pthread_mutex_unlock(&pb->mu);
+  if (rc) return rc;
+  return mydb__hsnap_run(&snap, fn, payload);
+}
+
+static int k_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
+  int r = space_initialized(be->db, lk->tenant);
+  if (r < 0) return r;
+  if (r == 0)
+    return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized",
+                        lk->tenant);
+  return mydb__flock_tenant(be->db, lk->tenant, &lk->fd);
+}
+
+static void k_lock_release(mydb_backend *be, struct mydb_lock *lk) {
+  (void)be;
+  if (lk->fd >= 0) mydb__close(lk->fd);
+  lk->fd = -1;
+}
+
+static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
+                         const mydb_head_change *c, size_t n,
+                         const char *line, size_t len,
+                         mydb__pending *pending) {
+  (void)c;
+  (void)n;
+  mydb *db = be->db;
+  pbackend *pb = PB(be);
+  int rc;
+  pspace *ps = space_open(be, lk->tenant, 0, &rc);
+  if (!ps) return rc;
+  if ((rc = mydb__pack_lock(db, ps)) == MYDB_OK) {
+    if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK)
+      rc = mydb__pack_append(db, ps, REC_COMMIT, line, len, NULL, 0);
+    mydb__pack_unlock(ps);
+  }
+  if (rc || !db->fsync) {
+    pthread_mutex_unlock(&pb->mu);
+    return rc;
+  }
+  psync *s = mydb__psync_get(db, ps);
+  uint64_t off = ps->end;
+  pthread_mutex_unlock(&pb->mu);
+  if (!s) /* appended: visible */
+    return mydb__seterr(MYDB_EIO, "committed but not durable: cannot sync "
+                        "%s", ps->dir);
+  if (pending) { /* the caller waits after releasing the tenant lock */
+    pending->sync = s;
+    pending->off = off;
+    return MYDB_OK;
+  }
+  return mydb__psync_wait(s, off, 1);
+}
+
+static int k_sync(mydb_backend *be, mydb__pending *pending) {
+  (void)be;
+  psync *s = pending->sync;
+  pending->sync = NULL;
+  return s ? mydb__psync_wait(s, pending->off, 1) : MYDB_OK;
+}
+
+/* ------------------------------------------------------------- repack */
+
+typedef struct drop_set {
+  mydb__htab t; /* 32-byte digests */
+  mydb__hnode *nodes;
+} drop_set;
+
+static int cmp_loc(const void *a, const void *b) {
+  const ploc *x = *(const ploc *const *)a, *y = *(const ploc *const *)b;
+  if (x->seg != y->seg) return x->seg < y->seg ? -1 : 1;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int write_start(mydb *db, pspace *ps, uint64_t num) {
+  char p[PATH_MAX], body[32];
+  int n = snprintf(p, sizeof p, "%s/start", ps->dir);
+  if (n < 0 || n >= (int)sizeof p)
+    return mydb__seterr(MYDB_EINVAL, "path too long: %s", ps->dir);
+  n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)num);
+  return mydb__file_write_atomic(db, p, strlen(ps->dir), body, (size_t)n, 0,
+                                 0);
+}
+
+/* 1 if pack/start names segment num. */
+static int start_is(const pspace *ps, uint64_t num) {
+  char p[PATH_MAX], buf[32];
+  int n = snprintf(p, sizeof p, "%s/start", ps->dir);
+  if (n < 0 || n >= (int)sizeof p) return 0;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  ssize_t got = mydb__pread_all(fd, buf, sizeof buf - 1, 0);
+  mydb__close(fd);
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  return strtoull(buf, NULL, 10) == num;
+}
+
+/* Rewrites the space's live records into a new generation of segments:
+ * the head state first, then every object not in drop, in log order; then
+ * seals the old chain into it, moves start, removes the old segments.
+ * pb->mu held; takes the append lock. */
+static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
+                        mydb_gc_stats *st) {
+  int rc = mydb__pack_lock(db, ps);
+  if (rc) return rc;
+  if ((rc = mydb__pack_refresh(db, ps)) || ps->nsegs == 0) {
+    mydb__pack_unlock(ps);
+    return rc;
+  }
+  size_t nold = ps->nsegs, nloc = 0;
+  uint64_t *old = malloc(nold * sizeof *old);
+  ploc **locs = malloc((ps->objs.n ? ps->objs.n : 1) * sizeof *locs);
+  mydb_buf state = MYDB_BUF_INIT;
+  char *buf = NULL;
+  size_t bufcap = 0;
+  pspace nw; /* the new generation, written through the append path */
+  memset(&nw, 0, sizeof nw);
+  nw.lockfd = nw.syncfd = -1;
+  nw.tlen = ps->tlen;
+  memcpy(nw.name, ps->name, sizeof nw.name);
+  memcpy(nw.dir, ps->dir, sizeof nw.dir);
+  nw.loaded = 1;
+  nw.noindex = 1;
+  uint64_t old_bytes = 0, first = 0;
+  if (!old || !locs || mydb__hline_state(&state, &ps->heads)) {
+    rc = mydb__seterr(MYDB_ENOMEM, "out of memory repacking");
+    goto fail;
+  }
+  for (size_t i = 0; i < nold; i++) {
+    old[i] = ps->segs[i].num;
+    char p[PATH_MAX];
+    struct stat sst;
+    if (mydb__pack_segpath(ps, p, old[i]) == 0 && stat(p, &sst) == 0)
+      old_bytes += (uint64_t)sst.st_size;
+  }
+  for (size_t i = 0; i < ps->objs.nb; i++)
+    for (mydb__hnode *x = ps->objs.b[i]; x; x = x->next) {
+      ploc *l = (ploc *)x;
+      if (drop && mydb__htab_find(&drop->t, l->h.hash, l->h.key, 32)) {
+        st->objects_removed++;
+        continue;
+      }
+      locs[nloc++] = l;
+    }
+  qsort(locs, nloc, sizeof *locs, cmp_loc);
+
+  /* 1. the new generation, after the active segment */
+  first = old[nold - 1] + 1;
+  int fd;
+  if ((rc = mydb__pack_segcreate(db, &nw, first, &fd))) {
+    first = 0;
+    goto fail;
+  }
+  pseg s0 = {first, fd};
+  nw.segs = malloc(4 * sizeof *nw.segs);
+  if (!nw.segs) {
+    mydb__close(fd);
+    rc = mydb__seterr(MYDB_ENOMEM, "out of memory repacking");
+    goto fail;
+  }
+  nw.segs[0] = s0;
+  nw.nsegs = 1;
+  nw.capsegs = 4;
+  if ((rc = mydb__pack_append(db, &nw, REC_GEN, state.data, state.len, NULL,
+                              0)))
+    goto fail;
+  for (size_t j = 0; j < nloc; j++) {
+    const ploc *l = locs[j];
+    size_t i = mydb__pack_segidx(ps, l->seg);
+    int sfd = i != (size_t)-1 ? mydb__pack_segfd(db, ps, i) : -1;
+    if (sfd < 0) {
+      rc = sfd < 0 && i != (size_t)-1 ? sfd
+           : mydb__seterr(MYDB_ECORRUPT, "repack: object in an unknown "
+                          "segment");
+      goto fail;
+    }
+    if (l->len > bufcap) {
+      char *nb = realloc(buf, (size_t)l->len);
+      if (!nb) {
+        rc = mydb__seterr(MYDB_ENOMEM, "out of memory repacking");
+        goto fail;
+      }
+      buf = nb;
+      bufcap = (size_t)l->len;
+    }
+    ssize_t got = mydb__pread_all(sfd, buf, (size_t)l->len, (off_t)l->off);
+    if (got != (ssize_t)l->len) {
+      rc = got < 0 ? mydb__syserr(errno, "read", ps->dir)
+                   : mydb__seterr(MYDB_ECORRUPT, "repack: a segment of %s "
+                                  "is truncated", ps->dir);
+      goto fail;
+    }
+    /* verify while copying: a damaged object must not be laundered */
+    unsigned char md[32];
+    if ((rc = mydb__sha256(md, buf, (size_t)l->len))) goto fail;
+    if (memcmp(md, l->digest, 32) != 0) {
+      char hex[MYDB_DIGEST_BUF];
+      mydb__hex(hex, l->digest, 32);
+      hex[MYDB_DIGEST_HEX] = '\0';
+      rc = mydb__seterr(MYDB_ECORRUPT, "repack: object %s of %s is corrupt",
+                        hex, ps->dir);
+      goto fail;
+    }
+    if ((rc = mydb__pack_append(db, &nw, REC_OBJECT, l->digest, 32, buf,
+                                (size_t)l->len)))
+      goto fail;
+    st->objects_kept++;
+  }
+  int nfd = nw.segs[nw.nsegs - 1].fd;
+  if (db->fsync && mydb__fdatasync(nfd) != 0) {
+    rc = mydb__syserr(errno, "fdatasync", ps->dir);
+    goto fail;
+  }
+  uint64_t new_bytes = 0;
+  for (size_t i = 0; i < nw.nsegs; i++) {
+    struct stat sst;
+    if (fstat(nw.segs[i].fd, &sst) == 0) new_bytes += (uint64_t)sst.st_size;
+  }
+
+  /* 2. seal the old chain into it: readers in other processes follow */
+  {
+    size_t a = ps->nsegs - 1;
+    int afd = mydb__pack_segfd(db, ps, a);
+    if (afd < 0) {
+      rc = afd;
+      goto fail;
+    }
+    unsigned char n8[8];
+    for (int i = 0; i < 8; i++) n8[i] = (unsigned char)(first >> (8 * i));
+    struct stat ast;
+    if (fstat(afd, &ast) != 0 ||
+        ((uint64_t)ast.st_size > ps->end &&
+         mydb__ftruncate(afd, (off_t)ps->end) != 0)) {
+      rc = mydb__syserr(errno, "truncate", ps->dir);
+      goto fail;
+    }
+    char ap[PATH_MAX];
+    if ((rc = mydb__pack_segpath(ps, ap, ps->segs[a].num))) goto fail;
+    if ((rc = mydb__pack_write_record(afd, ps->end, REC_SEAL, n8, 8, NULL, 0,
+                                      ap)) ||
+        (db->fsync && mydb__fdatasync(afd) != 0)) {
+      if (!rc) {
+        rc = mydb__syserr(errno, "fdatasync", ap);
+        mydb__pack_sync_failed(db, ps);
+      }
+      (void)mydb__ftruncate(afd, (off_t)ps->end);
+      goto fail;
+    }
+    /* the old chain is whole to its seal, the new generation durable */
+    if (db->fsync) {
+      struct stat nst;
+      if (fstat(nfd, &nst) == 0)
+        mydb__pack_synced(ps, nw.segs[nw.nsegs - 1].num,
+                          (uint64_t)nst.st_size);
+    }
+  }
+  /* 3. the new chain starts there (the commit point for new readers) */
+  int moved = 1;
+  if ((rc = write_start(db, ps, first))) {
+    /* sealed already: readers reach the new generation through the seal;
+     * the old start stays valid (the chain leads there) - if it is still
+     * the old one, the old segments must stay too (a disk that failed
+     * this write: what they hold is a few leftover bytes to it). */
+    rc = MYDB_OK;
+    moved = start_is(ps, first);
+  }
+  /* 4. the old segments go */
+  for (size_t i = 0; moved && i < nold; i++) {
+    char p[PATH_MAX];
+    if (mydb__pack_segpath(ps, p, old[i]) == 0 && unlink(p) == 0)
+      st->segments_removed++;
+  }
+  st->segments_written += nw.nsegs;
+  if (old_bytes > new_bytes) st->bytes_freed += (size_t)(old_bytes - new_bytes);
+  st->bytes_kept += (size_t)new_bytes;
+  /* 5. read the new generation back (it becomes ps's state), index it */
+  mydb__pack_space_reset(&nw);
+  mydb__pack_space_reset(ps);
+  rc = mydb__pack_refresh(db, ps);
+  if (rc == MYDB_OK) (void)mydb__pack_write_index(db, ps);
+  mydb__pack_unlock(ps);
+  free(old);
+  free(locs);
+  free(buf);
+  mydb_buf_free(&state);
+  return rc;
+
+fail:
+  /* The old chain is untouched (unless sealed, handled above); the new
+   * segments are leftovers no chain reaches: remove them. */
+  for (size_t i = 0; i < nw.nsegs; i++) {
+    char p[PATH_MAX];
+    if (mydb__pack_segpath(&nw, p, nw.segs[i].num) == 0) unlink(p);
+  }
+  mydb__pack_space_reset(&nw);
+  mydb__pack_unlock(ps);
+  free(old);
+  free(locs);
+  free(buf);
+  mydb_buf_free(&state);
+  return rc;
+}
+
+static int k_repack(mydb_backend *be, const char *tenant, mydb_gc_stats *st) {
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  rc = repack_space(be->db, ps, NULL, st);
+  pthread_mutex_unlock(&PB(be)->mu);
+  return rc;
+}
+
+static int k_gc_begin(mydb_backend *be, const char *tenant,
+                      mydb_gc_mark *mark) {
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  mark->a = ps->nsegs ? (int64_t)ps->segs[ps->nsegs - 1].num : 0;
+  mark->b = (int64_t)ps->end;
+  pthread_mutex_unlock(&PB(be)->mu);
+  return MYDB_OK;
+}
+
+static int k_gc_sweep(mydb_backend *be, const char *tenant,
+                      const mydb_gc_mark *mark,
+                      int (*keep)(const char *digest, void *payload),
+                      void *payload, mydb_gc_stats *st) {
+  int rc;
+  pspace *ps = space_open(be, tenant, 1, &rc);
+  if (!ps) return rc;
+  size_t n = 0;
+  char *v = digests_of(ps, mark, &n);
+  pthread_mutex_unlock(&PB(be)->mu);
+  if (!v) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  /* keep() runs without the mutex (it may read the store) */
+  drop_set drop;
+  memset(&drop, 0, sizeof drop);
+  drop.nodes = malloc((n ? n : 1) * (sizeof(mydb__hnode) + 32));
+  if (!drop.nodes) {
+    free(v);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  }
+  rc = MYDB_OK;
+  size_t nd = 0;
+  char *keys = (char *)(drop.nodes + n);
+  for (size_t i = 0; i < n; i++) {
+    const char *d = v + i * MYDB_DIGEST_BUF;
+    int k = keep(d, payload);
+    if (k < 0) {
+      rc = k;
+      break;
+    }
+    if (k) continue;
+    mydb__hnode *x = &drop.nodes[nd];
+    char *key = keys + nd * 32;
+    mydb__pack_unhex((unsigned char *)key, d);
+    x->key = key;
+    x->klen = 32;
+    x->hash = mydb__hash(key, 32);
+    if (mydb__htab_add(&drop.t, x) != 0) {
+      rc = mydb__seterr(MYDB_ENOMEM, "out of memory");
+      break;
+    }
+    nd++;
+  }
+  free(v);
+  if (rc == MYDB_OK && nd > 0) {
+    ps = space_open(be, tenant, 1, &rc);
+    if (ps) {
+      rc = repack_space(be->db, ps, &drop, st);
+      pthread_mutex_unlock(&PB(be)->mu);
+    }
+  } else if (rc == MYDB_OK) {
+    ps = space_open(be, tenant, 1, &rc);
+    if (ps) {
+      st->objects_kept += ps->objs.n;
+      pthread_mutex_unlock(&PB(be)->mu);
+    }
+  }
+  mydb__htab_free(&drop.t);
+  free(drop.nodes);
+  return rc;
+}
+
+static int k_check(mydb_backend *be, const char *tenant,
+                   void (*fn)(const char *what, const char *msg,
+                              void *payload),
+                   void *payload) {
+  pbackend *pb = PB(be);
+  int rc;
+  pthread_mutex_lock(&pb->mu);
+  pspace *ps = space_get(be->db, pb, tenant, &rc);
+  if (ps) rc = mydb__pack_check(be->db, ps, fn, payload);
+  pthread_mutex_unlock(&pb->mu);
+  return rc < 0 ? rc : MYDB_OK;
+}
+
+static int k_journal(mydb_backend *be, const char *tenant,
+                     int (*fn)(const char *line, size_t len, void *payload),
+                     void *payload) {
+  pbackend *pb = PB(be);
+  int rc;
+  pthread_mutex_lock(&pb->mu);
+  pspace *ps = space_get(be->db, pb, tenant, &rc);
+  /* fn runs under pb->mu: it must not call back into this handle */
+  if (ps) rc = mydb__pack_journal(be->db, ps, fn, payload);
+  pthread_mutex_unlock(&pb->mu);
+  return rc;
+}
+
+/* ------------------------------------------------------- open and close */
+
+static void k_free(mydb_backend *be) {
+  pbackend *pb = PB(be);
+  pthread_mutex_lock(&pb->mu);
+  while (pb->last) space_close(be->db, pb, pb->last);
+  mydb__htab_free(&pb->spaces);
+  pthread_mutex_unlock(&pb->mu);
+  pthread_mutex_destroy(&pb->mu);
+  free(pb);
+}
+
+static const mydb_odb_ops pack_odb = {
+    .version = MYDB__ODB_VERSION,
+    .write = k_object_write,
+    .read = k_object_read,
+    .exists = k_object_exists,
+    .foreach = k_object_foreach,
+    .gc_begin = k_gc_begin,
+    .gc_sweep = k_gc_sweep,
+};
+
+static const mydb_refdb_ops pack_refdb = {
+    .version = MYDB__REFDB_VERSION,
+    .get = k_head_get,
+    .foreach = k_head_foreach,
+    .lock_acquire = k_lock_acquire,
+    .lock_release = k_lock_release,
+    .commit = k_head_commit,
+    .sync = k_sync,
+    .journal = k_journal,
+};
+
+int mydb__backend_pack(mydb *db, mydb_backend **out) {
+  pbackend *pb = calloc(1, sizeof *pb);
+  if (!pb) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  int rc = pthread_mutex_init(&pb->mu, NULL);
+  if (rc) {
+    free(pb);
+    return mydb__syserr(rc, "pthread_mutex_init", db->root);
+  }
+  /* the shared refs' space (best effort for a read-only store: writes will
+   * fail later with the reason) */
+  rc = space_initialized(db, NULL);
+  if (rc == 0) rc = space_create(db, NULL);
+  if (rc < 0 && rc != MYDB_EIO) {
+    pthread_mutex_destroy(&pb->mu);
+    free(pb);
+    return rc;
+  }
+  mydb_backend *be = &pb->be;
+  be->version = MYDB__BACKEND_VERSION;
+  be->name = "pack";
+  be->db = db;
+  be->odb = &pack_odb;
+  be->refdb = &pack_refdb;
+  be->tenant_init = k_tenant_init;
+  be->tenant_exists = k_tenant_exists;
+  be->tenant_list = k_tenant_list;
+  be->repack = k_repack;
+  be->check = k_check;
+  be->free = k_free;
+  *out = be;
+  return MYDB_OK;
+}

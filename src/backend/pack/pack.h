@@ -1,0 +1,165 @@
+/*
+ * pack.h - the pack backend's private parts (doc/FORMAT.md "Pack backend").
+ *
+ * A *space* is what one directory of segments holds: a tenant's objects and
+ * head (ROOT/TENANT/pack/) or the shared refs (ROOT/refs/pack/):
+ *
+ *   NNNNNN.seg   append-only segments; records (below) one after another
+ *   index        digest -> (segment, offset, length), the heads, and how far
+ *                into the log it reaches; rewritten at roll-over, on repack
+ *                and on close after a long tail
+ *   lock         flock()ed around every append (the "append lock")
+ *   synced       the durable point: how far the log is known durable (group
+ *                commit across processes; below it a record that is not
+ *                whole is damage, past it a torn tail)
+ *
+ * A record: a 24-byte header, then the payload.
+ *
+ *   0  4  magic "MDBR"
+ *   4  1  type: 1 object, 2 head commit, 3 generation start, 4 seal
+ *   5  3  zero
+ *   8  8  payload length (little-endian)
+ *   16 4  CRC-32 of the payload
+ *   20 4  CRC-32 of header bytes 0-19
+ *
+ * Payloads: object = 32-byte binary digest + the bytes; head commit = the
+ * JSON commit line of the loose journal (no newline); generation start =
+ * the whole head state as one commit line (it replaces the state, and every
+ * record before it is superseded: repack writes one first); seal = the
+ * 8-byte number of the next segment (a segment's last record).
+ *
+ * Locks: the tenant lock (ROOT/TENANT/lock) orders commits; the append
+ * lock orders appends (objects are appended without the tenant lock). In a
+ * process: tenant lock, then pb->mu, then the append lock.
+ */
+#ifndef MYDB_PACK_H
+#define MYDB_PACK_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "internal.h"
+
+#define PACK_HDR 24
+#define PACK_MAGIC "MDBR"
+enum { REC_OBJECT = 1, REC_COMMIT = 2, REC_GEN = 3, REC_SEAL = 4 };
+
+/* The group-commit state of one segment file, shared by every handle of
+ * the process (a registry keyed by device and inode). */
+typedef struct psync psync;
+
+typedef struct pseg {
+  uint64_t num;
+  int fd; /* -1 until first needed */
+} pseg;
+
+typedef struct ploc {
+  mydb__hnode h;
+  unsigned char digest[32];
+  uint64_t seg; /* segment number */
+  uint64_t off; /* of the object's bytes (after the digest) */
+  uint64_t len;
+} ploc;
+
+typedef struct pspace {
+  mydb__hnode h; /* in pb->spaces; key: tenant name, "" for the refs */
+  struct pspace *prev, *next; /* LRU */
+  int loaded;
+  pseg *segs; /* the chain, oldest first; the last is the active one */
+  size_t nsegs, capsegs;
+  uint64_t end;    /* end of the last whole record of the active segment */
+  dev_t dev;       /* of the active segment */
+  ino_t ino;
+  mydb__htab objs;  /* 32-byte digest -> ploc */
+  mydb__htab heads; /* entry -> mydb__hentry */
+  int lockfd;       /* pack/lock, or -1 */
+  int syncfd;       /* pack/synced (read-only, for its poison), or -1 */
+  psync *sync;      /* of the active segment, or NULL */
+  int dirty;        /* appended since the last sync (fsync on) */
+  int locked;       /* this handle holds the append lock */
+  int noindex;      /* a repack's new generation: never write an index
+                       nor a durable point */
+  /* a walk (mydb__pack_journal): called for each commit line */
+  int (*journal_fn)(const char *line, size_t len, void *payload);
+  void *journal_p;
+  size_t tail;      /* records scanned or appended beyond the index */
+  uint64_t tail_bytes;
+  size_t tlen;
+  char name[MYDB_TENANT_MAX + 1];
+  char dir[PATH_MAX];
+} pspace;
+
+typedef struct pbackend {
+  mydb_backend be;
+  pthread_mutex_t mu; /* protects the spaces */
+  mydb__htab spaces;
+  pspace *first, *last;
+  size_t count;
+} pbackend;
+
+/* log.c: records, scans, the index, group commit. All with pb->mu
+ * held, except psync_wait. */
+void mydb__pack_space_reset(pspace *ps);
+/* Brings ps up to date with its log (loading it first if needed). */
+int mydb__pack_refresh(mydb *db, pspace *ps);
+/* Appends one record (the append lock held, ps refreshed). Object: parts
+ * a = 32-byte digest, b = bytes; others: a = payload, b = NULL. */
+int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
+                      size_t alen, const void *b, size_t blen);
+/* 64 hex characters to 32 bytes. */
+void mydb__pack_unhex(unsigned char out[32], const char *hex);
+/* Writes one record at off of fd (no state change). */
+int mydb__pack_write_record(int fd, uint64_t off, int type, const void *a,
+                            size_t alen, const void *b, size_t blen,
+                            const char *path);
+/* The append lock of a space (nonblock: MYDB_ENOTFOUND when busy). */
+int mydb__pack_lock(mydb *db, pspace *ps);
+int mydb__pack_trylock(mydb *db, pspace *ps);
+void mydb__pack_unlock(pspace *ps);
+/* Writes the index of ps (its state as scanned). */
+int mydb__pack_write_index(mydb *db, pspace *ps);
+/* Opens segment i of the chain if needed; its fd or a negative error. */
+int mydb__pack_segfd(mydb *db, pspace *ps, size_t i);
+/* Index of segment num in the chain, or (size_t)-1. */
+size_t mydb__pack_segidx(const pspace *ps, uint64_t num);
+/* Path of segment num of a space into out[PATH_MAX]. */
+int mydb__pack_segpath(const pspace *ps, char *out, uint64_t num);
+/* Creates segment num afresh (removing a leftover of that number). */
+int mydb__pack_segcreate(mydb *db, pspace *ps, uint64_t num, int *fd);
+/* Applies a record's payload to the state (scans and appends). */
+int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
+                     const char *payload, size_t len, mydb_buf *k,
+                     mydb_buf *p);
+/* Checks every record of the chain from its first segment; fn per problem.
+ * Returns the number of problems, or a negative error. */
+int mydb__pack_check(mydb *db, pspace *ps,
+                     void (*fn)(const char *what, const char *msg,
+                                void *payload),
+                     void *payload);
+
+/* Calls fn for each head commit line of the chain, oldest first (a
+ * generation start gives the whole state as one line). */
+int mydb__pack_journal(mydb *db, pspace *ps,
+                       int (*fn)(const char *line, size_t len, void *payload),
+                       void *payload);
+
+/* Group commit: a reference to the sync state of ps's active segment. */
+psync *mydb__psync_get(mydb *db, pspace *ps);
+/* Waits (without pb->mu) until the segment is durable up to off, the end
+ * of a whole record; drops the reference. MYDB_EIO if an fdatasync of the
+ * segment failed, now or before (the record is written, perhaps visible:
+ * the message starts "committed but not durable: " when commit, else
+ * "written but not durable: "). */
+int mydb__psync_wait(psync *s, uint64_t off, int commit);
+void mydb__psync_unref(psync *s);
+/* An fdatasync of ps's active segment failed outside psync_wait: nothing
+ * more of it may be reported durable by this process. */
+void mydb__pack_sync_failed(mydb *db, pspace *ps);
+/* 1 if an fdatasync of ps's active segment failed (in this process, or
+ * in another: the poison record of pack/synced). */
+int mydb__pack_failed(pspace *ps);
+/* Records in pack/synced that segment seg is durable up to off (the end of
+ * a whole record, after the fdatasync that made it so). */
+void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * lmydb.h - shared pieces of the Lua binding (mydb.core).
+ */
+#ifndef LMYDB_H
+#define LMYDB_H
+
+#include <lua.h>
+
+#include "buf.h"
+#include "mydb.h"
+
+#define LMYDB_ERROR_MT "mydb.error"
+
+/* Raises a mydb error value {code = code, message = formatted}. Never returns. */
+int lmydb_error(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Pushes (without raising) a mydb error value. */
+void lmydb_push_error(lua_State *L, const char *code, const char *msg);
+
+/* lguard.c: a buffer and a blob slot owned by a new userdata on the stack
+ * (freed by __gc if a raise comes first); *_done frees them now. */
+mydb_buf *lmydb_buf_new(lua_State *L);
+void lmydb_buf_done(mydb_buf *b);
+mydb_blob **lmydb_blob_slot(lua_State *L);
+void lmydb_blob_done(mydb_blob **slot);
+/* Registers the guards' metatables (luaopen_mydb_core). */
+void lmydb_open_guards(lua_State *L);
+
+/* The parent digest a snapshot names (lcodec.c, the owner of the snapshot
+ * format) into out: 1; 0 for a first version; -1 if the bytes name none. */
+int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]);
+
+/* Registers the codec functions into the table at the top of the stack. */
+void lmydb_open_codec(lua_State *L);
+/* Adds core.sandbox and core.cputime (lsandbox.c) to the table on top. */
+void lmydb_open_sandbox(lua_State *L);
+
+#endif
