@@ -109,10 +109,13 @@ test: all check-deps test-c test-lua
 check-deps: all
 	$(LUA) tools/check_deps.lua $(CORE_OBJ) $(LMOD_OBJ) $(CLI_OBJ)
 
-test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom
+# OOM_API_STRIDE: the step of N in test_oom_api's "api" case (its header).
+OOM_API_STRIDE ?= 7
+test-c: $(BUILD)/test_core $(BUILD)/test_backends $(BUILD)/test_oom $(BUILD)/test_oom_api
 	$(BUILD)/test_core
 	$(BUILD)/test_backends
 	$(BUILD)/test_oom
+	$(BUILD)/test_oom_api $(BUILD) test/test_oom_api.lua $(OOM_API_STRIDE)
 
 $(BUILD)/test_core: test/test_core.c $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libmydb.a $(LDLIBS_CORE)
@@ -123,6 +126,11 @@ $(BUILD)/test_backends: test/test_backends.c $(BUILD)/libmydb.a
 # The Lua binding under allocation failures (links the binding's objects).
 $(BUILD)/test_oom: test/test_oom.c $(LMOD_OBJ) $(BUILD)/libmydb.a
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LMOD_OBJ) $(BUILD)/libmydb.a $(LUA_LIB) $(LDLIBS_CORE) -lm -ldl
+
+# The same through the built module and the staged Lua API (loads
+# $(BUILD)/mydb/core.so by package.cpath; also run by test-valgrind).
+$(BUILD)/test_oom_api: test/test_oom_api.c $(BUILD)/mydb/core.so | stage
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LUA_LIB) -ldl
 
 test-lua: all
 	$(LUA) /usr/bin/busted

@@ -9,7 +9,9 @@
 #                         build/), then the C tests (make test-c, leak
 #                         detection on) and the whole spec suite run under
 #                         them
-#   make test-valgrind    examples/*.lua under valgrind memcheck
+#   make test-valgrind    examples/*.lua under valgrind memcheck, and
+#                         build/test_oom_api (allocation failures injected
+#                         through the module; its api case at a stride of 15)
 #   make fuzz             builds the libFuzzer targets into build-fuzz/ and
 #                         runs each for FUZZ_TIME seconds from its corpus
 #   make fuzz-build       only builds them
@@ -95,8 +97,11 @@ test-asan: deps fuzz-deps
 
 # The examples under valgrind, each in a scratch directory (they make their
 # own temporary stores), with the normal build; "N passed, N failed" last.
-test-valgrind: all fuzz-deps
+test-valgrind: all fuzz-deps $(BUILD)/test_oom_api
 	@pass=0; fail=0; \
+	if $(VALGRIND) $(BUILD)/test_oom_api $(BUILD) test/test_oom_api.lua 15 >/dev/null; then \
+	  pass=$$((pass + 1)); echo "valgrind: test_oom_api: clean"; \
+	else fail=$$((fail + 1)); echo "valgrind: test_oom_api: ERRORS"; fi; \
 	for ex in examples/*.lua; do \
 	  d=$$(mktemp -d) && cp "$$ex" "$$d/" && \
 	  if ( cd "$$d" && $(VALGRIND) $(LUA) "$${ex##*/}" >/dev/null ); then \
