@@ -16,7 +16,10 @@ local verify = {}
 
 local DIGEST = ("%x"):rep(64)
 
+-- The message of a failure verify reports as a problem. Running out of
+-- memory says nothing about the store: it is raised, not reported.
 local function message_of(e)
+  if errors.is(e, "out_of_memory") or e == "not enough memory" then error(e, 0) end
   if errors.is(e) then return e.message end
   return tostring(e)
 end
