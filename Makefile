@@ -155,9 +155,16 @@ test-backends: all $(BUILD)/test_backends
 	  echo "== busted, backend $$b"; MYDB_BACKEND=$$b $(LUA) /usr/bin/busted || exit 1; \
 	done
 
+# Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
+# installed by `make bench` when possible; without them the SQLite columns
+# say "not installed". VERSUS_ARGS: e.g. --quick, --rounds 5.
+BENCH_DEB_PKGS = lua-sql-sqlite3
+VERSUS_ARGS ?=
 bench: all
+	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_DEB_PKGS)"
 	$(LUA) bench/bench.lua
 	$(LUA) bench/backends.lua
+	$(LUA) bench/versus.lua $(VERSUS_ARGS)
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk
