@@ -42,7 +42,11 @@ function H.read(path)
 end
 
 function H.write(path, text)
-  local f = assert(io.open(path, "wb"))
+  local f = io.open(path, "wb")
+  if not f then -- a durable loose object is read-only: made writable to damage it
+    os.execute("chmod u+w '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
+    f = assert(io.open(path, "wb"))
+  end
   f:write(text)
   f:close()
 end
