@@ -12,18 +12,10 @@ local core = require "mydb.core"
 local now = core.monotonic
 local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
 local sh_quote, parse_args = common.sh_quote, common.parse_args
-local doc_1k, rec_100 = common.doc_1k, common.rec_100
+local doc_1k, rec_100, wchar = common.doc_1k, common.rec_100, common.wchar
 
 -- ------------------------------------------------------------- utilities
 
-
-local function wchar()
-  local f = io.open("/proc/self/io")
-  if not f then return 0 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("wchar:%s*(%d+)")) or 0
-end
 
 local function peak_rss_kib()
   local f = io.open("/proc/self/status")

@@ -43,4 +43,14 @@ function common.rec_100(i)
   return d
 end
 
+--- Bytes this process has written so far (/proc/self/io wchar; 0 where
+-- there is none).
+function common.wchar()
+  local f = io.open("/proc/self/io")
+  if not f then return 0 end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("wchar:%s*(%d+)")) or 0
+end
+
 return common

@@ -20,6 +20,7 @@ local now = core.monotonic
 local here = arg[0]:match("^(.*)/") or "."
 local common = dofile(here .. "/common.lua")
 local sh_quote, parse_args, rec_100 = common.sh_quote, common.parse_args, common.rec_100
+local wchar = common.wchar
 
 local T, U, C = "t", "u", "coll"
 
@@ -51,14 +52,6 @@ local function dir_bytes(dir)
   local n = tonumber((p:read("a") or ""):match("^(%d+)")) or 0
   p:close()
   return n
-end
-
-local function wchar()
-  local f = io.open("/proc/self/io")
-  if not f then return 0 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("wchar:%s*(%d+)")) or 0
 end
 
 local function sqlite_available()
