@@ -225,6 +225,41 @@ describe("pack backend", function()
     end
   end)
 
+  it("fresh readers never see a repack's removed segments as damage", function()
+    -- a reader loads the chain from pack/start without a lock; a repack
+    -- elsewhere may move start and remove the old segments meanwhile
+    local db = open({ segment_bytes = 4096 })
+    db:init("t")
+    local pad = ("x"):rep(300)
+    for i = 1, 300 do db:save("t", "u", "e" .. i % 30, { i = i, pad = pad }) end
+    db:close()
+    local results = H.run_lua_parallel({
+      ([[
+        local db = require("mydb").open(%q, { fsync = false, segment_bytes = 4096, backend = "pack" })
+        local deadline, n = os.time() + 3, 0
+        while os.time() < deadline do
+          db:save("t", "u", "e1", { i = 1000 + n }); db:repack(); n = n + 1
+        end
+        io.write("repacks ", n)
+      ]]):format(root),
+      ([[
+        local mydb = require("mydb")
+        local deadline, n, bad, first = os.time() + 3, 0, 0, nil
+        while os.time() < deadline do
+          local db = mydb.open(%q, { fsync = false, cache_bytes = 0, backend = "pack" })
+          local ok, e = pcall(db.load, db, "t", "e1")
+          if not ok then bad = bad + 1; first = first or tostring(e) end
+          db:close(); n = n + 1
+        end
+        io.write("reads ", n, " failed ", bad, " ", first or "")
+      ]]):format(root),
+    }, { memory_ok = true })
+    assert(results[1].ok, results[1].out)
+    assert(results[2].ok, results[2].out)
+    assert.matches("^repacks [1-9]", results[1].out)
+    assert.matches("^reads [1-9]%d* failed 0 $", results[2].out)
+  end)
+
   it("repack while another process reads: the reader follows into the new segments", function()
     local db = open({ segment_bytes = 8192 })
     db:init("t")

@@ -816,18 +816,39 @@ static int load(mydb *db, pspace *ps) {
   return MYDB_OK;
 }
 
-int mydb__pack_refresh(mydb *db, pspace *ps) {
-  if (!ps->loaded) {
-    int rc = load(db, ps);
-    if (rc) mydb__pack_space_reset(ps);
-    return rc;
-  }
-  if (ps->nsegs == 0) { /* nothing yet: has a first segment appeared? */
+/* What pack/start says now ("" when there is none): a repack's commit point. */
+static void start_now(pspace *ps, char out[32]) {
+  char p[PATH_MAX];
+  out[0] = '\0';
+  if (space_path(ps, p, "start")) return;
+  int fd = mydb__open(p, O_RDONLY, 0);
+  if (fd < 0) return;
+  ssize_t n = mydb__pread_all(fd, out, 31, 0);
+  mydb__close(fd);
+  out[n > 0 ? n : 0] = '\0';
+}
+
+/* Readers take no lock, so a repack elsewhere can move start and remove
+ * the old segments while load walks them: a segment vanishes mid-read.
+ * That is a race, not damage, when start moved meanwhile: read again.
+ * Damage stays put and is reported (start unchanged). */
+static int load_afresh(mydb *db, pspace *ps) {
+  for (int attempt = 0;; attempt++) {
+    char before[32], after[32];
+    start_now(ps, before);
     mydb__pack_space_reset(ps);
     int rc = load(db, ps);
-    if (rc) mydb__pack_space_reset(ps);
-    return rc;
+    if (rc == MYDB_OK) return rc;
+    mydb__pack_space_reset(ps);
+    if (rc != MYDB_ECORRUPT || attempt == 16) return rc;
+    start_now(ps, after);
+    if (strcmp(before, after) == 0) return rc;
   }
+}
+
+int mydb__pack_refresh(mydb *db, pspace *ps) {
+  if (!ps->loaded || ps->nsegs == 0) /* (none yet: has one appeared?) */
+    return load_afresh(db, ps);
   char p[PATH_MAX];
   int rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num);
   if (rc) return rc;
@@ -835,10 +856,7 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
   if (stat(p, &st) != 0 || st.st_ino != ps->ino || st.st_dev != ps->dev ||
       (uint64_t)st.st_size < ps->end) {
     /* replaced or removed behind the chain's back: read afresh */
-    mydb__pack_space_reset(ps);
-    rc = load(db, ps);
-    if (rc) mydb__pack_space_reset(ps);
-    return rc;
+    return load_afresh(db, ps);
   }
   if ((uint64_t)st.st_size == ps->end) return MYDB_OK;
   int torn;
