@@ -839,10 +839,13 @@ static int load_afresh(mydb *db, pspace *ps) {
     mydb__pack_space_reset(ps);
     int rc = load(db, ps);
     if (rc == MYDB_OK) return rc;
+    /* the chain this load began with (the index's may predate start) */
+    uint64_t first = ps->nsegs ? ps->segs[0].num : 0;
     mydb__pack_space_reset(ps);
     if (rc != MYDB_ECORRUPT || attempt == 16) return rc;
     start_now(ps, after);
-    if (strcmp(before, after) == 0) return rc;
+    if (strcmp(before, after) == 0 && strtoull(after, NULL, 10) <= first)
+      return rc;
   }
 }
 
@@ -860,7 +863,9 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
   }
   if ((uint64_t)st.st_size == ps->end) return MYDB_OK;
   int torn;
-  return scan_chain(db, ps, ps->end, &torn);
+  rc = scan_chain(db, ps, ps->end, &torn);
+  /* (a seal may lead into a generation a later repack already removed) */
+  return rc == MYDB_ECORRUPT ? load_afresh(db, ps) : rc;
 }
 
 /* ---------------------------------------------------------------- appends */

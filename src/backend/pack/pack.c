@@ -372,7 +372,9 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
       rc = MYDB_OK;
       break;
     }
-    if (attempt > 0) { /* still missing after a refresh */
+    /* still missing after a refresh; a segment that vanished again may be
+     * another repack's doing (a damaged chain fails the refresh itself) */
+    if (attempt > 0 && (fd != MYDB_ECORRUPT || attempt == 8)) {
       rc = fd == MYDB_ENOTFOUND ? not_found(tenant, digest) : fd;
       break;
     }
