@@ -4,7 +4,7 @@
  *
  * Every input goes through core.decode (without and with a context of
  * classes, handlers and refs), core.decode_snapshot (full and meta only),
- * core.decode_into, core.leaf_split and core.collection_root. Oracles:
+ * core.decode_into, core.leaf_split, core.node_split and core.collection_root. Oracles:
  *   - nothing crashes, leaks or trips ASan/UBSan;
  *   - a failure is a mydb error value whose code is documented for damaged
  *     data (corrupt, unknown_tag), never a bare Lua error;
@@ -73,6 +73,13 @@ static const char driver[] =
     "    if expect_fail('decode_into leaf', okd, out) and #out ~= #vals then\n"
     "      bug('decode_into: %d values for %d raws', #out, #vals)\n"
     "    end\n"
+    "  end\n"
+    "  local ok6, nk, nd, nc = pcall(core.node_split, data)\n"
+    "  if expect_fail('node_split', ok6, nk) then\n"
+    "    if #nk == 0 or #nk ~= #nd or #nk ~= #nc then bug('node_split: %d/%d/%d', #nk, #nd, #nc) end\n"
+    "    local okp, again = pcall(core.node_piece, nk, nd, nc)\n"
+    "    if not okp then bug('node_piece refused what node_split read: %s', tostring(again)) end\n"
+    "    if again ~= data then bug('node_split/node_piece do not round-trip') end\n"
     "  end\n"
     "  local ok5, count, root, extra = pcall(core.collection_root, data)\n"
     "  if expect_fail('collection_root', ok5, count) then\n"

@@ -55,7 +55,7 @@ end)
 db:put("t", "u", "small", "k1", { v = 1 })
 db:put("t", "u", "small", "k2", "two")
 local items = {}
-for i = 1, 300 do items[("key%04d"):format(i)] = { i = i, s = ("x"):rep(i % 7) } end
+for i = 1, 3000 do items[("key%04d"):format(i)] = { i = i, s = ("x"):rep(i % 7) } end -- stored inner pieces
 db:put_many("t", "u", "big", items)
 db:put("t", "u", "big", "key0150", { changed = true })
 
@@ -71,6 +71,7 @@ for _, s in ipairs({ '{"__id__":0}', '[{"__float__":"nan"},{"__bytes__":"AAE="}]
   '{"leaf":[["a",1],["b",{"x":[1,2]}]]}', '{"node":[["a","' .. ("c"):rep(64) .. '",3]]}' }) do
   write("fuzz/corpus/codec", s)
 end
+write("fuzz/corpus/codec", (core.node_piece({ "a", "b\0" }, { ("c"):rep(64), ("d"):rep(64) }, { 3, 300 })))
 
 -- head journals: the first byte of a head seed chooses where the input is
 -- cut in two (fuzz/fuzz_head.c)

@@ -144,14 +144,18 @@ end
 
 --- The bytes of an object of a tenant (nil: a ref), whatever the backend
 -- (loose: the file as it is; others: read and verified by the core).
-function H.read_object(root, tenant, digest)
+-- (store: a handle from H.raw_store to reuse; else one is opened for
+-- this read)
+function H.read_object(root, tenant, digest, store)
   if H.BACKEND == "loose" then
     return H.read_file(tenant and H.object_path(root, tenant, digest)
       or ("%s/refs/%s/%s"):format(root, digest:sub(1, 24), digest))
   end
-  local store <close> = raw_store(root)
-  return store:read(tenant, digest)
+  if store then return store:read(tenant, digest) end
+  local own <close> = raw_store(root)
+  return own:read(tenant, digest)
 end
+H.raw_store = raw_store
 
 --- Stores bytes as an object of a tenant (nil: a ref) through the core,
 -- whatever the backend; returns its digest.
@@ -477,21 +481,92 @@ local function cjson() return require "cjson" end
 
 --- {count=, root=} of a collection snapshot: root is a digest string, an
 -- embedded piece table, or nil for an empty collection.
+-- The raw bytes of embedded roots returned by H.collection_of (to measure
+-- their items as the chunker does).
+local raw_roots = setmetatable({}, { __mode = "k" })
+
 function H.collection_of(root_dir, tenant, digest)
-  local o = cjson().decode(H.read_object(root_dir, tenant, digest))
+  local bytes = H.read_object(root_dir, tenant, digest)
+  local o = cjson().decode(bytes)
   if type(o.__collection__) ~= "table" then error("not a collection snapshot: " .. digest) end
   local root = o.__collection__.root
   if root == cjson().null then root = nil end
+  if type(root) == "table" then
+    local _, raw = require("mydb.core").collection_root(bytes)
+    raw_roots[root] = raw
+  end
   return { count = o.__collection__.count, root = root }
 end
 
+-- Decodes a binary inner piece (doc/FORMAT.md): {node = {{key, digest,
+-- count}, ...}}; nil if bytes are not one.
+local function decode_binary_node(bytes)
+  if bytes:sub(1, 4) ~= "\0MN\1" then return nil end
+  local pos, node = 5, {}
+  local function varint()
+    local v, shift = 0, 0
+    repeat
+      local c = bytes:byte(pos)
+      if not c then error("truncated varint") end
+      pos = pos + 1
+      v = v | ((c & 0x7f) << shift)
+      shift = shift + 7
+    until c < 0x80
+    return v
+  end
+  while pos <= #bytes do
+    local kl = varint()
+    local key = bytes:sub(pos, pos + kl - 1)
+    pos = pos + kl
+    local digest = bytes:sub(pos, pos + 31):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+    pos = pos + 32
+    node[#node + 1] = { key, digest, varint() }
+  end
+  return { node = node }
+end
+
 --- The piece named by ref (a digest: read and verified; a table: itself).
-function H.read_piece(root_dir, tenant, ref)
+-- Stored inner pieces are binary; they come back in the JSON shape.
+function H.read_piece(root_dir, tenant, ref, store)
   if type(ref) == "table" then return ref end
-  local bytes = H.read_object(root_dir, tenant, ref)
+  local bytes = H.read_object(root_dir, tenant, ref, store)
   local sha = require("mydb.core").sha256(bytes)
   if sha ~= ref then error("piece " .. ref .. " does not match its name") end
-  return cjson().decode(bytes)
+  return decode_binary_node(bytes) or cjson().decode(bytes)
+end
+
+-- The byte sizes the chunker gives a piece's items: a leaf's key plus its
+-- value's JSON text, an inner entry's key plus 40.
+local function item_sizes(root_dir, tenant, ref, piece, store)
+  local sizes = {}
+  if piece.node then
+    for i, e in ipairs(piece.node) do sizes[i] = #e[1] + 40 end
+    return sizes
+  end
+  local raw = type(ref) == "table" and raw_roots[ref] or H.read_object(root_dir, tenant, ref, store)
+  if not raw then error("no raw bytes for an embedded root (use H.collection_of)") end
+  local keys, vals = require("mydb.core").leaf_split(raw)
+  for i = 1, #keys do sizes[i] = #keys[i] + #vals[i] end
+  return sizes
+end
+
+-- The boundary rule of doc/FORMAT.md, written again from the text: after
+-- an item, a piece of s bytes (b before the item) closes when s >= 4096,
+-- or s >= 128 and hash32(key, level) < (s//4)^4 - (b//4)^4, hash32 the top
+-- 32 bits of splitmix64(h + (level + 1) * 0x9E3779B97F4A7C15), h the first
+-- 8 bytes of SHA-256(key) big-endian.
+local function rule_closes(key, level, before, size)
+  local s = before + size
+  if s < 128 then return false end
+  if s >= 4096 then return true end
+  local hex = require("mydb.core").sha256(key)
+  local h = tonumber(hex:sub(1, 8), 16) << 32 | tonumber(hex:sub(9, 16), 16)
+  local z = h + (level + 1) * 0x9E3779B97F4A7C15
+  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+  z = (z ~ (z >> 31)) >> 32
+  local a, b = s // 4, before // 4
+  return z < a * a * a * a - b * b * b * b
 end
 
 --- A canonical text of a JSON-like Lua value (sorted keys), to compare
@@ -516,11 +591,6 @@ function H.first_leaf_digest(root_dir, tenant, ref)
   end
 end
 
--- Piece-boundary rules: bits(L) = min(base + step * L, cap). The first is
--- the FORMAT.md of issue 2 (5(L+1), cap 45), the second its revision with
--- wider inner pieces (5 + 6L, cap 47). A tree must follow one of them.
-H.BOUNDARY_RULES = { { base = 5, step = 5, cap = 45 }, { base = 5, step = 6, cap = 47 } }
-
 --- Walks a collection tree and checks it against doc/FORMAT.md: keys
 -- strictly ascending, every piece non-empty and verified, node entries'
 -- first keys and counts match their children, all leaves at one depth, the
@@ -528,14 +598,15 @@ H.BOUNDARY_RULES = { { base = 5, step = 5, cap = 45 }, { base = 5, step = 6, cap
 -- (at every level). Raises on the first violation; returns the records as
 -- a list of {key, value} and the tree height.
 function H.check_tree(root_dir, tenant, root_ref, count)
-  local core = require "mydb.core"
   if root_ref == nil then
     if count ~= 0 then error("empty root with count " .. tostring(count)) end
     return {}, 0
   end
-  local levels, records = {}, {}
+  local levels, records = {}, {} -- levels[L] = list of {keys=, sizes=}
+  local store <close> = H.BACKEND ~= "loose" and raw_store(root_dir) or nil
   local function walk(ref)   -- returns first key, record count, height
-    local p = H.read_piece(root_dir, tenant, ref)
+    local p = H.read_piece(root_dir, tenant, ref, store)
+    local sizes = item_sizes(root_dir, tenant, ref, p, store)
     if p.leaf then
       if p.node ~= nil then error("piece has both leaf and node") end
       if #p.leaf == 0 then error("empty leaf") end
@@ -546,10 +617,13 @@ function H.check_tree(root_dir, tenant, root_ref, count)
         records[#records + 1] = kv
       end
       levels[0] = levels[0] or {}
-      table.insert(levels[0], keys)
+      table.insert(levels[0], { keys = keys, sizes = sizes })
       return keys[1], #keys, 0
     end
     if type(p.node) ~= "table" or #p.node == 0 then error("bad piece") end
+    if type(ref) == "string" and H.read_object(root_dir, tenant, ref, store):sub(1, 1) == "{" then
+      error("stored inner piece " .. ref .. " is JSON, not binary")
+    end
     local total, height, keys = 0, nil, {}
     for i, e in ipairs(p.node) do
       local first, n, h = walk(e[2])
@@ -563,7 +637,7 @@ function H.check_tree(root_dir, tenant, root_ref, count)
       keys[i] = e[1]
     end
     levels[height + 1] = levels[height + 1] or {}
-    table.insert(levels[height + 1], keys)
+    table.insert(levels[height + 1], { keys = keys, sizes = sizes })
     return keys[1], total, height + 1
   end
   local _, total, height = walk(root_ref)
@@ -578,31 +652,24 @@ function H.check_tree(root_dir, tenant, root_ref, count)
   for L = 0, height - 1 do
     if #levels[L] < 2 then error(("level %d has a single piece but the tree is higher"):format(L)) end
   end
-  local why
-  for _, rule in ipairs(H.BOUNDARY_RULES) do
-    why = nil
-    for L = 0, height do
-      local bits = math.min(rule.base + rule.step * L, rule.cap)
-      local mask = (1 << bits) - 1
-      for pi, keys in ipairs(levels[L]) do
-        for i, k in ipairs(keys) do
-          local starts = core.key_hash(k) & mask == 0
-          if pi == 1 and i == 1 then
-            -- the first entry of a level always starts a piece
-          elseif i == 1 and not starts then
-            why = ("level %d piece starts with %q, which does not start a piece"):format(L, k)
-          elseif i > 1 and starts then
-            why = ("level %d: %q should start a new piece"):format(L, k)
-          end
-          if why then break end
+  -- every piece but a level's last closes at its last item, and only there
+  for L = 0, height do
+    for pi, piece in ipairs(levels[L]) do
+      local size = 0
+      for i, k in ipairs(piece.keys) do
+        local before = size
+        size = size + piece.sizes[i]
+        local closes = rule_closes(k, L, before, piece.sizes[i])
+        if closes and i < #piece.keys then
+          error(("level %d piece %d should close after %q (item %d of %d)"):format(L, pi, k, i, #piece.keys))
         end
-        if why then break end
+        if not closes and i == #piece.keys and pi < #levels[L] then
+          error(("level %d piece %d ends after %q where no boundary falls"):format(L, pi, k))
+        end
       end
-      if why then break end
     end
-    if not why then return records, height end
   end
-  error("piece boundaries follow no documented rule: " .. why)
+  return records, height
 end
 
 -- ------------------------------------------------------------- equality

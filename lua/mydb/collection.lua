@@ -14,11 +14,17 @@ local errors = require "mydb.errors"
 
 local collection = {}
 
--- 32 records a leaf and 32 children a node on average. Larger inner pieces
--- mean fewer levels but, chunk sizes being geometric, some puts then
--- rewrite very large pieces; 32 keeps a put near 5 KiB at 100,000 records.
-local LEAF_BITS, NODE_BITS = 5, 5
-local MAX_MASK_BITS = 47
+-- Piece boundaries (doc/FORMAT.md "Record collections"): a size-based
+-- rule after Dolt's node splitter. Items are added to a piece in key order;
+-- after each one the piece closes when its size reaches MAX_PIECE, or, once
+-- it holds MIN_PIECE, with a probability that rises with its size (a Weibull
+-- hazard, k = 4, scale 1 KiB), drawn from a hash of the item's key salted by
+-- the level. Pieces come out near 1 KiB (p99 ~1.5 KiB), never geometric, so
+-- the piece a put rewrites is small; and the rule is still a pure function
+-- of the ordered items: the same records always give the same pieces.
+local MIN_PIECE, MAX_PIECE = 128, 4096
+local LEAF_ITEM, NODE_ITEM = 0, 40 -- bytes an item adds beyond its key (a
+                                   -- leaf's: its value's JSON length)
 
 -- Bounded memo tables: cleared wholesale when full (cheap, and good enough:
 -- the values are pure functions of the key).
@@ -36,15 +42,34 @@ local function memo(fn, limit)
   end
 end
 
-local key_hash = memo(core.key_hash, 1 << 18)
+local chunk_hash = memo(core.chunk_hash, 1 << 18)
 
---- True if key starts a new piece at this level (0 = leaves).
-local function starts_piece(key, level)
-  local bits = LEAF_BITS + NODE_BITS * level
-  if bits > MAX_MASK_BITS then bits = MAX_MASK_BITS end
-  return key_hash(key) & ((1 << bits) - 1) == 0
+-- splitmix64's finalizer: a level's salt mixed into the key's hash, so the
+-- levels' boundaries are independent. Integer arithmetic wraps (Lua 5.4).
+local function level_hash(key, level)
+  local z = chunk_hash(key) + (level + 1) * 0x9E3779B97F4A7C15
+  z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+  return (z ~ (z >> 31)) >> 32
 end
-collection.starts_piece = starts_piece
+
+--- True if a piece of `before` bytes closes after adding the item `key`
+-- of `size` bytes at this level (0 = leaves). The split probability is
+-- ((s/4)^4 - (b/4)^4) / 2^32: the Weibull hazard with scale 1024 B, in
+-- integers so that every machine draws the same boundaries.
+local function closes(key, level, before, size)
+  local s = before + size
+  if s < MIN_PIECE then return false end
+  if s >= MAX_PIECE then return true end
+  local a, b = s // 4, before // 4
+  return level_hash(key, level) < a * a * a * a - b * b * b * b
+end
+collection.closes = closes
+
+local function item_size(level, key, v)
+  if level == 0 then return #key + #v + LEAF_ITEM end
+  return #key + NODE_ITEM
+end
 
 -- ------------------------------------------------------------------ pieces
 
@@ -62,7 +87,9 @@ end
 
 --- A node cache: immutable decoded pieces keyed by tenant/digest.
 function collection.node_cache(limit)
-  return { map = {}, count = 0, limit = limit or 8192 }
+  -- (pieces are ~1 KiB: 32,768 of them hold about as many bytes as the
+  -- 8,192 pieces of ~4 KiB before format 2)
+  return { map = {}, count = 0, limit = limit or 32768 }
 end
 
 local function cache_put(nc, key, node)
@@ -77,14 +104,22 @@ local function parse_piece(where, bytes)
   local function corrupt(why)
     errors.raise("corrupt", "collection piece %s is damaged: %s", where, why)
   end
-  if bytes:sub(1, 8) == '{"leaf":' then
+  if core.is_node_piece(bytes) then
+    local ok, keys, digests, counts = pcall(core.node_split, bytes)
+    if not ok then corrupt(keys.message or tostring(keys)) end
+    for i = 2, #keys do
+      if keys[i - 1] >= keys[i] then corrupt("keys out of order") end
+    end
+    return { leaf = false, keys = keys, digests = digests, counts = counts }
+  elseif bytes:sub(1, 8) == '{"leaf":' then
     local keys, vals = core.leaf_split(bytes)
     if #keys == 0 then corrupt("empty leaf") end
     for i = 2, #keys do
       if keys[i - 1] >= keys[i] then corrupt("keys out of order") end
     end
     return { leaf = true, keys = keys, vals = vals }
-  elseif bytes:sub(1, 8) == '{"node":' then
+  elseif bytes:sub(1, 8) == '{"node":' then -- an embedded root; stored
+    -- inner pieces of a store written before format 2
     local d = core.decode(bytes)
     local list = type(d) == "table" and d.node
     if type(list) ~= "table" or #list == 0 then corrupt("bad node") end
@@ -103,6 +138,13 @@ local function parse_piece(where, bytes)
 end
 
 collection.parse_piece = parse_piece
+
+--- True if bytes look like a collection piece (not a snapshot).
+function collection.is_piece(bytes)
+  if core.is_node_piece(bytes) then return true end
+  local head = bytes:sub(1, 8)
+  return head == '{"leaf":' or head == '{"node":'
+end
 
 --- count, root digest, root node of a collection snapshot (the root piece
 -- is embedded in it; its digest is that of its bytes).
@@ -144,25 +186,41 @@ local function append(dst, src, i, j)
   return table.move(src, i, j, #dst + 1, dst)
 end
 
+-- A piece being cut at one level: items accumulate until closes() says
+-- the piece ends; then it is built and becomes an entry of the level above
+-- (first key, digest, count), appended to out = {keys, digests, counts}.
+local function cutter(t, level, out)
+  local c = { keys = {}, a = {}, b = {}, size = 0 }
+  local function close()
+    local d, n
+    if level == 0 then d, n = make_leaf(t, c.keys, c.a)
+    else d, n = make_node(t, c.keys, c.a, c.b) end
+    local m = #out[1] + 1
+    out[1][m], out[2][m], out[3][m] = c.keys[1], d, n
+    c.keys, c.a, c.b, c.size = {}, {}, {}, 0
+  end
+  --- Adds an item; true when it closed the piece.
+  function c.add(key, a, b)
+    local m = #c.keys + 1
+    c.keys[m], c.a[m], c.b[m] = key, a, b
+    local before, size = c.size, item_size(level, key, a)
+    c.size = before + size
+    if closes(key, level, before, size) then close(); return true end
+    return false
+  end
+  --- Closes what is left (the end of the level).
+  function c.finish() if #c.keys > 0 then close() end end
+  return c
+end
+
 --- Cuts one level's items into pieces; returns the next level's entries
 -- (first keys, digests, counts).
 local function build_level(t, level, keys, a, b)
-  local ek, ed, ec = {}, {}, {}
-  local n, i = #keys, 1
-  while i <= n do
-    local j = i + 1
-    while j <= n and not starts_piece(keys[j], level) do j = j + 1 end
-    local d, c
-    if level == 0 then
-      d, c = make_leaf(t, slice(keys, i, j - 1), slice(a, i, j - 1))
-    else
-      d, c = make_node(t, slice(keys, i, j - 1), slice(a, i, j - 1), slice(b, i, j - 1))
-    end
-    local m = #ed + 1
-    ek[m], ed[m], ec[m] = keys[i], d, c
-    i = j
-  end
-  return ek, ed, ec
+  local out = { {}, {}, {} }
+  local c = cutter(t, level, out)
+  for i = 1, #keys do c.add(keys[i], a[i], b and b[i]) end
+  c.finish()
+  return out[1], out[2], out[3]
 end
 
 -- Stacks levels above the given entries until one piece remains; a root
@@ -292,49 +350,58 @@ local function changed_leaf(leaf, key, val)
   return keys, vals, 1
 end
 
-local LEAF_COLS, NODE_COLS = { "keys", "vals" }, { "keys", "digests", "counts" }
+-- The columns of a piece's items at a level: keys and values of a leaf,
+-- keys, digests and counts of an inner piece.
+local function columns(node)
+  if node.leaf then return node.keys, node.vals, nil end
+  return node.keys, node.digests, node.counts
+end
 
--- Merges the new items of level h (columns cols, named names) into their
--- predecessors while their first key no longer starts a piece; returns the
--- path to the first piece replaced and how many pieces are replaced.
-local function merge_left(t, start, span, h, H, cols, names)
-  while #cols[1] > 0 and not starts_piece(cols[1][1], h) do
-    local Q = step(t, start, h, H, -1)
-    if not Q then break end
-    local prev = Q[h].node
-    for i, name in ipairs(names) do
-      cols[i] = append(slice(prev[name], 1, #prev[name]), cols[i], 1, #cols[i])
+-- Cuts level h again where a change replaced items: the level-h piece at
+-- path start[h] keeps its items before index s; the span of `span` old
+-- items from there (they may run into the pieces that follow) is replaced
+-- by the new items (nk, na, nb); then the old items after the span follow.
+-- The piece before start[h] closed at a boundary that nothing here moves,
+-- so cutting restarts at start[h]'s first item and stops as soon as a
+-- boundary falls at the end of an old piece after the new items: from there
+-- on the level is what it was. Returns the new level-(h+1) entries and how
+-- many old level-h pieces they replace (from start[h] on).
+local function recut(t, start, h, H, s, span, nk, na, nb)
+  local out = { {}, {}, {} }
+  local c = cutter(t, h, out)
+  local P, node = start, start[h].node
+  local keys, a, b = columns(node)
+  local closed = false
+  for i = 1, s - 1 do closed = c.add(keys[i], a[i], b and b[i]) end
+  for i = 1, #nk do closed = c.add(nk[i], na[i], nb and nb[i]) end
+  -- skip the span: j is the first old item after it, in piece P
+  local pieces, j = 1, s + span
+  while j > #keys + 1 do
+    j = j - #keys
+    P = step(t, P, h, H, 1)
+    if not P then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
+    pieces = pieces + 1
+    keys, a, b = columns(P[h].node)
+  end
+  if j > #keys and closed then return out, pieces end -- in step already
+  while true do
+    if j > #keys then
+      P = step(t, P, h, H, 1)
+      if not P then break end -- the end of the level
+      pieces = pieces + 1
+      keys, a, b = columns(P[h].node)
+      j = 1
     end
-    start, span = Q, span + 1
+    closed = c.add(keys[j], a[j], b and b[j])
+    if closed and j == #keys then return out, pieces end
+    j = j + 1
   end
-  return start, span
+  c.finish()
+  return out, pieces
 end
 
--- Level h's entries with the span children below from start replaced by
--- the new entries ek, ed, ec: {keys, digests, counts} and how many level-h
--- pieces they cover.
-local function replace_span(t, start, span, h, H, ek, ed, ec)
-  local node, s = start[h].node, start[h].idx
-  local K, D, C = slice(node.keys, 1, s - 1), slice(node.digests, 1, s - 1), slice(node.counts, 1, s - 1)
-  append(K, ek, 1, #ek)
-  append(D, ed, 1, #ed)
-  append(C, ec, 1, #ec)
-  local pspan, left, cur, last = 1, span, start, node
-  local after = s + left -- first index after the replaced children in `last`
-  while after > #last.keys + 1 do
-    left = left - (#last.keys - s + 1)
-    s = 1
-    cur = step(t, cur, h, H, 1)
-    if not cur then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
-    last, pspan = cur[h].node, pspan + 1
-    after = s + left
-  end
-  append(K, last.keys, after, #last.keys)
-  append(D, last.digests, after, #last.digests)
-  append(C, last.counts, after, #last.counts)
-  return { K, D, C }, pspan
-end
-
+--- Sets key to raw value val (nil deletes). Returns the new root and the
+-- change in record count, or root and false when nothing changed.
 function collection.update(t, root, key, val)
   if not root then
     if val == nil then return root, false end
@@ -343,18 +410,13 @@ function collection.update(t, root, key, val)
   local P, H = descend(t, root, key)
   local keys, vals, delta = changed_leaf(P[0].node, key, val)
   if not keys then return root, false end
-  -- Leaves: the changed leaf, merged into its predecessors while its first
-  -- key no longer starts a piece.
-  local cols = { keys, vals }
-  local start, span = merge_left(t, P, 1, 0, H, cols, LEAF_COLS)
-  local ek, ed, ec = build_level(t, 0, cols[1], cols[2])
-  -- Each level above: replace the span of old children by the new entries.
+  -- The changed leaf's items replace it; each level above then replaces
+  -- the span of entries of the pieces cut again below.
+  local out, pieces = recut(t, P, 0, H, 1, #P[0].node.keys, keys, vals, nil)
   for h = 1, H do
-    local c3, pspan = replace_span(t, start, span, h, H, ek, ed, ec)
-    start, span = merge_left(t, start, pspan, h, H, c3, NODE_COLS)
-    ek, ed, ec = build_level(t, h, c3[1], c3[2], c3[3])
+    out, pieces = recut(t, P, h, H, P[h].idx, pieces, out[1], out[2], out[3])
   end
-  return finish_root(t, H + 1, ek, ed, ec), delta
+  return finish_root(t, H + 1, out[1], out[2], out[3]), delta
 end
 
 -- ------------------------------------------------------------- iterating
@@ -527,6 +589,11 @@ function collection.flush(t, root, write_root)
   elseif not root_bytes and not write_root then
     -- an old piece became the root (the tree shrank): embed its bytes
     root_bytes = t.store:read(t.tenant, root)
+  end
+  if root_bytes and core.is_node_piece(root_bytes) then
+    -- the snapshot embeds the root as JSON (readable; doc/FORMAT.md)
+    local node = root_node or parse_piece(root, root_bytes)
+    root_bytes = core.node_json(node.keys, node.digests, node.counts)
   end
   local stack = { root }
   while #stack > 0 do

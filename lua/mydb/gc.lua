@@ -70,8 +70,7 @@ local function links(bytes, where, kids, refs, optional)
   for d in bytes:gmatch('"__ref__":"(' .. DIGEST .. ')"') do refs[d] = true end
   for d in bytes:gmatch('"__digest__":"(' .. DIGEST .. ')"') do refs[d] = true end
   if kids == nil then return end
-  local head = bytes:sub(1, 8)
-  if head == '{"leaf":' or head == '{"node":' then
+  if collection.is_piece(bytes) then
     local node = collection.parse_piece(where, bytes)
     if not node.leaf then
       for _, c in ipairs(node.digests) do kids[#kids + 1] = c end

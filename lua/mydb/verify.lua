@@ -34,8 +34,7 @@ end
 -- parent (false: a first version) and, for a collection, its root's
 -- children and index roots. Raises on bytes that do not parse.
 local function links_of(name, bytes, where, parent_of, children_of)
-  local head = bytes:sub(1, 8)
-  if head == '{"leaf":' or head == '{"node":' then
+  if collection.is_piece(bytes) then
     local node = collection.parse_piece(where, bytes)
     if not node.leaf then children_of[name] = node.digests end
     return

@@ -1500,9 +1500,11 @@ static int l_leaf_piece(lua_State *L) {
   return 2;
 }
 
-/* core.node_piece(keys, digests, counts) -> bytes, digest, total: an inner
- * piece {"node":[[first_key,digest,count],...]}. */
-static int l_node_piece(lua_State *L) {
+/* core.node_json(keys, digests, counts) -> bytes, digest, total: an inner
+ * piece rendered as JSON, {"node":[[first_key,digest,count],...]}: the root
+ * embedded in a collection snapshot (stored inner pieces are binary:
+ * lpiece.c), and every inner piece of a store written before format 2. */
+static int l_node_json(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -1512,25 +1514,15 @@ static int l_node_piece(lua_State *L) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), total = 0;
   mydb_buf_puts(out, "{\"node\":[");
   for (lua_Integer i = 1; i <= n; i++) {
-    size_t kl, dl;
-    lua_rawgeti(L, 1, i);
-    lua_rawgeti(L, 2, i);
-    lua_rawgeti(L, 3, i);
-    const char *k = lua_tolstring(L, -3, &kl), *d = lua_tolstring(L, -2, &dl);
-    if (!k || !d || !lua_isinteger(L, -1))
-      lmydb_error(L, "invalid_argument", "node entry %d is malformed", (int)i);
-    lua_Integer c = lua_tointeger(L, -1);
-    if (c < 0) lmydb_error(L, "invalid_argument", "node entry %d has a negative count", (int)i);
-    /* counts come from stored pieces: a sum past the integer range is damage */
-    if (c > LUA_MAXINTEGER - total) lmydb_error(L, "corrupt", "node entry %d: record counts overflow", (int)i);
-    total += c;
+    lmydb_node_item it;
+    lmydb_node_entry(L, i, &it, &total);
     if (i > 1) mydb_buf_putc(out, ',');
     mydb_buf_putc(out, '[');
-    put_string(out, k, kl);
+    put_string(out, it.key, it.klen);
     mydb_buf_puts(out, ",\"");
-    mydb_buf_put(out, d, dl);
+    mydb_buf_put(out, it.hex, MYDB_DIGEST_HEX);
     mydb_buf_puts(out, "\",");
-    put_integer(out, c);
+    put_integer(out, it.count);
     mydb_buf_putc(out, ']');
     lua_pop(L, 3);
   }
@@ -1731,7 +1723,7 @@ void lmydb_open_codec(lua_State *L) {
       {"leaf_split", l_leaf_split},
       {"leaf_piece", l_leaf_piece},
       {"collection_root", l_collection_root},
-      {"node_piece", l_node_piece},
+      {"node_json", l_node_json},
       {"json_string", l_json_string},
       {"snapshot_bytes", l_snapshot_bytes},
       {"collection_bytes", l_collection_bytes},
