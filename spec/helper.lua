@@ -551,21 +551,21 @@ local function item_sizes(root_dir, tenant, ref, piece, store)
 end
 
 -- The boundary rule of doc/FORMAT.md, written again from the text: after
--- an item, a piece of s bytes (b before the item) closes when s >= 4096,
--- or s >= 128 and hash32(key, level) < (s//4)^4 - (b//4)^4, hash32 the top
+-- an item, a piece of s bytes (b before the item) closes when s >= 8192,
+-- or s >= 256 and hash32(key, level) < (s//8)^4 - (b//8)^4, hash32 the top
 -- 32 bits of splitmix64(h + (level + 1) * 0x9E3779B97F4A7C15), h the first
 -- 8 bytes of SHA-256(key) big-endian.
 local function rule_closes(key, level, before, size)
   local s = before + size
-  if s < 128 then return false end
-  if s >= 4096 then return true end
+  if s < 256 then return false end
+  if s >= 8192 then return true end
   local hex = require("mydb.core").sha256(key)
   local h = tonumber(hex:sub(1, 8), 16) << 32 | tonumber(hex:sub(9, 16), 16)
   local z = h + (level + 1) * 0x9E3779B97F4A7C15
   z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
   z = (z ~ (z >> 27)) * 0x94D049BB133111EB
   z = (z ~ (z >> 31)) >> 32
-  local a, b = s // 4, before // 4
+  local a, b = s // 8, before // 8
   return z < a * a * a * a - b * b * b * b
 end
 
