@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delta.h"
 #include "fsutil.h"
 #include "jsonstr.h"
 #include "mydb.h"
@@ -1333,6 +1334,55 @@ static void test_many_entries(void) {
   mydb_close(db);
 }
 
+/* Deltas (src/format/delta.c): every edit of one span round-trips; a delta
+ * is kept only when under a quarter of the object; damaged ones refused. */
+static void test_delta(void) {
+  unsigned char base[2048], obj[2100], out[2100], digest[32];
+  unsigned seed = 7;
+  for (size_t i = 0; i < sizeof base; i++) base[i] = (unsigned char)(rand_r(&seed) & 0x3f);
+  memset(digest, 0xab, sizeof digest);
+  int ok = 1, kept = 0;
+  for (int round = 0; round < 300; round++) {
+    /* one span of base replaced by 0..40 new bytes at a random place */
+    size_t at = (size_t)rand_r(&seed) % sizeof base;
+    size_t cut = (size_t)rand_r(&seed) % 41, ins = (size_t)rand_r(&seed) % 41;
+    if (cut > sizeof base - at) cut = sizeof base - at;
+    memcpy(obj, base, at);
+    for (size_t i = 0; i < ins; i++) obj[at + i] = (unsigned char)(0x40 + (rand_r(&seed) & 0x3f));
+    memcpy(obj + at + ins, base + at + cut, sizeof base - at - cut);
+    size_t olen = sizeof base - cut + ins;
+    mydb_buf d = MYDB_BUF_INIT;
+    size_t n = mydb__delta_make(&d, digest, base, sizeof base, obj, olen);
+    if (n == 0) { ok = 0; mydb_buf_free(&d); continue; } /* small edits always pay */
+    kept++;
+    ok &= n == d.len && n <= 32 + 4 + ins && memcmp(d.data, digest, 32) == 0;
+    ok &= mydb__delta_size(d.data, d.len, sizeof base) == olen;
+    mydb__delta_apply(out, base, sizeof base, d.data, d.len);
+    ok &= memcmp(out, obj, olen) == 0;
+    mydb_buf_free(&d);
+  }
+  CHECK(ok && kept == 300);
+  /* an unrelated object: no delta, nothing appended */
+  mydb_buf d = MYDB_BUF_INIT;
+  for (size_t i = 0; i < 600; i++) obj[i] = (unsigned char)(0x80 | i);
+  CHECK(mydb__delta_make(&d, digest, base, sizeof base, obj, 600) == 0 && d.len == 0);
+  /* a tiny object never pays for a 32-byte base name */
+  CHECK(mydb__delta_make(&d, digest, base, sizeof base, base, 100) == 0);
+  /* identical objects: prefix covers all */
+  CHECK(mydb__delta_make(&d, digest, base, sizeof base, base, sizeof base) > 0 &&
+        mydb__delta_size(d.data, d.len, sizeof base) == sizeof base);
+  /* damaged: short, overlong varint, lengths past the base */
+  unsigned char bad[40];
+  memcpy(bad, digest, 32);
+  bad[32] = 0x80; bad[33] = 0x00; /* not minimal */
+  CHECK(mydb__delta_size(bad, 34, 100) == (size_t)-1);
+  CHECK(mydb__delta_size(bad, 20, 100) == (size_t)-1);
+  bad[32] = 60; bad[33] = 50; /* 60 + 50 > a base of 100 */
+  CHECK(mydb__delta_size(bad, 34, 100) == (size_t)-1);
+  CHECK(mydb__delta_size(bad, 34, 110) == 110);
+  mydb_buf_free(&d);
+}
+
 int main(void) {
   xsnprintf(tmproot, sizeof tmproot, "/tmp/mydb-test-XXXXXX");
   if (!mkdtemp(tmproot)) {
@@ -1340,6 +1390,7 @@ int main(void) {
     return 2;
   }
   test_sha256();
+  test_delta();
   test_errors();
   test_tenant_valid();
   test_jsonstr();

@@ -76,7 +76,7 @@ collection.closes = closes
 -- The root piece lives inside the snapshot, not in objects/: root_digest
 -- and root_node (from collection.parse_root) make it reachable.
 function collection.tree(store, tenant, nodes, root_digest, root_node, root_bytes)
-  local t = { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {} }
+  local t = { store = store, tenant = tenant, nodes = nodes, pending = {}, built = {}, base = {} }
   if root_digest then
     t.built[root_digest] = root_node
     t.root_digest, t.root_bytes = root_digest, root_bytes
@@ -84,16 +84,19 @@ function collection.tree(store, tenant, nodes, root_digest, root_node, root_byte
   return t
 end
 
---- A node cache: immutable decoded pieces keyed by tenant/digest.
+--- A node cache: immutable decoded pieces, map[tenant][digest].
 function collection.node_cache(limit)
   -- (pieces are ~1 KiB: 32,768 of them hold about as many bytes as the
   -- 8,192 pieces of ~4 KiB before format 2)
   return { map = {}, count = 0, limit = limit or 32768 }
 end
 
-local function cache_put(nc, key, node)
+-- (one map per tenant: a lookup builds no "tenant/digest" string)
+local function cache_put(nc, tenant, digest, node)
   if nc.count >= nc.limit then nc.map, nc.count = {}, 0 end
-  nc.map[key] = node
+  local m = nc.map[tenant]
+  if not m then m = {}; nc.map[tenant] = m end
+  m[digest] = node
   nc.count = nc.count + 1
 end
 
@@ -156,11 +159,11 @@ end
 local function load_node(t, digest)
   local node = t.built[digest]
   if node then return node end
-  local ck = t.tenant .. "/" .. digest
-  node = t.nodes.map[ck]
+  local m = t.nodes.map[t.tenant]
+  node = m and m[digest]
   if node then return node end
   node = parse_piece(digest .. " of tenant '" .. t.tenant .. "'", t.store:read(t.tenant, digest))
-  cache_put(t.nodes, ck, node)
+  cache_put(t.nodes, t.tenant, digest, node)
   return node
 end
 collection.load_node = load_node
@@ -188,7 +191,9 @@ end
 -- A piece being cut at one level: items accumulate until closes() says
 -- the piece ends; then it is built and becomes an entry of the level above
 -- (first key, digest, count), appended to out = {keys, digests, counts}.
-local function cutter(t, level, out)
+-- (base: the digest of the piece the first piece cut replaces, if any: a
+-- backend may store the new piece as the bytes that differ from it)
+local function cutter(t, level, out, base)
   local keys, as, bs, n, size = {}, {}, {}, 0, 0
   local extra = level == 0 and LEAF_ITEM or NODE_ITEM
   local ok, od, oc = out[1], out[2], out[3]
@@ -198,6 +203,11 @@ local function cutter(t, level, out)
     else d, count = make_node(t, keys, as, bs) end
     local m = #ok + 1
     ok[m], od[m], oc[m] = keys[1], d, count
+    if m == 1 and base and base ~= d then
+      -- (a piece built earlier in this write is not stored: its own base)
+      if t.pending[base] then base = t.base[base] end
+      t.base[d] = base
+    end
     keys, as, bs, n, size = {}, {}, {}, 0, 0
   end
   local c = {}
@@ -378,7 +388,8 @@ end
 -- many old level-h pieces they replace (from start[h] on).
 local function recut(t, start, h, H, s, span, nk, na, nb)
   local out = { {}, {}, {} }
-  local c = cutter(t, h, out)
+  local up = start[h + 1]
+  local c = cutter(t, h, out, up and up.node.digests[up.idx] or start.root)
   local P, node = start, start[h].node
   local keys, a, b = columns(node)
   local closed = false
@@ -420,6 +431,7 @@ function collection.update(t, root, key, val)
   local P, H = descend(t, root, key)
   local keys, vals, delta = changed_leaf(P[0].node, key, val)
   if not keys then return root, false end
+  P.root = root
   -- The changed leaf's items replace it; each level above then replaces
   -- the span of entries of the pieces cut again below.
   local out, pieces = recut(t, P, 0, H, 1, #P[0].node.keys, keys, vals, nil)
@@ -616,12 +628,13 @@ function collection.flush(t, root, write_root)
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
       if d ~= root or write_root then
-        t.store:write(t.tenant, bytes, d) -- named by the codec: hashed once
-        cache_put(t.nodes, t.tenant .. "/" .. d, node)
+        -- named by the codec (hashed once); the piece it replaces, if any
+        t.store:write(t.tenant, bytes, d, t.base[d])
+        cache_put(t.nodes, t.tenant, d, node)
       end
     end
   end
-  t.pending, t.built = {}, {}
+  t.pending, t.built, t.base = {}, {}, {}
   return root_bytes, root_node
 end
 

@@ -1,0 +1,88 @@
+/*
+ * delta.c - one-span deltas between versions of a piece (delta.h).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "delta.h"
+
+static size_t put_varint(unsigned char *p, uint64_t v) {
+  size_t n = 0;
+  do {
+    unsigned char c = v & 0x7f;
+    v >>= 7;
+    p[n++] = (unsigned char)(v ? c | 0x80 : c);
+  } while (v);
+  return n;
+}
+
+/* A minimal varint at *p (< end) of at most 63 bits; 0, or -1. */
+static int get_varint(const unsigned char **p, const unsigned char *end,
+                      uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 63; shift += 7) {
+    if (*p >= end) return -1;
+    unsigned char c = *(*p)++;
+    if (c == 0 && shift > 0) return -1;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+size_t mydb__delta_make(mydb_buf *out, const unsigned char base_digest[32],
+                        const void *base, size_t blen, const void *obj,
+                        size_t olen) {
+  const unsigned char *b = base, *o = obj;
+  size_t lim = blen < olen ? blen : olen, pre = 0, suf = 0;
+  while (pre < lim && b[pre] == o[pre]) pre++;
+  lim -= pre;
+  while (suf < lim && b[blen - 1 - suf] == o[olen - 1 - suf]) suf++;
+  size_t mid = olen - pre - suf;
+  unsigned char hdr[32 + 20];
+  memcpy(hdr, base_digest, 32);
+  size_t h = 32;
+  h += put_varint(hdr + h, pre);
+  h += put_varint(hdr + h, suf);
+  if (h + mid >= olen / 4) return 0;
+  mydb_buf_put(out, hdr, h);
+  mydb_buf_put(out, o + pre, mid);
+  return h + mid;
+}
+
+int mydb__delta_parse(const void *d, size_t dlen, const unsigned char **base,
+                      size_t *prefix, size_t *suffix, size_t *middle) {
+  const unsigned char *p = d, *end = p + dlen;
+  uint64_t pre, suf;
+  if (dlen < MYDB_DELTA_MIN) return -1;
+  *base = p;
+  p += 32;
+  if (get_varint(&p, end, &pre) || get_varint(&p, end, &suf)) return -1;
+  *prefix = (size_t)pre;
+  *suffix = (size_t)suf;
+  *middle = (size_t)(end - p);
+  return 0;
+}
+
+size_t mydb__delta_size(const void *d, size_t dlen, size_t blen) {
+  const unsigned char *base;
+  size_t pre, suf, mid;
+  if (mydb__delta_parse(d, dlen, &base, &pre, &suf, &mid) ||
+      pre > blen || suf > blen - pre)
+    return (size_t)-1;
+  return pre + mid + suf;
+}
+
+void mydb__delta_apply(unsigned char *out, const void *base, size_t blen,
+                       const void *d, size_t dlen) {
+  const unsigned char *bd;
+  size_t pre, suf, mid;
+  (void)mydb__delta_parse(d, dlen, &bd, &pre, &suf, &mid);
+  const unsigned char *b = base;
+  memcpy(out, b, pre);
+  memcpy(out + pre, (const unsigned char *)d + (dlen - mid), mid);
+  memcpy(out + pre + mid, b + blen - suf, suf);
+}
