@@ -23,13 +23,13 @@ SAN       ?=
 INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
             -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua
 CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
-LDLIBS_CORE = -lmbedcrypto -lpthread
+LDLIBS_CORE = -lcrypto -lpthread
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
 LUA_CMOD   = $(PREFIX)/lib/lua/5.4
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libmbedtls-dev lua-busted libreadline-dev strace
+DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace
 
 BUILD = build
 

@@ -12,7 +12,7 @@ isolated; record collections are prolly trees of shared pieces.]],
 }
 dependencies = { "lua >= 5.4, < 5.5" }
 external_dependencies = {
-  MBEDCRYPTO = { header = "mbedtls/sha256.h", library = "mbedcrypto" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" },
 }
 -- `luarocks make` in a checkout builds with the Makefile (target `module`,
 -- which does not try to install Debian packages) and installs the Lua

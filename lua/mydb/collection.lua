@@ -352,26 +352,16 @@ end
 -- The leaf's keys and values with key set to val (nil: removed) and the
 -- change in count; nil when that changes nothing.
 local function changed_leaf(leaf, key, val)
-  local keys, vals = slice(leaf.keys, 1, #leaf.keys), slice(leaf.vals, 1, #leaf.vals)
-  local i, at = find(keys, key)
+  local i, at = find(leaf.keys, key)
   if i then
-    if val == nil then
-      table.remove(keys, i)
-      table.remove(vals, i)
-      return keys, vals, -1
-    end
-    if vals[i] == val then return nil end
-    vals[i] = val
-    return keys, vals, 0
+    if val == nil then return i, 1, {}, {}, -1 end
+    if leaf.vals[i] == val then return nil end
+    return i, 1, { key }, { val }, 0
   end
   if val == nil then return nil end
-  table.insert(keys, at, key)
-  table.insert(vals, at, val)
-  return keys, vals, 1
+  return at, 0, { key }, { val }, 1
 end
 
--- The columns of a piece's items at a level: keys and values of a leaf,
--- keys, digests and counts of an inner piece.
 local function columns(node)
   if node.leaf then return node.keys, node.vals, nil end
   return node.keys, node.digests, node.counts
@@ -389,11 +379,37 @@ end
 local function recut(t, start, h, H, s, span, nk, na, nb)
   local out = { {}, {}, {} }
   local up = start[h + 1]
-  local c = cutter(t, h, out, up and up.node.digests[up.idx] or start.root)
+  local base = up and up.node.digests[up.idx] or start.root
   local P, node = start, start[h].node
   local keys, a, b = columns(node)
+  -- One item replaced by one of the same key and size: every boundary
+  -- decision is what it was (they depend on keys and sizes only), so the
+  -- piece keeps its items but that one.
+  if span == 1 and #nk == 1 and nk[1] == keys[s] and (h > 0 or #na[1] == #a[s]) then
+    local k2, a2 = slice(keys, 1, #keys), slice(a, 1, #a)
+    a2[s] = na[1]
+    local d, count
+    if h == 0 then
+      d, count = make_leaf(t, k2, a2)
+    else
+      local b2 = slice(b, 1, #b)
+      b2[s] = nb[1]
+      d, count = make_node(t, k2, a2, b2)
+    end
+    if base and base ~= d then
+      if t.pending[base] then base = t.base[base] end
+      t.base[d] = base
+    end
+    out[1][1], out[2][1], out[3][1] = keys[1], d, count
+    return out, 1
+  end
+  local c = cutter(t, h, out, base)
   local closed = false
-  for i = 1, s - 1 do c.carry(keys[i], a[i], b and b[i]) end
+  -- (an old piece closes at its last item only: that one is tested again)
+  for i = 1, s - 1 do
+    if i < #keys then c.carry(keys[i], a[i], b and b[i])
+    else closed = c.add(keys[i], a[i], b and b[i]) end
+  end
   for i = 1, #nk do closed = c.add(nk[i], na[i], nb and nb[i]) end
   -- skip the span: j is the first old item after it, in piece P
   local pieces, j = 1, s + span
@@ -429,12 +445,12 @@ function collection.update(t, root, key, val)
     return collection.build(t, { key }, { val }), 1
   end
   local P, H = descend(t, root, key)
-  local keys, vals, delta = changed_leaf(P[0].node, key, val)
-  if not keys then return root, false end
+  local at, span, keys, vals, delta = changed_leaf(P[0].node, key, val)
+  if not at then return root, false end
   P.root = root
-  -- The changed leaf's items replace it; each level above then replaces
-  -- the span of entries of the pieces cut again below.
-  local out, pieces = recut(t, P, 0, H, 1, #P[0].node.keys, keys, vals, nil)
+  -- The leaf's items from at: span old ones replaced by the new ones; each
+  -- level above then replaces the span of entries of the pieces cut again.
+  local out, pieces = recut(t, P, 0, H, at, span, keys, vals, nil)
   for h = 1, H do
     out, pieces = recut(t, P, h, H, P[h].idx, pieces, out[1], out[2], out[3])
   end

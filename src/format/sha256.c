@@ -1,31 +1,22 @@
 /*
- * sha256.c - SHA-256 via mbedTLS (the only mbedTLS user of the core).
- * mbedTLS 2.x has the *_ret functions; 3.x renamed them. Both return codes
- * are checked.
+ * sha256.c - SHA-256 via OpenSSL's libcrypto (the only libcrypto user).
+ *
+ * Why libcrypto and not mbedTLS (the first choice): every object is hashed
+ * when written and again when read from disk, and libcrypto uses the CPU's
+ * SHA instructions (SHA-NI, ARMv8 SHA2) where mbedTLS 2.28 has only
+ * portable C: 1,375 against 329 MB/s on 2 KiB pieces on the machine the
+ * README's figures come from. EVP_sha256() is a static method: nothing to
+ * fetch, hold or free (an EVP_MD_fetch'ed one outlives the library's own
+ * cleanup at exit: a leak under valgrind), and EVP_Digest is thread-safe.
  */
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
-#include <string.h>
+#include <openssl/evp.h>
 
 #include "internal.h"
 
 int mydb__sha256(unsigned char out[32], const void *buf, size_t len) {
-  mbedtls_sha256_context c;
-  int rc;
-  mbedtls_sha256_init(&c);
-#if MBEDTLS_VERSION_MAJOR >= 3
-  rc = mbedtls_sha256_starts(&c, 0);
-  if (rc == 0) rc = mbedtls_sha256_update(&c, buf, len);
-  if (rc == 0) rc = mbedtls_sha256_finish(&c, out);
-#else
-  rc = mbedtls_sha256_starts_ret(&c, 0);
-  if (rc == 0) rc = mbedtls_sha256_update_ret(&c, buf, len);
-  if (rc == 0) rc = mbedtls_sha256_finish_ret(&c, out);
-#endif
-  mbedtls_sha256_free(&c);
-  if (rc != 0)
-    return mydb__seterr(MYDB_EIO, "sha256 failed (mbedtls error -0x%04x)",
-                        (unsigned)-rc);
+  unsigned int n = 0;
+  if (!EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) || n != 32)
+    return mydb__seterr(MYDB_EIO, "sha256 failed (libcrypto EVP_Digest)");
   return MYDB_OK;
 }
 
