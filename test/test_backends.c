@@ -1363,7 +1363,7 @@ static void t_pack_synced_whole(void) {
   psync *s = ps ? mydb__psync_get(db, ps) : NULL;
   pthread_mutex_unlock(&pb->mu);
   CHECK(s != NULL);
-  if (s) CHECK_RC(mydb__psync_wait(s, (uint64_t)whole, 1), 0);
+  if (s) CHECK_RC(mydb__psync_wait(s, (uint64_t)whole, 1, 1), 0);
   xsnprintf(sd, sizeof sd, "%s/t/pack", root);
   uint64_t sseg = 0;
   CHECK(synced_of(sd, &sseg) == (uint64_t)whole);

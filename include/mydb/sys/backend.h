@@ -55,6 +55,7 @@ typedef struct mydb_backend mydb_backend;
 typedef struct mydb__pending {
   void *sync;       /* backend-owned; sync() releases it */
   uint64_t seg, off; /* where the commit ends */
+  int hint;          /* backend-owned (pack: other writers are active) */
 } mydb__pending;
 
 /* ---------------------------------------------------------- object store
