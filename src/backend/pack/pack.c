@@ -317,6 +317,7 @@ static int k_object_write(mydb_backend *be, const char *tenant,
   if (tenant && mydb__pack_holds(ps)) {
     /* This thread holds the tenant lock: staged, appended with the commit
      * (durable with it); a large stage goes to the log early. */
+    rc = MYDB_OK;
     if (!find(ps, digest) && (rc = mydb__pack_stage(ps, d, buf, len)) ==
         MYDB_OK && ps->stage.len >= STAGE_FLUSH_BYTES)
       rc = mydb__pack_append_stage(db, ps, NULL, 0);
@@ -382,6 +383,7 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
     *out = b;
     return MYDB_OK;
   }
+  int moved = 0;
   for (int attempt = 0;; attempt++) {
     const ploc *l = find(ps, digest);
     size_t i = l ? mydb__pack_segidx(ps, l->seg) : (size_t)-1;
@@ -410,12 +412,17 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
       rc = MYDB_OK;
       break;
     }
-    if (attempt > 0) { /* still missing after a refresh */
+    /* Still missing after a refresh: absent, or damage - unless the
+     * refresh found a new chain (a repack elsewhere moved it, perhaps
+     * again: each round is a new generation, so try a few). */
+    if (attempt > 0 && !(fd == MYDB_ECORRUPT && moved && attempt < 16)) {
       rc = fd == MYDB_ENOTFOUND ? not_found(tenant, digest) : fd;
       break;
     }
     /* A miss (or a segment a repack removed): refresh, then try again. */
+    uint64_t first = ps->nsegs ? ps->segs[0].num : 0;
     if ((rc = mydb__pack_refresh(db, ps))) break;
+    moved = ps->nsegs && ps->segs[0].num != first;
   }
   pthread_mutex_unlock(&pb->mu);
   return rc;

@@ -98,6 +98,8 @@ typedef struct pspace {
                        (another writer is active: worth asking pack/synced
                        before an fdatasync) */
   int pins;         /* not evicted while > 0 (a lock holder, a waiter) */
+  uint64_t missing; /* a segment of the chain found missing (a repack
+                       elsewhere may have removed it), or 0 */
   pthread_mutex_t *mu; /* pb->mu and pb->cv (NULL: a private copy that */
   pthread_cond_t *cv;  /* never locks) */
   mydb_buf stage;   /* staged object records, encoded */
