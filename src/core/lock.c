@@ -70,9 +70,9 @@ void mydb__locks_detach(mydb *db) {
   mydb_lock *lk = db->locks;
   while (lk) {
     mydb_lock *next = lk->next;
+    lk->db = NULL; /* (first: the backend sees the handle is closing) */
     if (lk->held) db->be->refdb->lock_release(db->be, lk);
     lk->held = 0;
-    lk->db = NULL;
     lk->prev = lk->next = NULL;
     lk = next;
   }

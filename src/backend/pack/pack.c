@@ -557,10 +557,34 @@ static void k_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   pspace *ps = lk->impl;
   if (!ps) return;
   pthread_mutex_lock(&pb->mu);
+  /* Objects staged but never committed are dropped: the handle's object
+   * cache (which the dispatch filled as they were written) must forget
+   * them too - unless the handle is closing (lk->db NULL: its cache goes,
+   * and its mutex is held). */
+  size_t n = lk->db ? ps->staged.n : 0, k = 0;
+  char *gone = n ? malloc(n * MYDB_DIGEST_BUF) : NULL;
+  for (size_t i = 0; gone && i < ps->staged.nb; i++)
+    for (mydb__hnode *x = ps->staged.b[i]; x; x = x->next, k++) {
+      mydb__hex(gone + k * MYDB_DIGEST_BUF, ((const ploc *)x)->digest, 32);
+      gone[k * MYDB_DIGEST_BUF + MYDB_DIGEST_HEX] = '\0';
+    }
   mydb__pack_unlock_tenant(ps);
   ps->pins--;
   pthread_mutex_unlock(&pb->mu);
   lk->impl = NULL;
+  if (n && !gone) { /* cannot name them: forget the whole cache */
+    pthread_mutex_lock(&lk->db->mu);
+    size_t max = lk->db->cache.max;
+    mydb__cache_free(&lk->db->cache);
+    mydb__cache_init(&lk->db->cache, max);
+    pthread_mutex_unlock(&lk->db->mu);
+  }
+  if (!gone) return;
+  pthread_mutex_lock(&lk->db->mu);
+  for (size_t i = 0; i < k; i++)
+    mydb__cache_remove(&lk->db->cache, lk->tenant, gone + i * MYDB_DIGEST_BUF);
+  pthread_mutex_unlock(&lk->db->mu);
+  free(gone);
 }
 
 static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
