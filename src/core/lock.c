@@ -2,12 +2,14 @@
  * lock.c - the tenant write lock: the dispatch layer (argument checks, the
  * handle's list of live locks), then the backend's ref store.
  *
- * The loose and pack backends lock with flock(2) on ROOT/TENANT/lock:
- * every acquisition opens the file anew and flock()s the new descriptor.
+ * The loose backend locks with flock(2) on ROOT/TENANT/lock: every
+ * acquisition opens the file anew and flock()s the new descriptor.
  * flock(2) locks belong to the open file description, and each open(2)
  * creates a new one, so two acquisitions conflict whether they come from
  * two processes, two handles or two threads sharing one handle: no mutex
- * is needed for exclusion. (POSIX fcntl() locks would not do: they belong
+ * is needed for exclusion. The pack backend locks ROOT/TENANT/pack/lock
+ * (its append lock too) through one descriptor per handle, kept open, so
+ * it excludes the threads of a handle itself (src/backend/pack/pack.h). (POSIX fcntl() locks would not do: they belong
  * to the process, give no exclusion between its threads, and are dropped
  * when any descriptor of the file is closed - see SQLite's os_unix.c.)
  * Closing the descriptor releases the lock, also when the process dies.

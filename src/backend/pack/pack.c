@@ -3,13 +3,16 @@
  * log segments, with an index from digest to offset (formats in pack.h and
  * doc/FORMAT.md "Pack backend"; the log itself in log.c).
  *
- *   ROOT/TENANT/lock          the tenant lock (flock), as for loose
+ *   ROOT/TENANT/lock          created (the layout loose shares), unused
  *   ROOT/TENANT/pack/         the tenant's space: segments, index, start,
- *                             lock (append lock), synced
+ *                             lock (appends, and the tenant lock), synced
  *   ROOT/refs/pack/           the shared refs' space
  *
  * A tenant is initialized when ROOT/TENANT/pack/start exists (written last
  * by tenant_init, after the first segment and its generation record).
+ *
+ * A commit holds the space's lock from mydb_lock_acquire on; the objects
+ * it writes are staged and appended with its record in one pwritev (pack.h).
  *
  * Durability (fsync on): a commit appends its record and, with group
  * commit, the caller waits for an fdatasync of the segment after releasing
