@@ -49,8 +49,32 @@ int mydb_lock_acquire(mydb *db, mydb_lock **out, const char *tenant) {
   return MYDB_OK;
 }
 
+typedef struct forget_ctx {
+  mydb *db;
+  const char *tenant;
+} forget_ctx;
+
+/* An object the backend held back for a commit that never came: the
+ * cache (filled when it was written) must not answer for it. */
+static void forget(const char *digest, void *payload) {
+  forget_ctx *f = payload;
+  pthread_mutex_lock(&f->db->mu);
+  if (digest) {
+    mydb__cache_remove(&f->db->cache, f->tenant, digest);
+  } else {
+    size_t max = f->db->cache.max;
+    mydb__cache_free(&f->db->cache);
+    mydb__cache_init(&f->db->cache, max);
+  }
+  pthread_mutex_unlock(&f->db->mu);
+}
+
 void mydb__lock_drop(mydb_lock *lk) {
   mydb *db = lk->db;
+  if (db && lk->held && db->be->refdb->lock_uncommitted && db->cache.max) {
+    forget_ctx f = {db, lk->tenant};
+    db->be->refdb->lock_uncommitted(db->be, lk, forget, &f);
+  }
   if (db) {
     pthread_mutex_lock(&db->mu);
     if (lk->prev) lk->prev->next = lk->next; else db->locks = lk->next;
@@ -72,9 +96,9 @@ void mydb__locks_detach(mydb *db) {
   mydb_lock *lk = db->locks;
   while (lk) {
     mydb_lock *next = lk->next;
-    lk->db = NULL; /* (first: the backend sees the handle is closing) */
     if (lk->held) db->be->refdb->lock_release(db->be, lk);
     lk->held = 0;
+    lk->db = NULL;
     lk->prev = lk->next = NULL;
     lk = next;
   }

@@ -560,34 +560,32 @@ static void k_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   pspace *ps = lk->impl;
   if (!ps) return;
   pthread_mutex_lock(&pb->mu);
-  /* Objects staged but never committed are dropped: the handle's object
-   * cache (which the dispatch filled as they were written) must forget
-   * them too - unless the handle is closing (lk->db NULL: its cache goes,
-   * and its mutex is held). */
-  size_t n = lk->db ? ps->staged.n : 0, k = 0;
-  char *gone = n ? malloc(n * MYDB_DIGEST_BUF) : NULL;
-  for (size_t i = 0; gone && i < ps->staged.nb; i++)
-    for (mydb__hnode *x = ps->staged.b[i]; x; x = x->next, k++) {
-      mydb__hex(gone + k * MYDB_DIGEST_BUF, ((const ploc *)x)->digest, 32);
-      gone[k * MYDB_DIGEST_BUF + MYDB_DIGEST_HEX] = '\0';
-    }
-  mydb__pack_unlock_tenant(ps);
+  mydb__pack_unlock_tenant(ps); /* (drops what no commit took) */
   ps->pins--;
   pthread_mutex_unlock(&pb->mu);
   lk->impl = NULL;
-  if (n && !gone) { /* cannot name them: forget the whole cache */
-    pthread_mutex_lock(&lk->db->mu);
-    size_t max = lk->db->cache.max;
-    mydb__cache_free(&lk->db->cache);
-    mydb__cache_init(&lk->db->cache, max);
-    pthread_mutex_unlock(&lk->db->mu);
-  }
-  if (!gone) return;
-  pthread_mutex_lock(&lk->db->mu);
-  for (size_t i = 0; i < k; i++)
-    mydb__cache_remove(&lk->db->cache, lk->tenant, gone + i * MYDB_DIGEST_BUF);
-  pthread_mutex_unlock(&lk->db->mu);
-  free(gone);
+}
+
+/* The objects staged under lk that no commit took (the dispatch forgets
+ * them from its cache before the release drops them). */
+static void k_lock_uncommitted(mydb_backend *be, struct mydb_lock *lk,
+                               void (*fn)(const char *digest, void *payload),
+                               void *payload) {
+  pbackend *pb = PB(be);
+  pspace *ps = lk->impl;
+  if (!ps) return;
+  pthread_mutex_lock(&pb->mu);
+  size_t n = ps->staged.n, k = 0;
+  char *v = n ? malloc(n * MYDB_DIGEST_BUF) : NULL;
+  for (size_t i = 0; v && i < ps->staged.nb; i++)
+    for (mydb__hnode *x = ps->staged.b[i]; x; x = x->next, k++) {
+      mydb__hex(v + k * MYDB_DIGEST_BUF, ((const ploc *)x)->digest, 32);
+      v[k * MYDB_DIGEST_BUF + MYDB_DIGEST_HEX] = '\0';
+    }
+  pthread_mutex_unlock(&pb->mu);
+  if (n && !v) fn(NULL, payload); /* cannot name them: all of them */
+  for (size_t i = 0; i < k; i++) fn(v + i * MYDB_DIGEST_BUF, payload);
+  free(v);
 }
 
 static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
@@ -1015,6 +1013,7 @@ static const mydb_refdb_ops pack_refdb = {
     .foreach = k_head_foreach,
     .lock_acquire = k_lock_acquire,
     .lock_release = k_lock_release,
+    .lock_uncommitted = k_lock_uncommitted,
     .commit = k_head_commit,
     .sync = k_sync,
     .journal = k_journal,
