@@ -996,7 +996,7 @@ void mydb__pack_unlock_tenant(pspace *ps) {
 
 void mydb__pack_stage_drop(pspace *ps) {
   objs_clear(&ps->staged);
-  if (ps->stage.cap > ((size_t)256 << 10)) {
+  if (ps->stage.cap > ((size_t)64 << 10)) { /* (kept: a put's size) */
     mydb_buf_free(&ps->stage);
   } else {
     ps->stage.len = 0;
@@ -1013,8 +1013,7 @@ const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]) {
 int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
                      size_t len) {
   if (mydb__pack_staged(ps, d)) return MYDB_OK;
-  if (len > SIZE_MAX - PACK_HDR - 64 ||
-      (uint64_t)len + PACK_HDR + 32 > (uint64_t)INT64_MAX)
+  if (len > SIZE_MAX / 2) /* (mydb_buf's own limit) */
     return mydb__seterr(MYDB_ENOMEM, "object too large to stage");
   ploc *l = malloc(sizeof *l);
   if (!l) return mydb__seterr(MYDB_ENOMEM, "out of memory");

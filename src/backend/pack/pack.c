@@ -600,11 +600,15 @@ static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
   /* (the lock is held: refreshed once since it was taken, then current) */
   pspace *ps = space_open(be, lk->tenant, 1, &rc);
   if (!ps) return rc;
-  if (ps != lk->impl || !mydb__pack_holds(ps))
-    rc = mydb__seterr(MYDB_EINVAL, "head_commit: tenant '%s' is not locked "
-                      "by this thread", lk->tenant);
-  else /* the staged objects and the commit record: one write */
+  if (ps != lk->impl || !ps->locked || !ps->lk_tenant) {
+    rc = mydb__seterr(MYDB_EINVAL, "head_commit: tenant '%s' is not locked",
+                      lk->tenant);
+  } else {
+    /* (a lock passed to another thread: that thread holds it now) */
+    ps->lk_owner = pthread_self();
+    /* the staged objects and the commit record: one write */
     rc = mydb__pack_append_stage(db, ps, line, len);
+  }
   if (rc || !db->fsync) {
     pthread_mutex_unlock(&pb->mu);
     return rc;
