@@ -114,7 +114,7 @@ void mydb_blob_release(mydb_blob *b);  /* NULL allowed */
 
 /* Stores buf under its digest in TENANT/objects (tenant NULL: ROOT/refs);
  * does nothing if it exists. Writes the digest to out. ENOTINIT if the tenant
- * is not initialized. */
+ * is not initialized. Under the tenant's lock, see mydb_lock_acquire. */
 int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
                       const void *buf, size_t len);
 /* Reads an object, verifying its digest (ECORRUPT on mismatch, ENOTFOUND if
@@ -152,7 +152,13 @@ int mydb_head_foreach(mydb *db, const char *tenant,
 /* ---------------------------------------------------------------- locks */
 
 /* The tenant's write lock: excludes every other writer of the tenant, in
- * this process (any thread, any handle) and in others. Blocks until free. */
+ * this process (any thread, any handle) and in others. Blocks until free.
+ * A thread holding it cannot take it again (MYDB_ECONFLICT on pack, where
+ * waiting would never end). While a thread holds it, the objects it writes
+ * to that tenant may be held back (pack: staged in memory, readable by the
+ * handle) and stored with the lock's next commit, which makes them durable
+ * with it; a release without a commit drops them (no head names them).
+ * Write a tenant's objects from the thread that holds its lock. */
 typedef struct mydb_lock mydb_lock;
 int mydb_lock_acquire(mydb *db, mydb_lock **out, const char *tenant);
 /* Releases the lock; NULL allowed. */

@@ -1363,7 +1363,7 @@ static void t_pack_synced_whole(void) {
   psync *s = ps ? mydb__psync_get(db, ps) : NULL;
   pthread_mutex_unlock(&pb->mu);
   CHECK(s != NULL);
-  if (s) CHECK_RC(mydb__psync_wait(s, (uint64_t)whole, 1), 0);
+  if (s) CHECK_RC(mydb__psync_wait(s, (uint64_t)whole, 1, 1), 0);
   xsnprintf(sd, sizeof sd, "%s/t/pack", root);
   uint64_t sseg = 0;
   CHECK(synced_of(sd, &sseg) == (uint64_t)whole);
@@ -1545,6 +1545,54 @@ static void t_pack_index_bounds(void) {
   mydb_close(db);
 }
 
+/* 16. Staging belongs to the thread that holds the tenant lock: another
+ * thread of the same handle that writes an object to that tenant waits for
+ * the lock and appends it itself - it is in the store when the write
+ * returns, even if the holder then releases without a commit (which drops
+ * only the holder's own staged objects). */
+typedef struct stage_arg {
+  mydb *db;
+  char digest[MYDB_DIGEST_BUF];
+  int rc;
+} stage_arg;
+
+static void *stage_writer(void *p) {
+  stage_arg *a = p;
+  a->rc = mydb_object_write(a->db, a->digest, "t", "other thread", 12);
+  return NULL;
+}
+
+static void t_pack_stage_threads(void) {
+  char root[PATH_MAX], d[MYDB_DIGEST_BUF];
+  make_root(root, "stagethreads");
+  mydb *db = open_pack(root, 1, 0);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  mydb_lock *lk = NULL;
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  CHECK_RC(mydb_object_write(db, d, "t", "holder's", 8), 0);
+  CHECK(mydb_object_exists(db, "t", d) == 1); /* staged, readable */
+  CHECK(read_is(db, "t", d, "holder's", 8));
+  stage_arg a = {db, "", -99};
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, stage_writer, &a) == 0);
+  usleep(50 * 1000); /* (let it reach the lock; correct without it too) */
+  mydb_lock_release(lk); /* no commit: the holder's object goes */
+  pthread_join(th, NULL);
+  CHECK_RC(a.rc, 0);
+  CHECK(mydb_object_exists(db, "t", d) == 0);
+  mydb *other = open_pack(root, 1, 0);
+  CHECK(read_is(other, "t", a.digest, "other thread", 12));
+  CHECK(mydb_object_exists(other, "t", d) == 0);
+  CHECK(check_clean(other, "t"));
+  /* the same thread cannot take the lock twice (it would wait forever) */
+  CHECK_RC(mydb_lock_acquire(other, &lk, "t"), 0);
+  mydb_lock *again = NULL;
+  CHECK_RC(mydb_lock_acquire(other, &again, "t"), MYDB_ECONFLICT);
+  mydb_lock_release(lk);
+  mydb_close(other);
+  mydb_close(db);
+}
+
 static void pack_only(void) {
   cur_backend = "pack";
   t_pack_torn();
@@ -1562,6 +1610,7 @@ static void pack_only(void) {
   t_pack_dedup_durable();
   t_pack_index_bounds();
   t_pack_faults();
+  t_pack_stage_threads();
 }
 
 /* test_backends --write-after ROOT: one write and commit in tenant t of a

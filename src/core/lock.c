@@ -2,12 +2,14 @@
  * lock.c - the tenant write lock: the dispatch layer (argument checks, the
  * handle's list of live locks), then the backend's ref store.
  *
- * The loose and pack backends lock with flock(2) on ROOT/TENANT/lock:
- * every acquisition opens the file anew and flock()s the new descriptor.
+ * The loose backend locks with flock(2) on ROOT/TENANT/lock: every
+ * acquisition opens the file anew and flock()s the new descriptor.
  * flock(2) locks belong to the open file description, and each open(2)
  * creates a new one, so two acquisitions conflict whether they come from
  * two processes, two handles or two threads sharing one handle: no mutex
- * is needed for exclusion. (POSIX fcntl() locks would not do: they belong
+ * is needed for exclusion. The pack backend locks ROOT/TENANT/pack/lock
+ * (its append lock too) through one descriptor per handle, kept open, so
+ * it excludes the threads of a handle itself (src/backend/pack/pack.h). (POSIX fcntl() locks would not do: they belong
  * to the process, give no exclusion between its threads, and are dropped
  * when any descriptor of the file is closed - see SQLite's os_unix.c.)
  * Closing the descriptor releases the lock, also when the process dies.
@@ -47,8 +49,32 @@ int mydb_lock_acquire(mydb *db, mydb_lock **out, const char *tenant) {
   return MYDB_OK;
 }
 
+typedef struct forget_ctx {
+  mydb *db;
+  const char *tenant;
+} forget_ctx;
+
+/* An object the backend held back for a commit that never came: the
+ * cache (filled when it was written) must not answer for it. */
+static void forget(const char *digest, void *payload) {
+  forget_ctx *f = payload;
+  pthread_mutex_lock(&f->db->mu);
+  if (digest) {
+    mydb__cache_remove(&f->db->cache, f->tenant, digest);
+  } else {
+    size_t max = f->db->cache.max;
+    mydb__cache_free(&f->db->cache);
+    mydb__cache_init(&f->db->cache, max);
+  }
+  pthread_mutex_unlock(&f->db->mu);
+}
+
 void mydb__lock_drop(mydb_lock *lk) {
   mydb *db = lk->db;
+  if (db && lk->held && db->be->refdb->lock_uncommitted && db->cache.max) {
+    forget_ctx f = {db, lk->tenant};
+    db->be->refdb->lock_uncommitted(db->be, lk, forget, &f);
+  }
   if (db) {
     pthread_mutex_lock(&db->mu);
     if (lk->prev) lk->prev->next = lk->next; else db->locks = lk->next;

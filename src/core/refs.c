@@ -101,7 +101,7 @@ int mydb_head_commit(mydb_lock *lk, const mydb_head_change *changes,
 int mydb_head_commit_release(mydb_lock *lk, const mydb_head_change *changes,
                              size_t n) {
   if (!lk) return mydb__seterr(MYDB_EINVAL, "head_commit: lock is NULL");
-  mydb__pending pending = {NULL, 0, 0};
+  mydb__pending pending = {NULL, 0, 0, 0};
   mydb *db = lk->db;
   int rc = commit(lk, changes, n, &pending);
   mydb__lock_drop(lk); /* other writers may append while this one syncs */

@@ -55,6 +55,7 @@ typedef struct mydb_backend mydb_backend;
 typedef struct mydb__pending {
   void *sync;       /* backend-owned; sync() releases it */
   uint64_t seg, off; /* where the commit ends */
+  int hint;          /* backend-owned (pack: other writers are active) */
 } mydb__pending;
 
 /* ---------------------------------------------------------- object store
@@ -110,6 +111,14 @@ typedef struct mydb_refdb_ops {
    * called once, also after the handle's other state is gone. */
   int (*lock_acquire)(mydb_backend *be, struct mydb_lock *lk);
   void (*lock_release)(mydb_backend *be, struct mydb_lock *lk);
+  /* Optional (NULL when object writes are never held back): a store that
+   * keeps the objects written under lk until its commit (pack: staged)
+   * and drops them at a release without one calls fn for each of them
+   * (digest NULL: too many to name - all of the tenant's), without its
+   * mutexes held; the dispatch calls it before lock_release. */
+  void (*lock_uncommitted)(mydb_backend *be, struct mydb_lock *lk,
+                           void (*fn)(const char *digest, void *payload),
+                           void *payload);
   /* Applies n changes as one commit under lk: all or none, also across a
    * crash. line/len: the JSON commit line (doc/FORMAT.md), built by the
    * dispatch. With pending NULL the commit is durable (db->fsync) on

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -355,13 +356,48 @@ static int l_journal(mydb_backend *be, const char *tenant,
 /* --------------------------------------------------------------- locks */
 
 static int l_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
-  return mydb__flock_tenant(be->db, lk->tenant, &lk->fd);
+  mydb__loose *lb = (mydb__loose *)be;
+  int fd = -1;
+  pthread_mutex_lock(&lb->mu);
+  for (size_t i = lb->nidle; i-- > 0;)
+    if (strcmp(lb->idle[i].tenant, lk->tenant) == 0) {
+      fd = lb->idle[i].fd;
+      lb->idle[i] = lb->idle[--lb->nidle];
+      break;
+    }
+  pthread_mutex_unlock(&lb->mu);
+  if (fd < 0) return mydb__flock_tenant(be->db, lk->tenant, &lk->fd);
+  if (mydb__flock(fd, LOCK_EX) != 0) { /* (blocks without lb->mu) */
+    int rc = mydb__syserr(errno, "flock", lk->tenant);
+    mydb__close(fd);
+    return rc;
+  }
+  lk->fd = fd;
+  return MYDB_OK;
 }
 
 static void l_lock_release(mydb_backend *be, struct mydb_lock *lk) {
-  (void)be;
-  if (lk->fd >= 0) mydb__close(lk->fd); /* drops the flock */
+  mydb__loose *lb = (mydb__loose *)be;
+  int fd = lk->fd;
   lk->fd = -1;
+  if (fd < 0) return;
+  if (mydb__flock(fd, LOCK_UN) != 0) {
+    mydb__close(fd); /* closing drops the flock too */
+    return;
+  }
+  int drop = -1;
+  pthread_mutex_lock(&lb->mu);
+  size_t cap = sizeof lb->idle / sizeof lb->idle[0];
+  if (lb->nidle == cap) { /* the oldest goes */
+    drop = lb->idle[0].fd;
+    memmove(lb->idle, lb->idle + 1, (cap - 1) * sizeof lb->idle[0]);
+    lb->nidle--;
+  }
+  lb->idle[lb->nidle].fd = fd;
+  memcpy(lb->idle[lb->nidle].tenant, lk->tenant, lk->tlen + 1);
+  lb->nidle++;
+  pthread_mutex_unlock(&lb->mu);
+  if (drop >= 0) mydb__close(drop);
 }
 
 /* ---------------------------------------------------------------- free */
@@ -370,6 +406,8 @@ static void l_free(mydb_backend *be) {
   mydb__loose *lb = (mydb__loose *)be;
   pthread_mutex_lock(&lb->mu);
   mydb__loose_heads_free(lb);
+  for (size_t i = 0; i < lb->nidle; i++) mydb__close(lb->idle[i].fd);
+  lb->nidle = 0;
   pthread_mutex_unlock(&lb->mu);
   pthread_mutex_destroy(&lb->mu);
   free(lb);

@@ -22,6 +22,14 @@ typedef struct mydb__loose {
   mydb__htab tstates;                      /* tenant -> struct mydb__tstate */
   struct mydb__tstate *ts_first, *ts_last; /* LRU order, most recent first */
   size_t ts_count;
+  /* descriptors of ROOT/TENANT/lock no lock holds, kept for the next
+   * acquisition of that tenant (an open walks the path: several calls);
+   * one taken is the holder's alone, so threads still get their own */
+  struct {
+    int fd;
+    char tenant[MYDB_TENANT_MAX + 1];
+  } idle[8];
+  size_t nidle;
 } mydb__loose;
 
 /* 1 if ROOT/TENANT/objects is a directory, 0 if not, or MYDB_EIO. */

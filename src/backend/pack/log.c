@@ -135,8 +135,10 @@ int mydb__pack_segfd(mydb *db, pspace *ps, size_t i) {
   if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
     fd = mydb__open(p, O_RDONLY, 0);
   if (fd < 0) {
-    if (errno == ENOENT)
+    if (errno == ENOENT) {
+      ps->missing = ps->segs[i].num;
       return corrupt(ps, ps->segs[i].num, 0, "the segment is missing");
+    }
     return mydb__syserr(errno, "open", p);
   }
   ps->segs[i].fd = fd;
@@ -227,6 +229,7 @@ void mydb__pack_space_reset(pspace *ps) {
   ps->end = 0;
   ps->tail = 0;
   ps->tail_bytes = 0;
+  ps->tail_clean = 0;
 }
 
 static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
@@ -789,7 +792,7 @@ static int load(mydb *db, pspace *ps) {
   if (torn) {
     /* Truncate the torn tail now if no one is appending (best effort: a
      * read-only store or a busy lock leaves it to the next appender). */
-    int had_lock = ps->locked;
+    int had_lock = mydb__pack_holds(ps);
     if (had_lock || mydb__pack_trylock(db, ps) == MYDB_OK) {
       int fd = ps->segs[ps->nsegs - 1].fd;
       uint64_t at = ps->end, next = 0;
@@ -837,6 +840,7 @@ static int load_afresh(mydb *db, pspace *ps) {
     char before[32], after[32];
     start_now(ps, before);
     mydb__pack_space_reset(ps);
+    ps->missing = 0;
     int rc = load(db, ps);
     if (rc == MYDB_OK) return rc;
     /* the chain this load began with (the index's may predate start) */
@@ -844,14 +848,21 @@ static int load_afresh(mydb *db, pspace *ps) {
     mydb__pack_space_reset(ps);
     if (rc != MYDB_ECORRUPT || attempt == 16) return rc;
     start_now(ps, after);
-    if (strcmp(before, after) == 0 && strtoull(after, NULL, 10) <= first)
+    /* (also when start moved just before: an index read then may still
+     * name the old chain, whose segments go - one below start now) */
+    uint64_t missing = ps->missing, start = strtoull(after, NULL, 10);
+    ps->missing = 0;
+    if (strcmp(before, after) == 0 && start <= first &&
+        !(missing && missing < start))
       return rc;
   }
 }
 
 int mydb__pack_refresh(mydb *db, pspace *ps) {
-  if (!ps->loaded || ps->nsegs == 0) /* (none yet: has one appeared?) */
+  if (!ps->loaded || ps->nsegs == 0) { /* (none yet: has one appeared?) */
+    ps->foreign = 1;
     return load_afresh(db, ps);
+  }
   char p[PATH_MAX];
   int rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num);
   if (rc) return rc;
@@ -859,10 +870,16 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
   if (stat(p, &st) != 0 || st.st_ino != ps->ino || st.st_dev != ps->dev ||
       (uint64_t)st.st_size < ps->end) {
     /* replaced or removed behind the chain's back: read afresh */
+    ps->foreign = 1;
     return load_afresh(db, ps);
   }
-  if ((uint64_t)st.st_size == ps->end) return MYDB_OK;
+  if ((uint64_t)st.st_size == ps->end) {
+    /* (the lock held: nobody can add bytes until it is released) */
+    if (ps->locked) ps->tail_clean = 1;
+    return MYDB_OK;
+  }
   int torn;
+  ps->foreign = 1;
   rc = scan_chain(db, ps, ps->end, &torn);
   /* (a seal may lead into a generation a later repack already removed) */
   return rc == MYDB_ECORRUPT ? load_afresh(db, ps) : rc;
@@ -870,42 +887,161 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
 
 /* ---------------------------------------------------------------- appends */
 
-static int lock_space(mydb *db, pspace *ps, int op) {
-  if (ps->locked) return MYDB_OK; /* this handle holds it already */
-  if (ps->lockfd < 0) {
-    char p[PATH_MAX];
-    int rc = space_path(ps, p, "lock");
-    if (rc) return rc;
-    /* every append holds this lock: opened with no symlink below ROOT
-     * (mydb never writes through one; fsutil.c) */
-    int fd = mydb__open_below(db, p, O_RDWR, 0);
-    if (fd < 0) {
-      if (errno == ENOENT && ps->tlen)
-        return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "
-                            "(no %s)", ps->name, p);
-      return mydb__syserr(errno, "open", p);
-    }
-    ps->lockfd = fd;
+/* Opens pack/lock once per space and handle. */
+static int lock_open(mydb *db, pspace *ps) {
+  if (ps->lockfd >= 0) return MYDB_OK;
+  char p[PATH_MAX];
+  int rc = space_path(ps, p, "lock");
+  if (rc) return rc;
+  /* every append holds this lock: opened with no symlink below ROOT
+   * (mydb never writes through one; fsutil.c) */
+  int fd = mydb__open_below(db, p, O_RDWR, 0);
+  if (fd < 0) {
+    if (errno == ENOENT && ps->tlen)
+      return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized "
+                          "(no %s)", ps->name, p);
+    return mydb__syserr(errno, "open", p);
   }
-  if (mydb__flock(ps->lockfd, op) != 0) {
-    if (errno == EWOULDBLOCK) return MYDB_ENOTFOUND;
-    return mydb__syserr(errno, "flock", ps->dir);
-  }
-  ps->locked = 1;
+  ps->lockfd = fd;
   return MYDB_OK;
 }
 
-int mydb__pack_lock(mydb *db, pspace *ps) {
-  return lock_space(db, ps, LOCK_EX);
+int mydb__pack_holds(const pspace *ps) {
+  return ps->locked && ps->lk_claimed &&
+         pthread_equal(ps->lk_owner, pthread_self());
 }
 
+/* Gives up this thread's claim (ps->mu held) and wakes the waiters. */
+static void unclaim(pspace *ps) {
+  ps->lk_claimed = 0;
+  if (ps->cv) pthread_cond_broadcast(ps->cv);
+}
+
+static int lock_space(mydb *db, pspace *ps, int nonblock) {
+  int rc;
+  if (!ps->cv) { /* a private copy: no other thread sees it */
+    if (ps->locked) return MYDB_OK;
+  } else {
+    if (ps->lk_claimed && pthread_equal(ps->lk_owner, pthread_self()))
+      return MYDB_OK; /* held already (as the tenant lock) */
+    /* another thread of this handle holds it: the descriptor is shared,
+     * so flock() would not exclude it - wait for its release */
+    if (ps->lk_claimed && nonblock) return MYDB_ENOTFOUND;
+    ps->pins++;
+    while (ps->lk_claimed) pthread_cond_wait(ps->cv, ps->mu);
+    ps->pins--;
+    ps->lk_claimed = 1;
+    ps->lk_owner = pthread_self();
+  }
+  if ((rc = lock_open(db, ps))) goto fail;
+  if (mydb__flock(ps->lockfd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      rc = mydb__syserr(errno, "flock", ps->dir);
+      goto fail;
+    }
+    if (nonblock) {
+      rc = MYDB_ENOTFOUND;
+      goto fail;
+    }
+    /* Held by another handle or process: wait without ps->mu (its holder
+     * in this process may need it to finish). */
+    int err = 0;
+    if (ps->mu) {
+      ps->pins++;
+      pthread_mutex_unlock(ps->mu);
+    }
+    if (mydb__flock(ps->lockfd, LOCK_EX) != 0) err = errno;
+    if (ps->mu) {
+      pthread_mutex_lock(ps->mu);
+      ps->pins--;
+    }
+    if (err) {
+      rc = mydb__syserr(err, "flock", ps->dir);
+      goto fail;
+    }
+  }
+  ps->locked = 1;
+  ps->tail_clean = 0; /* others may have appended since */
+  return MYDB_OK;
+fail:
+  if (ps->cv) unclaim(ps);
+  return rc;
+}
+
+int mydb__pack_lock(mydb *db, pspace *ps) { return lock_space(db, ps, 0); }
+
 int mydb__pack_trylock(mydb *db, pspace *ps) {
-  return lock_space(db, ps, LOCK_EX | LOCK_NB);
+  return lock_space(db, ps, 1);
+}
+
+static void unlock_space(pspace *ps) {
+  if (ps->lockfd >= 0 && ps->locked) (void)mydb__flock(ps->lockfd, LOCK_UN);
+  ps->locked = 0;
+  ps->tail_clean = 0;
+  if (ps->cv) unclaim(ps);
 }
 
 void mydb__pack_unlock(pspace *ps) {
-  if (ps->lockfd >= 0 && ps->locked) (void)mydb__flock(ps->lockfd, LOCK_UN);
-  ps->locked = 0;
+  if (ps->cv && !(ps->lk_claimed &&
+                  pthread_equal(ps->lk_owner, pthread_self())))
+    return; /* not this thread's */
+  if (ps->lk_tenant) return; /* held as the tenant lock: kept */
+  unlock_space(ps);
+}
+
+void mydb__pack_unlock_tenant(pspace *ps) {
+  mydb__pack_stage_drop(ps);
+  ps->lk_tenant = 0;
+  ps->lk_fresh = 0;
+  unlock_space(ps);
+}
+
+/* --------------------------------------------------------------- staging */
+
+void mydb__pack_stage_drop(pspace *ps) {
+  objs_clear(&ps->staged);
+  if (ps->stage.cap > ((size_t)64 << 10)) { /* (kept: a put's size) */
+    mydb_buf_free(&ps->stage);
+  } else {
+    ps->stage.len = 0;
+    ps->stage.failed = 0;
+  }
+}
+
+const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]) {
+  if (ps->staged.n == 0) return NULL;
+  return (const ploc *)mydb__htab_find(&ps->staged, mydb__hash(d, 32),
+                                       (const char *)d, 32);
+}
+
+int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
+                     size_t len) {
+  if (mydb__pack_staged(ps, d)) return MYDB_OK;
+  if (len > SIZE_MAX / 2) /* (mydb_buf's own limit) */
+    return mydb__seterr(MYDB_ENOMEM, "object too large to stage");
+  ploc *l = malloc(sizeof *l);
+  if (!l) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  unsigned char h[PACK_HDR];
+  hdr_make(h, REC_OBJECT, (uint64_t)len + 32,
+           mydb__crc32(mydb__crc32(0, d, 32), buf, len));
+  size_t at = ps->stage.len;
+  mydb_buf_put(&ps->stage, h, PACK_HDR);
+  mydb_buf_put(&ps->stage, d, 32);
+  mydb_buf_put(&ps->stage, buf, len);
+  memcpy(l->digest, d, 32);
+  l->h.hash = mydb__hash(d, 32);
+  l->h.key = (const char *)l->digest;
+  l->h.klen = 32;
+  l->seg = 0;
+  l->off = at + PACK_HDR + 32;
+  l->len = len;
+  if (ps->stage.failed || mydb__htab_add(&ps->staged, &l->h) != 0) {
+    free(l);
+    ps->stage.len = at; /* (a failed buffer keeps nothing past at) */
+    ps->stage.failed = 0;
+    return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+  }
+  return MYDB_OK;
 }
 
 static int pwritev_all(int fd, struct iovec *iov, int n, off_t off) {
@@ -1001,8 +1137,11 @@ static int roll_over(mydb *db, pspace *ps) {
   return 0;
 }
 
-int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
-                      size_t alen, const void *b, size_t blen) {
+/* Before an append of rlen bytes (the lock held): the active segment's
+ * descriptor, ready - no earlier failed sync, no torn bytes after the last
+ * whole record, room (or a new segment). */
+static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
+                          char p[PATH_MAX]) {
   int rc;
   if (ps->nsegs == 0)
     return corrupt(ps, 0, 0, "no segment to append to (tenant not "
@@ -1010,30 +1149,44 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   size_t i = ps->nsegs - 1;
   int fd = mydb__pack_segfd(db, ps, i);
   if (fd < 0) return fd;
-  char p[PATH_MAX];
   if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
   if (db->fsync && mydb__pack_failed(ps))
     return mydb__seterr(MYDB_EIO, "an earlier fdatasync of %s failed (its "
                         "unsynced data may be lost): no more appends to it "
                         "until a repack rewrites the space", p);
   /* The append lock is held: bytes past the last whole record are a torn
-   * write of a killed appender. */
-  struct stat st;
-  if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", p);
-  if ((uint64_t)st.st_size > ps->end &&
-      mydb__ftruncate(fd, (off_t)ps->end) != 0)
-    return mydb__syserr(errno, "ftruncate", p);
-  uint64_t rlen = PACK_HDR + (uint64_t)alen + blen;
+   * write of a killed appender (unless this lock's holder saw the file end
+   * there: tail_clean). */
+  if (!ps->tail_clean) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", p);
+    if ((uint64_t)st.st_size > ps->end &&
+        mydb__ftruncate(fd, (off_t)ps->end) != 0)
+      return mydb__syserr(errno, "ftruncate", p);
+  }
   if (ps->end > 0 && ps->end + rlen + PACK_HDR + 8 > db->segment_bytes) {
     if ((rc = roll_over(db, ps))) return rc;
-    i = ps->nsegs - 1;
-    fd = ps->segs[i].fd;
-    if ((rc = mydb__pack_segpath(ps, p, ps->segs[i].num))) return rc;
+    fd = ps->segs[ps->nsegs - 1].fd;
+    if ((rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num)))
+      return rc;
   }
+  *fdp = fd;
+  return MYDB_OK;
+}
+
+int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
+                      size_t alen, const void *b, size_t blen) {
+  int rc, fd;
+  char p[PATH_MAX];
+  uint64_t rlen = PACK_HDR + (uint64_t)alen + blen;
+  if ((rc = append_prepare(db, ps, rlen, &fd, p))) return rc;
+  size_t i = ps->nsegs - 1;
   if ((rc = mydb__pack_write_record(fd, ps->end, type, a, alen, b, blen, p))) {
     (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
+    ps->tail_clean = 0;
     return rc;
   }
+  ps->tail_clean = ps->locked;
   /* Apply: the state follows the log. */
   if (type == REC_OBJECT) {
     if (obj_put(ps, a, ps->segs[i].num, ps->end + PACK_HDR + 32, blen)) {
@@ -1051,6 +1204,55 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   }
   ps->end += rlen;
   ps->tail++;
+  ps->tail_bytes += rlen;
+  ps->dirty = 1;
+  return MYDB_OK;
+}
+
+int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
+                            size_t clen) {
+  int rc, fd;
+  char p[PATH_MAX];
+  uint64_t rlen = (uint64_t)ps->stage.len + (commit ? PACK_HDR + clen : 0);
+  if (rlen == 0) return MYDB_OK;
+  if ((rc = append_prepare(db, ps, rlen, &fd, p))) return rc;
+  unsigned char h[PACK_HDR];
+  struct iovec iov[3];
+  int n = 0;
+  if (ps->stage.len) iov[n++] = (struct iovec){ps->stage.data, ps->stage.len};
+  if (commit) {
+    hdr_make(h, REC_COMMIT, clen, mydb__crc32(0, commit, clen));
+    iov[n++] = (struct iovec){h, PACK_HDR};
+    iov[n++] = (struct iovec){(void *)(uintptr_t)commit, clen};
+  }
+  if (pwritev_all(fd, iov, n, (off_t)ps->end) != 0) {
+    rc = mydb__syserr(errno, "append to", p);
+    (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
+    ps->tail_clean = 0;
+    return rc; /* (the stage is kept: a retried commit appends it again) */
+  }
+  ps->tail_clean = ps->locked;
+  /* Apply: the state follows the log. */
+  uint64_t seg = ps->segs[ps->nsegs - 1].num, base = ps->end;
+  size_t count = ps->staged.n;
+  for (size_t b = 0; b < ps->staged.nb; b++)
+    for (mydb__hnode *x = ps->staged.b[b]; x; x = x->next) {
+      const ploc *l = (const ploc *)x;
+      if (obj_put(ps, l->digest, seg, base + l->off, l->len))
+        ps->loaded = 0; /* written; the next refresh reads it */
+    }
+  if (commit) {
+    mydb_buf k = MYDB_BUF_INIT, pp = MYDB_BUF_INIT;
+    rc = mydb__pack_apply(ps, REC_COMMIT, seg, base + ps->stage.len, commit,
+                          clen, &k, &pp);
+    mydb_buf_free(&k);
+    mydb_buf_free(&pp);
+    if (rc) ps->loaded = 0; /* written; replay it next time */
+    count++;
+  }
+  mydb__pack_stage_drop(ps);
+  ps->end += rlen;
+  ps->tail += count;
   ps->tail_bytes += rlen;
   ps->dirty = 1;
   return MYDB_OK;
@@ -1297,17 +1499,34 @@ static void poison_write(int fd, uint64_t seg) {
   (void)!pwrite(fd, b, 16, 24);
 }
 
+/* The durable point in cur (its first 24 bytes, as read; NULL: none). */
+static uint64_t synced_parse(const unsigned char *b, uint64_t *segp) {
+  if (!b) return 0;
+  uint64_t seg = get_le64(b), off = get_le64(b + 8);
+  if (get_le64(b + 16) != (seg ^ off ^ 0x6d7964627379636eULL)) return 0;
+  *segp = seg;
+  return off;
+}
+
 /* Moves the durable point forward to (seg, off): the end of a whole record
- * that an fdatasync made durable. Never backwards. Not synced itself: a
- * lost write leaves an earlier point (see the top of the file). */
-static void synced_advance(int fd, uint64_t seg, uint64_t off) {
-  uint64_t cseg = 0, coff = synced_read(fd, &cseg);
+ * that an fdatasync made durable. Never backwards (cur: the file's first 24
+ * bytes as just read, or NULL). Not synced itself: a lost write leaves an
+ * earlier point (see the top of the file). */
+static void synced_put(int fd, const unsigned char *cur, uint64_t seg,
+                       uint64_t off) {
+  uint64_t cseg = 0, coff = synced_parse(cur, &cseg);
   if (fd < 0 || cseg > seg || (cseg == seg && coff >= off)) return;
   unsigned char b[24];
   put_le64(b, seg);
   put_le64(b + 8, off);
   put_le64(b + 16, seg ^ off ^ 0x6d7964627379636eULL);
   (void)!pwrite(fd, b, 24, 0); /* losing it costs an fsync, or a check */
+}
+
+static void synced_advance(int fd, uint64_t seg, uint64_t off) {
+  unsigned char b[24];
+  synced_put(fd, fd >= 0 && mydb__pread_all(fd, b, 24, 0) == 24 ? b : NULL,
+             seg, off);
 }
 
 void mydb__pack_synced(const pspace *ps, uint64_t seg, uint64_t off) {
@@ -1324,7 +1543,7 @@ static uint64_t shared_synced(const psync *s) {
   return seg == s->segnum ? off : 0;
 }
 
-int mydb__psync_wait(psync *s, uint64_t off, int commit) {
+int mydb__psync_wait(psync *s, uint64_t off, int commit, int peek) {
   int rc = MYDB_OK;
   const char *what = commit ? "committed but not durable"
                             : "written but not durable";
@@ -1348,16 +1567,25 @@ int mydb__psync_wait(psync *s, uint64_t off, int commit) {
     s->busy = 1;
     uint64_t target = s->published;
     pthread_mutex_unlock(&s->mu);
-    uint64_t covered = shared_synced(s); /* another process did it? */
+    /* another process did it? (asked only when others write) */
+    uint64_t covered = peek ? shared_synced(s) : 0;
     int err = 0;
     if (covered < off) {
       if (mydb__fdatasync(s->fd) != 0) err = errno;
-      /* an fdatasync that failed in another process: this one's success
-       * may be the kernel's forgetting (fsyncgate) */
-      if (!err && poison_read(s->syncfd) == s->segnum) err = EIO;
+      /* one read: the poison (an fdatasync that failed in another process:
+       * this one's success may be the kernel's forgetting - fsyncgate) and
+       * the durable point to move forward */
+      unsigned char b[40];
+      ssize_t got = 0; /* (one pread: the file is 24 bytes until poisoned) */
+      while (!err && s->syncfd >= 0 &&
+             (got = pread(s->syncfd, b, 40, 0)) < 0 && errno == EINTR) {}
+      if (!err && got == 40 && get_le64(b + 32) == (get_le64(b + 24) ^
+                                                    POISON_CHECK) &&
+          get_le64(b + 24) == s->segnum)
+        err = EIO;
       if (!err) {
         covered = target;
-        synced_advance(s->syncfd, s->segnum, covered);
+        synced_put(s->syncfd, got >= 24 ? b : NULL, s->segnum, covered);
       }
     }
     pthread_mutex_lock(&s->mu);

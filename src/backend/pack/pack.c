@@ -3,13 +3,16 @@
  * log segments, with an index from digest to offset (formats in pack.h and
  * doc/FORMAT.md "Pack backend"; the log itself in log.c).
  *
- *   ROOT/TENANT/lock          the tenant lock (flock), as for loose
+ *   ROOT/TENANT/lock          created (the layout loose shares), unused
  *   ROOT/TENANT/pack/         the tenant's space: segments, index, start,
- *                             lock (append lock), synced
+ *                             lock (appends, and the tenant lock), synced
  *   ROOT/refs/pack/           the shared refs' space
  *
  * A tenant is initialized when ROOT/TENANT/pack/start exists (written last
  * by tenant_init, after the first segment and its generation record).
+ *
+ * A commit holds the space's lock from mydb_lock_acquire on; the objects
+ * it writes are staged and appended with its record in one pwritev (pack.h).
  *
  * Durability (fsync on): a commit appends its record and, with group
  * commit, the caller waits for an fdatasync of the segment after releasing
@@ -33,6 +36,10 @@
 
 #include "headmap.h"
 #include "pack.h"
+
+/* A tenant lock holder's staged objects go to the log (without a commit)
+ * once they reach this size: a bulk load does not hold them all. */
+#define STAGE_FLUSH_BYTES ((size_t)1 << 20)
 
 /* Write the index on close when the log beyond it is this long. */
 #define INDEX_TAIL_RECORDS 2048
@@ -74,13 +81,15 @@ static void space_close(mydb *db, pbackend *pb, pspace *ps) {
     /* (an index says it was written after a sync: not after a failed one) */
     if (synced &&
         (ps->tail >= INDEX_TAIL_RECORDS || ps->tail_bytes >= INDEX_TAIL_BYTES)
-        && ps->lockfd >= 0 && mydb__flock(ps->lockfd, LOCK_EX | LOCK_NB) == 0) {
+        && ps->lockfd >= 0 && mydb__pack_trylock(db, ps) == MYDB_OK) {
       if (mydb__pack_refresh(db, ps) == MYDB_OK)
         (void)mydb__pack_write_index(db, ps);
       mydb__pack_unlock(ps);
     }
   }
   mydb__pack_space_reset(ps);
+  mydb__pack_stage_drop(ps);
+  mydb_buf_free(&ps->stage);
   if (ps->lockfd >= 0) mydb__close(ps->lockfd);
   free(ps);
 }
@@ -132,6 +141,8 @@ static pspace *space_get(mydb *db, pbackend *pb, const char *tenant,
     return NULL;
   }
   ps->lockfd = ps->syncfd = -1;
+  ps->mu = &pb->mu;
+  ps->cv = &pb->cv;
   ps->tlen = kl;
   memcpy(ps->name, key, kl);
   if ((*rc = space_dir(db, ps->dir, tenant))) {
@@ -148,8 +159,13 @@ static pspace *space_get(mydb *db, pbackend *pb, const char *tenant,
   }
   pb->count++;
   lru_front(pb, ps);
-  while (pb->count > MYDB__TSTATE_MAX && pb->last != ps)
-    space_close(db, pb, pb->last);
+  /* the least recently used go, but not one a lock holds or a thread
+   * waits on (pinned) */
+  for (pspace *v = pb->last; pb->count > MYDB__TSTATE_MAX && v && v != ps;) {
+    pspace *prev = v->prev;
+    if (v->pins == 0 && !v->lk_claimed) space_close(db, pb, v);
+    v = prev;
+  }
   return ps;
 }
 
@@ -160,9 +176,12 @@ static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
   pbackend *pb = PB(be);
   pthread_mutex_lock(&pb->mu);
   pspace *ps = space_get(be->db, pb, tenant, rc);
+  if (ps && ps->lk_fresh && ps->loaded && mydb__pack_holds(ps))
+    return ps; /* this thread holds the tenant lock: nobody else appends */
   if (ps && (refresh || !ps->loaded) &&
       (*rc = mydb__pack_refresh(be->db, ps)) != MYDB_OK)
     ps = NULL;
+  if (ps && ps->lk_tenant && mydb__pack_holds(ps)) ps->lk_fresh = ps->loaded;
   if (!ps) pthread_mutex_unlock(&pb->mu);
   return ps;
 }
@@ -178,6 +197,8 @@ static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
 static int space_create(mydb *db, const char *tenant) {
   char dir[PATH_MAX], p[PATH_MAX];
   int rc, created = 0;
+  /* done before: no lock (this thread may hold it as the tenant lock) */
+  if ((rc = space_initialized(db, tenant)) != 0) return rc < 0 ? rc : MYDB_OK;
   if ((rc = space_dir(db, dir, tenant))) return rc;
   if (mydb__mkdir(dir, &created) != 0) return mydb__syserr(errno, "mkdir", dir);
   if (created && db->fsync) { /* its name in ROOT/refs or ROOT/TENANT */
@@ -294,6 +315,18 @@ static int k_object_write(mydb_backend *be, const char *tenant,
   int rc;
   pspace *ps = space_open(be, tenant, 1, &rc);
   if (!ps) return rc;
+  unsigned char d[32];
+  mydb__pack_unhex(d, digest);
+  if (tenant && mydb__pack_holds(ps)) {
+    /* This thread holds the tenant lock: staged, appended with the commit
+     * (durable with it); a large stage goes to the log early. */
+    rc = MYDB_OK;
+    if (!find(ps, digest) && (rc = mydb__pack_stage(ps, d, buf, len)) ==
+        MYDB_OK && ps->stage.len >= STAGE_FLUSH_BYTES)
+      rc = mydb__pack_append_stage(db, ps, NULL, 0);
+    pthread_mutex_unlock(&pb->mu);
+    return rc;
+  }
   const ploc *l = find(ps, digest);
   if (l) { /* content-addressed: already there */
     /* ... but perhaps not durable yet: another writer appended it and has
@@ -306,17 +339,14 @@ static int k_object_write(mydb_backend *be, const char *tenant,
       psync *s = mydb__psync_get(db, ps);
       pthread_mutex_unlock(&pb->mu);
       if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
-      return mydb__psync_wait(s, end, 0);
+      return mydb__psync_wait(s, end, 0, 1);
     }
     pthread_mutex_unlock(&pb->mu);
     return MYDB_OK;
   }
   if ((rc = mydb__pack_lock(db, ps))) goto out;
-  if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK && !find(ps, digest)) {
-    unsigned char d[32];
-    mydb__pack_unhex(d, digest);
+  if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK && !find(ps, digest))
     rc = mydb__pack_append(db, ps, REC_OBJECT, d, 32, buf, len);
-  }
   mydb__pack_unlock(ps);
   if (rc == MYDB_OK && !tenant && db->fsync) {
     /* A ref must be durable before a commit that names it: wait here. */
@@ -324,7 +354,7 @@ static int k_object_write(mydb_backend *be, const char *tenant,
     uint64_t off = ps->end;
     pthread_mutex_unlock(&pb->mu);
     if (!s) return mydb__seterr(MYDB_EIO, "cannot sync %s", ps->dir);
-    return mydb__psync_wait(s, off, 0);
+    return mydb__psync_wait(s, off, 0, 1);
   }
 out:
   pthread_mutex_unlock(&pb->mu);
@@ -344,6 +374,19 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
   /* refreshed first (one stat): a gc or repack elsewhere shows at once */
   pspace *ps = space_open(be, tenant, 1, &rc);
   if (!ps) return rc == MYDB_ENOTINIT ? not_found(tenant, digest) : rc;
+  unsigned char d[32];
+  mydb__pack_unhex(d, digest);
+  const ploc *sl = mydb__pack_staged(ps, d);
+  if (sl) { /* written under this thread's tenant lock, not yet appended */
+    mydb_blob *b = mydb__blob_new((size_t)sl->len);
+    if (b) memcpy(b->data, ps->stage.data + sl->off, (size_t)sl->len);
+    pthread_mutex_unlock(&pb->mu);
+    if (!b)
+      return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", digest);
+    *out = b;
+    return MYDB_OK;
+  }
+  int moved = 0;
   for (int attempt = 0;; attempt++) {
     const ploc *l = find(ps, digest);
     size_t i = l ? mydb__pack_segidx(ps, l->seg) : (size_t)-1;
@@ -372,14 +415,17 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
       rc = MYDB_OK;
       break;
     }
-    /* still missing after a refresh; a segment that vanished again may be
-     * another repack's doing (a damaged chain fails the refresh itself) */
-    if (attempt > 0 && (fd != MYDB_ECORRUPT || attempt == 8)) {
+    /* Still missing after a refresh: absent, or damage - unless the
+     * refresh found a new chain (a repack elsewhere moved it, perhaps
+     * again: each round is a new generation, so try a few). */
+    if (attempt > 0 && !(fd == MYDB_ECORRUPT && moved && attempt < 16)) {
       rc = fd == MYDB_ENOTFOUND ? not_found(tenant, digest) : fd;
       break;
     }
     /* A miss (or a segment a repack removed): refresh, then try again. */
+    uint64_t first = ps->nsegs ? ps->segs[0].num : 0;
     if ((rc = mydb__pack_refresh(db, ps))) break;
+    moved = ps->nsegs && ps->segs[0].num != first;
   }
   pthread_mutex_unlock(&pb->mu);
   return rc;
@@ -391,7 +437,9 @@ static int k_object_exists(mydb_backend *be, const char *tenant,
   int rc;
   pspace *ps = space_open(be, tenant, 1, &rc);
   if (!ps) return rc == MYDB_ENOTINIT ? 0 : rc;
-  int r = find(ps, digest) != NULL;
+  unsigned char d[32];
+  mydb__pack_unhex(d, digest);
+  int r = find(ps, digest) != NULL || mydb__pack_staged(ps, d) != NULL;
   pthread_mutex_unlock(&pb->mu);
   return r;
 }
@@ -475,19 +523,69 @@ static int k_head_foreach(mydb_backend *be, const char *tenant, size_t tlen,
   return mydb__hsnap_run(&snap, fn, payload);
 }
 
+/* The tenant lock is the space's lock (pack.h): the handle's descriptor
+ * of pack/lock, kept open; a commit appends under it with no other lock.
+ * The space stays pinned (never evicted) while held. */
 static int k_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
-  int r = space_initialized(be->db, lk->tenant);
-  if (r < 0) return r;
-  if (r == 0)
-    return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized",
+  pbackend *pb = PB(be);
+  int rc;
+  pthread_mutex_lock(&pb->mu);
+  pspace *ps = space_get(be->db, pb, lk->tenant, &rc);
+  if (!ps) {
+    pthread_mutex_unlock(&pb->mu);
+    return rc;
+  }
+  if (ps->lk_claimed && ps->lk_tenant &&
+      pthread_equal(ps->lk_owner, pthread_self())) {
+    pthread_mutex_unlock(&pb->mu);
+    return mydb__seterr(MYDB_ECONFLICT, "tenant '%s' is locked already by "
+                        "this thread (a second lock would wait forever)",
                         lk->tenant);
-  return mydb__flock_tenant(be->db, lk->tenant, &lk->fd);
+  }
+  ps->pins++;
+  if ((rc = mydb__pack_lock(be->db, ps)) != MYDB_OK) {
+    ps->pins--;
+    pthread_mutex_unlock(&pb->mu);
+    return rc;
+  }
+  ps->lk_tenant = 1;
+  ps->lk_fresh = 0; /* the first use refreshes (one stat) */
+  lk->impl = ps;
+  pthread_mutex_unlock(&pb->mu);
+  return MYDB_OK;
 }
 
 static void k_lock_release(mydb_backend *be, struct mydb_lock *lk) {
-  (void)be;
-  if (lk->fd >= 0) mydb__close(lk->fd);
-  lk->fd = -1;
+  pbackend *pb = PB(be);
+  pspace *ps = lk->impl;
+  if (!ps) return;
+  pthread_mutex_lock(&pb->mu);
+  mydb__pack_unlock_tenant(ps); /* (drops what no commit took) */
+  ps->pins--;
+  pthread_mutex_unlock(&pb->mu);
+  lk->impl = NULL;
+}
+
+/* The objects staged under lk that no commit took (the dispatch forgets
+ * them from its cache before the release drops them). */
+static void k_lock_uncommitted(mydb_backend *be, struct mydb_lock *lk,
+                               void (*fn)(const char *digest, void *payload),
+                               void *payload) {
+  pbackend *pb = PB(be);
+  pspace *ps = lk->impl;
+  if (!ps) return;
+  pthread_mutex_lock(&pb->mu);
+  size_t n = ps->staged.n, k = 0;
+  char *v = n ? malloc(n * MYDB_DIGEST_BUF) : NULL;
+  for (size_t i = 0; v && i < ps->staged.nb; i++)
+    for (mydb__hnode *x = ps->staged.b[i]; x; x = x->next, k++) {
+      mydb__hex(v + k * MYDB_DIGEST_BUF, ((const ploc *)x)->digest, 32);
+      v[k * MYDB_DIGEST_BUF + MYDB_DIGEST_HEX] = '\0';
+    }
+  pthread_mutex_unlock(&pb->mu);
+  if (n && !v) fn(NULL, payload); /* cannot name them: all of them */
+  for (size_t i = 0; i < k; i++) fn(v + i * MYDB_DIGEST_BUF, payload);
+  free(v);
 }
 
 static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
@@ -499,17 +597,24 @@ static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
   mydb *db = be->db;
   pbackend *pb = PB(be);
   int rc;
-  pspace *ps = space_open(be, lk->tenant, 0, &rc);
+  /* (the lock is held: refreshed once since it was taken, then current) */
+  pspace *ps = space_open(be, lk->tenant, 1, &rc);
   if (!ps) return rc;
-  if ((rc = mydb__pack_lock(db, ps)) == MYDB_OK) {
-    if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK)
-      rc = mydb__pack_append(db, ps, REC_COMMIT, line, len, NULL, 0);
-    mydb__pack_unlock(ps);
+  if (ps != lk->impl || !ps->locked || !ps->lk_tenant) {
+    rc = mydb__seterr(MYDB_EINVAL, "head_commit: tenant '%s' is not locked",
+                      lk->tenant);
+  } else {
+    /* (a lock passed to another thread: that thread holds it now) */
+    ps->lk_owner = pthread_self();
+    /* the staged objects and the commit record: one write */
+    rc = mydb__pack_append_stage(db, ps, line, len);
   }
   if (rc || !db->fsync) {
     pthread_mutex_unlock(&pb->mu);
     return rc;
   }
+  int peek = ps->foreign;
+  ps->foreign = 0;
   psync *s = mydb__psync_get(db, ps);
   uint64_t off = ps->end;
   pthread_mutex_unlock(&pb->mu);
@@ -519,16 +624,18 @@ static int k_head_commit(mydb_backend *be, struct mydb_lock *lk,
   if (pending) { /* the caller waits after releasing the tenant lock */
     pending->sync = s;
     pending->off = off;
+    pending->hint = peek;
     return MYDB_OK;
   }
-  return mydb__psync_wait(s, off, 1);
+  return mydb__psync_wait(s, off, 1, peek);
 }
 
 static int k_sync(mydb_backend *be, mydb__pending *pending) {
   (void)be;
   psync *s = pending->sync;
   pending->sync = NULL;
-  return s ? mydb__psync_wait(s, pending->off, 1) : MYDB_OK;
+  return s ? mydb__psync_wait(s, pending->off, 1, pending->hint)
+           : MYDB_OK;
 }
 
 /* ------------------------------------------------------------- repack */
@@ -889,6 +996,7 @@ static void k_free(mydb_backend *be) {
   while (pb->last) space_close(be->db, pb, pb->last);
   mydb__htab_free(&pb->spaces);
   pthread_mutex_unlock(&pb->mu);
+  pthread_cond_destroy(&pb->cv);
   pthread_mutex_destroy(&pb->mu);
   free(pb);
 }
@@ -909,6 +1017,7 @@ static const mydb_refdb_ops pack_refdb = {
     .foreach = k_head_foreach,
     .lock_acquire = k_lock_acquire,
     .lock_release = k_lock_release,
+    .lock_uncommitted = k_lock_uncommitted,
     .commit = k_head_commit,
     .sync = k_sync,
     .journal = k_journal,
@@ -922,11 +1031,17 @@ int mydb__backend_pack(mydb *db, mydb_backend **out) {
     free(pb);
     return mydb__syserr(rc, "pthread_mutex_init", db->root);
   }
+  if ((rc = pthread_cond_init(&pb->cv, NULL))) {
+    pthread_mutex_destroy(&pb->mu);
+    free(pb);
+    return mydb__syserr(rc, "pthread_cond_init", db->root);
+  }
   /* the shared refs' space (best effort for a read-only store: writes will
    * fail later with the reason) */
   rc = space_initialized(db, NULL);
   if (rc == 0) rc = space_create(db, NULL);
   if (rc < 0 && rc != MYDB_EIO) {
+    pthread_cond_destroy(&pb->cv);
     pthread_mutex_destroy(&pb->mu);
     free(pb);
     return rc;

@@ -28,9 +28,19 @@
  * record before it is superseded: repack writes one first); seal = the
  * 8-byte number of the next segment (a segment's last record).
  *
- * Locks: the tenant lock (ROOT/TENANT/lock) orders commits; the append
- * lock orders appends (objects are appended without the tenant lock). In a
- * process: tenant lock, then pb->mu, then the append lock.
+ * Locks: one lock per space, pack/lock (flock), orders every append, and
+ * for a tenant's space it is also the tenant lock that orders commits
+ * (mydb_lock_acquire): a commit appends under the lock it already holds.
+ * ROOT/TENANT/lock is still created (the layout loose shares) but a pack
+ * store does not lock it. In a handle, one descriptor of pack/lock per space
+ * (ps->lockfd), claimed by one thread at a time (ps->lk_claimed, waited for
+ * on pb->cv): flock() gives no exclusion between threads sharing the
+ * descriptor. Nobody blocks in flock() while holding pb->mu.
+ *
+ * Staging: while a thread holds a tenant's lock, the objects it writes to
+ * that tenant are encoded into ps->stage (not yet in the log) and appended
+ * with the commit record in one pwritev at commit; a lock released without
+ * a commit drops them (no head names them).
  */
 #ifndef MYDB_PACK_H
 #define MYDB_PACK_H
@@ -77,6 +87,23 @@ typedef struct pspace {
   psync *sync;      /* of the active segment, or NULL */
   int dirty;        /* appended since the last sync (fsync on) */
   int locked;       /* this handle holds the append lock */
+  int lk_claimed;   /* a thread of this handle holds or is taking it */
+  pthread_t lk_owner; /* that thread */
+  int lk_tenant;    /* ... as the tenant lock (a mydb_lock) */
+  int lk_fresh;     /* refreshed since the tenant lock was taken: the
+                       state is current until it is released */
+  int tail_clean;   /* the lock held since the active segment was seen to
+                       end at `end` (no torn bytes to truncate) */
+  int foreign;      /* a refresh found records this handle did not write
+                       (another writer is active: worth asking pack/synced
+                       before an fdatasync) */
+  int pins;         /* not evicted while > 0 (a lock holder, a waiter) */
+  uint64_t missing; /* a segment of the chain found missing (a repack
+                       elsewhere may have removed it), or 0 */
+  pthread_mutex_t *mu; /* pb->mu and pb->cv (NULL: a private copy that */
+  pthread_cond_t *cv;  /* never locks) */
+  mydb_buf stage;   /* staged object records, encoded */
+  mydb__htab staged; /* 32-byte digest -> ploc (off: into stage) */
   int noindex;      /* a repack's new generation: never write an index
                        nor a durable point */
   /* a walk (mydb__pack_journal): called for each commit line */
@@ -92,6 +119,7 @@ typedef struct pspace {
 typedef struct pbackend {
   mydb_backend be;
   pthread_mutex_t mu; /* protects the spaces */
+  pthread_cond_t cv;  /* a space's lock was released by a thread */
   mydb__htab spaces;
   pspace *first, *last;
   size_t count;
@@ -112,10 +140,28 @@ void mydb__pack_unhex(unsigned char out[32], const char *hex);
 int mydb__pack_write_record(int fd, uint64_t off, int type, const void *a,
                             size_t alen, const void *b, size_t blen,
                             const char *path);
-/* The append lock of a space (nonblock: MYDB_ENOTFOUND when busy). */
+/* The append lock of a space (nonblock: MYDB_ENOTFOUND when busy). With
+ * ps->mu: may release and retake it while waiting (ps is pinned). A no-op
+ * for the thread that holds it as the tenant lock. */
 int mydb__pack_lock(mydb *db, pspace *ps);
 int mydb__pack_trylock(mydb *db, pspace *ps);
 void mydb__pack_unlock(pspace *ps);
+/* Releases the lock held as the tenant lock (drops the stage). */
+void mydb__pack_unlock_tenant(pspace *ps);
+/* 1 if the calling thread holds the space's lock. */
+int mydb__pack_holds(const pspace *ps);
+/* Stages object (digest d, bytes) for the next append_stage (the tenant
+ * lock held by the caller). */
+int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
+                     size_t len);
+/* The staged copy of d, or NULL. */
+const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]);
+/* Appends the staged objects and (commit non-NULL) a head commit record in
+ * one write (the lock held, ps refreshed); empties the stage. */
+int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
+                            size_t clen);
+/* Drops the staged objects. */
+void mydb__pack_stage_drop(pspace *ps);
 /* Writes the index of ps (its state as scanned). */
 int mydb__pack_write_index(mydb *db, pspace *ps);
 /* Opens segment i of the chain if needed; its fd or a negative error. */
@@ -146,11 +192,13 @@ int mydb__pack_journal(mydb *db, pspace *ps,
 /* Group commit: a reference to the sync state of ps's active segment. */
 psync *mydb__psync_get(mydb *db, pspace *ps);
 /* Waits (without pb->mu) until the segment is durable up to off, the end
- * of a whole record; drops the reference. MYDB_EIO if an fdatasync of the
+ * of a whole record; drops the reference. peek: first read pack/synced, in
+ * case another process's fdatasync covered off already (worth a read only
+ * when other writers are active). MYDB_EIO if an fdatasync of the
  * segment failed, now or before (the record is written, perhaps visible:
  * the message starts "committed but not durable: " when commit, else
  * "written but not durable: "). */
-int mydb__psync_wait(psync *s, uint64_t off, int commit);
+int mydb__psync_wait(psync *s, uint64_t off, int commit, int peek);
 void mydb__psync_unref(psync *s);
 /* An fdatasync of ps's active segment failed outside psync_wait: nothing
  * more of it may be reported durable by this process. */
