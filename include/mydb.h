@@ -129,6 +129,12 @@ int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
  * that every read reports MYDB_ECORRUPT (reads always verify). */
 int mydb_object_write_hashed(mydb *db, const char *digest, const char *tenant,
                              const void *buf, size_t len);
+/* mydb_object_write_hashed for bytes that are likely a small edit of the
+ * object named base (the piece a put replaces; NULL: none): the store may
+ * keep only the difference (the pack backend does, doc/FORMAT.md). Reads
+ * return the whole bytes either way; base need not exist. */
+int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
+                           const void *buf, size_t len, const char *base);
 /* 1 if present, 0 if not, or a negative error. Does not verify. */
 int mydb_object_exists(mydb *db, const char *tenant, const char *digest);
 /* Calls fn for every object file of a tenant (NULL: refs), unordered, with

@@ -150,8 +150,11 @@ end
 
 --- count, root digest, root node of a collection snapshot (the root piece
 -- is embedded in it; its digest is that of its bytes).
+-- A root stored as an object (an inner root, piece format 2) comes back as
+-- its digest with no node (load_node reads it).
 function collection.parse_root(snapshot_bytes, where)
-  local count, root_bytes, extra = core.collection_root(snapshot_bytes)
+  local count, root_bytes, extra, root_ref = core.collection_root(snapshot_bytes)
+  if root_ref then return count, root_ref, nil, extra, nil end
   if not root_bytes then return count, nil, nil, extra end
   return count, core.sha256(root_bytes), parse_piece(where, root_bytes), extra, root_bytes
 end
@@ -616,22 +619,28 @@ function collection.update_many(t, root, count, changes)
 end
 
 --- Writes the new pieces reachable from root (the others were
--- intermediate states), except the root itself, and moves them into the
--- node cache. Returns the root piece's bytes, to embed in the snapshot.
+-- intermediate states) and moves them into the node cache. Returns what the
+-- snapshot's "root" field holds (a leaf root's bytes, embedded; an inner
+-- root's digest as a JSON string: the root is an object, stored with a delta
+-- against the one it replaces), the root node, and the root's digest as
+-- stored (an inner root embedded by an older snapshot gets stored now, under
+-- the digest of its binary form). write_root: store a leaf root too (an
+-- index's root is always an object).
 function collection.flush(t, root, write_root)
   if not root then return nil end
-  local root_node = t.built[root]
-  local root_bytes = t.pending[root]
-  if not root_bytes and root == t.root_digest then
-    root_bytes = t.root_bytes -- unchanged: the root the snapshot embedded
-  elseif not root_bytes and not write_root then
-    -- an old piece became the root (the tree shrank): embed its bytes
-    root_bytes = t.store:read(t.tenant, root)
-  end
-  if root_bytes and core.is_node_piece(root_bytes) then
-    -- the snapshot embeds the root as JSON (readable; doc/FORMAT.md)
-    local node = root_node or parse_piece(root, root_bytes)
-    root_bytes = core.node_json(node.keys, node.digests, node.counts)
+  local root_node = t.built[root] or load_node(t, root)
+  local embed
+  if root_node.leaf then
+    embed = t.pending[root]
+    if not embed and root == t.root_digest then
+      embed = t.root_bytes -- unchanged: the root the snapshot embedded
+    end
+    if not embed then embed = t.store:read(t.tenant, root) end -- an old piece
+  elseif not t.pending[root] and not t.store:exists(t.tenant, root) then
+    -- an inner root an older snapshot embedded: stored from now on
+    local bytes, d = core.node_piece(root_node.keys, root_node.digests, root_node.counts)
+    t.pending[d], t.built[d] = bytes, root_node
+    root = d
   end
   local stack = { root }
   while #stack > 0 do
@@ -643,7 +652,7 @@ function collection.flush(t, root, write_root)
       if not node.leaf then
         for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
       end
-      if d ~= root or write_root then
+      if d ~= root or write_root or not node.leaf then
         -- named by the codec (hashed once); the piece it replaces, if any
         t.store:write(t.tenant, bytes, d, t.base[d])
         cache_put(t.nodes, t.tenant, d, node)
@@ -651,7 +660,8 @@ function collection.flush(t, root, write_root)
     end
   end
   t.pending, t.built, t.base = {}, {}, {}
-  return root_bytes, root_node
+  if not root_node.leaf then embed = '"' .. root .. '"' end
+  return embed, root_node, root
 end
 
 return collection

@@ -80,10 +80,12 @@ local function links(bytes, where, kids, refs, optional)
   local _, meta = core.decode_snapshot(bytes, nil, true)
   if meta.parent then kids[#kids + 1] = meta.parent end
   if meta.collection then
-    local _, root_digest, root, extra = collection.parse_root(bytes, "root of " .. where)
+    local _, root_digest, root, extra, embedded = collection.parse_root(bytes, "root of " .. where)
     if root_digest then
       kids[#kids + 1] = root_digest
-      optional[root_digest] = true
+      -- (an embedded root is kept if some older layout stored it; a root
+      -- named by its digest is an object like any piece)
+      if embedded then optional[root_digest] = true end
     end
     if root and not root.leaf then
       for _, c in ipairs(root.digests) do kids[#kids + 1] = c end

@@ -42,10 +42,12 @@ local function links_of(name, bytes, where, parent_of, children_of)
   local _, meta = core.decode_snapshot(bytes, nil, true)
   parent_of[name] = meta.parent or false
   if not meta.collection then return end
-  local _, _, root, extra = collection.parse_root(bytes, "root of " .. where)
+  local _, root_digest, root, extra = collection.parse_root(bytes, "root of " .. where)
   local kids = {}
   if root and not root.leaf then
     for _, c in ipairs(root.digests) do kids[#kids + 1] = c end
+  elseif root_digest and not root then -- a stored root
+    kids[#kids + 1] = root_digest
   end
   for _, ix in pairs(type(extra.indexes) == "table" and extra.indexes or {}) do
     if type(ix) == "table" and core.digest_valid(ix.root) then kids[#kids + 1] = ix.root end

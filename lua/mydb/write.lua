@@ -129,7 +129,8 @@ local function write_objects(store, tenant, user, staged, results, ctx)
       for _, ix in pairs(s.state.indexes) do
         if ix.tree then collection.flush(ix.tree, ix.root, true) end
       end
-      local root_bytes, root_node = collection.flush(s.state.tree, s.state.root)
+      local root_bytes, root_node, root = collection.flush(s.state.tree, s.state.root)
+      s.state.root = root
       s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
       s.info = built_info(s.state, root_bytes, root_node)
     end

@@ -51,14 +51,36 @@ int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
 
 int mydb_object_write_hashed(mydb *db, const char *digest, const char *tenant,
                              const void *buf, size_t len) {
+  return mydb_object_write_near(db, digest, tenant, buf, len, NULL);
+}
+
+int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
+                           const void *buf, size_t len, const char *base) {
   int rc;
   if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||
-      (rc = mydb__check_digest(digest)))
+      (rc = mydb__check_digest(digest)) ||
+      (base && (rc = mydb__check_digest(base))))
     return rc;
   if (!buf && len)
     return mydb__seterr(MYDB_EINVAL, "object_write: buf is NULL");
   if (!buf) buf = "";
-  if ((rc = db->be->odb->write(db->be, tenant, digest, buf, len))) return rc;
+  const mydb_odb_ops *odb = db->be->odb;
+  if (base && odb->write_near) {
+    /* the base's bytes, if cached (the piece a put replaces was read or
+     * written a moment ago): the backend need not read it back */
+    mydb_blob *bb = NULL;
+    if (db->cache.max) {
+      pthread_mutex_lock(&db->mu);
+      bb = mydb__cache_get(&db->cache, tenant, base);
+      pthread_mutex_unlock(&db->mu);
+    }
+    rc = odb->write_near(db->be, tenant, digest, buf, len, base,
+                         bb ? bb->data : NULL, bb ? bb->len : 0);
+    if (bb) mydb_blob_release(bb);
+  } else {
+    rc = odb->write(db->be, tenant, digest, buf, len);
+  }
+  if (rc) return rc;
   /* The bytes were hashed by the caller, so they are verified: readers
    * that follow a write (the common case) hit the cache. */
   cache_offer(db, tenant, digest, buf, len);

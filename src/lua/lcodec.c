@@ -1531,10 +1531,11 @@ static int l_node_json(lua_State *L) {
   return 3;
 }
 
-/* core.collection_root(bytes) -> count, root_bytes|nil, extra: the record
- * count, the embedded root piece (raw) and the other fields of the
- * __collection__ object (decoded: ttl, indexes) of a collection snapshot,
- * which starts {"__collection__":{"count":N,...,"root":PIECE|null,...},...
+/* core.collection_root(bytes) -> count, root_bytes|nil, extra, root_ref|nil:
+ * the record count, the embedded root piece (raw), the other fields of the
+ * __collection__ object (decoded: ttl, indexes) and the digest of a stored
+ * root, of a collection snapshot, which starts
+ * {"__collection__":{"count":N,...,"root":PIECE|DIGEST|null,...},...
  * (doc/FORMAT.md). */
 static int l_collection_root(lua_State *L) {
   static const char head[] = "{\"__collection__\":{";
@@ -1551,6 +1552,8 @@ static int l_collection_root(lua_State *L) {
   int root = lua_gettop(L);
   lua_newtable(L); /* extra */
   int extra = lua_gettop(L);
+  lua_pushnil(L); /* root_ref */
+  int root_ref = lua_gettop(L);
   int have_root = 0;
   for (;;) {
     read_string(&d);
@@ -1567,6 +1570,11 @@ static int l_collection_root(lua_State *L) {
       if (*s == '{') {
         lua_pushlstring(L, s, (size_t)(d.p - s));
         lua_replace(L, root);
+      } else if (*s == '"') { /* a stored root: its digest */
+        if (d.p - s != MYDB_DIGEST_HEX + 2 || !mydb_digest_valid(s + 1, MYDB_DIGEST_HEX))
+          dec_fail(&d, "bad root digest");
+        lua_pushlstring(L, s + 1, MYDB_DIGEST_HEX);
+        lua_replace(L, root_ref);
       } else if (!(d.p - s == 4 && memcmp(s, "null", 4) == 0)) {
         dec_fail(&d, "bad root");
       }
@@ -1587,7 +1595,8 @@ static int l_collection_root(lua_State *L) {
   lua_pushvalue(L, count);
   lua_pushvalue(L, root);
   lua_pushvalue(L, extra);
-  return 3;
+  lua_pushvalue(L, root_ref);
+  return 4;
 }
 
 /* core.json_string(s) -> s as a JSON string literal (or __bytes__ tag) */

@@ -236,9 +236,10 @@ static int store_tenants(lua_State *L) {
   return push_names(L, b);
 }
 
-/* store:write(tenant|nil, bytes [, digest]) -> digest. With digest (the
- * codec's, computed as it built the bytes) the bytes are not hashed again:
- * mydb_object_write_hashed. */
+/* store:write(tenant|nil, bytes [, digest [, base]]) -> digest. With digest
+ * (the codec's, computed as it built the bytes) the bytes are not hashed
+ * again; base names the piece these bytes replace (mydb_object_write_near:
+ * the pack backend may keep only the difference). */
 static int store_write(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
@@ -246,7 +247,8 @@ static int store_write(lua_State *L) {
   const char *bytes = check_str(L, 3, "bytes", &len);
   if (!lua_isnoneornil(L, 4)) {
     const char *d = check_digest(L, 4);
-    int rc = mydb_object_write_hashed(s->db, d, tenant, bytes, len);
+    const char *base = lua_isnoneornil(L, 5) ? NULL : check_digest(L, 5);
+    int rc = mydb_object_write_near(s->db, d, tenant, bytes, len, base);
     if (rc != MYDB_OK) return core_error(L, rc);
     lua_pushvalue(L, 4);
     return 1;

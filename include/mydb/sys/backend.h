@@ -90,6 +90,15 @@ typedef struct mydb_odb_ops {
                   const mydb_gc_mark *mark,
                   int (*keep)(const char *digest, void *payload),
                   void *payload, mydb_gc_stats *st);
+
+  /* write, for bytes that are likely a small edit of the object named base
+   * (a hint: base may be absent); the store may keep only the difference
+   * (the pack backend's deltas). base_buf: base's verified bytes when the
+   * dispatch has them at hand (its cache), else NULL. Optional: NULL means
+   * write. */
+  int (*write_near)(mydb_backend *be, const char *tenant, const char *digest,
+                    const void *buf, size_t len, const char *base,
+                    const void *base_buf, size_t base_len);
 } mydb_odb_ops;
 
 /* ------------------------------------------------------------- ref store

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "headmap.h"
+#include "delta.h"
 #include "pack.h"
 
 #define CHUNK ((size_t)1 << 20)         /* read size of scans */
@@ -232,8 +233,17 @@ void mydb__pack_space_reset(pspace *ps) {
   ps->tail_clean = 0;
 }
 
+/* A delta's chain length: one more than its base's (the base digest
+ * starts the delta), or unknown when the base is not known (yet). */
+static int delta_depth(const pspace *ps, const unsigned char *delta) {
+  const ploc *b = (const ploc *)mydb__htab_find(
+      &ps->objs, mydb__hash(delta, 32), (const char *)delta, 32);
+  if (!b || b->depth >= PACK_DELTA_DEPTH) return PACK_DELTA_UNKNOWN;
+  return b->depth + 1;
+}
+
 static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
-                   uint64_t off, uint64_t len) {
+                   uint64_t off, uint64_t len, int depth) {
   uint64_t h = mydb__hash(digest, 32);
   ploc *l = (ploc *)mydb__htab_find(&ps->objs, h, (const char *)digest, 32);
   if (!l) {
@@ -252,15 +262,17 @@ static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
   l->seg = seg;
   l->off = off;
   l->len = len;
+  l->depth = (unsigned char)depth;
   return 0;
 }
 
 int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
                      const char *payload, size_t len, mydb_buf *k,
                      mydb_buf *p) {
-  if (type == REC_OBJECT) {
-    if (obj_put(ps, (const unsigned char *)payload, seg, off + PACK_HDR + 32,
-                len - 32))
+  if (type == REC_OBJECT || type == REC_DELTA) {
+    const unsigned char *d = (const unsigned char *)payload;
+    int depth = type == REC_DELTA ? delta_depth(ps, d + 32) : 0;
+    if (obj_put(ps, d, seg, off + PACK_HDR + 32, len - 32, depth))
       return mydb__seterr(MYDB_ENOMEM, "out of memory reading a pack");
   } else if (type == REC_COMMIT || type == REC_GEN) {
     const char *why = mydb__hline_parse(payload, payload + len, k, p);
@@ -385,9 +397,10 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
     uint64_t end = off + PACK_HDR + len;
     if (end < off || end > rb.size)
       NOT_WHOLE("the segment ends inside a record");
-    if (type < REC_OBJECT || type > REC_SEAL)
+    if (type < REC_OBJECT || type > REC_DELTA)
       NOT_WHOLE("unknown record type");
-    if ((type == REC_OBJECT && len < 32) || (type == REC_SEAL && len != 8))
+    if ((type == REC_OBJECT && len < 32) || (type == REC_SEAL && len != 8) ||
+        (type == REC_DELTA && len < 32 + MYDB_DELTA_MIN))
       NOT_WHOLE("bad record length");
     const char *pl = NULL;
     uint32_t crc = 0;
@@ -423,7 +436,7 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
       if (rc) break;
       ps->tail++;
       ps->tail_bytes += PACK_HDR + len;
-    } else if (type != REC_OBJECT) {
+    } else if (type != REC_OBJECT && type != REC_DELTA) {
       const char *why = mydb__hline_parse(pl, pl + len, &k, &p);
       if (why) NOT_WHOLE(why);
       /* (an empty generation start, a new space's first record, has no
@@ -546,7 +559,7 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
    * synced yet, which a power cut takes away. */
   int dur = db->fsync &&
             durable_point(ps, ps->segs[ps->nsegs - 1].num) >= ps->end;
-  put_le32(h + 8, 1 | (dur ? 0x10000u : 0));
+  put_le32(h + 8, 2 | (dur ? 0x10000u : 0));
   put_le32(h + 12, (uint32_t)ps->nsegs);
   put_le64(h + 16, ps->end);
   put_le64(h + 24, ps->objs.n);
@@ -569,7 +582,8 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
       memcpy(e, l->digest, 32);
       put_le64(e + 32, l->seg);
       put_le64(e + 40, l->off);
-      put_le64(e + 48, l->len);
+      /* (version 2: the top byte of the length is the delta depth) */
+      put_le64(e + 48, l->len | (uint64_t)l->depth << 56);
       mydb_buf_put(&b, e, 56);
     }
   mydb_buf_put(&b, hl.data, hl.len);
@@ -633,7 +647,8 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
   mydb__close(fd);
   unsigned char md[32];
   int ok = got == (ssize_t)n && memcmp(b, IDX_MAGIC, 8) == 0 &&
-           (get_le32(b + 8) & 0xffff) == 1 && mydb__sha256(md, b, n - 32) == 0 &&
+           ((get_le32(b + 8) & 0xffff) == 1 || (get_le32(b + 8) & 0xffff) == 2) &&
+           mydb__sha256(md, b, n - 32) == 0 &&
            memcmp(md, b + n - 32, 32) == 0;
   uint64_t nsegs = ok ? get_le32(b + 12) : 0, cov = ok ? get_le64(b + 16) : 0;
   uint64_t nobj = ok ? get_le64(b + 24) : 0, hlen = ok ? get_le64(b + 32) : 0;
@@ -672,14 +687,15 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
   mydb_buf k = MYDB_BUF_INIT, p = MYDB_BUF_INIT;
   for (uint64_t i = 0; ok && !rc && i < nobj; i++, q += 56) {
     uint64_t seg = get_le64(q + 32), off = get_le64(q + 40);
-    uint64_t len = get_le64(q + 48);
+    uint64_t len = get_le64(q + 48), depth = len >> 56;
+    len &= ((uint64_t)1 << 56) - 1;
     size_t si = mydb__pack_segidx(ps, seg);
     if (si == (size_t)-1 || off < PACK_HDR + 32 || off > sizes[si] ||
         len > sizes[si] - off) {
       ok = 0; /* damaged (its checksum passed: written so) */
       break;
     }
-    if (obj_put(ps, q, seg, off, len))
+    if (obj_put(ps, q, seg, off, len, (int)depth))
       rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", path);
   }
   if (ok && !rc) {
@@ -1014,15 +1030,28 @@ const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]) {
                                        (const char *)d, 32);
 }
 
+static int stage_record(pspace *ps, int type, const unsigned char d[32],
+                        const void *buf, size_t len, int depth);
+
 int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
                      size_t len) {
+  return stage_record(ps, REC_OBJECT, d, buf, len, 0);
+}
+
+int mydb__pack_stage_delta(pspace *ps, const unsigned char d[32],
+                           const void *delta, size_t len, int depth) {
+  return stage_record(ps, REC_DELTA, d, delta, len, depth);
+}
+
+static int stage_record(pspace *ps, int type, const unsigned char d[32],
+                        const void *buf, size_t len, int depth) {
   if (mydb__pack_staged(ps, d)) return MYDB_OK;
   if (len > SIZE_MAX / 2) /* (mydb_buf's own limit) */
     return mydb__seterr(MYDB_ENOMEM, "object too large to stage");
   ploc *l = malloc(sizeof *l);
   if (!l) return mydb__seterr(MYDB_ENOMEM, "out of memory");
   unsigned char h[PACK_HDR];
-  hdr_make(h, REC_OBJECT, (uint64_t)len + 32,
+  hdr_make(h, type, (uint64_t)len + 32,
            mydb__crc32(mydb__crc32(0, d, 32), buf, len));
   size_t at = ps->stage.len;
   mydb_buf_put(&ps->stage, h, PACK_HDR);
@@ -1035,6 +1064,7 @@ int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
   l->seg = 0;
   l->off = at + PACK_HDR + 32;
   l->len = len;
+  l->depth = (unsigned char)depth;
   if (ps->stage.failed || mydb__htab_add(&ps->staged, &l->h) != 0) {
     free(l);
     ps->stage.len = at; /* (a failed buffer keeps nothing past at) */
@@ -1188,8 +1218,9 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   }
   ps->tail_clean = ps->locked;
   /* Apply: the state follows the log. */
-  if (type == REC_OBJECT) {
-    if (obj_put(ps, a, ps->segs[i].num, ps->end + PACK_HDR + 32, blen)) {
+  if (type == REC_OBJECT || type == REC_DELTA) {
+    int depth = type == REC_DELTA ? delta_depth(ps, b) : 0;
+    if (obj_put(ps, a, ps->segs[i].num, ps->end + PACK_HDR + 32, blen, depth)) {
       ps->loaded = 0; /* written; the next refresh reads it */
       ps->end += rlen;
       return MYDB_OK;
@@ -1238,7 +1269,7 @@ int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
   for (size_t b = 0; b < ps->staged.nb; b++)
     for (mydb__hnode *x = ps->staged.b[b]; x; x = x->next) {
       const ploc *l = (const ploc *)x;
-      if (obj_put(ps, l->digest, seg, base + l->off, l->len))
+      if (obj_put(ps, l->digest, seg, base + l->off, l->len, l->depth))
         ps->loaded = 0; /* written; the next refresh reads it */
     }
   if (commit) {

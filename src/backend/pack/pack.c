@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "headmap.h"
+#include "delta.h"
 #include "pack.h"
 
 /* A tenant lock holder's staged objects go to the log (without a commit)
@@ -308,8 +309,134 @@ static const ploc *find(const pspace *ps, const char *digest) {
                                        (const char *)d, 32);
 }
 
-static int k_object_write(mydb_backend *be, const char *tenant,
-                          const char *digest, const void *buf, size_t len) {
+static int corrupt_delta(const pspace *ps, const ploc *l, const char *why) {
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, l->digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  return mydb__seterr(MYDB_ECORRUPT, "object %s of %s is corrupt: %s", hex,
+                      ps->dir, why);
+}
+
+/* The location of raw digest d: staged (this thread's, not yet in the
+ * log) or in the log; NULL if neither. *staged says which. */
+static const ploc *locate(const pspace *ps, const unsigned char d[32],
+                          int *staged) {
+  const ploc *l = mydb__pack_staged(ps, d);
+  *staged = l != NULL;
+  if (l) return l;
+  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
+                                       (const char *)d, 32);
+}
+
+/* The bytes of l as stored (a delta's delta) in a new blob. pb->mu held.
+ * A missing segment is MYDB_ECORRUPT (the caller may refresh and retry). */
+static int read_stored(mydb *db, pspace *ps, const ploc *l, int staged,
+                       mydb_blob **out) {
+  if (l->len > SIZE_MAX - 64)
+    return corrupt_delta(ps, l, "its length is impossible");
+  int fd = -1;
+  if (!staged) {
+    size_t i = mydb__pack_segidx(ps, l->seg);
+    if (i == (size_t)-1) return MYDB_ENOTFOUND;
+    if ((fd = mydb__pack_segfd(db, ps, i)) < 0) return fd;
+  }
+  mydb_blob *b = mydb__blob_new((size_t)l->len);
+  if (!b)
+    return mydb__seterr(MYDB_ENOMEM, "out of memory reading an object (%llu "
+                        "bytes)", (unsigned long long)l->len);
+  if (staged) {
+    memcpy(b->data, ps->stage.data + l->off, (size_t)l->len);
+  } else {
+    ssize_t got = mydb__pread_all(fd, b->data, (size_t)l->len, (off_t)l->off);
+    if (got < 0) {
+      mydb_blob_release(b);
+      return mydb__syserr(errno, "read", ps->dir);
+    }
+    b->len = (size_t)got; /* short: the digest check reports it */
+    b->data[b->len] = '\0';
+  }
+  *out = b;
+  return MYDB_OK;
+}
+
+/* The whole bytes of the object at l, a delta rebuilt from its chain (at
+ * most `left` more steps). pb->mu held. Unverified, as any read here. */
+static int read_whole(mydb *db, pspace *ps, const ploc *l, int staged,
+                      mydb_blob **out, int left) {
+  mydb_blob *raw = NULL, *base = NULL;
+  int rc = read_stored(db, ps, l, staged, &raw);
+  if (rc || l->depth == 0) {
+    if (!rc) *out = raw;
+    return rc;
+  }
+  const unsigned char *bd;
+  size_t pre, suf, mid;
+  int bstaged;
+  const ploc *bl = NULL;
+  if (mydb__delta_parse(raw->data, raw->len, &bd, &pre, &suf, &mid))
+    rc = corrupt_delta(ps, l, "a damaged delta");
+  else if (left == 0)
+    rc = corrupt_delta(ps, l, "its delta chain does not end");
+  else if (!(bl = locate(ps, bd, &bstaged)))
+    rc = corrupt_delta(ps, l, "the base of its delta is missing");
+  else
+    rc = read_whole(db, ps, bl, bstaged, &base, left - 1);
+  size_t n = rc ? 0 : mydb__delta_size(raw->data, raw->len, base->len);
+  mydb_blob *b = NULL;
+  if (!rc && n == (size_t)-1)
+    rc = corrupt_delta(ps, l, "its delta does not fit its base");
+  else if (!rc && !(b = mydb__blob_new(n)))
+    rc = mydb__seterr(MYDB_ENOMEM, "out of memory rebuilding an object");
+  if (!rc) {
+    mydb__delta_apply((unsigned char *)b->data, base->data, base->len,
+                      raw->data, raw->len);
+    b->data[n] = '\0';
+    *out = b;
+  }
+  mydb_blob_release(raw);
+  if (base) mydb_blob_release(base);
+  return rc;
+}
+
+/* Stages buf (digest d) as a delta against base when one pays (a whole
+ * object otherwise). pb->mu held, the tenant lock held by this thread. */
+static int stage_near(mydb *db, pspace *ps, const unsigned char d[32],
+                      const void *buf, size_t len, const char *base,
+                      const void *base_buf, size_t base_len) {
+  unsigned char bd[32];
+  int bstaged;
+  const ploc *bl = NULL;
+  if (base && mydb_digest_valid(base, MYDB_DIGEST_HEX)) {
+    mydb__pack_unhex(bd, base);
+    bl = locate(ps, bd, &bstaged);
+  }
+  if (bl && bl->depth < PACK_DELTA_DEPTH && bl->len < ((uint64_t)1 << 24)) {
+    mydb_blob *bb = NULL;
+    /* the base's bytes: handed over (verified, from the dispatch's cache)
+     * or read back (a base that cannot be read is no error: store whole) */
+    if (base_buf || read_whole(db, ps, bl, bstaged, &bb, PACK_DELTA_DEPTH) ==
+                        MYDB_OK) {
+      const void *bp = bb ? (const void *)bb->data : base_buf;
+      size_t bn = bb ? bb->len : base_len;
+      mydb_buf delta = MYDB_BUF_INIT;
+      size_t n = mydb__delta_make(&delta, bd, bp, bn, buf, len);
+      int depth = bl->depth + 1;
+      if (bb) mydb_blob_release(bb);
+      if (n > 0 && !delta.failed) {
+        int rc = mydb__pack_stage_delta(ps, d, delta.data, delta.len, depth);
+        mydb_buf_free(&delta);
+        return rc;
+      }
+      mydb_buf_free(&delta);
+    }
+  }
+  return mydb__pack_stage(ps, d, buf, len);
+}
+
+static int write_object(mydb_backend *be, const char *tenant,
+                        const char *digest, const void *buf, size_t len,
+                        const char *base, const void *base_buf,
+                        size_t base_len) {
   mydb *db = be->db;
   pbackend *pb = PB(be);
   int rc;
@@ -321,8 +448,9 @@ static int k_object_write(mydb_backend *be, const char *tenant,
     /* This thread holds the tenant lock: staged, appended with the commit
      * (durable with it); a large stage goes to the log early. */
     rc = MYDB_OK;
-    if (!find(ps, digest) && (rc = mydb__pack_stage(ps, d, buf, len)) ==
-        MYDB_OK && ps->stage.len >= STAGE_FLUSH_BYTES)
+    if (!find(ps, digest) &&
+        (rc = stage_near(db, ps, d, buf, len, base, base_buf, base_len)) ==
+            MYDB_OK && ps->stage.len >= STAGE_FLUSH_BYTES)
       rc = mydb__pack_append_stage(db, ps, NULL, 0);
     pthread_mutex_unlock(&pb->mu);
     return rc;
@@ -361,6 +489,18 @@ out:
   return rc;
 }
 
+static int k_object_write(mydb_backend *be, const char *tenant,
+                          const char *digest, const void *buf, size_t len) {
+  return write_object(be, tenant, digest, buf, len, NULL, NULL, 0);
+}
+
+static int k_object_write_near(mydb_backend *be, const char *tenant,
+                               const char *digest, const void *buf,
+                               size_t len, const char *base,
+                               const void *base_buf, size_t base_len) {
+  return write_object(be, tenant, digest, buf, len, base, base_buf, base_len);
+}
+
 static int not_found(const char *tenant, const char *digest) {
   return mydb__seterr(MYDB_ENOTFOUND, "object %s not found in %s %s", digest,
                       mydb__where_kind(tenant), mydb__where_name(tenant));
@@ -378,41 +518,21 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
   mydb__pack_unhex(d, digest);
   const ploc *sl = mydb__pack_staged(ps, d);
   if (sl) { /* written under this thread's tenant lock, not yet appended */
-    mydb_blob *b = mydb__blob_new((size_t)sl->len);
-    if (b) memcpy(b->data, ps->stage.data + sl->off, (size_t)sl->len);
+    rc = read_whole(db, ps, sl, 1, out, PACK_DELTA_DEPTH * 2);
     pthread_mutex_unlock(&pb->mu);
-    if (!b)
-      return mydb__seterr(MYDB_ENOMEM, "out of memory reading %s", digest);
-    *out = b;
-    return MYDB_OK;
+    return rc;
   }
   int moved = 0;
   for (int attempt = 0;; attempt++) {
     const ploc *l = find(ps, digest);
-    size_t i = l ? mydb__pack_segidx(ps, l->seg) : (size_t)-1;
-    int fd = i != (size_t)-1 ? mydb__pack_segfd(db, ps, i) : MYDB_ENOTFOUND;
-    if (fd >= 0) {
-      if (l->len > SIZE_MAX - 64) {
-        rc = mydb__seterr(MYDB_ENOMEM, "object %s is too large", digest);
-        break;
-      }
-      mydb_blob *b = mydb__blob_new((size_t)l->len);
-      if (!b) {
-        rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %s (%llu "
-                          "bytes)", digest, (unsigned long long)l->len);
-        break;
-      }
-      ssize_t got = mydb__pread_all(fd, b->data, (size_t)l->len,
-                                    (off_t)l->off);
-      if (got < 0) {
-        rc = mydb__syserr(errno, "read", ps->dir);
-        mydb_blob_release(b);
-        break;
-      }
-      b->len = (size_t)got; /* short: the digest check reports it */
-      b->data[b->len] = '\0';
-      *out = b;
+    int fd = l ? read_whole(db, ps, l, 0, out, PACK_DELTA_DEPTH * 2)
+               : MYDB_ENOTFOUND;
+    if (fd == MYDB_OK) {
       rc = MYDB_OK;
+      break;
+    }
+    if (fd != MYDB_ENOTFOUND && fd != MYDB_ECORRUPT) { /* no retry */
+      rc = fd;
       break;
     }
     /* Still missing after a refresh: absent, or damage - unless the
@@ -691,8 +811,6 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
   uint64_t *old = malloc(nold * sizeof *old);
   ploc **locs = malloc((ps->objs.n ? ps->objs.n : 1) * sizeof *locs);
   mydb_buf state = MYDB_BUF_INIT;
-  char *buf = NULL;
-  size_t bufcap = 0;
   pspace nw; /* the new generation, written through the append path */
   memset(&nw, 0, sizeof nw);
   nw.lockfd = nw.syncfd = -1;
@@ -746,44 +864,30 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
     goto fail;
   for (size_t j = 0; j < nloc; j++) {
     const ploc *l = locs[j];
-    size_t i = mydb__pack_segidx(ps, l->seg);
-    int sfd = i != (size_t)-1 ? mydb__pack_segfd(db, ps, i) : -1;
-    if (sfd < 0) {
-      rc = sfd < 0 && i != (size_t)-1 ? sfd
-           : mydb__seterr(MYDB_ECORRUPT, "repack: object in an unknown "
+    /* whole bytes (deltas rebuilt: the new generation holds whole objects,
+     * so no delta outlives its base), verified while copying: a damaged
+     * object must not be laundered */
+    mydb_blob *ob = NULL;
+    if ((rc = read_whole(db, ps, l, 0, &ob, PACK_DELTA_DEPTH * 2))) {
+      if (rc == MYDB_ENOTFOUND)
+        rc = mydb__seterr(MYDB_ECORRUPT, "repack: object in an unknown "
                           "segment");
       goto fail;
     }
-    if (l->len > bufcap) {
-      char *nb = realloc(buf, (size_t)l->len);
-      if (!nb) {
-        rc = mydb__seterr(MYDB_ENOMEM, "out of memory repacking");
-        goto fail;
-      }
-      buf = nb;
-      bufcap = (size_t)l->len;
-    }
-    ssize_t got = mydb__pread_all(sfd, buf, (size_t)l->len, (off_t)l->off);
-    if (got != (ssize_t)l->len) {
-      rc = got < 0 ? mydb__syserr(errno, "read", ps->dir)
-                   : mydb__seterr(MYDB_ECORRUPT, "repack: a segment of %s "
-                                  "is truncated", ps->dir);
-      goto fail;
-    }
-    /* verify while copying: a damaged object must not be laundered */
     unsigned char md[32];
-    if ((rc = mydb__sha256(md, buf, (size_t)l->len))) goto fail;
-    if (memcmp(md, l->digest, 32) != 0) {
+    if ((rc = mydb__sha256(md, ob->data, ob->len)) == MYDB_OK &&
+        memcmp(md, l->digest, 32) != 0) {
       char hex[MYDB_DIGEST_BUF];
       mydb__hex(hex, l->digest, 32);
       hex[MYDB_DIGEST_HEX] = '\0';
       rc = mydb__seterr(MYDB_ECORRUPT, "repack: object %s of %s is corrupt",
                         hex, ps->dir);
-      goto fail;
     }
-    if ((rc = mydb__pack_append(db, &nw, REC_OBJECT, l->digest, 32, buf,
-                                (size_t)l->len)))
-      goto fail;
+    if (rc == MYDB_OK)
+      rc = mydb__pack_append(db, &nw, REC_OBJECT, l->digest, 32, ob->data,
+                             ob->len);
+    mydb_blob_release(ob);
+    if (rc) goto fail;
     st->objects_kept++;
   }
   int nfd = nw.segs[nw.nsegs - 1].fd;
@@ -861,7 +965,6 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
   mydb__pack_unlock(ps);
   free(old);
   free(locs);
-  free(buf);
   mydb_buf_free(&state);
   return rc;
 
@@ -876,7 +979,6 @@ fail:
   mydb__pack_unlock(ps);
   free(old);
   free(locs);
-  free(buf);
   mydb_buf_free(&state);
   return rc;
 }
@@ -1009,6 +1111,7 @@ static const mydb_odb_ops pack_odb = {
     .foreach = k_object_foreach,
     .gc_begin = k_gc_begin,
     .gc_sweep = k_gc_sweep,
+    .write_near = k_object_write_near,
 };
 
 static const mydb_refdb_ops pack_refdb = {

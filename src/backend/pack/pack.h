@@ -52,7 +52,16 @@
 
 #define PACK_HDR 24
 #define PACK_MAGIC "MDBR"
-enum { REC_OBJECT = 1, REC_COMMIT = 2, REC_GEN = 3, REC_SEAL = 4 };
+enum { REC_OBJECT = 1, REC_COMMIT = 2, REC_GEN = 3, REC_SEAL = 4,
+       REC_DELTA = 5 };
+
+/* A delta record (REC_DELTA): the object's digest, then a delta against
+ * another object of the space (src/format/delta.h): what a put stores for
+ * a piece it rewrites. A chain of deltas ends at a whole object within
+ * PACK_DELTA_DEPTH steps; readers rebuild the bytes, and the digest names
+ * the whole object as for any other. */
+#define PACK_DELTA_DEPTH 8
+#define PACK_DELTA_UNKNOWN 255 /* a delta whose base was not seen first */
 
 /* The group-commit state of one segment file, shared by every handle of
  * the process (a registry keyed by device and inode). */
@@ -69,6 +78,7 @@ typedef struct ploc {
   uint64_t seg; /* segment number */
   uint64_t off; /* of the object's bytes (after the digest) */
   uint64_t len;
+  unsigned char depth; /* 0: whole bytes; else a delta, chain length */
 } ploc;
 
 typedef struct pspace {
@@ -154,6 +164,9 @@ int mydb__pack_holds(const pspace *ps);
  * lock held by the caller). */
 int mydb__pack_stage(pspace *ps, const unsigned char d[32], const void *buf,
                      size_t len);
+/* The same for a delta (delta.h) of chain length depth. */
+int mydb__pack_stage_delta(pspace *ps, const unsigned char d[32],
+                           const void *delta, size_t len, int depth);
 /* The staged copy of d, or NULL. */
 const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]);
 /* Appends the staged objects and (commit non-NULL) a head commit record in
