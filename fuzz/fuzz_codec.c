@@ -81,7 +81,7 @@ static const char driver[] =
     "    if not okp then bug('node_piece refused what node_split read: %s', tostring(again)) end\n"
     "    if again ~= data then bug('node_split/node_piece do not round-trip') end\n"
     "  end\n"
-    "  local ok5, count, root, extra = pcall(core.collection_root, data)\n"
+    "  local ok5, count, root, extra, ref = pcall(core.collection_root, data)\n"
     "  if expect_fail('collection_root', ok5, count) then\n"
     "    if math.type(count) ~= 'integer' or count < 0 then bug('collection_root: bad count') end\n"
     "    if root ~= nil then\n"
@@ -90,6 +90,7 @@ static const char driver[] =
     "      expect_fail('root piece decode', pcall(core.decode, root))\n"
     "    end\n"
     "    if type(extra) ~= 'table' then bug('collection_root: extra is a %s', type(extra)) end\n"
+    "    if ref ~= nil and (root ~= nil or not core.digest_valid(ref)) then bug('collection_root: bad root digest') end\n"
     "  end\n"
     "end\n";
 
