@@ -317,7 +317,7 @@ local function main()
       f, l, l / f, fmt_bytes(x.med(function(r) return r.first_wr end)), fmt_bytes(x.med(function(r) return r.last_wr end))))
   end
   print()
-  print("W7 refs (MB/s): write = hash + store; read = load + verify; raw = mbedTLS SHA-256 of the same bytes")
+  print("W7 refs (MB/s): write = hash + store; read = load + verify; raw = SHA-256 (libcrypto) of the same bytes")
   print()
   print("| size | fsync | write MB/s | read MB/s | raw SHA-256 MB/s | read / raw |")
   print("|---|---|---:|---:|---:|---:|")

@@ -5,33 +5,7 @@
 #include <string.h>
 
 #include "delta.h"
-
-static size_t put_varint(unsigned char *p, uint64_t v) {
-  size_t n = 0;
-  do {
-    unsigned char c = v & 0x7f;
-    v >>= 7;
-    p[n++] = (unsigned char)(v ? c | 0x80 : c);
-  } while (v);
-  return n;
-}
-
-/* A minimal varint at *p (< end) of at most 63 bits; 0, or -1. */
-static int get_varint(const unsigned char **p, const unsigned char *end,
-                      uint64_t *out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 63; shift += 7) {
-    if (*p >= end) return -1;
-    unsigned char c = *(*p)++;
-    if (c == 0 && shift > 0) return -1;
-    v |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80)) {
-      *out = v;
-      return 0;
-    }
-  }
-  return -1;
-}
+#include "varint.h"
 
 size_t mydb__delta_make(mydb_buf *out, const unsigned char base_digest[32],
                         const void *base, size_t blen, const void *obj,
@@ -45,8 +19,8 @@ size_t mydb__delta_make(mydb_buf *out, const unsigned char base_digest[32],
   unsigned char hdr[32 + 20];
   memcpy(hdr, base_digest, 32);
   size_t h = 32;
-  h += put_varint(hdr + h, pre);
-  h += put_varint(hdr + h, suf);
+  h += mydb__varint_put(hdr + h, pre);
+  h += mydb__varint_put(hdr + h, suf);
   if (h + mid >= olen / 4) return 0;
   mydb_buf_put(out, hdr, h);
   mydb_buf_put(out, o + pre, mid);
@@ -60,7 +34,9 @@ int mydb__delta_parse(const void *d, size_t dlen, const unsigned char **base,
   if (dlen < MYDB_DELTA_MIN) return -1;
   *base = p;
   p += 32;
-  if (get_varint(&p, end, &pre) || get_varint(&p, end, &suf)) return -1;
+  if (mydb__varint_get(&p, end, &pre) || mydb__varint_get(&p, end, &suf) ||
+      (uint64_t)(size_t)pre != pre || (uint64_t)(size_t)suf != suf)
+    return -1;
   *prefix = (size_t)pre;
   *suffix = (size_t)suf;
   *middle = (size_t)(end - p);

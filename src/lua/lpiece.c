@@ -27,37 +27,14 @@
 #include "internal.h"
 #include "lmydb.h"
 #include "mydb.h"
+#include "varint.h"
 
 #define NODE_MAGIC "\0MN\1"
 #define NODE_MAGIC_LEN 4
 
 static void put_varint(mydb_buf *b, uint64_t v) {
-  char tmp[10];
-  size_t n = 0;
-  do {
-    unsigned char c = v & 0x7f;
-    v >>= 7;
-    tmp[n++] = (char)(v ? c | 0x80 : c);
-  } while (v);
-  mydb_buf_put(b, tmp, n);
-}
-
-/* Reads a varint at *p (< end); 0, or -1 if truncated or over 64 bits. */
-static int get_varint(const unsigned char **p, const unsigned char *end,
-                      uint64_t *out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (*p >= end) return -1;
-    unsigned char c = *(*p)++;
-    if (shift == 63 && c > 1) return -1;
-    if (c == 0 && shift > 0) return -1; /* not minimal: one text per value */
-    v |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80)) {
-      *out = v;
-      return 0;
-    }
-  }
-  return -1;
+  unsigned char tmp[MYDB_VARINT_MAX];
+  mydb_buf_put(b, tmp, mydb__varint_put(tmp, v));
 }
 
 static int hexval(char c) {
@@ -147,7 +124,7 @@ static int l_node_split(lua_State *L) {
   lua_Integer total = 0;
   for (lua_Integer i = 1; p < end; i++) {
     uint64_t kl = 0, c = 0;
-    if (get_varint(&p, end, &kl) || kl > (uint64_t)(end - p))
+    if (mydb__varint_get(&p, end, &kl) || kl > (uint64_t)(end - p))
       lmydb_error(L, "corrupt", "inner piece entry %d: bad key length", (int)i);
     lua_pushlstring(L, (const char *)p, (size_t)kl);
     lua_rawseti(L, 2, i);
@@ -158,7 +135,7 @@ static int l_node_split(lua_State *L) {
     lua_pushlstring(L, hex, MYDB_DIGEST_HEX);
     lua_rawseti(L, 3, i);
     p += 32;
-    if (get_varint(&p, end, &c) || c < 1 || c > (uint64_t)(LUA_MAXINTEGER - total))
+    if (mydb__varint_get(&p, end, &c) || c < 1 || c > (uint64_t)(LUA_MAXINTEGER - total))
       lmydb_error(L, "corrupt", "inner piece entry %d: bad record count", (int)i);
     total += (lua_Integer)c;
     lua_pushinteger(L, (lua_Integer)c);
