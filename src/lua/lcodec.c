@@ -1500,37 +1500,6 @@ static int l_leaf_piece(lua_State *L) {
   return 2;
 }
 
-/* core.node_json(keys, digests, counts) -> bytes, digest, total: an inner
- * piece rendered as JSON, {"node":[[first_key,digest,count],...]}: the root
- * embedded in a collection snapshot (stored inner pieces are binary:
- * lpiece.c), and every inner piece of a store written before format 2. */
-static int l_node_json(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-  codec_state *st = push_state(L);
-  mydb_buf *out = &st->out;
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1), total = 0;
-  mydb_buf_puts(out, "{\"node\":[");
-  for (lua_Integer i = 1; i <= n; i++) {
-    lmydb_node_item it;
-    lmydb_node_entry(L, i, &it, &total);
-    if (i > 1) mydb_buf_putc(out, ',');
-    mydb_buf_putc(out, '[');
-    put_string(out, it.key, it.klen);
-    mydb_buf_puts(out, ",\"");
-    mydb_buf_put(out, it.hex, MYDB_DIGEST_HEX);
-    mydb_buf_puts(out, "\",");
-    put_integer(out, it.count);
-    mydb_buf_putc(out, ']');
-    lua_pop(L, 3);
-  }
-  push_piece(L, out);
-  lua_pushinteger(L, total);
-  return 3;
-}
-
 /* core.collection_root(bytes) -> count, root_bytes|nil, extra, root_ref|nil:
  * the record count, the embedded root piece (raw), the other fields of the
  * __collection__ object (decoded: ttl, indexes) and the digest of a stored
@@ -1732,7 +1701,6 @@ void lmydb_open_codec(lua_State *L) {
       {"leaf_split", l_leaf_split},
       {"leaf_piece", l_leaf_piece},
       {"collection_root", l_collection_root},
-      {"node_json", l_node_json},
       {"json_string", l_json_string},
       {"snapshot_bytes", l_snapshot_bytes},
       {"collection_bytes", l_collection_bytes},

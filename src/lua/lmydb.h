@@ -32,19 +32,6 @@ int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF
 
 /* Registers the codec functions into the table at the top of the stack. */
 void lmydb_open_codec(lua_State *L);
-/* One entry of an inner piece being built (lpiece.c): the key, the child's
- * digest (hex and raw) and its record count. */
-typedef struct lmydb_node_item {
-  const char *key, *hex;
-  size_t klen;
-  unsigned char digest[32];
-  lua_Integer count;
-} lmydb_node_item;
-/* Reads entry i of the tables keys, digests, counts at stack slots 1-3,
- * validated (raises invalid_argument, or corrupt when the counts overflow),
- * adding its count to *total; leaves 3 values pushed for the caller to pop. */
-void lmydb_node_entry(lua_State *L, lua_Integer i, lmydb_node_item *it,
-                      lua_Integer *total);
 /* Adds the binary inner piece and chunk hash functions (lpiece.c). */
 void lmydb_open_piece(lua_State *L);
 /* Adds core.sandbox and core.cputime (lsandbox.c) to the table on top. */

@@ -12,8 +12,8 @@
  * because an inner piece is mostly digests: 32 bytes instead of 66 of JSON
  * hex, so a node holds twice the children and a put rewrites half the bytes
  * (doc/design/piece-format.md). Leaves stay JSON (readable, and 3% larger
- * at most); the root embedded in a snapshot is rendered as JSON
- * (core.node_json in lcodec.c).
+ * at most). Inner pieces of the first piece format were JSON: lcodec.c
+ * never writes them now, collection.lua still reads them.
  *
  * Scratch memory is a guarded buffer (lguard.c): a raise frees it.
  */
@@ -53,16 +53,27 @@ static int unhex32(unsigned char out[32], const char *s, size_t len) {
   return 0;
 }
 
-void lmydb_node_entry(lua_State *L, lua_Integer i, lmydb_node_item *it,
-                      lua_Integer *total) {
+/* One entry of an inner piece being built: the key, the child's digest
+ * (raw) and its record count. */
+typedef struct node_item {
+  const char *key;
+  size_t klen;
+  unsigned char digest[32];
+  lua_Integer count;
+} node_item;
+
+/* Reads entry i of the tables keys, digests, counts at stack slots 1-3,
+ * validated (invalid_argument; corrupt when the counts overflow), adding
+ * its count to *total; leaves 3 values pushed for the caller to pop. */
+static void node_entry(lua_State *L, lua_Integer i, node_item *it,
+                       lua_Integer *total) {
   lua_rawgeti(L, 1, i);
   lua_rawgeti(L, 2, i);
   lua_rawgeti(L, 3, i);
   size_t dl = 0;
   it->key = lua_tolstring(L, -3, &it->klen);
-  it->hex = lua_tolstring(L, -2, &dl);
-  if (!it->key || !it->hex || !lua_isinteger(L, -1) ||
-      unhex32(it->digest, it->hex, dl))
+  const char *hex = lua_tolstring(L, -2, &dl);
+  if (!it->key || !hex || !lua_isinteger(L, -1) || unhex32(it->digest, hex, dl))
     lmydb_error(L, "invalid_argument", "node entry %d is malformed", (int)i);
   it->count = lua_tointeger(L, -1);
   if (it->count < 1)
@@ -83,8 +94,8 @@ static int l_node_piece(lua_State *L) {
   if (n < 1) lmydb_error(L, "invalid_argument", "an inner piece needs a child");
   mydb_buf_put(out, NODE_MAGIC, NODE_MAGIC_LEN);
   for (lua_Integer i = 1; i <= n; i++) {
-    lmydb_node_item it;
-    lmydb_node_entry(L, i, &it, &total);
+    node_item it;
+    node_entry(L, i, &it, &total);
     put_varint(out, it.klen);
     mydb_buf_put(out, it.key, it.klen);
     mydb_buf_put(out, it.digest, 32);
