@@ -30,6 +30,7 @@
 #define MYDB_FANOUT 24       /* hex characters of the fan-out directory */
 #define MYDB_TENANT_MAX 128  /* bytes */
 #define MYDB_ENTRY_MAX 1024  /* bytes */
+#define MYDB_REF_NAME_MAX 128 /* bytes of a branch or tag name */
 
 /* Error codes. Stable: never renumbered or reused. */
 enum {
@@ -143,7 +144,20 @@ int mydb_object_foreach(mydb *db, const char *tenant,
                         int (*fn)(const char *name, void *payload),
                         void *payload);
 
-/* ---------------------------------------------------------------- heads */
+/* ---------------------------------------------------------------- heads
+ *
+ * A tenant's head maps names to digests: its entries (entry -> latest
+ * version), and its refs (branch and tag -> commit; doc/FORMAT.md
+ * "Commits and refs"). A ref's key is a NUL byte followed by its name,
+ * "heads/NAME" or "tags/NAME" (mydb_ref_name_valid): no entry name holds
+ * a NUL, so every head call takes either kind, and one commit can move
+ * entries and a branch together. mydb_head_foreach lists the entries,
+ * mydb_ref_foreach the refs. */
+
+/* 1 if name is "heads/NAME" or "tags/NAME" with NAME 1 to
+ * MYDB_REF_NAME_MAX bytes of letters, digits, '.', '_', '-', '/', not
+ * starting with '.', '-' or '/', without "..", else 0. */
+int mydb_ref_name_valid(const char *name, size_t len);
 
 /* Looks up the latest digest of an entry (ENOTFOUND if absent). Sees other
  * processes' commits at once (one stat(2) when nothing changed). */
@@ -154,6 +168,13 @@ int mydb_head_foreach(mydb *db, const char *tenant,
                       int (*fn)(const char *entry, size_t entry_len,
                                 const char *digest, void *payload),
                       void *payload);
+
+/* Calls fn for every ref of the tenant (the name without its NUL byte,
+ * e.g. "heads/main"), in no particular order. */
+int mydb_ref_foreach(mydb *db, const char *tenant,
+                     int (*fn)(const char *name, size_t name_len,
+                               const char *digest, void *payload),
+                     void *payload);
 
 /* ---------------------------------------------------------------- locks */
 

@@ -89,6 +89,8 @@ int mydb__check_db(const mydb *db);
 int mydb__check_tenant(const char *tenant, size_t *len);
 int mydb__check_digest(const char *digest);
 int mydb__check_entry(const char *entry, size_t len);
+/* An entry name, or "\0" + a ref name (mydb_ref_name_valid). */
+int mydb__check_head_key(const char *key, size_t len);
 
 /* os/paths.c - joins ROOT with up to three components ("a/b/c", NULL ends the list)
  * into out[PATH_MAX]. 0 or MYDB_EINVAL (too long). */

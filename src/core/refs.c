@@ -14,7 +14,7 @@ int mydb_lock_head_get(mydb_lock *lk, char out[MYDB_DIGEST_BUF],
   int rc;
   if ((rc = mydb__lock_check(lk, "lock_head_get"))) return rc;
   if (!out) return mydb__seterr(MYDB_EINVAL, "lock_head_get: out is NULL");
-  if ((rc = mydb__check_entry(entry, entry_len))) return rc;
+  if ((rc = mydb__check_head_key(entry, entry_len))) return rc;
   /* The lock is held: no writer can be mid-commit, so the state read here
    * is the latest committed one. */
   mydb *db = lk->db;
@@ -29,22 +29,53 @@ int mydb_head_get(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
   int rc;
   size_t tlen;
   if ((rc = mydb__check_db(db)) || (rc = mydb__check_tenant(tenant, &tlen)) ||
-      (rc = mydb__check_entry(entry, entry_len)))
+      (rc = mydb__check_head_key(entry, entry_len)))
     return rc;
   if (!out) return mydb__seterr(MYDB_EINVAL, "head_get: out is NULL");
   return db->be->refdb->get(db->be, out, tenant, tlen, entry, entry_len, 0);
+}
+
+/* Passes on the entries (refs: 0) or the refs without their NUL (1). */
+typedef struct {
+  int refs;
+  int (*fn)(const char *, size_t, const char *, void *);
+  void *payload;
+} head_filter;
+
+static int filter_head(const char *key, size_t len, const char *digest,
+                       void *payload) {
+  head_filter *f = payload;
+  int is_ref = len > 0 && key[0] == '\0';
+  if (is_ref != f->refs) return 0;
+  return is_ref ? f->fn(key + 1, len - 1, digest, f->payload)
+                : f->fn(key, len, digest, f->payload);
+}
+
+static int foreach_filtered(mydb *db, const char *tenant, int refs,
+                            int (*fn)(const char *, size_t, const char *,
+                                      void *),
+                            void *payload, const char *what) {
+  int rc;
+  size_t tlen;
+  if ((rc = mydb__check_db(db)) || (rc = mydb__check_tenant(tenant, &tlen)))
+    return rc;
+  if (!fn) return mydb__seterr(MYDB_EINVAL, "%s: fn is NULL", what);
+  head_filter f = {refs, fn, payload};
+  return db->be->refdb->foreach(db->be, tenant, tlen, filter_head, &f);
 }
 
 int mydb_head_foreach(mydb *db, const char *tenant,
                       int (*fn)(const char *entry, size_t entry_len,
                                 const char *digest, void *payload),
                       void *payload) {
-  int rc;
-  size_t tlen;
-  if ((rc = mydb__check_db(db)) || (rc = mydb__check_tenant(tenant, &tlen)))
-    return rc;
-  if (!fn) return mydb__seterr(MYDB_EINVAL, "head_foreach: fn is NULL");
-  return db->be->refdb->foreach(db->be, tenant, tlen, fn, payload);
+  return foreach_filtered(db, tenant, 0, fn, payload, "head_foreach");
+}
+
+int mydb_ref_foreach(mydb *db, const char *tenant,
+                     int (*fn)(const char *name, size_t name_len,
+                               const char *digest, void *payload),
+                     void *payload) {
+  return foreach_filtered(db, tenant, 1, fn, payload, "ref_foreach");
 }
 
 int mydb_head_journal(mydb *db, const char *tenant,
@@ -76,7 +107,7 @@ static int commit(mydb_lock *lk, const mydb_head_change *changes, size_t n,
   if (!changes || n == 0)
     return mydb__seterr(MYDB_EINVAL, "head_commit: no changes");
   for (size_t i = 0; i < n; i++) {
-    if ((rc = mydb__check_entry(changes[i].entry, changes[i].entry_len)))
+    if ((rc = mydb__check_head_key(changes[i].entry, changes[i].entry_len)))
       return rc;
     if (changes[i].digest && (rc = mydb__check_digest(changes[i].digest)))
       return rc;

@@ -10,6 +10,12 @@
 
 /* ------------------------------------------------------------------ map */
 
+/* An entry name, or a NUL byte and a ref name (mydb.h "heads"). */
+static int head_key_ok(const char *k, size_t len) {
+  if (len >= 1 && k[0] == '\0') return mydb_ref_name_valid(k + 1, len - 1);
+  return len >= 1 && len <= MYDB_ENTRY_MAX && !memchr(k, '\0', len);
+}
+
 void mydb__hmap_clear(mydb__htab *m) {
   for (size_t i = 0; i < m->nb; i++) {
     mydb__hnode *n = m->b[i];
@@ -186,8 +192,7 @@ const char *mydb__hline_parse(const char *p, const char *e, mydb_buf *keys,
     if (!p) return "malformed entry string";
     if (keys->failed) return "out of memory";
     pr.len = keys->len - pr.off;
-    if (pr.len < 1 || pr.len > MYDB_ENTRY_MAX ||
-        memchr(keys->data + pr.off, '\0', pr.len))
+    if (!head_key_ok(keys->data + pr.off, pr.len))
       return "invalid entry name";
     p = skip_ws(p, e);
     if (p >= e || *p != ',') return "expected ',' in a pair";

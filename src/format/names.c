@@ -54,3 +54,42 @@ int mydb__check_entry(const char *entry, size_t len) {
   return 0;
 }
 
+
+/* A ref name: "heads/NAME" or "tags/NAME", NAME 1 to MYDB_REF_NAME_MAX
+ * bytes of letters, digits, '.', '_', '-', '/', not starting with '.',
+ * '-' or '/', without "..". */
+int mydb_ref_name_valid(const char *name, size_t len) {
+  size_t p;
+  if (!name) return 0;
+  if (len > 6 && memcmp(name, "heads/", 6) == 0) p = 6;
+  else if (len > 5 && memcmp(name, "tags/", 5) == 0) p = 5;
+  else return 0;
+  const char *n = name + p;
+  size_t nl = len - p;
+  if (nl < 1 || nl > MYDB_REF_NAME_MAX) return 0;
+  if (n[0] == '.' || n[0] == '-' || n[0] == '/') return 0;
+  for (size_t i = 0; i < nl; i++) {
+    char c = n[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+             c == '/';
+    if (!ok) return 0;
+    if (c == '.' && i + 1 < nl && n[i + 1] == '.') return 0;
+  }
+  return 1;
+}
+
+/* A head key: an entry name, or a NUL byte and a ref name (no entry
+ * name holds a NUL, so the two never meet). */
+int mydb__check_head_key(const char *key, size_t len) {
+  if (key && len >= 1 && key[0] == '\0') {
+    if (!mydb_ref_name_valid(key + 1, len - 1))
+      return mydb__seterr(MYDB_EINVAL, "invalid ref name '%.*s' (heads/NAME "
+                          "or tags/NAME; NAME 1 to %d bytes of letters, "
+                          "digits, '.', '_', '-', '/')",
+                          (int)(len - 1 > 200 ? 200 : len - 1), key + 1,
+                          MYDB_REF_NAME_MAX);
+    return 0;
+  }
+  return mydb__check_entry(key, len);
+}

@@ -343,6 +343,27 @@ static int store_heads(lua_State *L) {
   return 2;
 }
 
+/* store:refs(tenant) -> {["heads/main"] = digest, ...} */
+static int store_refs(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  mydb_buf *b = lmydb_buf_new(L);
+  int rc = mydb_ref_foreach(s->db, tenant, collect_head, b);
+  check_collected(L, b, rc, "refs");
+  lua_newtable(L);
+  for (size_t i = 0; i < b->len;) {
+    size_t len;
+    memcpy(&len, b->data + i, sizeof len);
+    i += sizeof len;
+    lua_pushlstring(L, b->data + i, len);
+    lua_pushlstring(L, b->data + i + len, MYDB_DIGEST_HEX);
+    lua_rawset(L, -3);
+    i += len + MYDB_DIGEST_HEX;
+  }
+  lmydb_buf_done(b);
+  return 1;
+}
+
 /* store:chain(tenant, digest, max) -> {digest, parent, grandparent, ...}
  * Follows __parent__ links without decoding the snapshots. */
 static int store_chain(lua_State *L) {
@@ -616,6 +637,23 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
+/* core.realtime() -> seconds since the epoch, as a float (commit times:
+ * os.time has whole seconds only). */
+static int l_realtime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.ref_name_valid(s) -> boolean ("heads/NAME" or "tags/NAME") */
+static int l_ref_name_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s && mydb_ref_name_valid(s, len));
+  return 1;
+}
+
 static int l_digest_valid(lua_State *L) {
   size_t len;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
@@ -674,6 +712,7 @@ int luaopen_mydb_core(lua_State *L) {
       {"read", store_read},               {"exists", store_exists},
       {"objects", store_objects},         {"head", store_head},
       {"heads", store_heads},             {"lock", store_lock},
+      {"refs", store_refs},
       {"chain", store_chain},             {"backend", store_backend},
       {"gc_begin", store_gc_begin},       {"gc_sweep", store_gc_sweep},
       {"repack", store_repack},           {"check", store_check},
@@ -685,6 +724,8 @@ int luaopen_mydb_core(lua_State *L) {
                                  {"sha256", l_sha256},
                                  {"key_hash", l_key_hash},
                                  {"monotonic", l_monotonic},
+                                 {"realtime", l_realtime},
+                                 {"ref_name_valid", l_ref_name_valid},
                                  {"digest_valid", l_digest_valid},
                                  {"tenant_valid", l_tenant_valid},
                                  {"_fault", l_fault},
