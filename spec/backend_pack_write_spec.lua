@@ -75,11 +75,13 @@ describe("pack backend write path", function()
       return (b - a) / 200, report
     end
 
+    -- (plus, every few dozen puts, the pack index's rewrite: a few calls
+    -- more spread over them)
     it("are at most 8 per durable put (flock, stat, read, pwritev, unlock, fdatasync, read, write)", function()
       local ok, why = strace_works()
       if not ok then return pending(why) end
       local n, report = per_put("on")
-      assert.is_true(n <= 8, ("%.2f system calls per durable put:\n%s"):format(n, report))
+      assert.is_true(n <= 8.25, ("%.2f system calls per durable put:\n%s"):format(n, report))
       assert.is_true(n >= 4, ("%.2f: the trace missed the puts?\n%s"):format(n, report))
     end)
 
@@ -87,7 +89,7 @@ describe("pack backend write path", function()
       local ok, why = strace_works()
       if not ok then return pending(why) end
       local n, report = per_put("off")
-      assert.is_true(n <= 4, ("%.2f system calls per put:\n%s"):format(n, report))
+      assert.is_true(n <= 4.25, ("%.2f system calls per put:\n%s"):format(n, report))
     end)
   end)
 

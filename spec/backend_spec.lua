@@ -73,21 +73,31 @@ describe("backends", function()
       S.db:create_index("t", "c", "byi", "i")
       S.db:save("t", "u", "r", setmetatable({ payload = { 1, 2, 3 } }, Doc))
       S.db:init("other")
+      S.db:save("other", "u", "kept", true)
+      local objects_other = #H.object_names(S.root, "other")
+      -- a dropped entry's versions stay: main's commits name them
+      S.db:save("other", "u", "dropped", { big = ("x"):rep(500) })
+      S.db:drop("other", "u", "dropped")
+      objects_other = objects_other + 5 -- its version; two commits, two states
+      -- what a deleted branch alone reached goes
+      S.db:branch("other", "tmp")
+      S.db:checkout("other", "tmp")
       S.db:save("other", "u", "gone", { big = ("y"):rep(500) })
       S.db:save("other", "u", "gone", { big = ("z"):rep(500) })
       S.db:save("other", "u", "gone_ref", setmetatable({ payload = { "only here" } }, Doc))
-      S.db:drop("other", "u", "gone")
-      S.db:drop("other", "u", "gone_ref")
-      S.db:save("other", "u", "kept", true)
+      S.db:checkout("other", "main")
+      S.db:delete_branch("other", "tmp")
       if H.BACKEND == "loose" then age_files(S.root) end
       local objects_t = #H.object_names(S.root, "t")
+      local on_tmp = #H.object_names(S.root, "other") - objects_other
+      assert.equal(9, on_tmp) -- gone (2 versions), gone_ref; 3 commits, 3 states
       local r = S.db:gc()
       assert.equal(2, r.tenants)
-      assert.equal(3, r.objects_removed) -- gone (2 versions) and gone_ref
+      assert.equal(on_tmp, r.objects_removed)
       assert.equal(1, r.refs_removed)
       assert.is_true(r.bytes_freed > 0)
       assert.equal(objects_t, #H.object_names(S.root, "t"))
-      assert.equal(1, #H.object_names(S.root, "other"))
+      assert.equal(objects_other, #H.object_names(S.root, "other"))
       assert.equal(1, #H.object_names(S.root, nil))
       -- everything reachable still reads, through this and a new handle
       for _, db in ipairs({ S.db, S.open_again() }) do
@@ -109,15 +119,20 @@ describe("backends", function()
 
     it("of one tenant leaves the refs and the other tenants alone", function()
       S.db:init("u")
-      S.db:save("t", "x", "e", 1)
-      S.db:drop("t", "x", "e")
-      S.db:save("u", "x", "e", 1)
-      S.db:drop("u", "x", "e")
+      for _, t in ipairs({ "t", "u" }) do
+        S.db:save(t, "x", "base", 0)
+        S.db:branch(t, "tmp")
+        S.db:checkout(t, "tmp")
+        S.db:save(t, "x", "e", 1) -- a version, a commit, its state
+        S.db:checkout(t, "main")
+        S.db:delete_branch(t, "tmp")
+      end
       if H.BACKEND == "loose" then age_files(S.root) end
+      local in_u = #H.object_names(S.root, "u")
       local r = S.db:gc("t")
       assert.equal(1, r.tenants)
-      assert.equal(1, r.objects_removed)
-      assert.equal(1, #H.object_names(S.root, "u"))
+      assert.equal(3, r.objects_removed)
+      assert.equal(in_u, #H.object_names(S.root, "u"))
       H.assert_error_code(function() S.db:gc("nope") end, "not_initialized")
       H.assert_error_code(function() S.db:gc(".x") end, "invalid_argument")
     end)

@@ -19,6 +19,7 @@ errors.codes = {
   closed = "the database was closed",
   unknown_tag = "no handler or class for a stored tag",
   handler_error = "a handler failed",
+  already_exists = "a branch or tag of that name exists",
 }
 
 --- A new error value (not raised).

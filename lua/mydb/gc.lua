@@ -22,6 +22,8 @@
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
+local commits = require "mydb.commits"
+local refnames = require "mydb.refs"
 
 local gc = {}
 
@@ -77,6 +79,19 @@ local function links(bytes, where, kids, refs, optional)
     end
     return
   end
+  if commits.is_commit(bytes) then
+    -- its parents, its state tree, and the versions it set (every version
+    -- a state names was set by the commit or by one of its ancestors)
+    local c = core.decode(bytes)
+    for _, p in ipairs(c.parents or {}) do kids[#kids + 1] = p end
+    if c.state then kids[#kids + 1] = c.state end
+    for _, v in pairs(c.entries or {}) do if v then kids[#kids + 1] = v end end
+    return
+  end
+  if refnames.is_tag(bytes) then
+    kids[#kids + 1] = core.decode(bytes).target
+    return
+  end
   local _, meta = core.decode_snapshot(bytes, nil, true)
   if meta.parent then kids[#kids + 1] = meta.parent end
   if meta.collection then
@@ -127,10 +142,16 @@ local function mark(store, t, start, reach, refs, optional, bar, counts)
   end
 end
 
+-- What a tenant's heads name: its entries' versions and its branches'
+-- and tags' objects (refs under their NUL-prefixed head keys).
 local function heads_of(store, t)
   local entries, heads = store:heads(t)
   local list = {}
   for i, e in ipairs(entries) do list[i] = heads[e] end
+  for name, d in pairs(store:refs(t)) do
+    list[#list + 1] = d
+    heads["\0" .. name] = d
+  end
   return list, heads
 end
 

@@ -20,11 +20,15 @@ local ttl = require "mydb.ttl"
 local encode = require "mydb.encode"
 local batch = require "mydb.batch"
 local scan = require "mydb.scan"
+local commits = require "mydb.commits"
+local refs = require "mydb.refs"
+local versions = require "mydb.versions"
 
 local raise = errors.raise
 local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
 local check_user, check_key, check_digest = validate.user, validate.key, validate.digest
 local check_max_items = validate.max_items
+local check_write_opts = validate.write_options
 
 local mydb = {
   _VERSION = "mydb " .. core._VERSION,
@@ -86,10 +90,24 @@ local function read_version(self, method, tenant, entry, digest)
   return self:_resolve(tenant, entry, digest)
 end
 
+-- The entry's latest version on the handle's branch (nil: absent).
+function Db:_head(tenant, entry)
+  local b = self._branch[tenant]
+  if not b or b == refs.DEFAULT then return self._store:head(tenant, entry) end
+  return (commits.lookup(self, tenant, versions.branch_commit(self, tenant, b), entry))
+end
+
+-- The entries of the handle's branch, in name order, and entry -> version.
+function Db:_heads(tenant)
+  local b = self._branch[tenant]
+  if not b or b == refs.DEFAULT then return self._store:heads(tenant) end
+  return commits.entries(self, tenant, versions.branch_commit(self, tenant, b))
+end
+
 -- Digest of the entry's latest version, or the given digest.
 function Db:_resolve(tenant, entry, digest)
   if digest then return digest end
-  local d = self._store:head(tenant, entry)
+  local d = self:_head(tenant, entry)
   if not d then raise("not_found", "entry '%s' not found in tenant '%s'", entry, tenant) end
   return d
 end
@@ -118,6 +136,7 @@ function mydb.open(root, opts)
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,
     _ttl_field = opts.ttl_field, _listeners = {}, _index_fns = {},
     _budget = query.budget(opts.budget, nil, "budget"),
+    _branch = {}, _commits = commits.memo(),
   }, Db)
 end
 
@@ -146,8 +165,8 @@ function Db:is_initialized(tenant)
 end
 
 -- Runs a plan through the one commit path, then tells the listeners.
-function Db:_apply(tenant, user, plan, ctx)
-  local results, events, not_durable = write.commit(self, tenant, user, plan, ctx)
+function Db:_apply(tenant, user, plan, ctx, opts)
+  local results, events, not_durable = write.commit(self, tenant, user, plan, ctx, opts)
   for _, r in pairs(results) do
     if r.info then colinfo.remember(self, tenant, r.digest, r.info); r.info = nil end
   end
@@ -157,15 +176,18 @@ function Db:_apply(tenant, user, plan, ctx)
 end
 
 --- Saves a whole value as a new version of entry; returns its digest.
-function Db:save(tenant, user, entry, value)
+-- Every write method takes an optional last argument opts: opts.message is
+-- the message of the tenant commit it makes.
+function Db:save(tenant, user, entry, value, opts)
   check_db(self, "save")
   check_tenant(tenant)
   check_user(user)
   check_entry(entry)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(path_name(entry))
   local vjson = core.encode(value, ctx)
-  return self:_apply(tenant, user, { [entry] = { save = vjson } }, ctx)[entry].digest
+  return self:_apply(tenant, user, { [entry] = { save = vjson } }, ctx, opts)[entry].digest
 end
 
 --- The latest value of entry, or the version named by digest.
@@ -191,24 +213,25 @@ function Db:_now() return os.time() end
 function Db:_hidden(info) return ttl.hidden(self, info) end
 
 --- Adds or replaces one record; false when it was already equal.
-function Db:put(tenant, user, entry, key, value)
+function Db:put(tenant, user, entry, key, value, opts)
   check_db(self, "put")
   check_tenant(tenant)
   check_user(user)
   check_entry(entry)
   check_key(key)
   if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(path_name(entry, key))
   local raw = core.encode(value, ctx)
-  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx)[entry]
+  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx, opts)[entry]
   return r.made ~= nil and r.made[key] ~= nil
 end
 
 --- Adds or replaces many records in one version: items is a map
 -- key -> value, or a list of objects with a get_key() method. False when
 -- no record changed.
-function Db:put_many(tenant, user, entry, items)
+function Db:put_many(tenant, user, entry, items, opts)
   check_db(self, "put_many")
   check_tenant(tenant)
   check_user(user)
@@ -216,11 +239,12 @@ function Db:put_many(tenant, user, entry, items)
   if type(items) ~= "table" then
     raise("invalid_argument", "items must be a table, got %s", type(items))
   end
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
   local recs = {}
   if encode_items(entry, items, ctx, recs) == 0 then return false end
-  local r = self:_apply(tenant, user, { [entry] = { records = recs } }, ctx)[entry]
+  local r = self:_apply(tenant, user, { [entry] = { records = recs } }, ctx, opts)[entry]
   if not r.made then return false end
   for k in pairs(recs) do if r.made[k] then return true end end
   return false
@@ -228,18 +252,19 @@ end
 
 --- Removes one record in a new version; false when the key is absent
 -- (or its TTL had passed: it was already invisible).
-function Db:delete(tenant, user, entry, key)
+function Db:delete(tenant, user, entry, key, opts)
   check_db(self, "delete")
   check_tenant(tenant)
   check_user(user)
   check_entry(entry)
   check_key(key)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
-  local d = self._store:head(tenant, entry)
+  local d = self:_head(tenant, entry)
   if not d then return false end
   local info = self:_collection_info(tenant, entry, d) -- type_mismatch on a snapshot entry
   local ctx = self:_ctx(path_name(entry, key))
-  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = false } } }, ctx)[entry]
+  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = false } } }, ctx, opts)[entry]
   local m = r.made and r.made[key]
   if not m or not m.old or m.expired then return false end
   local hidden = self:_hidden(info)
@@ -248,29 +273,31 @@ end
 
 --- Removes an entry from the head; its versions stay loadable by digest.
 -- False when the entry does not exist.
-function Db:drop(tenant, user, entry)
+function Db:drop(tenant, user, entry, opts)
   check_db(self, "drop")
   check_tenant(tenant)
   check_user(user)
   check_entry(entry)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
-  return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx)[entry].written
+  return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx, opts)[entry].written
 end
 
 --- Names the TTL field of a collection (nil or false removes it): records
 -- whose field holds a time (seconds since the epoch) in the past are
 -- invisible to reads and dropped by the next write.
-function Db:set_ttl(tenant, entry, field, user)
+function Db:set_ttl(tenant, entry, field, user, opts)
   check_db(self, "set_ttl")
   check_tenant(tenant)
   check_entry(entry)
   if field ~= nil and field ~= false then check_string(field, "TTL field", 1, 256) end
   user = user or "mydb"
   check_user(user)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
-  local r = self:_apply(tenant, user, { [entry] = { ttl = field or false } }, ctx)[entry]
+  local r = self:_apply(tenant, user, { [entry] = { ttl = field or false } }, ctx, opts)[entry]
   return r.written
 end
 
@@ -278,7 +305,7 @@ end
 -- collection. key_fn(value) returns the index key (a string or a number)
 -- or nil; or key_fn is a string expression over the record (stored with
 -- the index, so every process can keep it current).
-function Db:create_index(tenant, entry, name, key_fn, user)
+function Db:create_index(tenant, entry, name, key_fn, user, opts)
   check_db(self, "create_index")
   check_tenant(tenant)
   check_entry(entry)
@@ -289,6 +316,7 @@ function Db:create_index(tenant, entry, name, key_fn, user)
   if type(key_fn) == "string" then indexes.key_function(key_fn, self._budget) end -- compiles, or raises
   user = user or "mydb"
   check_user(user)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local id = tenant .. "\0" .. entry .. "\0" .. name
   local ctx = self:_ctx(entry)
@@ -297,7 +325,7 @@ function Db:create_index(tenant, entry, name, key_fn, user)
   local previous = self._index_fns[id]
   if type(key_fn) == "function" then
     -- re-attaching an existing function index: register, no rebuild
-    local d = self._store:head(tenant, entry)
+    local d = self:_head(tenant, entry)
     local info = d and self:_collection_info(tenant, entry, d)
     local existing = info and info.indexes[name]
     if existing and existing.expr == nil and previous == nil then
@@ -306,7 +334,7 @@ function Db:create_index(tenant, entry, name, key_fn, user)
     end
     self._index_fns[id] = key_fn
   end
-  local ok, r = pcall(self._apply, self, tenant, user, { [entry] = { index_ops = { op } } }, ctx)
+  local ok, r = pcall(self._apply, self, tenant, user, { [entry] = { index_ops = { op } } }, ctx, opts)
   if not ok then
     self._index_fns[id] = previous
     error(r, 0)
@@ -315,17 +343,18 @@ function Db:create_index(tenant, entry, name, key_fn, user)
 end
 
 --- Removes a secondary index.
-function Db:drop_index(tenant, entry, name, user)
+function Db:drop_index(tenant, entry, name, user, opts)
   check_db(self, "drop_index")
   check_tenant(tenant)
   check_entry(entry)
   indexes.check_name(name)
   user = user or "mydb"
   check_user(user)
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   self._index_fns[tenant .. "\0" .. entry .. "\0" .. name] = nil
   local r = self:_apply(tenant, user, { [entry] = { index_ops = { { name = name, drop = true } } } },
-    self:_ctx(entry))
+    self:_ctx(entry), opts)
   return r[entry].written
 end
 
@@ -334,11 +363,12 @@ end
 -- without tenant and user). Every change becomes visible at once, with one
 -- new version per touched entry; nothing is applied if fn raises. Returns
 -- true when anything was written.
-function Db:batch(tenant, user, fn)
+function Db:batch(tenant, user, fn, opts)
   check_db(self, "batch")
   check_tenant(tenant)
   check_user(user)
   if type(fn) ~= "function" then raise("invalid_argument", "batch needs a function, got %s", type(fn)) end
+  opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(tenant)
   -- The batch keeps this context (the refs its values will need, written
@@ -347,7 +377,7 @@ function Db:batch(tenant, user, fn)
   self._codec = nil
   local plan = batch.run(fn, ctx)
   if next(plan) == nil then return false end
-  local results = self:_apply(tenant, user, plan, ctx)
+  local results = self:_apply(tenant, user, plan, ctx, opts)
   for _, r in pairs(results) do if r.written then return true end end
   return false
 end
@@ -473,7 +503,7 @@ function Db:exists(tenant, entry)
   check_tenant(tenant)
   check_entry(entry)
   if not self._init_known[tenant] and not store:tenant_exists(tenant) then return false end
-  return store:head(tenant, entry) ~= nil
+  return self:_head(tenant, entry) ~= nil
 end
 
 --- Digests of entry's versions, newest first (from digest when given).
@@ -485,11 +515,11 @@ function Db:history(tenant, entry, digest, max_items)
 end
 
 function Db:get_digest(tenant, entry)
-  local store = check_db(self, "get_digest")
+  check_db(self, "get_digest")
   check_tenant(tenant)
   check_entry(entry)
   self:_require_init(tenant)
-  return store:head(tenant, entry)
+  return self:_head(tenant, entry)
 end
 
 --- {digest=, parent=, user_id=, date=} of a version.
@@ -499,6 +529,84 @@ function Db:meta(tenant, entry, digest)
   return { digest = d, parent = meta.parent, user_id = meta.user_id, date = meta.date }
 end
 
+-- ------------------------------------------------------------ versioning
+-- Every write makes one commit of the tenant on the handle's branch
+-- (default main); see mydb.versions and README "Versioning".
+
+local function versioning(self, method, tenant)
+  check_db(self, method)
+  check_tenant(tenant)
+  self:_require_init(tenant)
+end
+
+--- Commits newest first: {id=, parents=, user_id=, date=, time=, message=,
+-- entries={names}}. opts: rev, max (1000), entry, since, until,
+-- first_parent.
+function Db:log(tenant, opts)
+  versioning(self, "log", tenant)
+  return versions.log(self, tenant, opts)
+end
+
+--- Creates branch name at rev (default: the handle's branch head);
+-- returns its commit id.
+function Db:branch(tenant, name, rev)
+  versioning(self, "branch", tenant)
+  return versions.branch(self, tenant, name, rev)
+end
+
+--- {name = commit id} of the tenant's branches.
+function Db:branches(tenant)
+  versioning(self, "branches", tenant)
+  return versions.branches(self, tenant)
+end
+
+function Db:delete_branch(tenant, name)
+  versioning(self, "delete_branch", tenant)
+  return versions.delete_branch(self, tenant, name)
+end
+
+--- Makes this handle read and write tenant on branch name.
+function Db:checkout(tenant, name)
+  versioning(self, "checkout", tenant)
+  versions.checkout(self, tenant, name)
+end
+
+function Db:current_branch(tenant)
+  versioning(self, "current_branch", tenant)
+  return refs.current(self, tenant)
+end
+
+--- Tags rev (default: the handle's branch head) as name, with an
+-- optional message; returns the commit id.
+function Db:tag(tenant, name, rev, message)
+  versioning(self, "tag", tenant)
+  return versions.tag(self, tenant, name, rev, message)
+end
+
+--- {name = commit id} of the tenant's tags.
+function Db:tags(tenant)
+  versioning(self, "tags", tenant)
+  return versions.tags(self, tenant)
+end
+
+function Db:delete_tag(tenant, name)
+  versioning(self, "delete_tag", tenant)
+  return versions.delete_tag(self, tenant, name)
+end
+
+--- The commit id a revision names (branch, tag, id or prefix, REV~N,
+-- REV@{T}).
+function Db:resolve(tenant, rev)
+  versioning(self, "resolve", tenant)
+  return refs.resolve(self, tenant, rev)
+end
+
+--- A read-only view of tenant at rev (see mydb.view).
+function Db:at(tenant, rev)
+  versioning(self, "at", tenant)
+  return versions.at(self, tenant, rev)
+end
+
 --- Initialized tenants, sorted.
 function Db:tenants()
   return check_db(self, "tenants"):tenants()
@@ -506,10 +614,10 @@ end
 
 --- A tenant's entries, sorted.
 function Db:entries(tenant)
-  local store = check_db(self, "entries")
+  check_db(self, "entries")
   check_tenant(tenant)
   self:_require_init(tenant)
-  return (store:heads(tenant))
+  return (self:_heads(tenant))
 end
 
 --- Checks every object, ref, head and history chain (of one tenant, or of

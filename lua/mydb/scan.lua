@@ -15,7 +15,7 @@ local scan = {}
 -- each queried with opts (without its limit, which counts the whole
 -- scan) under the scan's query clock.
 function scan.entries(db, store, tenant, plan, opts)
-  local entries, heads = store:heads(tenant)
+  local entries, heads = db:_heads(tenant) -- the handle's branch
   local i, it, entry = 0, nil, nil
   local n, limit = 0, plan.limit
   local sub = {}

@@ -45,6 +45,23 @@ end
 
 function validate.key(key) validate.string(key, "key", 0, KEY_MAX) end
 
+--- The opts table every write method takes last: {message = string}.
+function validate.write_options(opts)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then raise("invalid_argument", "opts must be a table, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "message" then raise("invalid_argument", "unknown write option '%s'", tostring(k)) end
+  end
+  if opts.message ~= nil then
+    if type(opts.message) ~= "string" then
+      raise("invalid_argument", "message must be a string, got %s", type(opts.message))
+    end
+    if #opts.message > 65536 then raise("invalid_argument", "message must be at most 65536 bytes") end
+    if not utf8.len(opts.message) then raise("invalid_argument", "message must be valid UTF-8") end
+  end
+  return opts
+end
+
 function validate.digest(digest, optional)
   if digest == nil and optional then return end
   if not core.digest_valid(digest) then

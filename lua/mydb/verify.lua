@@ -11,6 +11,8 @@
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
+local commits = require "mydb.commits"
+local refnames = require "mydb.refs"
 
 local verify = {}
 
@@ -34,6 +36,11 @@ end
 -- parent (false: a first version) and, for a collection, its root's
 -- children and index roots. Raises on bytes that do not parse.
 local function links_of(name, bytes, where, parent_of, children_of)
+  if commits.is_commit(bytes) or refnames.is_tag(bytes) then
+    local ok, t = pcall(core.decode, bytes)
+    if not ok or type(t) ~= "table" then error("does not parse", 0) end
+    return
+  end
   if collection.is_piece(bytes) then
     local node = collection.parse_piece(where, bytes)
     if not node.leaf then children_of[name] = node.digests end
@@ -130,6 +137,87 @@ local function walk_chain(g, entry, d)
   return steps
 end
 
+-- 4. The commit graph: every ref names a sound commit (a tag, a tag
+-- object naming one); every commit reachable from them has sound parents
+-- one height below, its state's pieces and the versions it set; main's
+-- state is the tenant's entry heads.
+local function check_commits(store, tenant, g, heads, stats)
+  local db = { _store = store, _commits = commits.memo(), _nodes = collection.node_cache() }
+  local report = g.report
+  local okr, names = pcall(store.refs, store, tenant)
+  if not okr then
+    report("corrupt_head", tenant, nil, nil, message_of(names))
+    return
+  end
+  local stack, seen = {}, {}
+  local function read(id, from)
+    local ok, c = pcall(commits.read, db, tenant, id)
+    if ok then return c end
+    report("broken_commit", tenant, nil, id, from .. ": " .. message_of(c))
+  end
+  for name, d in pairs(names) do
+    local id = d
+    if name:match("^tags/") then
+      local ok, t = pcall(refnames.read_tag, db, tenant, d)
+      if ok then id = t.target else report("dangling_ref", tenant, nil, d, name .. ": " .. message_of(t)); id = nil end
+    end
+    if id and read(id, "ref " .. name) then stack[#stack + 1] = id end
+  end
+  while #stack > 0 do
+    local id = table.remove(stack)
+    if not seen[id] then
+      seen[id] = true
+      stats.commits = stats.commits + 1
+      local c = commits.read(db, tenant, id)
+      for i, p in ipairs(c.parents) do
+        local pc = read(p, "parent of commit " .. id)
+        if pc then
+          if i == 1 and pc.height ~= c.height - 1 then
+            report("broken_commit", tenant, nil, id, "height " .. c.height .. " is not its first parent's + 1")
+          end
+          stack[#stack + 1] = p
+        end
+      end
+      if c.jump then read(c.jump, "jump of commit " .. id) end
+      if c.state then
+        if not g.valid[c.state] then
+          report("missing_piece", tenant, nil, c.state, "state of commit " .. id .. " is "
+            .. (store:exists(tenant, c.state) and "damaged" or "missing"))
+        else
+          walk_pieces(g, c.state, nil)
+        end
+      end
+      for entry, v in pairs(c.entries) do
+        if v and not g.valid[v] then
+          report("broken_commit", tenant, entry, v, "version set by commit " .. id .. " is "
+            .. (store:exists(tenant, v) and "damaged" or "missing"))
+        elseif v then
+          stats.versions = stats.versions + walk_chain(g, entry, v)
+        end
+      end
+    end
+  end
+  local main = names["heads/" .. refnames.DEFAULT]
+  if main and seen[main] then
+    local ok, list, map = pcall(commits.entries, db, tenant, commits.read(db, tenant, main))
+    if not ok then
+      report("broken_commit", tenant, nil, main, "state of branch main: " .. message_of(list))
+      return
+    end
+    local n = 0
+    for e, d in pairs(heads) do
+      n = n + 1
+      if map[e] ~= d then
+        report("state_mismatch", tenant, e, d, "branch main's state names " .. tostring(map[e])
+          .. ", the entry head " .. d)
+      end
+    end
+    if n ~= #list then
+      report("state_mismatch", tenant, nil, main, ("branch main's state has %d entries, the heads %d"):format(#list, n))
+    end
+  end
+end
+
 local function check_tenant(store, tenant, report, refs_needed, stats)
   local valid, parent_of, children_of = check_objects(store, tenant, report, refs_needed, stats)
   if not valid then return end
@@ -152,6 +240,7 @@ local function check_tenant(store, tenant, report, refs_needed, stats)
       stats.versions = stats.versions + walk_chain(g, entry, d)
     end
   end
+  check_commits(store, tenant, g, heads, stats)
 end
 
 function verify.run(root, tenant, opts)
@@ -161,7 +250,7 @@ function verify.run(root, tenant, opts)
   local function report(kind, t, entry, digest, message)
     problems[#problems + 1] = { kind = kind, tenant = t, entry = entry, digest = digest, message = message }
   end
-  local stats = { tenants = 0, objects = 0, entries = 0, versions = 0, refs = 0 }
+  local stats = { tenants = 0, objects = 0, entries = 0, versions = 0, refs = 0, commits = 0 }
   local refs_needed = {}
   local tenants = { tenant }
   if not tenant then

@@ -16,6 +16,7 @@ local core = require "mydb.core"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
 local plan = require "mydb.plan"
+local branch = require "mydb.branch"
 
 local raise = errors.raise
 
@@ -70,10 +71,10 @@ end
 
 -- Plans one entry under the lock: adds what to write to staged and what
 -- to tell to events; nothing is written yet.
-local function stage_entry(db, lock, tenant, user, entry, p, ctx, out)
+local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   local store = db._store
   local staged, events, results = out.staged, out.events, out.results
-  local parent = lock:head(entry)
+  local parent = line:version(entry)
   local dropped = p.fresh and parent or nil
   if dropped then
     events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
@@ -142,27 +143,32 @@ local function write_objects(store, tenant, user, staged, results, ctx)
   return changes
 end
 
---- Applies a plan ({entry = p}) for one tenant as one commit. Returns
+--- Applies a plan ({entry = p}) for one tenant as one commit on the
+-- handle's current branch (opts.message: the commit's message). Returns
 -- {entry = {digest=, made=, written=}} and the events to emit.
-function write.commit(db, tenant, user, entry_plans, ctx)
+function write.commit(db, tenant, user, entry_plans, ctx, opts)
   local store = db._store
   local entries = {}
   for entry in pairs(entry_plans) do entries[#entries + 1] = entry end
   table.sort(entries)
   local lock <close> = store:lock(tenant)
+  local line = branch.open(db, lock, tenant)
   local out = { results = {}, staged = {}, events = {} }
   -- 1. Plan every entry: any error leaves the store as it was.
   for _, entry in ipairs(entries) do
-    stage_entry(db, lock, tenant, user, entry, entry_plans[entry], ctx, out)
+    stage_entry(db, line, tenant, user, entry, entry_plans[entry], ctx, out)
   end
   local results, events = out.results, out.events
   if #out.staged == 0 then return results, {} end
   -- 2. Objects. 3. One journal line moves every touched head; it releases
   -- the lock, then waits for durability.
   local changes = write_objects(store, tenant, user, out.staged, results, ctx)
-  local ok, err = pcall(lock.commit, lock, changes, true)
+  -- 4. The tenant commit: one object (and its state's path) more.
+  local commit_id, heads = line:commit(changes, user, opts and opts.message)
+  local ok, err = pcall(lock.commit, lock, heads, true)
   for _, ev in ipairs(events) do
     if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end
+    ev.commit = commit_id
   end
   if not ok then
     -- The contract: a write returns (durable with fsync on), or raises and
@@ -170,7 +176,7 @@ function write.commit(db, tenant, user, entry_plans, ctx)
     -- with committed = true: visible, durability unknown (after a failed
     -- fsync the kernel may have dropped the pages: never claimed again).
     if errors.is(err, "io") and tostring(err.message):find("committed but not durable", 1, true) then
-      err.committed, err.results = true, results
+      err.committed, err.results, err.commit = true, results, commit_id
       return results, events, err
     end
     error(err, 0)

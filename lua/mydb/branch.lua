@@ -1,0 +1,78 @@
+--- mydb.branch: what a write does to the branch it is made on.
+--
+-- Branch main keeps the tenant's entry heads (entry -> latest version) in
+-- step with its state, so reading main costs one head lookup as before
+-- commits existed; another branch is read through its commit's state
+-- tree. Under the tenant lock, a write asks this module for each entry's
+-- current version on the branch, then turns its head changes into one
+-- commit and the head changes that publish it (one atomic head commit:
+-- the entries, for main, and the branch).
+local errors = require "mydb.errors"
+local commits = require "mydb.commits"
+local refs = require "mydb.refs"
+
+local raise = errors.raise
+
+local branch = {}
+
+local Line = {}
+Line.__index = Line
+
+--- The branch the handle has checked out on tenant, under lock (a locked
+-- handle of the store).
+function branch.open(db, lock, tenant)
+  local name = refs.current(db, tenant)
+  local key = refs.branch_key(name)
+  local id = lock:head(key)
+  local self = setmetatable({ db = db, lock = lock, tenant = tenant, name = name, key = key,
+                              main = name == refs.DEFAULT }, Line)
+  if id then
+    self.head = commits.read(db, tenant, id)
+  elseif not self.main then
+    raise("not_found", "branch '%s' of tenant '%s' does not exist (deleted?)", name, tenant)
+  end
+  return self
+end
+
+--- The entry's current version on the branch (nil: absent).
+function Line:version(entry)
+  if self.main then return self.lock:head(entry) end
+  return (commits.lookup(self.db, self.tenant, self.head, entry))
+end
+
+--- Main without a commit but with entries (a store written before commits
+-- existed): its heads become a first commit (written, not yet published;
+-- the caller holds the lock). nil when the tenant has no entry.
+function branch.import_heads(db, tenant)
+  local entries, heads = db._store:heads(tenant)
+  if #entries == 0 then return nil end
+  local changes = {}
+  for i, e in ipairs(entries) do changes[i] = { e, heads[e] } end
+  local _, c = commits.make(db, tenant, nil, changes, "mydb", "the state before commits")
+  return c
+end
+
+--- The head commit of the branch, making main's first one from its heads
+-- when it has none (nil: an empty branch).
+function Line:tip()
+  if not self.head and self.main then self.head = branch.import_heads(self.db, self.tenant) end
+  return self.head
+end
+
+--- Makes the commit of changes {{entry, version | false}} and returns its
+-- id and the head changes that publish it.
+function Line:commit(changes, user, message)
+  local parent = self:tip()
+  local id = commits.make(self.db, self.tenant, parent, changes, user, message)
+  local heads
+  if self.main then
+    heads = {}
+    for i, ch in ipairs(changes) do heads[i] = ch end
+    heads[#heads + 1] = { self.key, id }
+  else
+    heads = { { self.key, id } }
+  end
+  return id, heads
+end
+
+return branch

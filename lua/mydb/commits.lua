@@ -1,0 +1,217 @@
+--- mydb.commits: a tenant's commit graph (doc/FORMAT.md "Commits and refs").
+--
+-- A commit is an immutable object: the canonical JSON of
+--   {commit = 1, parents = {id, ...}, height = n, jump = id, user_id =,
+--    date =, time =, message =, entries = {name = version | false},
+--    prev = {name = id}, state = digest, size = n}
+-- (empty fields left out). entries: what the commit changed (false: dropped);
+-- prev: for each of them, the commit that changed it before on this line.
+-- state: the root piece of a prolly tree (mydb.collection's) of the whole
+-- tenant at this commit, entry name -> '["<version>","<commit>"]', where
+-- commit is the one that last changed the entry ('["<version>"]': this
+-- commit). height counts first parents; jump names an ancestor on the
+-- first-parent chain (Myers' skew-binary jump pointers), so an ancestor by
+-- height or by time is found in O(log n) reads, not a walk.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local collection = require "mydb.collection"
+
+local raise = errors.raise
+
+local commits = {}
+
+local PREFIX = '{"commit":1,'
+local MEMO_MAX = 8192
+
+--- True if bytes are a commit object.
+function commits.is_commit(bytes) return bytes:sub(1, #PREFIX) == PREFIX end
+
+-- ----------------------------------------------------------------- reading
+
+local function check(c, id)
+  local function bad(what) raise("corrupt", "commit %s has a bad %s", id, what) end
+  if math.type(c.height) ~= "integer" or c.height < 0 then bad("height") end
+  if type(c.time) ~= "number" or type(c.user_id) ~= "string" or type(c.date) ~= "string" then
+    bad("time, date or user_id")
+  end
+  if type(c.entries) ~= "table" or type(c.prev) ~= "table" or type(c.parents) ~= "table" then
+    bad("entries, prev or parents")
+  end
+  for _, p in ipairs(c.parents) do if not core.digest_valid(p) then bad("parent") end end
+  if (c.height > 0) ~= (c.parents[1] ~= nil) then bad("height for its parents") end
+  if c.jump ~= nil and not core.digest_valid(c.jump) then bad("jump") end
+  if c.state ~= nil and not core.digest_valid(c.state) then bad("state") end
+  if math.type(c.size) ~= "integer" then bad("size") end
+end
+
+--- The decoded commit id of tenant (remembered per handle: commits are
+-- immutable). not_found if absent, invalid_argument if id is another object.
+function commits.read(db, tenant, id)
+  local memo = db._commits
+  local key = tenant .. "/" .. id
+  local c = memo.map[key]
+  if c then return c end
+  local ok, bytes = pcall(db._store.read, db._store, tenant, id)
+  if not ok then
+    if errors.is(bytes, "not_found") then raise("not_found", "no commit %s in tenant '%s'", id, tenant) end
+    error(bytes, 0)
+  end
+  if not commits.is_commit(bytes) then
+    raise("invalid_argument", "object %s of tenant '%s' is not a commit", id, tenant)
+  end
+  local okd, t = pcall(core.decode, bytes)
+  if not okd or type(t) ~= "table" then raise("corrupt", "commit %s does not parse", id) end
+  t.parents, t.entries, t.prev, t.size = t.parents or {}, t.entries or {}, t.prev or {}, t.size or 0
+  check(t, id)
+  t.id = id
+  if memo.count >= MEMO_MAX then memo.map, memo.count = {}, 0 end
+  memo.map[key], memo.count = t, memo.count + 1
+  return t
+end
+
+--- A per-handle memo of decoded commits.
+function commits.memo() return { map = {}, count = 0 } end
+
+-- ------------------------------------------------------------------- state
+
+local function state_value(version, changed_by)
+  if changed_by then return '["' .. version .. '","' .. changed_by .. '"]' end
+  return '["' .. version .. '"]'
+end
+
+-- version, commit that last changed it (nil: the commit whose state it is)
+local function parse_value(v, where)
+  local version, by = v:match('^%["(%x+)"%]$'), nil
+  if not version then version, by = v:match('^%["(%x+)","(%x+)"%]$') end
+  if not version or #version ~= 64 or (by and #by ~= 64) then
+    raise("corrupt", "state of commit %s has a bad value", where)
+  end
+  return version, by
+end
+
+local function state_tree(db, tenant)
+  return collection.tree(db._store, tenant, db._nodes)
+end
+
+--- Version digest of entry at commit c and the commit that last changed
+-- it (or nil, nil when absent).
+function commits.lookup(db, tenant, c, entry)
+  if not c.state then return nil end
+  local raw = collection.get(state_tree(db, tenant), c.state, entry)
+  if raw == nil then return nil end
+  local version, by = parse_value(raw, c.id)
+  return version, by or c.id
+end
+
+--- Entries of commit c in name order, and the map entry -> version.
+function commits.entries(db, tenant, c)
+  local list, map = {}, {}
+  if not c.state then return list, map end
+  for k, v in collection.iter(state_tree(db, tenant), c.state) do
+    list[#list + 1] = k
+    map[k] = (parse_value(v, c.id))
+  end
+  return list, map
+end
+
+-- ----------------------------------------------------------- ancestry
+
+--- The first-parent ancestor of c at height h (h <= c.height).
+function commits.ancestor(db, tenant, c, h)
+  while c.height > h do
+    local j = c.jump and commits.read(db, tenant, c.jump)
+    if j and j.height >= h then c = j else c = commits.read(db, tenant, c.parents[1]) end
+  end
+  return c
+end
+
+--- The newest commit on c's first-parent chain whose time is <= t (times
+-- never decrease along the chain), or nil.
+function commits.at_time(db, tenant, c, t)
+  if c.time <= t then return c end
+  -- c is past t; move down while staying past t, jumping where the
+  -- jump's target is past t too: the walk of commits.ancestor towards
+  -- the unknown height of the answer plus one
+  while true do
+    if c.height == 0 then return nil end
+    local j = c.jump and commits.read(db, tenant, c.jump)
+    if j and j.time > t and j.height < c.height then
+      c = j
+    else
+      local p = commits.read(db, tenant, c.parents[1])
+      if p.time <= t then return p end
+      c = p
+    end
+  end
+end
+
+-- --------------------------------------------------------------- writing
+
+-- Myers' skew-binary jump: the parent's jump's jump when the two spans
+-- below the parent are equal, else the parent.
+local function jump_of(db, tenant, p)
+  local j = p.jump and commits.read(db, tenant, p.jump) or p
+  local jj = j.jump and commits.read(db, tenant, j.jump) or j
+  if p.height - j.height == j.height - jj.height then return jj.id end
+  return p.id
+end
+
+--- Builds and writes the commit after parent (a decoded commit or nil)
+-- that sets changes {{entry, version | false}, ...}; returns its id and
+-- decoded form. Writes its state pieces and itself (the commit as a
+-- near-copy of its parent: pack stores a delta).
+function commits.make(db, tenant, parent, changes, user, message, extra_parents)
+  local t = state_tree(db, tenant)
+  local upd, n = {}, 0
+  if parent then
+    -- the parent's own changes get its id in the state from now on
+    for name, v in pairs(parent.entries) do
+      if v then upd[name] = state_value(v, parent.id) end
+    end
+  end
+  local entries, prev = {}, {}
+  for _, ch in ipairs(changes) do
+    local name, version = ch[1], ch[2]
+    entries[name] = version
+    if parent then
+      local _, by = commits.lookup(db, tenant, parent, name)
+      if by then prev[name] = by end
+    end
+    upd[name] = version and state_value(version) or false
+    n = n + 1
+  end
+  local root, delta = parent and parent.state, 0
+  local size = parent and parent.size or 0
+  if next(upd) then
+    local r, d = collection.update_many(t, root, size, upd)
+    root, delta = r, d
+  end
+  local state
+  if root then
+    local _, _, stored = collection.flush(t, root, true)
+    state = stored
+  end
+  local now = core.realtime()
+  local c = {
+    commit = 1, user_id = user, date = os.date("%Y%m%d %H:%M:%S %z"),
+    time = parent and math.max(now, parent.time) or now,
+    message = message, entries = entries, size = size + delta, state = state,
+    height = parent and parent.height + 1 or 0,
+  }
+  if next(prev) then c.prev = prev end
+  if parent then
+    c.parents = { parent.id }
+    for _, p in ipairs(extra_parents or {}) do c.parents[#c.parents + 1] = p end
+    c.jump = jump_of(db, tenant, parent)
+  end
+  local bytes = core.encode(c)
+  local id = core.sha256(bytes)
+  db._store:write(tenant, bytes, id, parent and parent.id)
+  c.parents, c.prev, c.id = c.parents or {}, prev, id
+  local memo = db._commits
+  if memo.count >= MEMO_MAX then memo.map, memo.count = {}, 0 end
+  memo.map[tenant .. "/" .. id], memo.count = c, memo.count + 1
+  return id, c
+end
+
+return commits

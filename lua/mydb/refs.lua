@@ -1,0 +1,165 @@
+--- mydb.refs: a tenant's branches and tags, and revisions (names of
+-- commits: "main", "v1", an id or its prefix, "main~3", "main@{T}").
+--
+-- A branch or tag is a head key: a NUL byte and "heads/NAME" or
+-- "tags/NAME" (include/mydb.h), moved by the same atomic head commits as
+-- entries. A branch names a commit; a tag names a tag object
+-- {"tag":1,"target":<commit>,"text":<message>,"time":<seconds>}.
+local core = require "mydb.core"
+local errors = require "mydb.errors"
+local commits = require "mydb.commits"
+
+local raise = errors.raise
+
+local refs = {}
+
+refs.DEFAULT = "main"
+
+local TAG_PREFIX = '{"tag":1,'
+
+function refs.is_tag(bytes) return bytes:sub(1, #TAG_PREFIX) == TAG_PREFIX end
+
+--- Checks a branch or tag name (kind "branch" or "tag").
+function refs.check_name(name, kind)
+  if type(name) ~= "string" then
+    raise("invalid_argument", "%s name must be a string, got %s", kind, type(name))
+  end
+  if not core.ref_name_valid("heads/" .. name) then
+    raise("invalid_argument", "invalid %s name '%s' (1 to 128 bytes of letters, digits, '.', '_', "
+      .. "'-', '/'; not starting with '.', '-' or '/'; no '..')", kind, name:sub(1, 200))
+  end
+end
+
+function refs.branch_key(name) return "\0heads/" .. name end
+function refs.tag_key(name) return "\0tags/" .. name end
+
+--- The branch the handle reads and writes on tenant.
+function refs.current(db, tenant) return db._branch[tenant] or refs.DEFAULT end
+
+--- {name = commit id} of the tenant's branches, and {name = tag object}.
+function refs.list(db, tenant)
+  local branches, tags = {}, {}
+  for name, d in pairs(db._store:refs(tenant)) do
+    local b = name:match("^heads/(.*)$")
+    if b then branches[b] = d else tags[name:match("^tags/(.*)$")] = d end
+  end
+  return branches, tags
+end
+
+--- The decoded tag object id.
+function refs.read_tag(db, tenant, id)
+  local bytes = db._store:read(tenant, id)
+  if not refs.is_tag(bytes) then raise("corrupt", "tag object %s is not a tag", id) end
+  local ok, t = pcall(core.decode, bytes)
+  if not ok or type(t) ~= "table" or not core.digest_valid(t.target) or type(t.time) ~= "number" then
+    raise("corrupt", "tag object %s is damaged", id)
+  end
+  return t
+end
+
+function refs.tag_bytes(target, message)
+  return core.encode({ tag = 1, target = target, text = message, time = core.realtime() })
+end
+
+-- ---------------------------------------------------------------- revisions
+
+local function parse_time(s)
+  local n = tonumber(s)
+  if n then return n end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil end
+  local h, mi, sec = 0, 0, 0
+  if rest ~= "" then
+    h, mi, sec = rest:match("^ (%d%d):(%d%d):(%d%d)$")
+    if not h then return nil end
+  end
+  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  -- days from the civil date (UTC), without the local time zone of os.time
+  local yy = mo <= 2 and y - 1 or y
+  local era = (yy >= 0 and yy or yy - 399) // 400
+  local yoe = yy - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + h * 3600 + mi * 60 + sec
+end
+refs.parse_time = parse_time
+
+-- Every commit reachable from the tenant's refs (for id prefixes).
+local function all_commits(db, tenant)
+  local branches, tags = refs.list(db, tenant)
+  local stack, seen = {}, {}
+  for _, id in pairs(branches) do stack[#stack + 1] = id end
+  for _, id in pairs(tags) do stack[#stack + 1] = refs.read_tag(db, tenant, id).target end
+  while #stack > 0 do
+    local id = table.remove(stack)
+    if not seen[id] then
+      seen[id] = true
+      for _, p in ipairs(commits.read(db, tenant, id).parents) do stack[#stack + 1] = p end
+    end
+  end
+  return seen
+end
+
+-- A name, tag, id or id prefix -> commit id (nil when nothing matches).
+local function resolve_base(db, tenant, rev)
+  local store = db._store
+  if core.ref_name_valid("heads/" .. rev) then
+    local id = store:head(tenant, refs.branch_key(rev))
+    if id then return id end
+    local tag = store:head(tenant, refs.tag_key(rev))
+    if tag then return refs.read_tag(db, tenant, tag).target end
+  end
+  if #rev == 64 and core.digest_valid(rev) then
+    commits.read(db, tenant, rev) -- not_found, or not a commit
+    return rev
+  end
+  if #rev >= 8 and #rev < 64 and not rev:find("[^0-9a-f]") then
+    local found
+    for id in pairs(all_commits(db, tenant)) do
+      if id:sub(1, #rev) == rev then
+        if found then raise("invalid_argument", "revision '%s' is ambiguous in tenant '%s'", rev, tenant) end
+        found = id
+      end
+    end
+    return found
+  end
+  return nil
+end
+
+--- The commit id a revision names in tenant: a branch, a tag, a commit
+-- id or a unique prefix of 8 or more hex digits, REV~N (the N-th
+-- first-parent ancestor) or REV@{T} (the newest commit on REV's
+-- first-parent chain at or before T: seconds since the epoch or
+-- "YYYY-MM-DD[ HH:MM:SS]" UTC). not_found when it names nothing.
+function refs.resolve(db, tenant, rev)
+  if type(rev) ~= "string" or #rev < 1 or #rev > 1024 then
+    raise("invalid_argument", "revision must be a string of 1 to 1024 bytes, got %s", type(rev))
+  end
+  local inner, t = rev:match("^(.+)@{(.*)}$")
+  if inner then
+    local when = parse_time(t)
+    if not when then
+      raise("invalid_argument", "revision '%s': '%s' is not a time (seconds, or YYYY-MM-DD[ HH:MM:SS])", rev, t)
+    end
+    local c = commits.at_time(db, tenant, commits.read(db, tenant, refs.resolve(db, tenant, inner)), when)
+    if not c then raise("not_found", "revision '%s': no commit at or before that time", rev) end
+    return c.id
+  end
+  local base, n = rev:match("^(.+)~(%d*)$")
+  if base then
+    n = n == "" and 1 or tonumber(n)
+    if not n or n > 1e15 then raise("invalid_argument", "revision '%s': bad ~N", rev) end
+    local c = commits.read(db, tenant, refs.resolve(db, tenant, base))
+    if n > c.height then
+      raise("not_found", "revision '%s': the commit has only %d first-parent ancestors", rev, c.height)
+    end
+    return commits.ancestor(db, tenant, c, c.height - n).id
+  end
+  local id = resolve_base(db, tenant, rev)
+  if not id then raise("not_found", "revision '%s' names no branch, tag or commit of tenant '%s'", rev, tenant) end
+  return id
+end
+
+return refs
