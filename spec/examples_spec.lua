@@ -52,4 +52,22 @@ describe("examples", function()
       assert.is_true(H.file_exists(dir .. "/.mytools_db/.mydb") and H.file_exists(dir .. "/.mytools_db/acme"))
     end)
   end)
+  describe("versioning.lua", function()
+    local path = H.REPO .. "/examples/versioning.lua"
+
+    it("runs in a fresh process and prints what it says", function()
+      assert.is_true(H.file_exists(path), path .. " is missing")
+      local out, ok, status = H.run_lua(H.read_file(path), { cwd = dir, memory_ok = true })
+      assert(ok, ("exit status %s:\n%s"):format(tostring(status), out))
+      assert.truthy(out:find("on sale, pear costs\t0.5\n", 1, true), out)
+      assert.truthy(out:find("on main, pear costs\t0.9\n", 1, true), out)
+      assert.truthy(out:find("at launch, apple cost\t1.2\n", 1, true), out)
+      assert.truthy(out:find("one commit ago, apple cost\t1.2\n", 1, true), out)
+      assert.truthy(out:find("that commit:\ttrue\n", 1, true), out)
+      local commits = 0
+      for _ in out:gmatch("  %x+ %a+ +[%w ]+\n") do commits = commits + 1 end
+      assert.equal(3, commits, out)
+      assert.same({}, H.listing(dir))
+    end)
+  end)
 end)

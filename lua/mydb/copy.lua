@@ -5,9 +5,10 @@
 -- Every tenant, every object (snapshots and pieces: all of the history)
 -- and every ref is read from the source (verified by its digest), written
 -- to the destination, and read back from there and hashed again; then each
--- tenant's heads are set in one commit. The destination must not hold any
--- tenant or ref yet. Afterwards the heads are compared, and db:verify() of
--- both stores must agree (the copy adds no problem).
+-- tenant's heads (entries, branches, tags) are set in one commit. The
+-- destination must not hold any tenant or ref yet. Afterwards the heads
+-- are compared, and db:verify() of both stores must agree (the copy adds
+-- no problem).
 --
 -- opts: backend (the destination's; default: a new store's, pack),
 -- segment_bytes, fsync (destination, default true), src_backend (to open
@@ -59,23 +60,37 @@ local function move(src, dst, report, t, name)
   report.bytes = report.bytes + #bytes
 end
 
--- The heads of tenant t, committed in the destination (100,000 a commit)
+-- The heads of tenant t - entries, then branches and tags (their
+-- NUL-prefixed keys) - committed in the destination (100,000 a commit)
 -- and compared after.
 local function copy_heads(src, dst, t)
   local entries, heads = src:heads(t)
-  if #entries > 0 then
+  local refs = src:refs(t)
+  local names = {}
+  for name in pairs(refs) do names[#names + 1] = name end
+  table.sort(names)
+  if #entries + #names > 0 then
     local lock <close> = dst:lock(t)
     local changes = {}
-    for _, e in ipairs(entries) do
-      changes[#changes + 1] = { e, heads[e] }
+    local function add(k, d)
+      changes[#changes + 1] = { k, d }
       if #changes == 100000 then lock:commit(changes); changes = {} end
     end
+    for _, e in ipairs(entries) do add(e, heads[e]) end
+    for _, name in ipairs(names) do add("\0" .. name, refs[name]) end
     if #changes > 0 then lock:commit(changes) end
   end
   local dentries, dheads = dst:heads(t)
   if #dentries ~= #entries then errors.raise("corrupt", "copy: the heads of %s differ", t) end
   for _, e in ipairs(entries) do
     if dheads[e] ~= heads[e] then errors.raise("corrupt", "copy: head %s of %s differs", e, t) end
+  end
+  local drefs = dst:refs(t)
+  for _, name in ipairs(names) do
+    if drefs[name] ~= refs[name] then errors.raise("corrupt", "copy: ref %s of %s differs", name, t) end
+  end
+  for name in pairs(drefs) do
+    if not refs[name] then errors.raise("corrupt", "copy: ref %s of %s differs", name, t) end
   end
   return #entries
 end

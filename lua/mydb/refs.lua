@@ -26,7 +26,8 @@ function refs.check_name(name, kind)
   end
   if not core.ref_name_valid("heads/" .. name) then
     raise("invalid_argument", "invalid %s name '%s' (1 to 128 bytes of letters, digits, '.', '_', "
-      .. "'-', '/'; not starting with '.', '-' or '/'; no '..')", kind, name:sub(1, 200))
+      .. "'-', '/'; not starting with '.', '-' or '/'; no '..')", kind,
+      (name:sub(1, 200):gsub("[%c\128-\255]", "?")))
   end
 end
 

@@ -34,11 +34,21 @@ local function must(self, entry, method)
   return d
 end
 
-function View:load(entry) return self._db:load(self._tenant, entry, must(self, entry, "load")) end
+-- (must() first: it checks self before anything indexes it)
+function View:load(entry)
+  local d = must(self, entry, "load")
+  return self._db:load(self._tenant, entry, d)
+end
 
-function View:get(entry, key) return self._db:get(self._tenant, entry, key, must(self, entry, "get")) end
+function View:get(entry, key)
+  local d = must(self, entry, "get")
+  return self._db:get(self._tenant, entry, key, d)
+end
 
-function View:records(entry) return self._db:records(self._tenant, entry, must(self, entry, "records")) end
+function View:records(entry)
+  local d = must(self, entry, "records")
+  return self._db:records(self._tenant, entry, d)
+end
 
 function View:query(entry, opts)
   local d = must(self, entry, "query")
@@ -53,7 +63,8 @@ function View:query(entry, opts)
 end
 
 function View:history(entry, max_items)
-  return self._db:history(self._tenant, entry, must(self, entry, "history"), max_items)
+  local d = must(self, entry, "history")
+  return self._db:history(self._tenant, entry, d, max_items)
 end
 
 function View:exists(entry) return digest_of(self, entry, "exists") ~= nil end
