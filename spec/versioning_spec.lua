@@ -89,6 +89,16 @@ describe("versioning", function()
       assert.equal(1, #db:log("t"))
     end)
 
+    it("tells listeners the commit of each change", function()
+      local db = S.db
+      local seen = {}
+      db:on_change(function(ev) seen[#seen + 1] = ev.commit end)
+      db:put("t", "u", "c", "k", 1)
+      db:batch("t", "u", function(b) b:put("c", "k", 2); b:save("cfg", 1) end)
+      local log = db:log("t")
+      assert.same({ log[2].id, log[1].id, log[1].id }, seen)
+    end)
+
     it("per-entry history, meta and load by digest are unchanged", function()
       local db = S.db
       local d1 = db:save("t", "u", "cfg", { v = 1 })

@@ -44,7 +44,7 @@ function changes.emit(db, events, ctx)
   for _, ev in ipairs(events) do
     local event = {
       action = ev.action, tenant = ev.tenant, entry = ev.entry, key = ev.key,
-      digest = ev.digest, user_id = ev.user_id,
+      digest = ev.digest, user_id = ev.user_id, commit = ev.commit,
     }
     if ev.action == "save" then
       if ev.old_bytes and not write.is_collection(ev.old_bytes) then
