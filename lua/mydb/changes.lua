@@ -6,6 +6,7 @@
 -- old and new are the values before and after (nil when absent); digest is
 -- the version the change made. From history, events also carry `date`.
 local core = require "mydb.core"
+local dates = require "mydb.dates"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
 local write = require "mydb.write"
@@ -72,17 +73,10 @@ function changes.date_seconds(date)
   local y, mo, d, h, mi, s, sign, oh, om =
     (date or ""):match("^(%d%d%d%d)(%d%d)(%d%d) (%d%d):(%d%d):(%d%d) ([+-])(%d%d)(%d%d)$")
   if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (proleptic Gregorian), 1970-01-01 = 0
-  local yy = mo <= 2 and y - 1 or y
-  local era = (yy >= 0 and yy or yy - 399) // 400
-  local yoe = yy - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
   local offset = (tonumber(oh) * 60 + tonumber(om)) * 60
   if sign == "-" then offset = -offset end
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s) - offset
+  return dates.epoch_seconds(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+    tonumber(s)) - offset
 end
 
 -- Record differences between two versions of a collection: calls
@@ -183,7 +177,7 @@ function changes.since(db, tenant, since, ctx)
   local store = db._store
   local since_time, stop_digest = start_of(store, tenant, since)
   local out = {}
-  local entries, heads = store:heads(tenant)
+  local entries, heads = db:_heads(tenant) -- the handle's branch
   for _, entry in ipairs(entries) do
     local chain = recent_versions(store, tenant, heads[entry], since_time, stop_digest)
     for i = #chain, 1, -1 do version_events(db, tenant, entry, chain[i], ctx, out) end

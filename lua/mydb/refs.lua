@@ -8,6 +8,7 @@
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local commits = require "mydb.commits"
+local dates = require "mydb.dates"
 
 local raise = errors.raise
 
@@ -76,14 +77,7 @@ local function parse_time(s)
   end
   y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
   if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
-  -- days from the civil date (UTC), without the local time zone of os.time
-  local yy = mo <= 2 and y - 1 or y
-  local era = (yy >= 0 and yy or yy - 399) // 400
-  local yoe = yy - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + h * 3600 + mi * 60 + sec
+  return dates.epoch_seconds(y, mo, d, h, mi, sec)
 end
 refs.parse_time = parse_time
 

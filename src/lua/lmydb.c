@@ -646,20 +646,18 @@ static int l_realtime(lua_State *L) {
   return 1;
 }
 
-/* core.ref_name_valid(s) -> boolean ("heads/NAME" or "tags/NAME") */
-static int l_ref_name_valid(lua_State *L) {
+/* Pushes whether argument 1 is a string that valid() accepts. */
+static int push_valid(lua_State *L, int (*valid)(const char *, size_t)) {
   size_t len;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
-  lua_pushboolean(L, s && mydb_ref_name_valid(s, len));
+  lua_pushboolean(L, s && valid(s, len));
   return 1;
 }
 
-static int l_digest_valid(lua_State *L) {
-  size_t len;
-  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
-  lua_pushboolean(L, s && mydb_digest_valid(s, len));
-  return 1;
-}
+/* core.ref_name_valid(s) -> boolean ("heads/NAME" or "tags/NAME") */
+static int l_ref_name_valid(lua_State *L) { return push_valid(L, mydb_ref_name_valid); }
+
+static int l_digest_valid(lua_State *L) { return push_valid(L, mydb_digest_valid); }
 
 /* core._fault(n [, errno [, sticky]]): a test hook (SQLite's
  * SimulateIOError): the n-th system call of the core from now fails with
@@ -680,12 +678,7 @@ static int l_fault(lua_State *L) {
   return 2;
 }
 
-static int l_tenant_valid(lua_State *L) {
-  size_t len;
-  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
-  lua_pushboolean(L, s && mydb_tenant_valid(s, len));
-  return 1;
-}
+static int l_tenant_valid(lua_State *L) { return push_valid(L, mydb_tenant_valid); }
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       lua_CFunction close, lua_CFunction tostring) {
