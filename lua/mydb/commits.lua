@@ -1,17 +1,19 @@
 --- mydb.commits: a tenant's commit graph (doc/FORMAT.md "Commits and refs").
 --
 -- A commit is an immutable object: the canonical JSON of
---   {commit = 1, parents = {id, ...}, height = n, jump = id, user_id =,
---    date =, time =, message =, entries = {name = version | false},
---    prev = {name = id}, state = digest, size = n}
+--   {commit = 1, parents = {id, ...}, height = n, jump = id, jump_height =,
+--    jump_time =, user_id =, date =, time =, message =,
+--    entries = {name = version | false}, prev = {name = id},
+--    state = digest, size = n}
 -- (empty fields left out). entries: what the commit changed (false: dropped);
 -- prev: for each of them, the commit that changed it before on this line.
 -- state: the root piece of a prolly tree (mydb.collection's) of the whole
 -- tenant at this commit, entry name -> '["<version>","<commit>"]', where
 -- commit is the one that last changed the entry ('["<version>"]': this
 -- commit). height counts first parents; jump names an ancestor on the
--- first-parent chain (Myers' skew-binary jump pointers), so an ancestor by
--- height or by time is found in O(log n) reads, not a walk.
+-- first-parent chain (Myers' skew-binary jump pointers), with that
+-- ancestor's height and time, so an ancestor by height or by time is found
+-- reading only the O(log n) commits the search steps on, not a walk.
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
@@ -22,6 +24,7 @@ local commits = {}
 
 local PREFIX = '{"commit":1,'
 local MEMO_MAX = 8192
+local memo_put
 
 --- True if bytes are a commit object.
 function commits.is_commit(bytes) return bytes:sub(1, #PREFIX) == PREFIX end
@@ -39,17 +42,38 @@ local function check(c, id)
   end
   for _, p in ipairs(c.parents) do if not core.digest_valid(p) then bad("parent") end end
   if (c.height > 0) ~= (c.parents[1] ~= nil) then bad("height for its parents") end
-  if c.jump ~= nil and not core.digest_valid(c.jump) then bad("jump") end
+  if c.jump ~= nil and (not core.digest_valid(c.jump) or math.type(c.jump_height) ~= "integer"
+      or c.jump_height >= c.height or type(c.jump_time) ~= "number") then
+    bad("jump")
+  end
   if c.state ~= nil and not core.digest_valid(c.state) then bad("state") end
   if math.type(c.size) ~= "integer" then bad("size") end
 end
 
 --- The decoded commit id of tenant (remembered per handle: commits are
 -- immutable). not_found if absent, invalid_argument if id is another object.
+-- The memo keeps two generations: when the new one is full it becomes the
+-- old one, and a hit in the old one moves up (a hot path stays cached).
+local function memo_get(memo, key)
+  local c = memo.map[key]
+  if c then return c end
+  c = memo.old[key]
+  if c then
+    memo.old[key] = nil
+    memo_put(memo, key, c)
+  end
+  return c
+end
+
+memo_put = function(memo, key, c)
+  if memo.count >= MEMO_MAX then memo.old, memo.map, memo.count = memo.map, {}, 0 end
+  memo.map[key], memo.count = c, memo.count + 1
+end
+
 function commits.read(db, tenant, id)
   local memo = db._commits
   local key = tenant .. "/" .. id
-  local c = memo.map[key]
+  local c = memo_get(memo, key)
   if c then return c end
   local ok, bytes = pcall(db._store.read, db._store, tenant, id)
   if not ok then
@@ -64,13 +88,12 @@ function commits.read(db, tenant, id)
   t.parents, t.entries, t.prev, t.size = t.parents or {}, t.entries or {}, t.prev or {}, t.size or 0
   check(t, id)
   t.id = id
-  if memo.count >= MEMO_MAX then memo.map, memo.count = {}, 0 end
-  memo.map[key], memo.count = t, memo.count + 1
+  memo_put(memo, key, t)
   return t
 end
 
 --- A per-handle memo of decoded commits.
-function commits.memo() return { map = {}, count = 0 } end
+function commits.memo() return { map = {}, old = {}, count = 0 } end
 
 -- ------------------------------------------------------------------- state
 
@@ -116,27 +139,30 @@ end
 
 -- ----------------------------------------------------------- ancestry
 
---- The first-parent ancestor of c at height h (h <= c.height).
+--- The first-parent ancestor of c at height h (h <= c.height): jump while
+-- the jump does not pass h, else step to the parent; only the commits
+-- stepped on are read.
 function commits.ancestor(db, tenant, c, h)
   while c.height > h do
-    local j = c.jump and commits.read(db, tenant, c.jump)
-    if j and j.height >= h then c = j else c = commits.read(db, tenant, c.parents[1]) end
+    if c.jump and c.jump_height >= h then
+      c = commits.read(db, tenant, c.jump)
+    else
+      c = commits.read(db, tenant, c.parents[1])
+    end
   end
   return c
 end
 
 --- The newest commit on c's first-parent chain whose time is <= t (times
--- never decrease along the chain), or nil.
+-- never decrease along the chain), or nil: the walk of commits.ancestor
+-- towards the unknown height of the answer plus one (a jump is taken when
+-- its target is still past t), then one step down.
 function commits.at_time(db, tenant, c, t)
   if c.time <= t then return c end
-  -- c is past t; move down while staying past t, jumping where the
-  -- jump's target is past t too: the walk of commits.ancestor towards
-  -- the unknown height of the answer plus one
   while true do
     if c.height == 0 then return nil end
-    local j = c.jump and commits.read(db, tenant, c.jump)
-    if j and j.time > t and j.height < c.height then
-      c = j
+    if c.jump and c.jump_time > t then
+      c = commits.read(db, tenant, c.jump)
     else
       local p = commits.read(db, tenant, c.parents[1])
       if p.time <= t then return p end
@@ -149,11 +175,16 @@ end
 
 -- Myers' skew-binary jump: the parent's jump's jump when the two spans
 -- below the parent are equal, else the parent.
+-- (id, height, time of the jump of a child of p; one read: p's jump)
 local function jump_of(db, tenant, p)
-  local j = p.jump and commits.read(db, tenant, p.jump) or p
-  local jj = j.jump and commits.read(db, tenant, j.jump) or j
-  if p.height - j.height == j.height - jj.height then return jj.id end
-  return p.id
+  if not p.jump then return p.id, p.height, p.time end -- the root jumps to itself
+  local j = commits.read(db, tenant, p.jump)
+  if not j.jump then -- j is the root: its jump is itself
+    if p.height - j.height == 0 then return j.id, j.height, j.time end
+    return p.id, p.height, p.time
+  end
+  if p.height - j.height == j.height - j.jump_height then return j.jump, j.jump_height, j.jump_time end
+  return p.id, p.height, p.time
 end
 
 --- Builds and writes the commit after parent (a decoded commit or nil)
@@ -202,15 +233,13 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   if parent then
     c.parents = { parent.id }
     for _, p in ipairs(extra_parents or {}) do c.parents[#c.parents + 1] = p end
-    c.jump = jump_of(db, tenant, parent)
+    c.jump, c.jump_height, c.jump_time = jump_of(db, tenant, parent)
   end
   local bytes = core.encode(c)
   local id = core.sha256(bytes)
   db._store:write(tenant, bytes, id, parent and parent.id)
   c.parents, c.prev, c.id = c.parents or {}, prev, id
-  local memo = db._commits
-  if memo.count >= MEMO_MAX then memo.map, memo.count = {}, 0 end
-  memo.map[tenant .. "/" .. id], memo.count = c, memo.count + 1
+  memo_put(db._commits, tenant .. "/" .. id, c)
   return id, c
 end
 
