@@ -361,7 +361,10 @@ local function main()
   local lookups = a.lookups or (quick and 300 or 1000)
   local root = a.dir or "/tmp/mydb-bench-versioning"
   local base = a.base
-  if base == nil and io.open("/tmp/precommits/build/mydb/core.so") then base = "/tmp/precommits" end
+  if base == nil then
+    local f = io.open("/tmp/precommits/build/mydb/core.so")
+    if f then f:close(); base = "/tmp/precommits" end
+  end
   if base == true then base = nil end
   -- this tree: the LUA_PATH/LUA_CPATH the driver runs with (the Makefile's)
   local trees = { { name = "commits", path = nil } }
