@@ -205,8 +205,12 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     local name, version = ch[1], ch[2]
     entries[name] = version
     if parent then
-      local _, by = commits.lookup(db, tenant, parent, name)
-      if by then prev[name] = by end
+      if parent.entries[name] ~= nil then
+        prev[name] = parent.id -- (the common case: no state lookup)
+      else
+        local _, by = commits.lookup(db, tenant, parent, name)
+        if by then prev[name] = by end
+      end
     end
     upd[name] = version and state_value(version) or false
     n = n + 1
