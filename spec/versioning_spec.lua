@@ -72,6 +72,11 @@ describe("versioning", function()
       local bytes = db._store:read("t", log[1].id)
       assert.equal(log[1].id, core.sha256(bytes))
       assert.equal('{"commit":1,', bytes:sub(1, 12))
+      -- canonical JSON: the codec encodes what it decodes to the same bytes
+      for _, c in ipairs(log) do
+        local b = db._store:read("t", c.id)
+        assert.equal(b, core.encode(core.decode(b)))
+      end
     end)
 
     it("refuses bad opts before writing anything", function()
