@@ -643,6 +643,7 @@ function Db:gc(tenant)
     self:_require_init(tenant)
   end
   colinfo.reset(self)
+  self._commits = commits.memo() -- (commits only a deleted branch reached go)
   return require("mydb.gc").run(self, tenant)
 end
 
