@@ -19,6 +19,7 @@ local function median(t)
 end
 
 local db = mydb.open("bench-puts-" .. os.time(), { backend = "memory", fsync = false })
+db:init("t")
 local x = 12345
 local function rand(m)
   x = (x * 1103515245 + 12345) % 2147483648

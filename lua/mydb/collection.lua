@@ -717,10 +717,14 @@ end
 
 -- A node parsed on first use: flush's caller keeps the root node (mydb.write
 -- remembers it for the next write), which the C path does not need.
-local function lazy_node(where, bytes)
+-- bytes: a leaf root's (embedded); else read then (an inner root is stored).
+local function lazy_node(t, digest, bytes)
   return setmetatable({}, { __index = function(n, k)
     setmetatable(n, nil)
-    for kk, v in pairs(parse_piece(where, bytes)) do rawset(n, kk, v) end
+    local where = digest .. " of tenant '" .. t.tenant .. "'"
+    for kk, v in pairs(parse_piece(where, bytes or t.store:read(t.tenant, digest))) do
+      rawset(n, kk, v)
+    end
     return rawget(n, k)
   end })
 end
@@ -762,9 +766,8 @@ end
 function collection.flush(t, root, write_root)
   if not root then return nil end
   if in_lua(t) then return oracle_flush(t, root, write_root) end
-  local embed, stored, bytes = session(t):flush(root, write_root)
-  local node = lazy_node(stored .. " of tenant '" .. t.tenant .. "'", bytes)
-  return embed or ('"' .. stored .. '"'), node, stored
+  local embed, stored = session(t):flush(root, write_root)
+  return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
 end
 
 return collection

@@ -11,7 +11,7 @@
  *   session:update_many(root, count, {key = raw|false})
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
- *   session:flush(root, write_root)    -> embed|nil, root, root bytes
+ *   session:flush(root, write_root)    -> embed|nil, root
  *   session:piece(digest)              -> bytes of a piece built and not
  *                                         flushed (or seeded) | nil
  *   session:pending()                  -> {digest = base | false}
@@ -163,6 +163,7 @@ struct lmydb_nodes {
   mydb__htab tab;
   size_t bytes, limit;
   size_t sweep; /* the bucket the next eviction starts at */
+  struct scratch *x;
 };
 
 static void cache_drop(lmydb_nodes *c, tnode *n) {
@@ -200,11 +201,14 @@ static void cache_put(lmydb_nodes *c, tnode *n) {
   c->bytes += n->size;
 }
 
+static void scratch_free(struct scratch *x);
+
 void lmydb_nodes_free(lmydb_nodes *c) {
   if (!c) return;
   for (size_t j = 0; j < c->tab.nb; j++)
     while (c->tab.b[j]) cache_drop(c, (tnode *)(void *)c->tab.b[j]);
   mydb__htab_free(&c->tab);
+  scratch_free(c->x);
   free(c);
 }
 
@@ -249,21 +253,28 @@ typedef struct change {
   size_t vlen;
 } change;
 
-typedef struct ltree {
-  lmydb_store *store; /* pinned by the user value */
-  char tenant[MYDB_TENANT_MAX + 1];
-  mydb__htab pend;
+/* What an operation works in, reused from one to the next: one per store
+ * handle (a Lua state runs one operation at a time), so that a session -
+ * one per tree handle, one per write - costs no allocation but its
+ * pending pieces. */
+typedef struct scratch {
   /* nodes the current operation holds a reference to */
   tnode **held;
   size_t nheld, capheld;
-  /* scratch, reused across operations */
   proto *pv;
   size_t pcap;
-  mydb_buf side, out, key;
+  mydb_buf side, out;
   vec lv[2], cut, items;
   change *chg;
   size_t chgcap;
   pstep path[MAX_HEIGHT + 1], walk[MAX_HEIGHT + 1];
+} scratch;
+
+typedef struct ltree {
+  lmydb_store *store; /* pinned by the user value */
+  scratch *x;         /* the store's, set by each operation */
+  char tenant[MYDB_TENANT_MAX + 1];
+  mydb__htab pend;
   /* the failure of the current operation */
   const char *code;
   char msg[512];
@@ -309,16 +320,31 @@ static citem item_of(titem *it) {
 
 /* Holds a reference to n for the rest of the operation. */
 static int hold(ltree *t, tnode *n) {
-  if (grow((void **)&t->held, &t->capheld, t->nheld + 1, sizeof *t->held)) {
+  if (grow((void **)&t->x->held, &t->x->capheld, t->x->nheld + 1, sizeof *t->x->held)) {
     node_unref(n);
     return oom(t);
   }
-  t->held[t->nheld++] = n;
+  t->x->held[t->x->nheld++] = n;
   return 0;
 }
 
 static void release_held(ltree *t) {
-  while (t->nheld) node_unref(t->held[--t->nheld]);
+  while (t->x->nheld) node_unref(t->x->held[--t->x->nheld]);
+}
+
+static void scratch_free(scratch *x) {
+  if (!x) return;
+  while (x->nheld) node_unref(x->held[--x->nheld]);
+  free(x->held);
+  free(x->pv);
+  mydb_buf_free(&x->side);
+  mydb_buf_free(&x->out);
+  free(x->lv[0].v);
+  free(x->lv[1].v);
+  free(x->cut.v);
+  free(x->items.v);
+  free(x->chg);
+  free(x);
 }
 
 static pend *pend_get(ltree *t, const unsigned char digest[32]) {
@@ -403,11 +429,11 @@ static char ppeek(pctx *c) {
 
 static proto *pnext(pctx *c) {
   ltree *t = c->t;
-  if (grow((void **)&t->pv, &t->pcap, c->n + 1, sizeof *t->pv)) {
+  if (grow((void **)&t->x->pv, &t->x->pcap, c->n + 1, sizeof *t->x->pv)) {
     pfail(c, "out of memory");
     return NULL;
   }
-  proto *pr = &t->pv[c->n++];
+  proto *pr = &t->x->pv[c->n++];
   memset(pr, 0, sizeof *pr);
   return pr;
 }
@@ -426,7 +452,7 @@ static int pstring(pctx *c, size_t *off, size_t *len, int *in) {
     c->p = q + 1;
     return 0;
   }
-  mydb_buf *s = &c->t->side;
+  mydb_buf *s = &c->t->x->side;
   size_t at = s->len;
   const char *e = mydb_json_get_string(s, c->p, c->end);
   if (!e) return pfail(c, "bad string");
@@ -446,11 +472,11 @@ static int pkey(pctx *c, proto *pr) {
   size_t off, len;
   int in;
   if (pstring(c, &off, &len, &in)) return -1;
-  if (len != 9 || memcmp((in ? c->start : c->t->side.data) + off, "__bytes__", 9) != 0)
+  if (len != 9 || memcmp((in ? c->start : c->t->x->side.data) + off, "__bytes__", 9) != 0)
     return pfail(c, "leaf key is not a string");
   if (pexpect(c, ':')) return -1;
   /* the base64 text, then decoded in place at the side buffer's end */
-  mydb_buf *s = &c->t->side;
+  mydb_buf *s = &c->t->x->side;
   if (pstring(c, &off, &len, &in)) return -1;
   mydb_buf tmp = MYDB_BUF_INIT;
   mydb_buf_put(&tmp, (in ? c->start : s->data) + off, len);
@@ -562,11 +588,11 @@ static int parse_json_node(pctx *c) {
     size_t off, len;
     int in;
     if (pstring(c, &off, &len, &in)) return -1;
-    const char *hx = (in ? c->start : c->t->side.data) + off;
+    const char *hx = (in ? c->start : c->t->x->side.data) + off;
     unsigned char raw[32];
     if (len != MYDB_DIGEST_HEX || !mydb_digest_valid(hx, len) || unhex32(raw, hx))
       return pfail(c, "bad node entry");
-    mydb_buf *s = &c->t->side;
+    mydb_buf *s = &c->t->x->side;
     if (!in) s->len = off;
     pr->voff = s->len;
     pr->vlen = 32;
@@ -635,8 +661,8 @@ static int kcmp(const char *a, size_t al, const char *b, size_t bl) {
  * where: its digest, for the message. */
 static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *bytes, size_t len) {
   pctx c = {t, bytes, bytes, bytes + len, 0, NULL};
-  t->side.len = 0;
-  t->side.failed = 0;
+  t->x->side.len = 0;
+  t->x->side.failed = 0;
   int leaf = 0, rc;
   if (len >= NODE_MAGIC_LEN && memcmp(bytes, NODE_MAGIC, NODE_MAGIC_LEN) == 0) {
     rc = parse_bin_node(&c);
@@ -649,9 +675,9 @@ static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *
     rc = pfail(&c, "not a collection piece");
   }
   for (size_t i = 1; rc == 0 && i < c.n; i++) {
-    const proto *a = &t->pv[i - 1], *b = &t->pv[i];
-    if (kcmp((a->kin ? bytes : t->side.data) + a->koff, a->klen,
-             (b->kin ? bytes : t->side.data) + b->koff, b->klen) >= 0)
+    const proto *a = &t->x->pv[i - 1], *b = &t->x->pv[i];
+    if (kcmp((a->kin ? bytes : t->x->side.data) + a->koff, a->klen,
+             (b->kin ? bytes : t->x->side.data) + b->koff, b->klen) >= 0)
       rc = pfail(&c, "keys out of order");
   }
   char hex[MYDB_DIGEST_BUF];
@@ -662,7 +688,7 @@ static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *
     fail(t, "corrupt", "collection piece %s of tenant '%s' is damaged: %s", hex, t->tenant, c.why);
     return NULL;
   }
-  tnode *n = node_make(t->tenant, digest, leaf, bytes, len, t->pv, c.n, t->side.data, t->side.len);
+  tnode *n = node_make(t->tenant, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len);
   if (!n) oom(t);
   return n;
 }
@@ -763,15 +789,15 @@ static void put_varint(mydb_buf *b, uint64_t v) {
 /* Builds the piece of items[0..n) at a level (0: a leaf), hashes it once,
  * and keeps it pending. Returns its node (the session holds it). */
 static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
-  mydb_buf *o = &t->out, *s = &t->side;
+  mydb_buf *o = &t->x->out, *s = &t->x->side;
   o->len = 0;
   s->len = 0;
-  if (grow((void **)&t->pv, &t->pcap, n, sizeof *t->pv)) { oom(t); return NULL; }
+  if (grow((void **)&t->x->pv, &t->x->pcap, n, sizeof *t->x->pv)) { oom(t); return NULL; }
   int64_t total = 0;
   if (level == 0) {
     mydb_buf_puts(o, "{\"leaf\":[");
     for (size_t i = 0; i < n; i++) {
-      proto *pr = &t->pv[i];
+      proto *pr = &t->x->pv[i];
       memset(pr, 0, sizeof *pr);
       if (i) mydb_buf_putc(o, ',');
       mydb_buf_putc(o, '[');
@@ -790,7 +816,7 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
   } else {
     mydb_buf_put(o, NODE_MAGIC, NODE_MAGIC_LEN);
     for (size_t i = 0; i < n; i++) {
-      proto *pr = &t->pv[i];
+      proto *pr = &t->x->pv[i];
       memset(pr, 0, sizeof *pr);
       if (items[i].count > INT64_MAX - total) {
         fail(t, "corrupt", "collection tree of tenant '%s': record counts overflow", t->tenant);
@@ -818,8 +844,8 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     titem *src = items[i].src;
     if (src && src->has_hash) {
-      t->pv[i].hash = src->hash;
-      t->pv[i].has_hash = 1;
+      t->x->pv[i].hash = src->hash;
+      t->x->pv[i].has_hash = 1;
     }
   }
   unsigned char digest[32];
@@ -835,7 +861,7 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
     p->seed = 0;
     return p->node;
   }
-  tnode *nd = node_make(t->tenant, digest, level == 0, o->data, o->len, t->pv, n, s->data, s->len);
+  tnode *nd = node_make(t->tenant, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len);
   if (!nd) { oom(t); return NULL; }
   p = pend_add(t, nd, 0);
   node_unref(nd); /* the pending entry holds it */
@@ -871,14 +897,14 @@ typedef struct cutter {
 
 static int cut_close(cutter *c) {
   ltree *t = c->t;
-  tnode *nd = make_piece(t, c->level, t->cut.v, t->cut.n);
+  tnode *nd = make_piece(t, c->level, t->x->cut.v, t->x->cut.n);
   if (!nd) return -1;
   size_t m = c->out->n;
   citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
              &nd->items[0]};
   if (vec_push(t, c->out, &e)) return -1;
   if (m == 0) set_base(t, nd, c->base);
-  t->cut.n = 0;
+  t->x->cut.n = 0;
   c->size = 0;
   return 0;
 }
@@ -889,21 +915,21 @@ static size_t item_size(const cutter *c, const citem *it) {
 
 /* Adds an item; 1 when it closed the piece, 0 when not, -1 on failure. */
 static int cut_add(cutter *c, citem it) {
-  if (vec_push(c->t, &c->t->cut, &it)) return -1;
+  if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
   size_t before = c->size, sz = item_size(c, &it);
   c->size = before + sz;
-  if (closes(&c->t->cut.v[c->t->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
+  if (closes(&c->t->x->cut.v[c->t->x->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
   return 0;
 }
 
 /* Adds an item known not to close the piece. */
 static int cut_carry(cutter *c, citem it) {
-  if (vec_push(c->t, &c->t->cut, &it)) return -1;
+  if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
   c->size += item_size(c, &it);
   return 0;
 }
 
-static int cut_finish(cutter *c) { return c->t->cut.n ? cut_close(c) : 0; }
+static int cut_finish(cutter *c) { return c->t->x->cut.n ? cut_close(c) : 0; }
 
 static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned char *base) {
   c->t = t;
@@ -911,7 +937,7 @@ static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned ch
   c->out = out;
   c->base = base;
   c->size = 0;
-  t->cut.n = 0;
+  t->x->cut.n = 0;
   out->n = 0;
 }
 
@@ -943,7 +969,7 @@ static int find(const tnode *n, const char *key, size_t kl, size_t *at) {
 }
 
 /* The path from root to the leaf where key lives or would go (key NULL:
- * the first leaf), into t->path[0..H] (0 the leaf). Returns H, or -1. */
+ * the first leaf), into t->x->path[0..H] (0 the leaf). Returns H, or -1. */
 static int descend(ltree *t, const unsigned char *root, const char *key, size_t kl) {
   pstep chain[MAX_HEIGHT + 1];
   int depth = 0;
@@ -962,7 +988,7 @@ static int descend(ltree *t, const unsigned char *root, const char *key, size_t 
     d = (const unsigned char *)n->items[idx].val;
   }
   int H = depth - 1;
-  for (int h = 0; h <= H; h++) t->path[h] = chain[depth - 1 - h];
+  for (int h = 0; h <= H; h++) t->x->path[h] = chain[depth - 1 - h];
   return H;
 }
 
@@ -993,7 +1019,7 @@ static int step(ltree *t, pstep *P, int h, int H) {
  * replaced item in start[h]; span old items replaced by nw; the entries of
  * level h+1 go to out, *pieces the old level-h pieces they replace. */
 static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *out, size_t *pieces) {
-  tnode *node = t->path[h].node;
+  tnode *node = t->x->path[h].node;
   const unsigned char *base = node->digest;
   out->n = 0;
   /* One item replaced by one of the same key and size: every boundary
@@ -1001,7 +1027,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
   if (span == 1 && nw->n == 1 && s < node->n &&
       kcmp(nw->v[0].key, nw->v[0].klen, node->items[s].key, node->items[s].klen) == 0 &&
       (h > 0 || nw->v[0].vlen == node->items[s].vlen)) {
-    t->cut.n = 0;
+    t->x->cut.n = 0;
     for (size_t i = 0; i < node->n; i++) {
       citem it = item_of(&node->items[i]);
       if (i == s) {
@@ -1009,9 +1035,9 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
         it.vlen = nw->v[0].vlen;
         it.count = nw->v[0].count;
       }
-      if (vec_push(t, &t->cut, &it)) return -1;
+      if (vec_push(t, &t->x->cut, &it)) return -1;
     }
-    tnode *nd = make_piece(t, h, t->cut.v, t->cut.n);
+    tnode *nd = make_piece(t, h, t->x->cut.v, t->x->cut.n);
     if (!nd) return -1;
     set_base(t, nd, base);
     citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
@@ -1020,8 +1046,8 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
     *pieces = 1;
     return 0;
   }
-  pstep *P = t->walk;
-  for (int g = 0; g <= H; g++) P[g] = t->path[g];
+  pstep *P = t->x->walk;
+  for (int g = 0; g <= H; g++) P[g] = t->x->path[g];
   cutter c;
   cut_init(&c, t, h, out, base);
   int closed = 0;
@@ -1076,18 +1102,18 @@ static int build_level(ltree *t, int level, const vec *in, vec *out) {
   return cut_finish(&c);
 }
 
-/* Stacks levels above the entries in t->lv[cur] until one piece remains;
+/* Stacks levels above the entries in t->x->lv[cur] until one piece remains;
  * a root with a single child is replaced by that child. *root: NULL for an
  * empty tree, else the node. */
 static int finish_root(ltree *t, int level, int cur, tnode **root) {
-  while (t->lv[cur].n > 1) {
-    if (build_level(t, level, &t->lv[cur], &t->lv[1 - cur])) return -1;
+  while (t->x->lv[cur].n > 1) {
+    if (build_level(t, level, &t->x->lv[cur], &t->x->lv[1 - cur])) return -1;
     cur = 1 - cur;
     level++;
   }
   *root = NULL;
-  if (t->lv[cur].n == 0) return 0;
-  tnode *n = load(t, (const unsigned char *)t->lv[cur].v[0].val);
+  if (t->x->lv[cur].n == 0) return 0;
+  tnode *n = load(t, (const unsigned char *)t->x->lv[cur].v[0].val);
   if (!n) return -1;
   while (!n->leaf && n->n == 1) {
     n = load(t, (const unsigned char *)n->items[0].val);
@@ -1097,11 +1123,11 @@ static int finish_root(ltree *t, int level, int cur, tnode **root) {
   return 0;
 }
 
-/* Builds a tree from the sorted items in t->items. */
+/* Builds a tree from the sorted items in t->x->items. */
 static int build_tree(ltree *t, tnode **root) {
   *root = NULL;
-  if (t->items.n == 0) return 0;
-  if (build_level(t, 0, &t->items, &t->lv[0])) return -1;
+  if (t->x->items.n == 0) return 0;
+  if (build_level(t, 0, &t->x->items, &t->x->lv[0])) return -1;
   return finish_root(t, 1, 0, root);
 }
 
@@ -1114,8 +1140,8 @@ static int update_one(ltree *t, const unsigned char **root, const char *key, siz
   if (!*root) {
     if (!val) return 0;
     citem it = {key, kl, val, vl, 1, NULL};
-    t->items.n = 0;
-    if (vec_push(t, &t->items, &it)) return -1;
+    t->x->items.n = 0;
+    if (vec_push(t, &t->x->items, &it)) return -1;
     tnode *r;
     if (build_tree(t, &r)) return -1;
     *root = r->digest;
@@ -1125,10 +1151,10 @@ static int update_one(ltree *t, const unsigned char **root, const char *key, siz
   }
   int H = descend(t, *root, key, kl);
   if (H < 0) return -1;
-  tnode *leaf = t->path[0].node;
+  tnode *leaf = t->x->path[0].node;
   size_t at;
   int found = find(leaf, key, kl, &at);
-  vec *nw = &t->lv[0];
+  vec *nw = &t->x->lv[0];
   nw->n = 0;
   size_t span;
   if (found) {
@@ -1150,10 +1176,10 @@ static int update_one(ltree *t, const unsigned char **root, const char *key, siz
   }
   int cur = 0;
   size_t pieces;
-  if (recut(t, 0, H, at, span, &t->lv[cur], &t->lv[1 - cur], &pieces)) return -1;
+  if (recut(t, 0, H, at, span, &t->x->lv[cur], &t->x->lv[1 - cur], &pieces)) return -1;
   cur = 1 - cur;
   for (int h = 1; h <= H; h++) {
-    if (recut(t, h, H, t->path[h].idx, pieces, &t->lv[cur], &t->lv[1 - cur], &pieces)) return -1;
+    if (recut(t, h, H, t->x->path[h].idx, pieces, &t->x->lv[cur], &t->x->lv[1 - cur], &pieces)) return -1;
     cur = 1 - cur;
   }
   tnode *r;
@@ -1168,45 +1194,45 @@ static int cmp_change(const void *a, const void *b) {
   return kcmp(x->key, x->klen, y->key, y->klen);
 }
 
-/* collection.update_many over t->chg[0..n) (sorted here). */
+/* collection.update_many over t->x->chg[0..n) (sorted here). */
 static int update_many(ltree *t, const unsigned char **root, int64_t count, size_t n,
                        int64_t *delta, int *changed) {
   *delta = 0;
   *changed = 0;
-  qsort(t->chg, n, sizeof *t->chg, cmp_change);
+  qsort(t->x->chg, n, sizeof *t->x->chg, cmp_change);
   if (n > 64 && (n > (size_t)INT64_MAX / 8 || (int64_t)n * 8 > count)) {
     /* Bulk: merge the old records with the changes and rebuild. */
-    t->items.n = 0;
+    t->x->items.n = 0;
     size_t j = 0;
     int ch = 0;
     if (*root) {
       int H = descend(t, *root, NULL, 0);
       if (H < 0) return -1;
-      pstep *P = t->path;
+      pstep *P = t->x->path;
       for (;;) {
         tnode *leaf = P[0].node;
         for (size_t i = 0; i < leaf->n; i++) {
           titem *it = &leaf->items[i];
-          while (j < n && kcmp(t->chg[j].key, t->chg[j].klen, it->key, it->klen) < 0) {
-            if (t->chg[j].val) {
-              citem c = {t->chg[j].key, t->chg[j].klen, t->chg[j].val, t->chg[j].vlen, 1, NULL};
-              if (vec_push(t, &t->items, &c)) return -1;
+          while (j < n && kcmp(t->x->chg[j].key, t->x->chg[j].klen, it->key, it->klen) < 0) {
+            if (t->x->chg[j].val) {
+              citem c = {t->x->chg[j].key, t->x->chg[j].klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, NULL};
+              if (vec_push(t, &t->x->items, &c)) return -1;
               ch = 1;
             }
             j++;
           }
-          if (j < n && kcmp(t->chg[j].key, t->chg[j].klen, it->key, it->klen) == 0) {
-            if (t->chg[j].val) {
-              citem c = {it->key, it->klen, t->chg[j].val, t->chg[j].vlen, 1, it};
-              if (vec_push(t, &t->items, &c)) return -1;
-              if (t->chg[j].vlen != it->vlen || memcmp(t->chg[j].val, it->val, it->vlen) != 0) ch = 1;
+          if (j < n && kcmp(t->x->chg[j].key, t->x->chg[j].klen, it->key, it->klen) == 0) {
+            if (t->x->chg[j].val) {
+              citem c = {it->key, it->klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, it};
+              if (vec_push(t, &t->x->items, &c)) return -1;
+              if (t->x->chg[j].vlen != it->vlen || memcmp(t->x->chg[j].val, it->val, it->vlen) != 0) ch = 1;
             } else {
               ch = 1;
             }
             j++;
           } else {
             citem c = item_of(it);
-            if (vec_push(t, &t->items, &c)) return -1;
+            if (vec_push(t, &t->x->items, &c)) return -1;
           }
         }
         int r = step(t, P, 0, H);
@@ -1215,9 +1241,9 @@ static int update_many(ltree *t, const unsigned char **root, int64_t count, size
       }
     }
     for (; j < n; j++) {
-      if (t->chg[j].val) {
-        citem c = {t->chg[j].key, t->chg[j].klen, t->chg[j].val, t->chg[j].vlen, 1, NULL};
-        if (vec_push(t, &t->items, &c)) return -1;
+      if (t->x->chg[j].val) {
+        citem c = {t->x->chg[j].key, t->x->chg[j].klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, NULL};
+        if (vec_push(t, &t->x->items, &c)) return -1;
         ch = 1;
       }
     }
@@ -1225,14 +1251,14 @@ static int update_many(ltree *t, const unsigned char **root, int64_t count, size
     tnode *r;
     if (build_tree(t, &r)) return -1;
     *root = r ? r->digest : NULL;
-    *delta = (int64_t)t->items.n - count;
+    *delta = (int64_t)t->x->items.n - count;
     *changed = 1;
     return 0;
   }
   for (size_t i = 0; i < n; i++) {
     int64_t d;
     int c;
-    if (update_one(t, root, t->chg[i].key, t->chg[i].klen, t->chg[i].val, t->chg[i].vlen, &d, &c))
+    if (update_one(t, root, t->x->chg[i].key, t->x->chg[i].klen, t->x->chg[i].val, t->x->chg[i].vlen, &d, &c))
       return -1;
     if (c) {
       *delta += d;
@@ -1247,12 +1273,12 @@ static int update_many(ltree *t, const unsigned char **root, int64_t count, size
 /* An inner root not stored (embedded by a snapshot of the first piece
  * format): its binary form, pending. */
 static tnode *restore_root(ltree *t, tnode *rn) {
-  t->cut.n = 0;
+  t->x->cut.n = 0;
   for (size_t i = 0; i < rn->n; i++) {
     citem it = item_of(&rn->items[i]);
-    if (vec_push(t, &t->cut, &it)) return NULL;
+    if (vec_push(t, &t->x->cut, &it)) return NULL;
   }
-  return make_piece(t, 1, t->cut.v, t->cut.n);
+  return make_piece(t, 1, t->x->cut.v, t->x->cut.n);
 }
 
 /* collection.flush: writes the pending pieces root reaches (see there);
@@ -1277,13 +1303,13 @@ static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
   *rootp = rn;
   /* depth first, as collection.lua (the order of the writes) */
   size_t sp = 0;
-  t->cut.n = 0;
+  t->x->cut.n = 0;
   citem top = {NULL, 0, (const char *)rn->digest, 32, 0, NULL};
-  if (vec_push(t, &t->cut, &top)) return -1;
+  if (vec_push(t, &t->x->cut, &top)) return -1;
   sp = 1;
   while (sp > 0) {
-    const unsigned char *d = (const unsigned char *)t->cut.v[--sp].val;
-    t->cut.n = sp;
+    const unsigned char *d = (const unsigned char *)t->x->cut.v[--sp].val;
+    t->x->cut.n = sp;
     pend *p = pend_get(t, d);
     if (!p || p->seed) continue;
     tnode *n = p->node;
@@ -1296,9 +1322,9 @@ static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
     if (!n->leaf) {
       for (size_t i = 0; i < n->n; i++) {
         citem c = {NULL, 0, n->items[i].val, 32, 0, NULL};
-        if (vec_push(t, &t->cut, &c)) return -1;
+        if (vec_push(t, &t->x->cut, &c)) return -1;
       }
-      sp = t->cut.n;
+      sp = t->x->cut.n;
     }
     if (n != rn || write_root || !n->leaf) {
       char bhex[MYDB_DIGEST_BUF];
@@ -1320,7 +1346,9 @@ static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
 
 static ltree *check_tree(lua_State *L) {
   ltree *t = luaL_checkudata(L, 1, TREE_MT);
-  if (!t->store || !t->store->db) lmydb_error(L, "closed", "attempt to use a closed store");
+  if (!t->store || !t->store->db || !t->store->nodes)
+    lmydb_error(L, "closed", "attempt to use a closed store");
+  t->x = t->store->nodes->x;
   t->code = NULL;
   release_held(t);
   return t;
@@ -1360,9 +1388,16 @@ static int l_tree(lua_State *L) {
   if (!mydb_tenant_valid(tenant, tl)) lmydb_error(L, "invalid_argument", "invalid tenant id");
   if (!s->db) lmydb_error(L, "closed", "attempt to use a closed store");
   if (!s->nodes) {
-    s->nodes = calloc(1, sizeof *s->nodes);
-    if (!s->nodes) lmydb_error(L, "out_of_memory", "out of memory for the node cache");
-    s->nodes->limit = NODE_CACHE_BYTES;
+    lmydb_nodes *c = calloc(1, sizeof *c);
+    scratch *x = calloc(1, sizeof *x);
+    if (!c || !x) {
+      free(c);
+      free(x);
+      lmydb_error(L, "out_of_memory", "out of memory for the node cache");
+    }
+    c->limit = NODE_CACHE_BYTES;
+    c->x = x;
+    s->nodes = c;
   }
   ltree *t = lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
@@ -1376,19 +1411,8 @@ static int l_tree(lua_State *L) {
 
 static int tree_gc(lua_State *L) {
   ltree *t = luaL_checkudata(L, 1, TREE_MT);
-  release_held(t);
   pend_clear(t, 1);
   mydb__htab_free(&t->pend);
-  free(t->held);
-  free(t->pv);
-  mydb_buf_free(&t->side);
-  mydb_buf_free(&t->out);
-  mydb_buf_free(&t->key);
-  free(t->lv[0].v);
-  free(t->lv[1].v);
-  free(t->cut.v);
-  free(t->items.v);
-  free(t->chg);
   memset(t, 0, sizeof *t);
   return 0;
 }
@@ -1464,9 +1488,9 @@ static int tree_update_many(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING ||
         !(lua_type(L, -1) == LUA_TSTRING || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
       lmydb_error(L, "invalid_argument", "changes map string keys to strings or false");
-    if (grow((void **)&t->chg, &t->chgcap, n + 1, sizeof *t->chg))
+    if (grow((void **)&t->x->chg, &t->x->chgcap, n + 1, sizeof *t->x->chg))
       lmydb_error(L, "out_of_memory", "out of memory for the changes");
-    change *c = &t->chg[n++];
+    change *c = &t->x->chg[n++];
     c->key = lua_tolstring(L, -2, &c->klen); /* anchored by the table */
     c->val = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &c->vlen) : NULL;
     if (!c->val) c->vlen = 0;
@@ -1489,7 +1513,7 @@ static int tree_build(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
-  t->items.n = 0;
+  t->x->items.n = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
     lua_rawgeti(L, 3, i);
@@ -1499,7 +1523,7 @@ static int tree_build(lua_State *L) {
     c.key = lua_tolstring(L, -2, &c.klen); /* anchored by the tables */
     c.val = lua_tolstring(L, -1, &c.vlen);
     lua_pop(L, 2);
-    if (vec_push(t, &t->items, &c)) return raise_failure(L, t);
+    if (vec_push(t, &t->x->items, &c)) return raise_failure(L, t);
   }
   tnode *r;
   if (build_tree(t, &r)) return raise_failure(L, t);
@@ -1508,7 +1532,7 @@ static int tree_build(lua_State *L) {
   return 1;
 }
 
-/* session:flush(root, write_root) -> embed|nil, root, root bytes */
+/* session:flush(root, write_root) -> embed|nil (a leaf root's bytes), root */
 static int tree_flush(lua_State *L) {
   ltree *t = check_tree(L);
   unsigned char rb[32];
@@ -1523,9 +1547,8 @@ static int tree_flush(lua_State *L) {
   if (embed) lua_pushlstring(L, embed->bytes, embed->len);
   else lua_pushnil(L);
   lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
-  lua_pushlstring(L, rn->bytes, rn->len);
   release_held(t);
-  return 3;
+  return 2;
 }
 
 /* session:piece(digest) -> the bytes of a piece built here and not flushed
