@@ -703,13 +703,13 @@ local function session(t)
   s = core.tree(t.store, t.tenant)
   local d, bytes = t.root_digest, t.root_bytes
   if d then
-    if type(bytes) ~= "string" or bytes:sub(1, 1) ~= "{" then
-      -- (an inner root is stored; a caller that gave a leaf root's node
-      -- without its bytes: rebuilt, the same bytes)
+    if bytes == nil then
+      -- a caller that gave a leaf root's node without its bytes: rebuilt,
+      -- the same bytes (bytes '"<digest>"': an inner root, stored)
       local node = t.built[d]
       bytes = node and node.leaf and (core.leaf_piece(node.keys, node.vals)) or nil
     end
-    if bytes then s:seed(d, bytes) end
+    if bytes and bytes:sub(1, 1) == "{" then s:seed(d, bytes) end
   end
   t.c = s
   return s
