@@ -122,14 +122,20 @@ local function live_key(P, r)
 end
 
 -- Runs steps of random changes: grow to `high` records, then shrink to
--- `low`. key(r) and value(r, i) make keys and raw values.
+-- `low`, again until at least `min_steps` steps ran (and one cycle ended).
+-- key(r) and value(r, i) make keys and raw values. (pairs order differs
+-- between processes - string hashes are seeded - so the run does too; the
+-- step count is bounded either way.)
 local function drive(P, r, o)
-  local step, phase = 0, "grow"
-  while true do
+  local step, phase, cycles = 0, "grow", 0
+  while step < o.max_steps do
     step = step + 1
     if phase == "grow" and P.count >= o.high then phase = "shrink" end
-    if phase == "shrink" and P.count <= o.low then break end
-    if step > o.max_steps then break end
+    if phase == "shrink" and P.count <= o.low then
+      cycles = cycles + 1
+      if step >= (o.min_steps or 0) then break end
+      phase = "grow"
+    end
     local size = r(100)
     size = size <= 70 and 1 or size <= 90 and r(9) + 1 or r(200) + 64
     local changes = {}
@@ -149,7 +155,7 @@ local function drive(P, r, o)
     apply(P, changes, r(4) == 1, r(3) == 1)
     if step % o.check_every == 0 then same_stores(P) end
   end
-  return step
+  return step, cycles
 end
 
 -- Keys: printable, of 0 to 40 bytes.
@@ -189,8 +195,8 @@ describe("the collection tree in C", function()
   it("matches the Lua oracle with tiny values and keys of every kind of byte", function()
     local P = new_pair()
     local r = rng(11)
-    local steps = drive(P, r, {
-      high = 2500, low = 0, max_steps = 3000, check_every = 25,
+    local steps, cycles = drive(P, r, {
+      high = 2500, low = 0, min_steps = 300, max_steps = 3000, check_every = 25,
       key = any_key,
       value = function(rr, i)
         local c = rr(4)
@@ -200,7 +206,7 @@ describe("the collection tree in C", function()
       end,
       same_size = function(old, rr) return old == "true" and "null" or same_size_string(old, rr) end,
     })
-    assert.is_true(steps > 200, "steps " .. steps)
+    assert.is_true(steps >= 300 and cycles >= 1, ("%d steps, %d cycles"):format(steps, cycles))
     assert.equal(0, P.count) -- grew, then shrank back to nothing
     assert.is_nil(P.root)
     same_stores(P)
@@ -226,16 +232,39 @@ describe("the collection tree in C", function()
     close_pair(P)
   end)
 
+  it("matches the Lua oracle with a node cache of 32 KiB (evicting all the time)", function()
+    local P = new_pair()
+    local s = core.tree(P.c, "t")
+    local default = s:cache_limit()
+    assert.equal(32768, s:cache_limit(32768))
+    local r = rng(41)
+    drive(P, r, {
+      high = 3000, low = 2000, min_steps = 300, max_steps = 1500, check_every = 50,
+      key = printable_key,
+      value = function(rr, i) return core.encode({ i = i, pad = ("v"):rep(80 + rr(10)) }) end,
+      same_size = function(old, rr)
+        local c = string.char(96 + rr(26))
+        return (old:gsub('"pad":"(.)', '"pad":"' .. c, 1))
+      end,
+    })
+    apply(P, { [printable_key(r)] = core.encode("last") }, true)
+    same_stores(P)
+    check_shape(P)
+    check_reads(P)
+    s:cache_limit(default)
+    close_pair(P)
+  end)
+
   it("matches the Lua oracle with 3 KiB values, growing and shrinking to nothing", function()
     local P = new_pair()
     local r = rng(37)
-    local steps = drive(P, r, {
-      high = 250, low = 0, max_steps = 3000, check_every = 20,
+    local steps, cycles = drive(P, r, {
+      high = 250, low = 0, min_steps = 200, max_steps = 3000, check_every = 20,
       key = printable_key,
       value = function(rr) return core.encode(("w"):rep(2900 + rr(300))) end,
       same_size = same_size_string,
     })
-    assert.is_true(steps > 100, "steps " .. steps)
+    assert.is_true(steps >= 200 and cycles >= 1, ("%d steps, %d cycles"):format(steps, cycles))
     assert.is_nil(P.root)
     same_stores(P)
     close_pair(P)

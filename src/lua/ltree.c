@@ -15,6 +15,7 @@
  *   session:piece(digest)              -> bytes of a piece built and not
  *                                         flushed (or seeded) | nil
  *   session:pending()                  -> {digest = base | false}
+ *   session:cache_limit([bytes])       -> the node cache's budget (bytes)
  *
  * Pieces are parsed once into a node: the bytes and an offset table (per
  * item: the key's bytes, the value's JSON or the child's raw digest, the
@@ -747,10 +748,11 @@ static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *
   } else {
     rc = pfail(&c, "not a collection piece");
   }
+  const char *sd = t->x->side.data ? t->x->side.data : "";
   for (size_t i = 1; rc == 0 && i < c.n; i++) {
     const proto *a = &t->x->pv[i - 1], *b = &t->x->pv[i];
-    if (kcmp((a->kin ? bytes : t->x->side.data) + a->koff, a->klen,
-             (b->kin ? bytes : t->x->side.data) + b->koff, b->klen) >= 0)
+    if (kcmp((a->kin ? bytes : sd) + a->koff, a->klen,
+             (b->kin ? bytes : sd) + b->koff, b->klen) >= 0)
       rc = pfail(&c, "keys out of order");
   }
   char hex[MYDB_DIGEST_BUF];
@@ -1640,6 +1642,21 @@ static int tree_piece(lua_State *L) {
   return 1;
 }
 
+/* session:cache_limit([bytes]) -> the budget of the store handle's node
+ * cache (set first when bytes is given; the cache is trimmed to it). */
+static int tree_cache_limit(lua_State *L) {
+  ltree *t = check_tree(L);
+  lmydb_nodes *c = t->store->nodes;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer v = luaL_checkinteger(L, 2);
+    if (v < 0) lmydb_error(L, "invalid_argument", "a cache limit is a byte count");
+    c->limit = (size_t)v;
+    if (c->bytes > c->limit) cache_trim(c);
+  }
+  lua_pushinteger(L, (lua_Integer)c->limit);
+  return 1;
+}
+
 /* session:pending() -> {digest = base digest | false}: the pieces built
  * and not flushed, and the piece each replaces (for the specs). */
 static int tree_pending(lua_State *L) {
@@ -1667,6 +1684,7 @@ void lmydb_open_tree(lua_State *L) {
       {"seed", tree_seed},     {"get", tree_get},     {"update", tree_update},
       {"update_many", tree_update_many},              {"build", tree_build},
       {"flush", tree_flush},   {"piece", tree_piece}, {"pending", tree_pending},
+      {"cache_limit", tree_cache_limit},
       {NULL, NULL}};
   luaL_newmetatable(L, TREE_MT);
   lua_newtable(L);
