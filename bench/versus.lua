@@ -4,7 +4,7 @@
 --
 --   lua5.4 bench/versus.lua [--quick] [--rounds R] [--n N] [--small N]
 --       [--prefill P] [--cap S] [--updates U] [--strace-puts K]
---       [--engines pack,loose,memory,sqlite,vsqlite] [--dir D]
+--       [--engines pack,loose,memory,sqlite,vsqlite] [--dir D] [--writes-only]
 --
 -- Engines:
 --   pack, loose, memory  mydb with that backend (fsync on/off per row)
@@ -470,13 +470,13 @@ local function main()
         end
       end
     end
-    for _, e in ipairs(list) do
+    for _, e in ipairs(a["writes-only"] and {} or list) do
       if not skip(e) then
         add(e, run_child { engine = e, w = "read", durable = e == "memory" and "off" or "on",
                            dir = root .. "/" .. e, n = n, cap = cap, updates = updates }, "@read")
       end
     end
-    for _, e in ipairs(list) do
+    for _, e in ipairs(a["writes-only"] and {} or list) do
       if not skip(e) then
         add(e, run_child { engine = e, w = "scan_small", durable = "off", dir = root .. "/" .. e,
                            small = small, cap = cap }, "@small")
@@ -484,7 +484,7 @@ local function main()
     end
     io.stderr:write(("versus: round %d of %d done in %.0f s\n"):format(round, rounds, now() - t_round))
   end
-  for _, e in ipairs(list) do
+  for _, e in ipairs(a["writes-only"] and {} or list) do
     if not skip(e) and e ~= "memory" then
       local s = syscalls_per_put({ engine = e, w = "syscalls", durable = "on", dir = root .. "/" .. e,
                                    prefill = prefill }, strace_puts)

@@ -8,7 +8,12 @@
 --
 -- Records are kept as their canonical JSON text ("raw"); the caller encodes
 -- and decodes them. A tree handle `t` is {store=, tenant=, nodes=cache,
--- pending={digest=bytes}, built={digest=node}}.
+-- c=session}: writes (update, update_many, build, flush) and point reads
+-- (get) run in C (src/lua/ltree.c, core.tree: a node cache per store
+-- handle, pieces spliced and hashed once); the other reads walk Lua nodes.
+-- The Lua implementation of the writes is kept as collection.oracle (its
+-- handles also hold pending={digest=bytes}, built={digest=node}): the
+-- specs check the C path against it (spec/tree_c_spec.lua).
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 
@@ -165,6 +170,12 @@ local function load_node(t, digest)
   local m = t.nodes.map[t.tenant]
   node = m and m[digest]
   if node then return node end
+  local pending = t.c and t.c:piece(digest) -- built in C, not flushed yet
+  if pending then
+    node = parse_piece(digest .. " of tenant '" .. t.tenant .. "'", pending)
+    t.built[digest] = node
+    return node
+  end
   node = parse_piece(digest .. " of tenant '" .. t.tenant .. "'", t.store:read(t.tenant, digest))
   cache_put(t.nodes, t.tenant, digest, node)
   return node
@@ -263,7 +274,7 @@ local function finish_root(t, level, ek, ed, ec)
 end
 
 --- Builds a whole tree from sorted keys and raw values; returns the root.
-function collection.build(t, keys, vals)
+local function oracle_build(t, keys, vals)
   if #keys == 0 then return nil end
   local ek, ed, ec = build_level(t, 0, keys, vals)
   return finish_root(t, 1, ek, ed, ec)
@@ -316,8 +327,8 @@ local function descend(t, root, key, last)
   return P, H
 end
 
---- Raw value of key, or nil.
-function collection.get(t, root, key)
+--- Raw value of key, or nil (the Lua walk).
+local function oracle_get(t, root, key)
   if not root then return nil end
   local node = load_node(t, root)
   while not node.leaf do node = load_node(t, node.digests[floor_index(node.keys, key)]) end
@@ -442,10 +453,10 @@ end
 
 --- Sets key to raw value val (nil deletes). Returns the new root and the
 -- change in record count, or root and false when nothing changed.
-function collection.update(t, root, key, val)
+local function oracle_update(t, root, key, val)
   if not root then
     if val == nil then return root, false end
-    return collection.build(t, { key }, { val }), 1
+    return oracle_build(t, { key }, { val }), 1
   end
   local P, H = descend(t, root, key)
   local at, span, keys, vals, delta = changed_leaf(P[0].node, key, val)
@@ -575,7 +586,7 @@ end
 
 --- Applies many changes (map key -> raw value, or false to delete).
 -- Returns new root, count delta, and whether anything changed.
-function collection.update_many(t, root, count, changes)
+local function oracle_update_many(t, root, count, changes)
   local keys = {}
   for k in pairs(changes) do keys[#keys + 1] = k end
   table.sort(keys)
@@ -605,12 +616,12 @@ function collection.update_many(t, root, count, changes)
       if nvv then push(keys[m], nvv); changed = true end
     end
     if not changed then return root, 0, false end
-    return collection.build(t, nk, nv), #nk - count, true
+    return oracle_build(t, nk, nv), #nk - count, true
   end
   local delta, changed = 0, false
   for _, k in ipairs(keys) do
     local v = changes[k]
-    local r, d = collection.update(t, root, k, v or nil)
+    local r, d = oracle_update(t, root, k, v or nil)
     if d then
       root, delta, changed = r, delta + d, true
     end
@@ -626,7 +637,7 @@ end
 -- stored (an inner root embedded by an older snapshot gets stored now, under
 -- the digest of its binary form). write_root: store a leaf root too (an
 -- index's root is always an object).
-function collection.flush(t, root, write_root)
+local function oracle_flush(t, root, write_root)
   if not root then return nil end
   local root_node = t.built[root] or load_node(t, root)
   local embed
@@ -662,6 +673,101 @@ function collection.flush(t, root, write_root)
   t.pending, t.built, t.base = {}, {}, {}
   if not root_node.leaf then embed = '"' .. root .. '"' end
   return embed, root_node, root
+end
+
+--- The Lua implementation of the writes: the oracle of the C one.
+collection.oracle = {
+  build = oracle_build, update = oracle_update, update_many = oracle_update_many,
+  flush = oracle_flush, get = oracle_get,
+}
+
+-- --------------------------------------------------------- the C write path
+
+-- A tree handle written while core.node_piece is replaced goes through
+-- the Lua writer, which calls it: that is how spec/piece_format_spec.lua
+-- makes a store of the first piece format (JSON inner pieces), which only
+-- old builds wrote. Decided once per handle, so one handle never mixes the
+-- two writers' pending pieces.
+local NODE_PIECE = core.node_piece
+local function in_lua(t)
+  local v = t.lua
+  if v == nil then v = core.node_piece ~= NODE_PIECE; t.lua = v end
+  return v
+end
+
+-- The C session of a tree handle, made on first use; a root the snapshot
+-- embeds (not an object) is handed to it.
+local function session(t)
+  local s = t.c
+  if s then return s end
+  s = core.tree(t.store, t.tenant)
+  local d, bytes = t.root_digest, t.root_bytes
+  if d then
+    if bytes == nil then
+      -- a caller that gave a leaf root's node without its bytes: rebuilt,
+      -- the same bytes (bytes '"<digest>"': an inner root, stored)
+      local node = t.built[d]
+      bytes = node and node.leaf and (core.leaf_piece(node.keys, node.vals)) or nil
+    end
+    if bytes and bytes:sub(1, 1) == "{" then s:seed(d, bytes) end
+  end
+  t.c = s
+  return s
+end
+
+-- A node parsed on first use: flush's caller keeps the root node (mydb.write
+-- remembers it for the next write), which the C path does not need.
+-- bytes: a leaf root's (embedded); else read then (an inner root is stored).
+local function lazy_node(t, digest, bytes)
+  return setmetatable({}, { __index = function(n, k)
+    setmetatable(n, nil)
+    local where = digest .. " of tenant '" .. t.tenant .. "'"
+    for kk, v in pairs(parse_piece(where, bytes or t.store:read(t.tenant, digest))) do
+      rawset(n, kk, v)
+    end
+    return rawget(n, k)
+  end })
+end
+
+--- Builds a whole tree from sorted keys and raw values; returns the root.
+function collection.build(t, keys, vals)
+  if in_lua(t) then return oracle_build(t, keys, vals) end
+  return session(t):build(keys, vals)
+end
+
+--- Raw value of key, or nil.
+function collection.get(t, root, key)
+  if not root then return nil end
+  if in_lua(t) then return oracle_get(t, root, key) end
+  return session(t):get(root, key)
+end
+
+--- Sets key to raw value val (nil deletes). Returns the new root and the
+-- change in record count, or root and false when nothing changed.
+function collection.update(t, root, key, val)
+  if in_lua(t) then return oracle_update(t, root, key, val) end
+  return session(t):update(root, key, val)
+end
+
+--- Applies many changes (map key -> raw value, or false to delete).
+-- Returns new root, count delta, and whether anything changed.
+function collection.update_many(t, root, count, changes)
+  if in_lua(t) then return oracle_update_many(t, root, count, changes) end
+  return session(t):update_many(root, count, changes)
+end
+
+--- Writes the new pieces reachable from root (the others were
+-- intermediate states), each with the piece it replaces as its base.
+-- Returns what the snapshot's "root" field holds (a leaf root's bytes,
+-- embedded; an inner root's digest as a JSON string), the root node, and
+-- the root's digest as stored (an inner root embedded by an older
+-- snapshot is stored now, under the digest of its binary form).
+-- write_root: store a leaf root too (an index's root is always an object).
+function collection.flush(t, root, write_root)
+  if not root then return nil end
+  if in_lua(t) then return oracle_flush(t, root, write_root) end
+  local embed, stored = session(t):flush(root, write_root)
+  return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
 end
 
 return collection

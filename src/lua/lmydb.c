@@ -44,7 +44,7 @@
 #include "lmydb.h"
 #include "mydb.h"
 
-#define STORE_MT "mydb.store"
+#define STORE_MT LMYDB_STORE_MT
 #define LOCK_MT "mydb.lock"
 
 /* ------------------------------------------------------------------ errors */
@@ -63,9 +63,7 @@ static int error_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------- store */
 
-typedef struct lstore {
-  mydb *db; /* NULL once closed */
-} lstore;
+typedef lmydb_store lstore;
 
 typedef struct llock {
   mydb_lock *lk; /* NULL once released */
@@ -138,6 +136,7 @@ static int l_open(lua_State *L) {
   }
   lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
   s->db = NULL;
+  s->nodes = NULL;
   luaL_setmetatable(L, STORE_MT);
   /* user value: weak set of this store's live locks, released on close */
   lua_newtable(L);
@@ -176,6 +175,8 @@ static int store_close(lua_State *L) {
     mydb_close(s->db);
     s->db = NULL;
   }
+  lmydb_nodes_free(s->nodes);
+  s->nodes = NULL;
   return 0;
 }
 
@@ -734,6 +735,7 @@ int luaopen_mydb_core(lua_State *L) {
   luaL_newlib(L, fns);
   lmydb_open_codec(L);
   lmydb_open_piece(L);
+  lmydb_open_tree(L);
   lmydb_open_sandbox(L);
   luaL_getmetatable(L, LMYDB_ERROR_MT);
   lua_setfield(L, -2, "error_mt");

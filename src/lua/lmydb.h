@@ -10,6 +10,17 @@
 #include "mydb.h"
 
 #define LMYDB_ERROR_MT "mydb.error"
+#define LMYDB_STORE_MT "mydb.store"
+
+/* The node cache of the collection trees of a store handle (ltree.c). */
+typedef struct lmydb_nodes lmydb_nodes;
+
+/* The store userdata (lmydb.c). ltree.c reads it through its metatable,
+ * and calls nothing of lmydb.c (no cycle between the files). */
+typedef struct lmydb_store {
+  mydb *db;            /* NULL once closed */
+  lmydb_nodes *nodes;  /* NULL until a tree is used */
+} lmydb_store;
 
 /* Raises a mydb error value {code = code, message = formatted}. Never returns. */
 int lmydb_error(lua_State *L, const char *code, const char *fmt, ...)
@@ -34,6 +45,10 @@ int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF
 void lmydb_open_codec(lua_State *L);
 /* Adds the binary inner piece and chunk hash functions (lpiece.c). */
 void lmydb_open_piece(lua_State *L);
+/* Adds core.tree, the collection tree's write path (ltree.c). */
+void lmydb_open_tree(lua_State *L);
+/* Frees a store's node cache (NULL allowed). */
+void lmydb_nodes_free(lmydb_nodes *c);
 /* Adds core.sandbox and core.cputime (lsandbox.c) to the table on top. */
 void lmydb_open_sandbox(lua_State *L);
 

@@ -1,0 +1,1702 @@
+/*
+ * ltree.c - the write path of record collections in C: the prolly tree's
+ * update, build and flush (doc/FORMAT.md, "Record collections";
+ * doc/design/put-path.md), the same algorithm as lua/mydb/collection.lua's
+ * Lua one, which stays as the oracle (spec/tree_c_spec.lua).
+ *
+ *   core.tree(store, tenant) -> session (one per tree handle)
+ *   session:seed(digest, bytes)        a root the snapshot embeds
+ *   session:get(root, key)             -> raw value | nil
+ *   session:update(root, key, raw|nil) -> root|nil, delta|false
+ *   session:update_many(root, count, {key = raw|false})
+ *                                      -> root|nil, delta, changed
+ *   session:build(keys, raws)          -> root|nil
+ *   session:flush(root, write_root)    -> embed|nil, root
+ *   session:piece(digest)              -> bytes of a piece built and not
+ *                                         flushed (or seeded) | nil
+ *   session:pending()                  -> {digest = base | false}
+ *   session:cache_limit([bytes])       -> the node cache's budget (bytes)
+ *
+ * Pieces are parsed once into a node: the bytes and an offset table (per
+ * item: the key's bytes, the value's JSON or the child's raw digest, the
+ * count below it), kept in a node cache per store handle (bounded by bytes)
+ * and shared by every session of that handle. Nodes are reference-counted:
+ * the cache, a session's pending pieces and the nodes an operation walks
+ * each hold one, so an eviction never frees a node in use.
+ *
+ * A session keeps the pieces it built (pending) until flush writes those
+ * the final root reaches, each once, with mydb_object_write_near and the
+ * piece it replaces as base (pack deltas), exactly as collection.lua's
+ * t.pending and t.base.
+ *
+ * No Lua error is raised while C holds memory of its own: every buffer is
+ * owned by the session's userdata (or the store's cache), operations
+ * return an error code, and the binding raises after it released what the
+ * operation held.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "base64.h"
+#include "buf.h"
+#include "htab.h"
+#include "internal.h"
+#include "jsonstr.h"
+#include "lmydb.h"
+#include "mydb.h"
+#include "varint.h"
+
+#define TREE_MT "mydb.tree"
+#define NODE_MAGIC "\0MN\1"
+#define NODE_MAGIC_LEN 4
+
+/* The boundary rule's constants (doc/FORMAT.md; collection.lua). */
+#define MIN_PIECE 256
+#define MAX_PIECE 8192
+#define NODE_ITEM 40
+
+/* The node cache's budget per store handle (bytes of nodes). */
+#define NODE_CACHE_BYTES ((size_t)48 << 20)
+/* Deepest tree walked (a tree of 2 KiB pieces is ~6 levels at 10^9). */
+#define MAX_HEIGHT 64
+
+/* ------------------------------------------------------------------ nodes */
+
+/* One item of a piece: a record (key, value JSON) or a child entry (first
+ * key, raw digest, record count). The chunk hash of the key is computed on
+ * first use and kept. */
+typedef struct titem {
+  const char *key;
+  size_t klen;
+  const char *val; /* leaf: the value's JSON; inner: 32 raw digest bytes */
+  size_t vlen;
+  int64_t count;   /* inner: records below; leaf: 1 */
+  uint64_t hash;
+  int has_hash;
+} titem;
+
+/* Node blocks are recycled by size class (1 to 32 KiB): a put builds and
+ * drops a few pieces of 2-8 KiB, and glibc's malloc, for a chunk that
+ * size, first consolidates every small chunk freed since (Lua frees many):
+ * measured as a third of a put's time. One pool per store handle; each
+ * block taken from it holds a reference, so it outlives the handle if a
+ * session still has nodes. */
+#define POOL_CLASSES 6
+#define POOL_MIN ((size_t)1024)
+#define POOL_KEEP 32 /* free blocks kept per class */
+
+typedef struct npool {
+  unsigned refs;
+  void *free[POOL_CLASSES]; /* singly linked through each block's first word */
+  unsigned nfree[POOL_CLASSES];
+} npool;
+
+static void pool_unref(npool *p) {
+  if (!p || --p->refs) return;
+  for (int c = 0; c < POOL_CLASSES; c++)
+    while (p->free[c]) {
+      void *b = p->free[c];
+      memcpy(&p->free[c], b, sizeof(void *));
+      free(b);
+    }
+  free(p);
+}
+
+/* A block of at least size bytes: *cls its class (-1: none), *cap its
+ * size. */
+static void *pool_get(npool *p, size_t size, int *cls, size_t *cap) {
+  for (int c = 0; c < POOL_CLASSES; c++) {
+    size_t cs = POOL_MIN << c;
+    if (size > cs) continue;
+    void *b = p->free[c];
+    if (b) {
+      memcpy(&p->free[c], b, sizeof(void *));
+      p->nfree[c]--;
+    } else {
+      b = malloc(cs);
+      if (!b) return NULL;
+    }
+    *cls = c;
+    *cap = cs;
+    p->refs++;
+    return b;
+  }
+  void *b = malloc(size);
+  if (!b) return NULL;
+  *cls = -1;
+  *cap = size;
+  p->refs++;
+  return b;
+}
+
+static void pool_put(npool *p, void *b, int cls) {
+  if (cls >= 0 && p->nfree[cls] < POOL_KEEP) {
+    memcpy(b, &p->free[cls], sizeof(void *));
+    p->free[cls] = b;
+    p->nfree[cls]++;
+  } else {
+    free(b);
+  }
+  pool_unref(p);
+}
+
+typedef struct tnode {
+  mydb__hnode h;   /* in the cache: key = tenant, NUL, raw digest */
+  npool *pool;
+  int cls;
+  unsigned refs;
+  int leaf;
+  int cached;
+  size_t n;
+  titem *items;
+  const char *bytes;
+  size_t len;
+  size_t size;     /* bytes of the allocation (the cache's budget) */
+  int64_t total;   /* records below */
+  unsigned char digest[32];
+  char hex[MYDB_DIGEST_BUF];
+} tnode;
+
+static void node_unref(tnode *n) {
+  if (n && --n->refs == 0) pool_put(n->pool, n, n->cls);
+}
+
+/* An item while a node is assembled: offsets instead of pointers. kin/vin:
+ * in the piece's bytes (1) or in the side buffer (0, decoded keys and the
+ * digests of a JSON inner piece). */
+typedef struct proto {
+  size_t koff, klen, voff, vlen;
+  int kin, vin;
+  int64_t count;
+  uint64_t hash;
+  int has_hash;
+} proto;
+
+/* One allocation: the node, its items, its bytes, the side buffer, the
+ * cache key. */
+static tnode *node_make(npool *pool, const char *tenant, const unsigned char digest[32],
+                        int leaf, const char *bytes, size_t len, const proto *pv, size_t n,
+                        const char *side, size_t sidelen) {
+  size_t tl = strlen(tenant);
+  if (n > (SIZE_MAX / 2 - sizeof(tnode) - len - sidelen - tl - 64) / sizeof(titem)) return NULL;
+  size_t size = sizeof(tnode) + n * sizeof(titem) + len + sidelen + tl + 1 + 32, cap;
+  int cls;
+  tnode *nd = pool_get(pool, size, &cls, &cap);
+  if (!nd) return NULL;
+  memset(nd, 0, sizeof *nd);
+  nd->pool = pool;
+  nd->cls = cls;
+  size = cap;
+  nd->items = (titem *)(void *)(nd + 1);
+  char *b = (char *)(nd->items + n);
+  if (len) memcpy(b, bytes, len);
+  char *s = b + len;
+  if (sidelen) memcpy(s, side, sidelen);
+  char *ck = s + sidelen;
+  memcpy(ck, tenant, tl + 1);
+  memcpy(ck + tl + 1, digest, 32);
+  nd->refs = 1;
+  nd->leaf = leaf;
+  nd->n = n;
+  nd->bytes = b;
+  nd->len = len;
+  nd->size = size;
+  memcpy(nd->digest, digest, 32);
+  mydb__hex(nd->hex, digest, 32);
+  nd->hex[MYDB_DIGEST_HEX] = '\0';
+  nd->h.key = ck;
+  nd->h.klen = tl + 1 + 32;
+  nd->h.hash = mydb__hash(ck, tl + 1 + 32);
+  int64_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    titem *it = &nd->items[i];
+    it->key = (pv[i].kin ? b : s) + pv[i].koff;
+    it->klen = pv[i].klen;
+    it->val = (pv[i].vin ? b : s) + pv[i].voff;
+    it->vlen = pv[i].vlen;
+    it->count = leaf ? 1 : pv[i].count;
+    it->hash = pv[i].hash;
+    it->has_hash = pv[i].has_hash;
+    total += it->count; /* bounded by the parser and the builder */
+  }
+  nd->total = total;
+  return nd;
+}
+
+/* ------------------------------------------------------------------ cache */
+
+struct lmydb_nodes {
+  mydb__htab tab;
+  size_t bytes, limit;
+  size_t sweep; /* the bucket the next eviction starts at */
+  struct scratch *x;
+  npool *pool;
+};
+
+static void cache_drop(lmydb_nodes *c, tnode *n) {
+  mydb__htab_del(&c->tab, &n->h);
+  c->bytes -= n->size;
+  n->cached = 0;
+  node_unref(n);
+}
+
+/* Evicts nodes bucket by bucket from a moving cursor until 3/4 of the
+ * budget is used (a rough CLOCK: the oldest insertions go first on
+ * average, and nothing is scanned twice in a row). */
+static void cache_trim(lmydb_nodes *c) {
+  size_t goal = c->limit / 4 * 3;
+  for (size_t k = 0; k < c->tab.nb && c->bytes > goal; k++) {
+    size_t j = (c->sweep + k) & (c->tab.nb - 1);
+    while (c->tab.b[j] && c->bytes > goal)
+      cache_drop(c, (tnode *)(void *)c->tab.b[j]);
+    c->sweep = j + 1;
+  }
+}
+
+static tnode *cache_get(lmydb_nodes *c, const char *key, size_t klen) {
+  if (!c) return NULL;
+  return (tnode *)(void *)mydb__htab_find(&c->tab, mydb__hash(key, klen), key, klen);
+}
+
+static void cache_put(lmydb_nodes *c, tnode *n) {
+  if (!c || n->cached || n->size > c->limit / 8) return;
+  if (mydb__htab_find(&c->tab, n->h.hash, n->h.key, n->h.klen)) return;
+  if (c->bytes + n->size > c->limit) cache_trim(c);
+  if (mydb__htab_add(&c->tab, &n->h) != 0) return;
+  n->refs++;
+  n->cached = 1;
+  c->bytes += n->size;
+}
+
+static void scratch_free(struct scratch *x);
+
+void lmydb_nodes_free(lmydb_nodes *c) {
+  if (!c) return;
+  for (size_t j = 0; j < c->tab.nb; j++)
+    while (c->tab.b[j]) cache_drop(c, (tnode *)(void *)c->tab.b[j]);
+  mydb__htab_free(&c->tab);
+  scratch_free(c->x);
+  pool_unref(c->pool);
+  free(c);
+}
+
+/* ---------------------------------------------------------------- session */
+
+/* A piece built by this session and not yet flushed, or one the caller
+ * seeded (a root the snapshot embeds: never written from here). */
+typedef struct pend {
+  mydb__hnode h; /* key: the node's raw digest */
+  tnode *node;
+  int seed;
+  int has_base;
+  unsigned char base[32];
+} pend;
+
+/* An item handed to the cutter: a record or a child entry, and the node
+ * item it came from (where its chunk hash is kept), if any. */
+typedef struct citem {
+  const char *key;
+  size_t klen;
+  const char *val;
+  size_t vlen;
+  int64_t count;
+  titem *src;
+} citem;
+
+typedef struct vec {
+  citem *v;
+  size_t n, cap;
+} vec;
+
+typedef struct pstep {
+  tnode *node;
+  size_t idx;
+} pstep;
+
+/* A change of update_many: a key and its new raw value (NULL: delete). */
+typedef struct change {
+  const char *key;
+  size_t klen;
+  const char *val;
+  size_t vlen;
+} change;
+
+/* What an operation works in, reused from one to the next: one per store
+ * handle (a Lua state runs one operation at a time), so that a session -
+ * one per tree handle, one per write - costs no allocation but its
+ * pending pieces. */
+typedef struct scratch {
+  /* nodes the current operation holds a reference to */
+  tnode **held;
+  size_t nheld, capheld;
+  proto *pv;
+  size_t pcap;
+  mydb_buf side, out;
+  vec lv[2], cut, items;
+  change *chg;
+  size_t chgcap;
+  pstep path[MAX_HEIGHT + 1], walk[MAX_HEIGHT + 1];
+} scratch;
+
+typedef struct ltree {
+  lmydb_store *store; /* pinned by the user value */
+  scratch *x;         /* the store's, set by each operation */
+  char tenant[MYDB_TENANT_MAX + 1];
+  mydb__htab pend;
+  /* the failure of the current operation */
+  const char *code;
+  char msg[512];
+} ltree;
+
+static int fail(ltree *t, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(ltree *t, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+  va_end(ap);
+  t->code = code;
+  return -1;
+}
+
+static int oom(ltree *t) { return fail(t, "out_of_memory", "out of memory in a collection tree"); }
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 16;
+  while (c < need) {
+    if (c > SIZE_MAX / 2 / elem) return -1;
+    c *= 2;
+  }
+  void *q = realloc(*p, c * elem);
+  if (!q) return -1;
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+static int vec_push(ltree *t, vec *v, const citem *it) {
+  if (grow((void **)&v->v, &v->cap, v->n + 1, sizeof *v->v)) return oom(t);
+  v->v[v->n++] = *it;
+  return 0;
+}
+
+static citem item_of(titem *it) {
+  citem c = {it->key, it->klen, it->val, it->vlen, it->count, it};
+  return c;
+}
+
+/* Holds a reference to n for the rest of the operation. */
+static int hold(ltree *t, tnode *n) {
+  if (grow((void **)&t->x->held, &t->x->capheld, t->x->nheld + 1, sizeof *t->x->held)) {
+    node_unref(n);
+    return oom(t);
+  }
+  t->x->held[t->x->nheld++] = n;
+  return 0;
+}
+
+static void release_held(ltree *t) {
+  while (t->x->nheld) node_unref(t->x->held[--t->x->nheld]);
+}
+
+static void scratch_free(scratch *x) {
+  if (!x) return;
+  while (x->nheld) node_unref(x->held[--x->nheld]);
+  free(x->held);
+  free(x->pv);
+  mydb_buf_free(&x->side);
+  mydb_buf_free(&x->out);
+  free(x->lv[0].v);
+  free(x->lv[1].v);
+  free(x->cut.v);
+  free(x->items.v);
+  free(x->chg);
+  free(x);
+}
+
+static pend *pend_get(ltree *t, const unsigned char digest[32]) {
+  uint64_t h;
+  memcpy(&h, digest, 8);
+  return (pend *)(void *)mydb__htab_find(&t->pend, h, (const char *)digest, 32);
+}
+
+static void pend_del(ltree *t, pend *p) {
+  mydb__htab_del(&t->pend, &p->h);
+  node_unref(p->node);
+  free(p);
+}
+
+/* Adds n (taking a new reference) unless its digest is there already:
+ * the same bytes (content-addressed); returns the entry. */
+static pend *pend_add(ltree *t, tnode *n, int seed) {
+  pend *p = pend_get(t, n->digest);
+  if (p) return p;
+  p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->node = n;
+  p->seed = seed;
+  p->h.key = (const char *)n->digest;
+  p->h.klen = 32;
+  memcpy(&p->h.hash, n->digest, 8);
+  if (mydb__htab_add(&t->pend, &p->h) != 0) {
+    free(p);
+    return NULL;
+  }
+  n->refs++;
+  return p;
+}
+
+/* Drops the pending pieces (seeds too when all). */
+static void pend_clear(ltree *t, int all) {
+  for (size_t j = 0; j < t->pend.nb; j++) {
+    mydb__hnode **pp = &t->pend.b[j];
+    while (*pp) {
+      pend *p = (pend *)(void *)*pp;
+      if (all || !p->seed) {
+        *pp = p->h.next;
+        t->pend.n--;
+        node_unref(p->node);
+        free(p);
+      } else {
+        pp = &p->h.next;
+      }
+    }
+  }
+}
+
+/* ----------------------------------------------------------------- parsing */
+
+typedef struct pctx {
+  ltree *t;
+  const char *start, *p, *end;
+  size_t n;
+  const char *why;
+} pctx;
+
+static int pfail(pctx *c, const char *why) {
+  if (!c->why) c->why = why;
+  return -1;
+}
+
+static void pws(pctx *c) {
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\t' || *c->p == '\r')) c->p++;
+}
+
+static int pexpect(pctx *c, char ch) {
+  pws(c);
+  if (c->p >= c->end || *c->p != ch) return pfail(c, "unexpected character");
+  c->p++;
+  return 0;
+}
+
+static char ppeek(pctx *c) {
+  pws(c);
+  return c->p < c->end ? *c->p : 0;
+}
+
+static proto *pnext(pctx *c) {
+  ltree *t = c->t;
+  if (grow((void **)&t->x->pv, &t->x->pcap, c->n + 1, sizeof *t->x->pv)) {
+    pfail(c, "out of memory");
+    return NULL;
+  }
+  proto *pr = &t->x->pv[c->n++];
+  memset(pr, 0, sizeof *pr);
+  return pr;
+}
+
+/* A JSON string literal at c->p: its bytes as a span of the piece when it
+ * has no escape, else decoded into the side buffer. */
+static int pstring(pctx *c, size_t *off, size_t *len, int *in) {
+  pws(c);
+  if (c->p >= c->end || *c->p != '"') return pfail(c, "expected a string");
+  const char *q = c->p + 1;
+  while (q < c->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+  if (q < c->end && *q == '"') {
+    *off = (size_t)(c->p + 1 - c->start);
+    *len = (size_t)(q - c->p - 1);
+    *in = 1;
+    c->p = q + 1;
+    return 0;
+  }
+  mydb_buf *s = &c->t->x->side;
+  size_t at = s->len;
+  const char *e = mydb_json_get_string(s, c->p, c->end);
+  if (!e) return pfail(c, "bad string");
+  if (s->failed) return pfail(c, "out of memory");
+  *off = at;
+  *len = s->len - at;
+  *in = 0;
+  c->p = e;
+  return 0;
+}
+
+/* A key: a JSON string, or {"__bytes__":"<base64>"} for bytes that are
+ * not UTF-8 (the codec's form, put_key below). */
+static int pkey(pctx *c, proto *pr) {
+  if (ppeek(c) != '{') return pstring(c, &pr->koff, &pr->klen, &pr->kin);
+  c->p++;
+  size_t off, len;
+  int in;
+  if (pstring(c, &off, &len, &in)) return -1;
+  if (len != 9 || memcmp((in ? c->start : c->t->x->side.data) + off, "__bytes__", 9) != 0)
+    return pfail(c, "leaf key is not a string");
+  if (pexpect(c, ':')) return -1;
+  /* the base64 text, then decoded in place at the side buffer's end */
+  mydb_buf *s = &c->t->x->side;
+  if (pstring(c, &off, &len, &in)) return -1;
+  mydb_buf tmp = MYDB_BUF_INIT;
+  mydb_buf_put(&tmp, (in ? c->start : s->data) + off, len);
+  if (tmp.failed || mydb__b64_decode(&tmp) != 0) {
+    int bad = !tmp.failed;
+    mydb_buf_free(&tmp);
+    return pfail(c, bad ? "bad base64 in __bytes__" : "out of memory");
+  }
+  if (!in) s->len = off; /* the text is no longer needed */
+  pr->koff = s->len;
+  pr->klen = tmp.len;
+  pr->kin = 0;
+  mydb_buf_put(s, tmp.data, tmp.len);
+  mydb_buf_free(&tmp);
+  if (s->failed) return pfail(c, "out of memory");
+  return pexpect(c, '}');
+}
+
+/* Skips one JSON value (the grammar of lcodec.c's skip_value). */
+static int pskip(pctx *c) {
+  int depth = 0;
+  do {
+    char ch = ppeek(c);
+    switch (ch) {
+      case '{': case '[':
+        if (++depth > 1100) return pfail(c, "nesting too deep");
+        c->p++;
+        break;
+      case '}': case ']':
+        if (--depth < 0) return pfail(c, "unbalanced");
+        c->p++;
+        break;
+      case ',': case ':':
+        if (depth == 0) return pfail(c, "unexpected separator");
+        c->p++;
+        break;
+      case '"':
+        c->p++;
+        while (c->p < c->end && *c->p != '"') {
+          if (*c->p == '\\' && c->end - c->p < 2) return pfail(c, "unterminated string");
+          c->p += (*c->p == '\\') ? 2 : 1;
+        }
+        if (c->p >= c->end) return pfail(c, "unterminated string");
+        c->p++;
+        break;
+      case 0: return pfail(c, "unexpected end");
+      default:
+        if (ch == '-' || (ch >= '0' && ch <= '9') || ch == 't' || ch == 'f' || ch == 'n') {
+          while (c->p < c->end && *c->p != 0 && strchr("-+.eE0123456789truefalsn", *c->p)) c->p++;
+        } else {
+          return pfail(c, "unexpected character");
+        }
+    }
+  } while (depth > 0);
+  return 0;
+}
+
+/* {"leaf":[[key,value],...]} */
+static int parse_leaf(pctx *c) {
+  c->p = c->start + 8; /* past {"leaf": (checked by the caller) */
+  if (pexpect(c, '[')) return -1;
+  if (ppeek(c) == ']') return pfail(c, "empty leaf");
+  for (;;) {
+    proto *pr = pnext(c);
+    if (!pr || pexpect(c, '[') || pkey(c, pr) || pexpect(c, ',')) return -1;
+    pws(c);
+    const char *v = c->p;
+    if (pskip(c)) return -1;
+    pr->voff = (size_t)(v - c->start);
+    pr->vlen = (size_t)(c->p - v);
+    pr->vin = 1;
+    pr->count = 1;
+    if (pexpect(c, ']')) return -1;
+    char ch = ppeek(c);
+    c->p++;
+    if (ch == ']') break;
+    if (ch != ',') return pfail(c, "expected ',' or ']'");
+  }
+  if (pexpect(c, '}')) return -1;
+  pws(c);
+  return c->p == c->end ? 0 : pfail(c, "trailing bytes");
+}
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  return -1;
+}
+
+static int unhex32(unsigned char out[32], const char *s) {
+  for (size_t i = 0; i < 32; i++) {
+    int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return -1;
+    out[i] = (unsigned char)(hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* {"node":[[first_key,"digest",count],...]}: the first piece format's
+ * inner pieces (and roots embedded by its snapshots). */
+static int parse_json_node(pctx *c) {
+  c->p = c->start + 8;
+  if (pexpect(c, '[')) return -1;
+  if (ppeek(c) == ']') return pfail(c, "bad node");
+  int64_t total = 0;
+  for (;;) {
+    proto *pr = pnext(c);
+    if (!pr || pexpect(c, '[') || pkey(c, pr) || pexpect(c, ',')) return -1;
+    size_t off, len;
+    int in;
+    if (pstring(c, &off, &len, &in)) return -1;
+    const char *hx = (in ? c->start : c->t->x->side.data) + off;
+    unsigned char raw[32];
+    if (len != MYDB_DIGEST_HEX || !mydb_digest_valid(hx, len) || unhex32(raw, hx))
+      return pfail(c, "bad node entry");
+    mydb_buf *s = &c->t->x->side;
+    if (!in) s->len = off;
+    pr->voff = s->len;
+    pr->vlen = 32;
+    pr->vin = 0;
+    mydb_buf_put(s, raw, 32);
+    if (s->failed) return pfail(c, "out of memory");
+    if (pexpect(c, ',')) return -1;
+    pws(c);
+    int64_t v = 0;
+    const char *d0 = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+      if (v > (INT64_MAX - 9) / 10) return pfail(c, "bad node entry");
+      v = v * 10 + (*c->p++ - '0');
+    }
+    if (c->p == d0 || v < 1 || (c->p - d0 > 1 && *d0 == '0')) return pfail(c, "bad node entry");
+    if (v > INT64_MAX - total) return pfail(c, "record counts overflow");
+    total += v;
+    pr->count = v;
+    if (pexpect(c, ']')) return -1;
+    char ch = ppeek(c);
+    c->p++;
+    if (ch == ']') break;
+    if (ch != ',') return pfail(c, "expected ',' or ']'");
+  }
+  if (pexpect(c, '}')) return -1;
+  pws(c);
+  return c->p == c->end ? 0 : pfail(c, "trailing bytes");
+}
+
+/* MAGIC, then per child: varint key length, key, raw digest, varint count. */
+static int parse_bin_node(pctx *c) {
+  const unsigned char *s = (const unsigned char *)c->start;
+  const unsigned char *p = s + NODE_MAGIC_LEN, *end = (const unsigned char *)c->end;
+  if (p == end) return pfail(c, "inner piece without children");
+  int64_t total = 0;
+  while (p < end) {
+    uint64_t kl = 0, cnt = 0;
+    if (mydb__varint_get(&p, end, &kl) || kl > (uint64_t)(end - p)) return pfail(c, "bad key length");
+    proto *pr = pnext(c);
+    if (!pr) return -1;
+    pr->koff = (size_t)(p - s);
+    pr->klen = (size_t)kl;
+    pr->kin = 1;
+    p += kl;
+    if (end - p < 32) return pfail(c, "short digest");
+    pr->voff = (size_t)(p - s);
+    pr->vlen = 32;
+    pr->vin = 1;
+    p += 32;
+    if (mydb__varint_get(&p, end, &cnt) || cnt < 1 || cnt > (uint64_t)(INT64_MAX - total))
+      return pfail(c, "bad record count");
+    total += (int64_t)cnt;
+    pr->count = (int64_t)cnt;
+  }
+  return 0;
+}
+
+static int kcmp(const char *a, size_t al, const char *b, size_t bl) {
+  size_t m = al < bl ? al : bl;
+  int r = m ? memcmp(a, b, m) : 0;
+  if (r) return r;
+  return (al > bl) - (al < bl);
+}
+
+/* Parses a piece's bytes into a new node (one reference, the caller's).
+ * where: its digest, for the message. */
+static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *bytes, size_t len) {
+  pctx c = {t, bytes, bytes, bytes + len, 0, NULL};
+  t->x->side.len = 0;
+  t->x->side.failed = 0;
+  int leaf = 0, rc;
+  if (len >= NODE_MAGIC_LEN && memcmp(bytes, NODE_MAGIC, NODE_MAGIC_LEN) == 0) {
+    rc = parse_bin_node(&c);
+  } else if (len >= 8 && memcmp(bytes, "{\"leaf\":", 8) == 0) {
+    leaf = 1;
+    rc = parse_leaf(&c);
+  } else if (len >= 8 && memcmp(bytes, "{\"node\":", 8) == 0) {
+    rc = parse_json_node(&c);
+  } else {
+    rc = pfail(&c, "not a collection piece");
+  }
+  const char *sd = t->x->side.data ? t->x->side.data : "";
+  for (size_t i = 1; rc == 0 && i < c.n; i++) {
+    const proto *a = &t->x->pv[i - 1], *b = &t->x->pv[i];
+    if (kcmp((a->kin ? bytes : sd) + a->koff, a->klen,
+             (b->kin ? bytes : sd) + b->koff, b->klen) >= 0)
+      rc = pfail(&c, "keys out of order");
+  }
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  if (rc) {
+    if (c.why && strcmp(c.why, "out of memory") == 0) { oom(t); return NULL; }
+    fail(t, "corrupt", "collection piece %s of tenant '%s' is damaged: %s", hex, t->tenant, c.why);
+    return NULL;
+  }
+  tnode *n = node_make(t->store->nodes->pool, t->tenant, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len);
+  if (!n) oom(t);
+  return n;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static int cache_key(const ltree *t, const unsigned char digest[32], char *key) {
+  size_t tl = strlen(t->tenant);
+  memcpy(key, t->tenant, tl + 1);
+  memcpy(key + tl + 1, digest, 32);
+  return (int)(tl + 1 + 32);
+}
+
+/* The node of a digest: built or seeded here, cached, or read from the
+ * store (verified) and parsed. Valid until the operation ends. */
+static tnode *load(ltree *t, const unsigned char digest[32]) {
+  pend *p = pend_get(t, digest);
+  if (p) return p->node;
+  char key[MYDB_TENANT_MAX + 1 + 32];
+  int kl = cache_key(t, digest, key);
+  tnode *n = cache_get(t->store->nodes, key, (size_t)kl);
+  if (n) {
+    n->refs++;
+    return hold(t, n) ? NULL : n;
+  }
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  mydb_blob *b = NULL;
+  int rc = mydb_object_read(t->store->db, &b, t->tenant, hex);
+  if (rc != MYDB_OK) {
+    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+    return NULL;
+  }
+  n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  if (!n) return NULL;
+  cache_put(t->store->nodes, n);
+  return hold(t, n) ? NULL : n;
+}
+
+/* ------------------------------------------------------- the boundary rule */
+
+static uint64_t chunk_hash(const char *key, size_t klen) {
+  unsigned char md[32];
+  if (mydb__sha256(md, key, klen) != 0) memset(md, 0, sizeof md); /* never */
+  uint64_t h = 0;
+  for (int i = 0; i < 8; i++) h = h << 8 | md[i];
+  return h;
+}
+
+/* splitmix64's finalizer over the key's hash salted by the level; the top
+ * 32 bits (collection.lua's level_hash, in the same wrap-around integers). */
+static uint64_t level_hash(uint64_t h, int level) {
+  uint64_t z = h + (uint64_t)(level + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return (z ^ (z >> 31)) >> 32;
+}
+
+static uint64_t item_hash(citem *it) {
+  if (it->src && it->src->has_hash) return it->src->hash;
+  uint64_t h = chunk_hash(it->key, it->klen);
+  if (it->src) {
+    it->src->hash = h;
+    it->src->has_hash = 1;
+  }
+  return h;
+}
+
+/* collection.closes: does a piece of `before` bytes close after the item
+ * of `size` bytes? */
+static int closes(citem *it, int level, size_t before, size_t size) {
+  size_t s = before + size;
+  if (s < MIN_PIECE) return 0;
+  if (s >= MAX_PIECE) return 1;
+  uint64_t a = s / 8, b = before / 8;
+  return level_hash(item_hash(it), level) < a * a * a * a - b * b * b * b;
+}
+
+/* ----------------------------------------------------------------- pieces */
+
+static void put_key(mydb_buf *b, const char *k, size_t kl) {
+  if (mydb_utf8_valid(k, kl)) {
+    mydb_json_put_string(b, k, kl);
+  } else {
+    mydb_buf_puts(b, "{\"__bytes__\":\"");
+    mydb__b64_encode(b, (const unsigned char *)k, kl);
+    mydb_buf_puts(b, "\"}");
+  }
+}
+
+static void put_varint(mydb_buf *b, uint64_t v) {
+  unsigned char tmp[MYDB_VARINT_MAX];
+  mydb_buf_put(b, tmp, mydb__varint_put(tmp, v));
+}
+
+/* Builds the piece of items[0..n) at a level (0: a leaf), hashes it once,
+ * and keeps it pending. Returns its node (the session holds it). */
+static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
+  mydb_buf *o = &t->x->out, *s = &t->x->side;
+  o->len = 0;
+  s->len = 0;
+  if (grow((void **)&t->x->pv, &t->x->pcap, n, sizeof *t->x->pv)) { oom(t); return NULL; }
+  int64_t total = 0;
+  if (level == 0) {
+    mydb_buf_puts(o, "{\"leaf\":[");
+    for (size_t i = 0; i < n; i++) {
+      proto *pr = &t->x->pv[i];
+      memset(pr, 0, sizeof *pr);
+      if (i) mydb_buf_putc(o, ',');
+      mydb_buf_putc(o, '[');
+      put_key(o, items[i].key, items[i].klen);
+      mydb_buf_putc(o, ',');
+      pr->koff = s->len;
+      pr->klen = items[i].klen;
+      mydb_buf_put(s, items[i].key, items[i].klen);
+      pr->voff = o->len;
+      pr->vlen = items[i].vlen;
+      pr->vin = 1;
+      mydb_buf_put(o, items[i].val, items[i].vlen);
+      mydb_buf_putc(o, ']');
+    }
+    mydb_buf_puts(o, "]}");
+  } else {
+    mydb_buf_put(o, NODE_MAGIC, NODE_MAGIC_LEN);
+    for (size_t i = 0; i < n; i++) {
+      proto *pr = &t->x->pv[i];
+      memset(pr, 0, sizeof *pr);
+      if (items[i].count > INT64_MAX - total) {
+        fail(t, "corrupt", "collection tree of tenant '%s': record counts overflow", t->tenant);
+        return NULL;
+      }
+      total += items[i].count;
+      put_varint(o, items[i].klen);
+      pr->koff = o->len;
+      pr->klen = items[i].klen;
+      pr->kin = 1;
+      mydb_buf_put(o, items[i].key, items[i].klen);
+      pr->voff = o->len;
+      pr->vlen = 32;
+      pr->vin = 1;
+      mydb_buf_put(o, items[i].val, 32);
+      put_varint(o, (uint64_t)items[i].count);
+      pr->count = items[i].count;
+    }
+  }
+  if (o->failed || s->failed) {
+    o->failed = s->failed = 0;
+    oom(t);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    titem *src = items[i].src;
+    if (src && src->has_hash) {
+      t->x->pv[i].hash = src->hash;
+      t->x->pv[i].has_hash = 1;
+    }
+  }
+  unsigned char digest[32];
+  if (mydb__sha256(digest, o->data, o->len) != 0) {
+    fail(t, "io", "%s", mydb_errmsg());
+    return NULL;
+  }
+  pend *p = pend_get(t, digest);
+  if (p) {
+    /* built before in this session (the same bytes), or a seed: now a
+     * piece of the tree that flush writes if the root reaches it (as
+     * collection.lua's t.pending) */
+    p->seed = 0;
+    return p->node;
+  }
+  tnode *nd = node_make(t->store->nodes->pool, t->tenant, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len);
+  if (!nd) { oom(t); return NULL; }
+  p = pend_add(t, nd, 0);
+  node_unref(nd); /* the pending entry holds it */
+  if (!p) { oom(t); return NULL; }
+  return nd;
+}
+
+/* collection.lua's t.base[d] = base, where a base built in this session
+ * (pending) stands for the one it replaced. */
+static void set_base(ltree *t, tnode *d, const unsigned char *base) {
+  if (!base || memcmp(base, d->digest, 32) == 0) return;
+  pend *pb = pend_get(t, base);
+  pend *pd = pend_get(t, d->digest);
+  if (!pd) return;
+  if (pb && !pb->seed) {
+    pd->has_base = pb->has_base;
+    memcpy(pd->base, pb->base, 32);
+  } else {
+    pd->has_base = 1;
+    memcpy(pd->base, base, 32);
+  }
+}
+
+/* ----------------------------------------------------------------- cutter */
+
+typedef struct cutter {
+  ltree *t;
+  int level;
+  vec *out;
+  const unsigned char *base; /* for the first piece cut, or NULL */
+  size_t size;
+} cutter;
+
+static int cut_close(cutter *c) {
+  ltree *t = c->t;
+  tnode *nd = make_piece(t, c->level, t->x->cut.v, t->x->cut.n);
+  if (!nd) return -1;
+  size_t m = c->out->n;
+  citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
+             &nd->items[0]};
+  if (vec_push(t, c->out, &e)) return -1;
+  if (m == 0) set_base(t, nd, c->base);
+  t->x->cut.n = 0;
+  c->size = 0;
+  return 0;
+}
+
+static size_t item_size(const cutter *c, const citem *it) {
+  return it->klen + (c->level == 0 ? it->vlen : NODE_ITEM);
+}
+
+/* Adds an item; 1 when it closed the piece, 0 when not, -1 on failure. */
+static int cut_add(cutter *c, citem it) {
+  if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
+  size_t before = c->size, sz = item_size(c, &it);
+  c->size = before + sz;
+  if (closes(&c->t->x->cut.v[c->t->x->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
+  return 0;
+}
+
+/* Adds an item known not to close the piece. */
+static int cut_carry(cutter *c, citem it) {
+  if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
+  c->size += item_size(c, &it);
+  return 0;
+}
+
+static int cut_finish(cutter *c) { return c->t->x->cut.n ? cut_close(c) : 0; }
+
+static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned char *base) {
+  c->t = t;
+  c->level = level;
+  c->out = out;
+  c->base = base;
+  c->size = 0;
+  t->x->cut.n = 0;
+  out->n = 0;
+}
+
+/* ---------------------------------------------------------------- walking */
+
+static size_t floor_index(const tnode *n, const char *key, size_t kl) {
+  if (kcmp(key, kl, n->items[0].key, n->items[0].klen) < 0) return 0;
+  size_t lo = 0, hi = n->n - 1;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo + 1) / 2;
+    if (kcmp(n->items[mid].key, n->items[mid].klen, key, kl) <= 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/* Index of key in a leaf (1), or its insertion point (0). */
+static int find(const tnode *n, const char *key, size_t kl, size_t *at) {
+  size_t lo = 0, hi = n->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int r = kcmp(n->items[mid].key, n->items[mid].klen, key, kl);
+    if (r == 0) { *at = mid; return 1; }
+    if (r < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *at = lo;
+  return 0;
+}
+
+/* The path from root to the leaf where key lives or would go (key NULL:
+ * the first leaf), into t->x->path[0..H] (0 the leaf). Returns H, or -1. */
+static int descend(ltree *t, const unsigned char *root, const char *key, size_t kl) {
+  pstep chain[MAX_HEIGHT + 1];
+  int depth = 0;
+  const unsigned char *d = root;
+  for (;;) {
+    if (depth > MAX_HEIGHT)
+      return fail(t, "corrupt", "collection tree of tenant '%s' is too deep", t->tenant);
+    tnode *n = load(t, d);
+    if (!n) return -1;
+    size_t idx = 0;
+    if (!n->leaf && key) idx = floor_index(n, key, kl);
+    chain[depth].node = n;
+    chain[depth].idx = idx;
+    depth++;
+    if (n->leaf) break;
+    d = (const unsigned char *)n->items[idx].val;
+  }
+  int H = depth - 1;
+  for (int h = 0; h <= H; h++) t->x->path[h] = chain[depth - 1 - h];
+  return H;
+}
+
+/* Moves path P at height h to the next piece (collection.lua's step with
+ * dir = 1, in place; the levels below h are left stale). 1 moved, 0 at
+ * the end of the level, -1 failed. */
+static int step(ltree *t, pstep *P, int h, int H) {
+  int a = h + 1;
+  while (a <= H && P[a].idx + 1 >= P[a].node->n) a++;
+  if (a > H) return 0;
+  P[a].idx++;
+  for (int g = a - 1; g >= h; g--) {
+    pstep *up = &P[g + 1];
+    tnode *child = load(t, (const unsigned char *)up->node->items[up->idx].val);
+    if (!child) return -1;
+    if (child->leaf != (g == 0))
+      return fail(t, "corrupt", "collection tree of tenant '%s' has leaves at different depths", t->tenant);
+    P[g].node = child;
+    P[g].idx = 0;
+  }
+  return 1;
+}
+
+/* -------------------------------------------------------------- updating */
+
+/* collection.lua's recut: cuts level h again where a change replaced items
+ * (see there). start: the path of the change; s: the index of the first
+ * replaced item in start[h]; span old items replaced by nw; the entries of
+ * level h+1 go to out, *pieces the old level-h pieces they replace. */
+static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *out, size_t *pieces) {
+  tnode *node = t->x->path[h].node;
+  const unsigned char *base = node->digest;
+  out->n = 0;
+  /* One item replaced by one of the same key and size: every boundary
+   * stays; the piece keeps its items but that one. */
+  if (span == 1 && nw->n == 1 && s < node->n &&
+      kcmp(nw->v[0].key, nw->v[0].klen, node->items[s].key, node->items[s].klen) == 0 &&
+      (h > 0 || nw->v[0].vlen == node->items[s].vlen)) {
+    t->x->cut.n = 0;
+    for (size_t i = 0; i < node->n; i++) {
+      citem it = item_of(&node->items[i]);
+      if (i == s) {
+        it.val = nw->v[0].val;
+        it.vlen = nw->v[0].vlen;
+        it.count = nw->v[0].count;
+      }
+      if (vec_push(t, &t->x->cut, &it)) return -1;
+    }
+    tnode *nd = make_piece(t, h, t->x->cut.v, t->x->cut.n);
+    if (!nd) return -1;
+    set_base(t, nd, base);
+    citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
+               &nd->items[0]};
+    if (vec_push(t, out, &e)) return -1;
+    *pieces = 1;
+    return 0;
+  }
+  pstep *P = t->x->walk;
+  for (int g = 0; g <= H; g++) P[g] = t->x->path[g];
+  cutter c;
+  cut_init(&c, t, h, out, base);
+  int closed = 0;
+  /* (an old piece closes at its last item only: that one is tested again) */
+  for (size_t i = 0; i < s; i++) {
+    int r = i + 1 < node->n ? cut_carry(&c, item_of(&node->items[i]))
+                            : cut_add(&c, item_of(&node->items[i]));
+    if (r < 0) return -1;
+    closed = r;
+  }
+  for (size_t i = 0; i < nw->n; i++) {
+    int r = cut_add(&c, nw->v[i]);
+    if (r < 0) return -1;
+    closed = r;
+  }
+  /* skip the span: j is the first old item after it, in piece P[h] */
+  size_t np = 1, j = s + span;
+  while (j > node->n) {
+    j -= node->n;
+    int r = step(t, P, h, H);
+    if (r < 0) return -1;
+    if (r == 0) return fail(t, "corrupt", "collection tree of tenant '%s' ends early", t->tenant);
+    np++;
+    node = P[h].node;
+  }
+  if (j >= node->n && closed) { *pieces = np; return 0; }
+  for (;;) {
+    if (j >= node->n) {
+      int r = step(t, P, h, H);
+      if (r < 0) return -1;
+      if (r == 0) break; /* the end of the level */
+      np++;
+      node = P[h].node;
+      j = 0;
+    }
+    int r = cut_add(&c, item_of(&node->items[j]));
+    if (r < 0) return -1;
+    if (r == 1 && j + 1 == node->n) { *pieces = np; return 0; }
+    j++;
+  }
+  if (cut_finish(&c)) return -1;
+  *pieces = np;
+  return 0;
+}
+
+/* Cuts a whole level's items (in) into pieces; their entries into out. */
+static int build_level(ltree *t, int level, const vec *in, vec *out) {
+  cutter c;
+  cut_init(&c, t, level, out, NULL);
+  for (size_t i = 0; i < in->n; i++)
+    if (cut_add(&c, in->v[i]) < 0) return -1;
+  return cut_finish(&c);
+}
+
+/* Stacks levels above the entries in t->x->lv[cur] until one piece remains;
+ * a root with a single child is replaced by that child. *root: NULL for an
+ * empty tree, else the node. */
+static int finish_root(ltree *t, int level, int cur, tnode **root) {
+  while (t->x->lv[cur].n > 1) {
+    if (build_level(t, level, &t->x->lv[cur], &t->x->lv[1 - cur])) return -1;
+    cur = 1 - cur;
+    level++;
+  }
+  *root = NULL;
+  if (t->x->lv[cur].n == 0) return 0;
+  tnode *n = load(t, (const unsigned char *)t->x->lv[cur].v[0].val);
+  if (!n) return -1;
+  while (!n->leaf && n->n == 1) {
+    n = load(t, (const unsigned char *)n->items[0].val);
+    if (!n) return -1;
+  }
+  *root = n;
+  return 0;
+}
+
+/* Builds a tree from the sorted items in t->x->items. */
+static int build_tree(ltree *t, tnode **root) {
+  *root = NULL;
+  if (t->x->items.n == 0) return 0;
+  if (build_level(t, 0, &t->x->items, &t->x->lv[0])) return -1;
+  return finish_root(t, 1, 0, root);
+}
+
+/* collection.update: key set to val (NULL deletes). *root in and out (raw
+ * digest, or NULL); *delta the change in count; *changed. */
+static int update_one(ltree *t, const unsigned char **root, const char *key, size_t kl,
+                      const char *val, size_t vl, int64_t *delta, int *changed) {
+  *changed = 0;
+  *delta = 0;
+  if (!*root) {
+    if (!val) return 0;
+    citem it = {key, kl, val, vl, 1, NULL};
+    t->x->items.n = 0;
+    if (vec_push(t, &t->x->items, &it)) return -1;
+    tnode *r;
+    if (build_tree(t, &r)) return -1;
+    *root = r->digest;
+    *delta = 1;
+    *changed = 1;
+    return 0;
+  }
+  int H = descend(t, *root, key, kl);
+  if (H < 0) return -1;
+  tnode *leaf = t->x->path[0].node;
+  size_t at;
+  int found = find(leaf, key, kl, &at);
+  vec *nw = &t->x->lv[0];
+  nw->n = 0;
+  size_t span;
+  if (found) {
+    if (!val) {
+      span = 1;
+      *delta = -1;
+    } else {
+      if (leaf->items[at].vlen == vl && memcmp(leaf->items[at].val, val, vl) == 0) return 0;
+      citem it = {key, kl, val, vl, 1, &leaf->items[at]};
+      if (vec_push(t, nw, &it)) return -1;
+      span = 1;
+    }
+  } else {
+    if (!val) return 0;
+    citem it = {key, kl, val, vl, 1, NULL};
+    if (vec_push(t, nw, &it)) return -1;
+    span = 0;
+    *delta = 1;
+  }
+  int cur = 0;
+  size_t pieces;
+  if (recut(t, 0, H, at, span, &t->x->lv[cur], &t->x->lv[1 - cur], &pieces)) return -1;
+  cur = 1 - cur;
+  for (int h = 1; h <= H; h++) {
+    if (recut(t, h, H, t->x->path[h].idx, pieces, &t->x->lv[cur], &t->x->lv[1 - cur], &pieces)) return -1;
+    cur = 1 - cur;
+  }
+  tnode *r;
+  if (finish_root(t, H + 1, cur, &r)) return -1;
+  *root = r ? r->digest : NULL;
+  *changed = 1;
+  return 0;
+}
+
+static int cmp_change(const void *a, const void *b) {
+  const change *x = a, *y = b;
+  return kcmp(x->key, x->klen, y->key, y->klen);
+}
+
+/* collection.update_many over t->x->chg[0..n) (sorted here). */
+static int update_many(ltree *t, const unsigned char **root, int64_t count, size_t n,
+                       int64_t *delta, int *changed) {
+  *delta = 0;
+  *changed = 0;
+  qsort(t->x->chg, n, sizeof *t->x->chg, cmp_change);
+  if (n > 64 && (n > (size_t)INT64_MAX / 8 || (int64_t)n * 8 > count)) {
+    /* Bulk: merge the old records with the changes and rebuild. */
+    t->x->items.n = 0;
+    size_t j = 0;
+    int ch = 0;
+    if (*root) {
+      int H = descend(t, *root, NULL, 0);
+      if (H < 0) return -1;
+      pstep *P = t->x->path;
+      for (;;) {
+        tnode *leaf = P[0].node;
+        for (size_t i = 0; i < leaf->n; i++) {
+          titem *it = &leaf->items[i];
+          while (j < n && kcmp(t->x->chg[j].key, t->x->chg[j].klen, it->key, it->klen) < 0) {
+            if (t->x->chg[j].val) {
+              citem c = {t->x->chg[j].key, t->x->chg[j].klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, NULL};
+              if (vec_push(t, &t->x->items, &c)) return -1;
+              ch = 1;
+            }
+            j++;
+          }
+          if (j < n && kcmp(t->x->chg[j].key, t->x->chg[j].klen, it->key, it->klen) == 0) {
+            if (t->x->chg[j].val) {
+              citem c = {it->key, it->klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, it};
+              if (vec_push(t, &t->x->items, &c)) return -1;
+              if (t->x->chg[j].vlen != it->vlen || memcmp(t->x->chg[j].val, it->val, it->vlen) != 0) ch = 1;
+            } else {
+              ch = 1;
+            }
+            j++;
+          } else {
+            citem c = item_of(it);
+            if (vec_push(t, &t->x->items, &c)) return -1;
+          }
+        }
+        int r = step(t, P, 0, H);
+        if (r < 0) return -1;
+        if (r == 0) break;
+      }
+    }
+    for (; j < n; j++) {
+      if (t->x->chg[j].val) {
+        citem c = {t->x->chg[j].key, t->x->chg[j].klen, t->x->chg[j].val, t->x->chg[j].vlen, 1, NULL};
+        if (vec_push(t, &t->x->items, &c)) return -1;
+        ch = 1;
+      }
+    }
+    if (!ch) return 0;
+    tnode *r;
+    if (build_tree(t, &r)) return -1;
+    *root = r ? r->digest : NULL;
+    *delta = (int64_t)t->x->items.n - count;
+    *changed = 1;
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int64_t d;
+    int c;
+    if (update_one(t, root, t->x->chg[i].key, t->x->chg[i].klen, t->x->chg[i].val, t->x->chg[i].vlen, &d, &c))
+      return -1;
+    if (c) {
+      *delta += d;
+      *changed = 1;
+    }
+  }
+  return 0;
+}
+
+/* --------------------------------------------------------------- flushing */
+
+/* An inner root not stored (embedded by a snapshot of the first piece
+ * format): its binary form, pending. */
+static tnode *restore_root(ltree *t, tnode *rn) {
+  t->x->cut.n = 0;
+  for (size_t i = 0; i < rn->n; i++) {
+    citem it = item_of(&rn->items[i]);
+    if (vec_push(t, &t->x->cut, &it)) return NULL;
+  }
+  return make_piece(t, 1, t->x->cut.v, t->x->cut.n);
+}
+
+/* collection.flush: writes the pending pieces root reaches (see there);
+ * *rootp becomes the root as stored; *embed the leaf root's node (its
+ * bytes go into the snapshot) or NULL. */
+static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
+  tnode *rn = *rootp;
+  *embed = NULL;
+  if (rn->leaf) {
+    *embed = rn;
+  } else {
+    pend *p = pend_get(t, rn->digest);
+    if (!p || p->seed) {
+      int rc = mydb_object_exists(t->store->db, t->tenant, rn->hex);
+      if (rc < 0) return fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+      if (rc == 0) {
+        rn = restore_root(t, rn);
+        if (!rn) return -1;
+      }
+    }
+  }
+  *rootp = rn;
+  /* depth first, as collection.lua (the order of the writes) */
+  size_t sp = 0;
+  t->x->cut.n = 0;
+  citem top = {NULL, 0, (const char *)rn->digest, 32, 0, NULL};
+  if (vec_push(t, &t->x->cut, &top)) return -1;
+  sp = 1;
+  while (sp > 0) {
+    const unsigned char *d = (const unsigned char *)t->x->cut.v[--sp].val;
+    t->x->cut.n = sp;
+    pend *p = pend_get(t, d);
+    if (!p || p->seed) continue;
+    tnode *n = p->node;
+    int has_base = p->has_base;
+    unsigned char base[32];
+    memcpy(base, p->base, 32);
+    n->refs++;
+    if (hold(t, n)) return -1;
+    pend_del(t, p);
+    if (!n->leaf) {
+      for (size_t i = 0; i < n->n; i++) {
+        citem c = {NULL, 0, n->items[i].val, 32, 0, NULL};
+        if (vec_push(t, &t->x->cut, &c)) return -1;
+      }
+      sp = t->x->cut.n;
+    }
+    if (n != rn || write_root || !n->leaf) {
+      char bhex[MYDB_DIGEST_BUF];
+      if (has_base) {
+        mydb__hex(bhex, base, 32);
+        bhex[MYDB_DIGEST_HEX] = '\0';
+      }
+      int rc = mydb_object_write_near(t->store->db, n->hex, t->tenant, n->bytes, n->len,
+                                      has_base ? bhex : NULL);
+      if (rc != MYDB_OK) return fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+      /* inner pieces are on the next put's path; a leaf written is seldom
+       * written again soon (and the object cache keeps its bytes): not
+       * caching it lets its block go back to the pool (measured: puts
+       * as fast for sequential keys, faster for random ones) */
+      if (!n->leaf) cache_put(t->store->nodes, n);
+    }
+  }
+  pend_clear(t, 0);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- binding */
+
+static ltree *check_tree(lua_State *L) {
+  ltree *t = luaL_checkudata(L, 1, TREE_MT);
+  if (!t->store || !t->store->db || !t->store->nodes)
+    lmydb_error(L, "closed", "attempt to use a closed store");
+  t->x = t->store->nodes->x;
+  t->code = NULL;
+  release_held(t);
+  return t;
+}
+
+/* Raises the operation's failure, after releasing what it held. */
+static int raise_failure(lua_State *L, ltree *t) {
+  release_held(t);
+  return lmydb_error(L, t->code ? t->code : "io", "%s", t->msg);
+}
+
+/* A root argument: nil, or a digest (raw into out). */
+static const unsigned char *opt_root(lua_State *L, int arg, unsigned char out[32]) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  size_t len;
+  const char *s = lua_type(L, arg) == LUA_TSTRING ? lua_tolstring(L, arg, &len) : NULL;
+  if (!s || !mydb_digest_valid(s, len) || unhex32(out, s))
+    lmydb_error(L, "invalid_argument", "a root is a digest (64 lowercase hex characters) or nil");
+  return out;
+}
+
+static void push_root(lua_State *L, const unsigned char *root) {
+  if (!root) {
+    lua_pushnil(L);
+    return;
+  }
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, root, 32);
+  lua_pushlstring(L, hex, MYDB_DIGEST_HEX);
+}
+
+/* core.tree(store, tenant) -> session */
+static int l_tree(lua_State *L) {
+  lmydb_store *s = luaL_checkudata(L, 1, LMYDB_STORE_MT);
+  size_t tl;
+  const char *tenant = luaL_checklstring(L, 2, &tl);
+  if (!mydb_tenant_valid(tenant, tl)) lmydb_error(L, "invalid_argument", "invalid tenant id");
+  if (!s->db) lmydb_error(L, "closed", "attempt to use a closed store");
+  if (!s->nodes) {
+    lmydb_nodes *c = calloc(1, sizeof *c);
+    scratch *x = calloc(1, sizeof *x);
+    npool *pool = calloc(1, sizeof *pool);
+    if (!c || !x || !pool) {
+      free(c);
+      free(x);
+      free(pool);
+      lmydb_error(L, "out_of_memory", "out of memory for the node cache");
+    }
+    pool->refs = 1; /* the store's */
+    c->limit = NODE_CACHE_BYTES;
+    c->x = x;
+    c->pool = pool;
+    s->nodes = c;
+  }
+  ltree *t = lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  luaL_setmetatable(L, TREE_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* pins the store */
+  t->store = s;
+  memcpy(t->tenant, tenant, tl + 1);
+  return 1;
+}
+
+static int tree_gc(lua_State *L) {
+  ltree *t = luaL_checkudata(L, 1, TREE_MT);
+  pend_clear(t, 1);
+  mydb__htab_free(&t->pend);
+  memset(t, 0, sizeof *t);
+  return 0;
+}
+
+/* session:seed(digest, bytes): a root piece the caller has (embedded in a
+ * snapshot); trusted to be the bytes of digest. */
+static int tree_seed(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char d[32];
+  if (!opt_root(L, 2, d)) lmydb_error(L, "invalid_argument", "seed needs a digest");
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 3, &len);
+  if (pend_get(t, d)) return 0;
+  tnode *n = parse_piece(t, d, bytes, len);
+  if (!n) return raise_failure(L, t);
+  pend *p = pend_add(t, n, 1);
+  node_unref(n);
+  if (!p) return oom(t), raise_failure(L, t);
+  return 0;
+}
+
+static int tree_get(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  size_t kl;
+  const char *key = luaL_checklstring(L, 3, &kl);
+  if (!root) return 0;
+  tnode *n = load(t, root);
+  int depth = 0;
+  while (n && !n->leaf) {
+    if (++depth > MAX_HEIGHT) {
+      fail(t, "corrupt", "collection tree of tenant '%s' is too deep", t->tenant);
+      n = NULL;
+      break;
+    }
+    n = load(t, (const unsigned char *)n->items[floor_index(n, key, kl)].val);
+  }
+  if (!n) return raise_failure(L, t);
+  size_t at;
+  if (!find(n, key, kl, &at)) lua_pushnil(L);
+  else lua_pushlstring(L, n->items[at].val, n->items[at].vlen);
+  release_held(t);
+  return 1;
+}
+
+static int tree_update(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  size_t kl, vl = 0;
+  const char *key = luaL_checklstring(L, 3, &kl);
+  const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
+  int64_t delta;
+  int changed;
+  if (update_one(t, &root, key, kl, val, vl, &delta, &changed)) return raise_failure(L, t);
+  push_root(L, root);
+  if (changed) lua_pushinteger(L, (lua_Integer)delta);
+  else lua_pushboolean(L, 0);
+  release_held(t);
+  return 2;
+}
+
+static int tree_update_many(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  lua_Integer count = luaL_checkinteger(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 4)) {
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        !(lua_type(L, -1) == LUA_TSTRING || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
+      lmydb_error(L, "invalid_argument", "changes map string keys to strings or false");
+    if (grow((void **)&t->x->chg, &t->x->chgcap, n + 1, sizeof *t->x->chg))
+      lmydb_error(L, "out_of_memory", "out of memory for the changes");
+    change *c = &t->x->chg[n++];
+    c->key = lua_tolstring(L, -2, &c->klen); /* anchored by the table */
+    c->val = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &c->vlen) : NULL;
+    if (!c->val) c->vlen = 0;
+    lua_pop(L, 1);
+  }
+  int64_t delta;
+  int changed;
+  if (update_many(t, &root, (int64_t)count, n, &delta, &changed)) return raise_failure(L, t);
+  push_root(L, root);
+  lua_pushinteger(L, (lua_Integer)delta);
+  lua_pushboolean(L, changed);
+  release_held(t);
+  return 3;
+}
+
+/* session:build(keys, raws) -> root: keys sorted, distinct. */
+static int tree_build(lua_State *L) {
+  ltree *t = check_tree(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  t->x->items.n = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawgeti(L, 3, i);
+    citem c = {NULL, 0, NULL, 0, 1, NULL};
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      lmydb_error(L, "invalid_argument", "build item %d is not a pair of strings", (int)i);
+    c.key = lua_tolstring(L, -2, &c.klen); /* anchored by the tables */
+    c.val = lua_tolstring(L, -1, &c.vlen);
+    lua_pop(L, 2);
+    if (vec_push(t, &t->x->items, &c)) return raise_failure(L, t);
+  }
+  tnode *r;
+  if (build_tree(t, &r)) return raise_failure(L, t);
+  push_root(L, r ? r->digest : NULL);
+  release_held(t);
+  return 1;
+}
+
+/* session:flush(root, write_root) -> embed|nil (a leaf root's bytes), root */
+static int tree_flush(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  int write_root = lua_toboolean(L, 3);
+  if (!root) return 0;
+  tnode *rn = load(t, root), *embed;
+  if (!rn) return raise_failure(L, t);
+  rn->refs++; /* kept past the pending set's clearing */
+  if (hold(t, rn)) return raise_failure(L, t);
+  if (flush(t, &rn, write_root, &embed)) return raise_failure(L, t);
+  if (embed) lua_pushlstring(L, embed->bytes, embed->len);
+  else lua_pushnil(L);
+  lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
+  release_held(t);
+  return 2;
+}
+
+/* session:piece(digest) -> the bytes of a piece built here and not flushed
+ * (or seeded), or nil. */
+static int tree_piece(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char d[32];
+  if (!opt_root(L, 2, d)) return 0;
+  pend *p = pend_get(t, d);
+  if (!p) return 0;
+  lua_pushlstring(L, p->node->bytes, p->node->len);
+  return 1;
+}
+
+/* session:cache_limit([bytes]) -> the budget of the store handle's node
+ * cache (set first when bytes is given; the cache is trimmed to it). */
+static int tree_cache_limit(lua_State *L) {
+  ltree *t = check_tree(L);
+  lmydb_nodes *c = t->store->nodes;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer v = luaL_checkinteger(L, 2);
+    if (v < 0) lmydb_error(L, "invalid_argument", "a cache limit is a byte count");
+    c->limit = (size_t)v;
+    if (c->bytes > c->limit) cache_trim(c);
+  }
+  lua_pushinteger(L, (lua_Integer)c->limit);
+  return 1;
+}
+
+/* session:pending() -> {digest = base digest | false}: the pieces built
+ * and not flushed, and the piece each replaces (for the specs). */
+static int tree_pending(lua_State *L) {
+  ltree *t = check_tree(L);
+  lua_newtable(L);
+  for (size_t j = 0; j < t->pend.nb; j++)
+    for (mydb__hnode *h = t->pend.b[j]; h; h = h->next) {
+      pend *p = (pend *)(void *)h;
+      if (p->seed) continue;
+      lua_pushlstring(L, p->node->hex, MYDB_DIGEST_HEX);
+      if (p->has_base) {
+        char hex[MYDB_DIGEST_BUF];
+        mydb__hex(hex, p->base, 32);
+        lua_pushlstring(L, hex, MYDB_DIGEST_HEX);
+      } else {
+        lua_pushboolean(L, 0);
+      }
+      lua_rawset(L, -3);
+    }
+  return 1;
+}
+
+void lmydb_open_tree(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"seed", tree_seed},     {"get", tree_get},     {"update", tree_update},
+      {"update_many", tree_update_many},              {"build", tree_build},
+      {"flush", tree_flush},   {"piece", tree_piece}, {"pending", tree_pending},
+      {"cache_limit", tree_cache_limit},
+      {NULL, NULL}};
+  luaL_newmetatable(L, TREE_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, tree_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_tree);
+  lua_setfield(L, -2, "tree");
+}
