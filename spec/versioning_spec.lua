@@ -492,6 +492,22 @@ describe("versioning", function()
       assert.equal("state_mismatch", problems[1].kind)
     end)
 
+    it("a damaged commit is reported, not followed", function()
+      local db = S.db
+      db:save("t", "u", "cfg", 1)
+      local store = db._store
+      local bad = store:write("t", '{"commit":1,"date":"d","entries":{"cfg":"zz"},"height":0,"size":0,'
+        .. '"time":1,"user_id":"u"}')
+      local lock = store:lock("t")
+      lock:commit({ { "\0heads/bad", bad } }, true)
+      H.assert_error_code(function() db:log("t", { rev = "bad" }) end, "corrupt")
+      H.assert_error_code(function() db:at("t", "bad") end, "corrupt")
+      local problems = db:verify()
+      assert.equal(1, #problems)
+      assert.equal("broken_commit", problems[1].kind)
+      assert.equal(bad, problems[1].digest)
+    end)
+
     it("copy carries commits, branches and tags", function()
       H.needs_disk("copy opens the source by its root")
       local db = S.db

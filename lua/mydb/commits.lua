@@ -42,6 +42,13 @@ local function check(c, id)
   end
   for _, p in ipairs(c.parents) do if not core.digest_valid(p) then bad("parent") end end
   if (c.height > 0) ~= (c.parents[1] ~= nil) then bad("height for its parents") end
+  if (c.height > 0) ~= (c.jump ~= nil) then bad("jump") end
+  for name, v in pairs(c.entries) do
+    if type(name) ~= "string" or (v ~= false and not core.digest_valid(v)) then bad("entry") end
+  end
+  for name, v in pairs(c.prev) do
+    if type(name) ~= "string" or not core.digest_valid(v) then bad("prev") end
+  end
   if c.jump ~= nil and (not core.digest_valid(c.jump) or math.type(c.jump_height) ~= "integer"
       or c.jump_height >= c.height or type(c.jump_time) ~= "number") then
     bad("jump")
@@ -50,8 +57,6 @@ local function check(c, id)
   if math.type(c.size) ~= "integer" then bad("size") end
 end
 
---- The decoded commit id of tenant (remembered per handle: commits are
--- immutable). not_found if absent, invalid_argument if id is another object.
 -- The memo keeps two generations: when the new one is full it becomes the
 -- old one, and a hit in the old one moves up (a hot path stays cached).
 local function memo_get(memo, key)
@@ -70,6 +75,8 @@ memo_put = function(memo, key, c)
   memo.map[key], memo.count = c, memo.count + 1
 end
 
+--- The decoded commit id of tenant (remembered per handle: commits are
+-- immutable). not_found if absent, invalid_argument if id is another object.
 function commits.read(db, tenant, id)
   local memo = db._commits
   local key = tenant .. "/" .. id
