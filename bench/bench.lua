@@ -47,13 +47,7 @@ end
 local function key(i) return ("k%05d"):format(i) end
 
 -- A small deterministic generator (the same sequence on every run).
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return (x >> 16) % n
-  end
-end
+local rng = common.rng
 
 -- ----------------------------------------------------------- workloads
 -- Each returns a result table {ops=, sec=, written=, files=, extra...}.

@@ -53,4 +53,24 @@ function common.wchar()
   return tonumber(s:match("wchar:%s*(%d+)")) or 0
 end
 
+--- The median of a list of numbers (nil for an empty list).
+function common.median(t)
+  local s = table.move(t, 1, #t, 1, {})
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+--- A small deterministic generator: rng(seed)(n) -> 0 .. n-1, the same
+-- sequence on every run.
+function common.rng(seed)
+  local x = seed
+  return function(n)
+    x = (x * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
+    return (x >> 16) % n
+  end
+end
+
 return common

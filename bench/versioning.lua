@@ -47,26 +47,14 @@ local function sorted(t)
   return s
 end
 
-local function median(t)
-  local s = sorted(t)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = common.median
 
 local function p99(t)
   local s = sorted(t)
   return s[math.max(1, math.ceil(#s * 0.99))]
 end
 
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return (x >> 16) % n
-  end
-end
+local rng = common.rng
 
 local function key(i) return ("k%08d"):format(i) end
 

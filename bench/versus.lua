@@ -26,23 +26,9 @@ local T, U, C = "t", "u", "coll"
 
 -- ------------------------------------------------------------- utilities
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local median = common.median
 
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-    return (x >> 16) % n
-  end
-end
+local rng = common.rng
 
 local function key(i) return ("k%08d"):format(i) end
 

@@ -319,6 +319,18 @@ static int collect_head(const char *entry, size_t len, const char *digest, void 
   return b->failed ? 1 : 0;
 }
 
+/* The next head collect_head stored at b->data + *i: its name (length
+ * *len) and digest; NULL at the end. */
+static const char *next_head(const mydb_buf *b, size_t *i, size_t *len,
+                             const char **digest) {
+  if (*i >= b->len) return NULL;
+  memcpy(len, b->data + *i, sizeof *len);
+  const char *name = b->data + *i + sizeof *len;
+  *digest = name + *len;
+  *i += sizeof *len + *len + MYDB_DIGEST_HEX;
+  return name;
+}
+
 /* store:heads(tenant) -> {entry, ...} (entry order), {entry = digest} */
 static int store_heads(lua_State *L) {
   lstore *s = check_store(L);
@@ -329,16 +341,14 @@ static int store_heads(lua_State *L) {
   lua_newtable(L);
   lua_newtable(L);
   lua_Integer n = 0;
-  for (size_t i = 0; i < b->len;) {
-    size_t len;
-    memcpy(&len, b->data + i, sizeof len);
-    i += sizeof len;
-    lua_pushlstring(L, b->data + i, len);
+  size_t i = 0, len;
+  const char *name, *digest;
+  while ((name = next_head(b, &i, &len, &digest))) {
+    lua_pushlstring(L, name, len);
     lua_pushvalue(L, -1);
     lua_rawseti(L, -4, ++n);
-    lua_pushlstring(L, b->data + i + len, MYDB_DIGEST_HEX);
+    lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
     lua_rawset(L, -3);
-    i += len + MYDB_DIGEST_HEX;
   }
   lmydb_buf_done(b);
   return 2;
@@ -352,14 +362,12 @@ static int store_refs(lua_State *L) {
   int rc = mydb_ref_foreach(s->db, tenant, collect_head, b);
   check_collected(L, b, rc, "refs");
   lua_newtable(L);
-  for (size_t i = 0; i < b->len;) {
-    size_t len;
-    memcpy(&len, b->data + i, sizeof len);
-    i += sizeof len;
-    lua_pushlstring(L, b->data + i, len);
-    lua_pushlstring(L, b->data + i + len, MYDB_DIGEST_HEX);
+  size_t i = 0, len;
+  const char *name, *digest;
+  while ((name = next_head(b, &i, &len, &digest))) {
+    lua_pushlstring(L, name, len);
+    lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
     lua_rawset(L, -3);
-    i += len + MYDB_DIGEST_HEX;
   }
   lmydb_buf_done(b);
   return 1;
