@@ -79,6 +79,35 @@ describe("versioning", function()
       end
     end)
 
+    it("leaves out what the first parent implies: prev and a jump to it", function()
+      local db = S.db
+      db:save("t", "u", "a", 1)
+      db:save("t", "u", "b", 1)
+      db:save("t", "u", "b", 2) -- b again: prev is the parent
+      db:save("t", "u", "a", 2) -- a again: prev is the first commit
+      local log = db:log("t")
+      local function raw(i) return core.decode(db._store:read("t", log[i].id)) end
+      assert.is_nil(raw(2).prev)
+      assert.same({ a = log[4].id }, raw(1).prev)
+      -- jumps: the root has none; every other commit names one only when it
+      -- is not its first parent, and then below it
+      assert.is_nil(raw(4).jump)
+      for i = 1, 3 do
+        local c = raw(i)
+        if c.jump then
+          assert.are_not.equal(c.parents[1], c.jump)
+          assert.is_true(c.jump_height < c.height - 1)
+        end
+      end
+      assert.same({ log[1].id, log[4].id }, ids(db:log("t", { entry = "a" })))
+      assert.same({ log[2].id, log[3].id }, ids(db:log("t", { entry = "b" })))
+      -- written out in full, the same commit is refused (one commit, one form)
+      local c = raw(2)
+      c.prev = { b = log[3].id }
+      local bad = db._store:write("t", core.encode(c))
+      H.assert_error_code(function() db:log("t", { rev = bad }) end, "corrupt")
+    end)
+
     it("refuses bad opts before writing anything", function()
       local db = S.db
       db:save("t", "u", "cfg", 1)

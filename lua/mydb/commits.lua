@@ -6,14 +6,18 @@
 --    entries = {name = version | false}, prev = {name = id},
 --    state = digest, size = n}
 -- (empty fields left out). entries: what the commit changed (false: dropped);
--- prev: for each of them, the commit that changed it before on this line.
+-- prev: for each of them, the commit that changed it before on this line,
+-- left out when that is the first parent (the common case: the same entry
+-- written again) or none.
 -- state: the root piece of a prolly tree (mydb.collection's) of the whole
 -- tenant at this commit, entry name -> '["<version>","<commit>"]', where
 -- commit is the one that last changed the entry ('["<version>"]': this
 -- commit). height counts first parents; jump names an ancestor on the
 -- first-parent chain (Myers' skew-binary jump pointers), with that
 -- ancestor's height and time, so an ancestor by height or by time is found
--- reading only the O(log n) commits the search steps on, not a walk.
+-- reading only the O(log n) commits the search steps on, not a walk. The
+-- jump fields are left out when the jump is the first parent (half the
+-- commits): a commit's bytes are most of what a put adds to history.
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local collection = require "mydb.collection"
@@ -42,16 +46,16 @@ local function check(c, id)
   end
   for _, p in ipairs(c.parents) do if not core.digest_valid(p) then bad("parent") end end
   if (c.height > 0) ~= (c.parents[1] ~= nil) then bad("height for its parents") end
-  if (c.height > 0) ~= (c.jump ~= nil) then bad("jump") end
+  if c.height == 0 and c.jump ~= nil then bad("jump") end
   for name, v in pairs(c.entries) do
     if type(name) ~= "string" or (v ~= false and not core.digest_valid(v)) then bad("entry") end
   end
   for name, v in pairs(c.prev) do
-    if type(name) ~= "string" or not core.digest_valid(v) then bad("prev") end
+    if type(name) ~= "string" or not core.digest_valid(v) or v == c.parents[1] then bad("prev") end
   end
   if c.jump ~= nil and (not core.digest_valid(c.jump) or math.type(c.jump_height) ~= "integer"
-      or c.jump_height >= c.height or type(c.jump_time) ~= "number") then
-    bad("jump")
+      or c.jump_height >= c.height - 1 or c.jump_height < 0 or type(c.jump_time) ~= "number") then
+    bad("jump") -- (a jump to the first parent is written as none)
   end
   if c.state ~= nil and not core.digest_valid(c.state) then bad("state") end
   if math.type(c.size) ~= "integer" then bad("size") end
@@ -95,6 +99,9 @@ function commits.read(db, tenant, id)
   t.parents, t.entries, t.prev, t.size = t.parents or {}, t.entries or {}, t.prev or {}, t.size or 0
   check(t, id)
   t.id = id
+  if t.height > 0 and not t.jump then -- the jump is the first parent
+    t.jump, t.jump_height, t.jump_parent = t.parents[1], t.height - 1, true
+  end
   memo_put(memo, key, t)
   return t
 end
@@ -168,7 +175,7 @@ function commits.at_time(db, tenant, c, t)
   if c.time <= t then return c end
   while true do
     if c.height == 0 then return nil end
-    if c.jump and c.jump_time > t then
+    if not c.jump_parent and c.jump and c.jump_time > t then
       c = commits.read(db, tenant, c.jump)
     else
       local p = commits.read(db, tenant, c.parents[1])
@@ -205,12 +212,12 @@ local function commit_bytes(c)
   local out = { '{"commit":1,"date":', core.encode(c.date), ',"entries":', json_map(c.entries, json_digest),
                 ',"height":', tostring(c.height) }
   local function add(...) for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end end
-  if c.jump then
+  if c.jump and not c.jump_parent then
     add(',"jump":"', c.jump, '","jump_height":', tostring(c.jump_height), ',"jump_time":', core.encode(c.jump_time))
   end
   if c.message then add(',"message":', core.encode(c.message)) end
   if c.parents then add(',"parents":["', table.concat(c.parents, '","'), '"]') end
-  if c.prev then add(',"prev":', json_map(c.prev, json_digest)) end
+  if c.prev and next(c.prev) then add(',"prev":', json_map(c.prev, json_digest)) end
   add(',"size":', tostring(c.size))
   if c.state then add(',"state":"', c.state, '"') end
   add(',"time":', core.encode(c.time), ',"user_id":', core.encode(c.user_id), "}")
@@ -218,7 +225,8 @@ local function commit_bytes(c)
 end
 commits.bytes = commit_bytes
 
--- (id, height, time of the jump of a child of p; one read: p's jump)
+-- (id, height, time of the jump of a child of p; reads p's jump, and
+-- that one's parent when it is also its jump)
 local function jump_of(db, tenant, p)
   if not p.jump then return p.id, p.height, p.time end -- the root jumps to itself
   local j = commits.read(db, tenant, p.jump)
@@ -226,7 +234,10 @@ local function jump_of(db, tenant, p)
     if p.height - j.height == 0 then return j.id, j.height, j.time end
     return p.id, p.height, p.time
   end
-  if p.height - j.height == j.height - j.jump_height then return j.jump, j.jump_height, j.jump_time end
+  if p.height - j.height == j.height - j.jump_height then
+    if j.jump_parent then return j.jump, j.jump_height, commits.read(db, tenant, j.jump).time end
+    return j.jump, j.jump_height, j.jump_time
+  end
   return p.id, p.height, p.time
 end
 
@@ -247,13 +258,9 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   for _, ch in ipairs(changes) do
     local name, version = ch[1], ch[2]
     entries[name] = version
-    if parent then
-      if parent.entries[name] ~= nil then
-        prev[name] = parent.id -- (the common case: no state lookup)
-      else
-        local _, by = commits.lookup(db, tenant, parent, name)
-        if by then prev[name] = by end
-      end
+    if parent and parent.entries[name] == nil then -- (else prev is the parent: left out)
+      local _, by = commits.lookup(db, tenant, parent, name)
+      if by then prev[name] = by end
     end
     upd[name] = version and state_value(version) or false
     n = n + 1
@@ -281,6 +288,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     c.parents = { parent.id }
     for _, p in ipairs(extra_parents or {}) do c.parents[#c.parents + 1] = p end
     c.jump, c.jump_height, c.jump_time = jump_of(db, tenant, parent)
+    c.jump_parent = c.jump == parent.id or nil
   end
   local bytes = commit_bytes(c)
   local id = core.sha256(bytes)
