@@ -132,28 +132,36 @@ $(BUILD)/test_oom: test/test_oom.c $(LMOD_OBJ) $(BUILD)/libmydb.a
 $(BUILD)/test_oom_api: test/test_oom_api.c $(BUILD)/mydb/core.so | stage
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LUA_LIB) -ldl
 
+# The spec files in SPEC_SHARDS groups at once (below); each group's output
+# is printed whole, in order, when it ends.
 test-lua: all
-	$(LUA) /usr/bin/busted
+	tools/parallel $(BUSTED_SHARDS)
 
 # The power-loss test (spec/powerloss/run.lua): crash states rebuilt from a
 # strace of a workload under the weak POSIX model, on loose and pack, each
 # also with two writer processes on one tenant (pack: group commit).
 # POWERLOSS_MAX caps the states checked per backend (sampled evenly).
 POWERLOSS_MAX ?= 1500
+# Two scenarios at a time (tools/parallel: outputs printed in order).
 test-powerloss: all
-	$(LUA) spec/powerloss/run.lua loose $(POWERLOSS_MAX)
-	$(LUA) spec/powerloss/run.lua loose-concurrent $(POWERLOSS_MAX)
-	$(LUA) spec/powerloss/run.lua pack $(POWERLOSS_MAX)
-	$(LUA) spec/powerloss/run.lua pack-concurrent $(POWERLOSS_MAX)
+	tools/parallel "$(LUA) spec/powerloss/run.lua loose $(POWERLOSS_MAX)" \
+	  "$(LUA) spec/powerloss/run.lua pack $(POWERLOSS_MAX)"
+	tools/parallel "$(LUA) spec/powerloss/run.lua loose-concurrent $(POWERLOSS_MAX)" \
+	  "$(LUA) spec/powerloss/run.lua pack-concurrent $(POWERLOSS_MAX)"
 
 # The whole spec suite once per storage backend (spec/helper.lua reads
-# MYDB_BACKEND), and the C backend tests.
+# MYDB_BACKEND), the backends at once (tools/parallel), and the C backend
+# tests.
 BACKENDS ?= loose pack memory
 test-backends: all $(BUILD)/test_backends
 	$(BUILD)/test_backends
-	for b in $(BACKENDS); do \
-	  echo "== busted, backend $$b"; MYDB_BACKEND=$$b $(LUA) /usr/bin/busted || exit 1; \
-	done
+	tools/parallel $(foreach b,$(BACKENDS),"MYDB_BACKEND=$(b) $(LUA) /usr/bin/busted")
+
+# The spec files dealt into SPEC_SHARDS groups run at once (by their weights
+# in tools/spec_weights: tools/spec_shards.lua), for the slow sanitizer run.
+SPEC_SHARDS ?= 2
+BUSTED_SHARDS = $(foreach i,$(shell seq 1 $(SPEC_SHARDS)),\
+  "$(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(SPEC_SHARDS) $(i))")
 
 # Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
 # installed by `make bench` when possible; without them the SQLite columns

@@ -93,7 +93,7 @@ test-asan: deps fuzz-deps
 	done && ln -s .. $(ASAN_BUILD)/tree/build && ln -s ../mydb-lua $(ASAN_BUILD)/tree/mydb-lua
 	cd $(ASAN_BUILD)/tree && $(ASAN_ENV) LD_PRELOAD=$(ASAN_LIB) \
 	  LUA_PATH='$(CURDIR)/$(ASAN_BUILD)/lua/?.lua;$(CURDIR)/$(ASAN_BUILD)/lua/?/init.lua;;' \
-	  LUA_CPATH='$(CURDIR)/$(ASAN_BUILD)/?.so;;' $(LUA) /usr/bin/busted
+	  LUA_CPATH='$(CURDIR)/$(ASAN_BUILD)/?.so;;' $(CURDIR)/tools/parallel $(BUSTED_SHARDS)
 
 # The examples under valgrind, each in a scratch directory (they make their
 # own temporary stores), with the normal build; "N passed, N failed" last.
