@@ -463,6 +463,19 @@ describe("db:key_history", function()
     assert.same({}, db:key_history(T, "c", "never"))
   end)
 
+  it("leaves out versions that did not change the record (other keys, indexes, TTL)", function()
+    local db = S.db
+    db:put_many(T, U, "c", { k = { n = 1 }, j = 1 })
+    db:create_index(T, "c", "by_n", "n")
+    db:set_ttl(T, "c", "expires")
+    db:put(T, U, "c", "j", 2)
+    db:put(T, U, "c", "k", { n = 2 })
+    db:drop_index(T, "c", "by_n")
+    local h = db:key_history(T, "c", "k")
+    assert.same({ { "modified", { n = 2 } }, { "added", { n = 1 } } }, summary(h))
+    assert.equal(db:log(T, { max = 2 })[2].id, h[1].commit)
+  end)
+
   it("sees a drop of the entry as a removal, and its earlier life", function()
     local db = S.db
     db:put(T, U, "c", "k", 1)

@@ -169,16 +169,22 @@ function blame.key_history(db, tenant, entry, key, opts)
   -- One tree handle for the stored roots: the pieces of every version go
   -- through one node cache (a piece shared by versions is read once).
   local shared = collection.tree(db._store, tenant, db._nodes)
+  local last_root, last_raw -- (a version that changed only indexes or TTL)
   local function raw_at(d)
     local info = info_or_nil(db, tenant, entry, d)
     if not info or not info.root then return nil end
+    if info.root == last_root then return last_raw end
+    last_root, last_raw = info.root, nil
     local node = info.node
     if node and node.leaf then -- a root the snapshot embeds
       local i = find(node.keys, key)
-      return i and node.vals[i] or nil
+      last_raw = i and node.vals[i] or nil
+    elseif node then -- an inner root an old snapshot embeds
+      last_raw = collection.get(colinfo.tree(db, tenant, info), info.root, key)
+    else
+      last_raw = collection.get(shared, info.root, key)
     end
-    if node then return collection.get(colinfo.tree(db, tenant, info), info.root, key) end
-    return collection.get(shared, info.root, key)
+    return last_raw
   end
   local chain = versions.entry_chain(db, tenant, c, entry)
   local out = {}
