@@ -501,6 +501,7 @@ describe("db:key_history", function()
     H.assert_error_code(function() db:key_history(T, "c", "k", { bogus = 1 }) end, "invalid_argument")
     H.assert_error_code(function() db:key_history(T, "c", "k", 3) end, "invalid_argument")
     H.assert_error_code(function() db:key_history(T, "c", "k", { rev = "nope" }) end, "not_found")
+    H.assert_error_code(function() db:key_history(T, "nope", "k") end, "not_found")
     H.assert_error_code(function() db:key_history("other", "c", "k") end, "not_initialized")
   end)
 

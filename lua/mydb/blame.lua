@@ -189,9 +189,12 @@ function blame.key_history(db, tenant, entry, key, opts)
   local chain = versions.entry_chain(db, tenant, c, entry)
   local out = {}
   local x = chain()
-  local d = x and version_of(x, entry)
+  if not x then
+    raise("not_found", "entry '%s' has no history in tenant '%s' at commit %s", entry, tenant, c.id)
+  end
+  local d = version_of(x, entry)
   if d and not info_or_nil(db, tenant, entry, d) then write.mismatch(entry, false) end
-  local raw = d and raw_at(d)
+  local raw = raw_at(d)
   while x and #out < max do
     local older = chain()
     local older_raw = older and raw_at(version_of(older, entry))
