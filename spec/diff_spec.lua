@@ -530,3 +530,25 @@ describe("db:key_history", function()
     assert.is_true(reads <= versions * 6, reads .. " reads for " .. versions .. " versions")
   end)
 end)
+
+-- ------------------------------------------------------------- example
+
+describe("examples/diff.lua", function()
+  it("runs in a fresh process and prints what it says", function()
+    local dir = H.tmpdir()
+    local out, ok, status = H.run_lua(H.read_file(H.REPO .. "/examples/diff.lua"), { cwd = dir, memory_ok = true })
+    local left = H.listing(dir)
+    H.rmrf(dir)
+    assert(ok, ("exit status %s:\n%s"):format(tostring(status), out))
+    for _, line in ipairs({
+      "config  ui.theme modified  light -> dark\n", "prices  apple  modified  1.2 -> 1.35\n",
+      "prices  kiwi   added     nil -> 0.4\n", "prices  plum   removed   2.0 -> nil\n",
+      "apple\tby\tbob\n", "kiwi\tby\tcarol\n", "pear\tby\talice\n",
+    }) do
+      assert.truthy(out:find(line, 1, true), line .. " not in:\n" .. out)
+    end
+    local _, versions = out:gsub("apple\t%a+\t[%d.]+\tby\t%a+\tin\t%x+\n", "")
+    assert.equal(2, versions, out)
+    assert.same({}, left)
+  end)
+end)
