@@ -18,6 +18,7 @@ local refs = require "mydb.refs"
 local write = require "mydb.write"
 local encode = require "mydb.encode"
 local treediff = require "mydb.treediff"
+local validate = require "mydb.validate"
 
 local raise = errors.raise
 
@@ -100,7 +101,7 @@ local function check_opts(opts)
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     raise("invalid_argument", "diff option limit must be a positive integer")
   end
-  if opts.entry ~= nil then require("mydb.validate").entry(opts.entry) end
+  if opts.entry ~= nil then validate.entry(opts.entry) end
   return opts
 end
 diff.check_opts = check_opts
