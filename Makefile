@@ -157,7 +157,7 @@ test-backends: all $(BUILD)/test_backends
 
 # Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
 # installed by `make bench` when possible; without them the SQLite columns
-# say "not installed". VERSUS_ARGS, VERSIONING_ARGS, DIFF_ARGS: e.g. --quick, --rounds 5.
+# say "not installed". VERSUS_ARGS, VERSIONING_ARGS: e.g. --quick, --rounds 5.
 BENCH_DEB_PKGS = lua-sql-sqlite3
 VERSUS_ARGS ?=
 bench: all
