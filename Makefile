@@ -174,6 +174,7 @@ bench: all
 	$(LUA) bench/backends.lua
 	$(LUA) bench/versus.lua $(VERSUS_ARGS)
 	$(LUA) bench/versioning.lua $(VERSIONING_ARGS)
+	$(LUA) bench/diff.lua $(DIFF_ARGS)
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk

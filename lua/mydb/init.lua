@@ -607,6 +607,29 @@ function Db:at(tenant, rev)
   return versions.at(self, tenant, rev)
 end
 
+-- Diff, blame and the history of one record (mydb.diff, mydb.blame).
+local diff, blame = require "mydb.diff", require "mydb.blame"
+
+--- The changes from from_rev to to_rev, in entry then key order:
+-- {entry=, key=, path=, action=, old=, new=}. opts: entry, prefix, limit.
+function Db:diff(tenant, from_rev, to_rev, opts)
+  versioning(self, "diff", tenant)
+  return diff.run(self, tenant, from_rev, to_rev, opts)
+end
+
+--- key (or top-level field) -> {commit=, user_id=, date=, time=} of the
+-- commit that gave it its current value; then the same for the version.
+function Db:blame(tenant, entry, rev)
+  versioning(self, "blame", tenant)
+  return blame.run(self, tenant, entry, rev)
+end
+
+--- The versions of one record, newest first. opts: max (1000), rev.
+function Db:key_history(tenant, entry, key, opts)
+  versioning(self, "key_history", tenant)
+  return blame.key_history(self, tenant, entry, key, opts)
+end
+
 --- Initialized tenants, sorted.
 function Db:tenants()
   return check_db(self, "tenants"):tenants()

@@ -198,6 +198,7 @@ local function entry_chain(db, tenant, c, entry)
     return out
   end
 end
+versions.entry_chain = entry_chain
 
 function versions.log(db, tenant, opts)
   opts = check_log_opts(opts)
