@@ -143,16 +143,7 @@ local function check_history_opts(opts)
   return opts
 end
 
--- Index of key in the sorted list keys, or nil.
-local function find(keys, key)
-  local lo, hi = 1, #keys
-  while lo <= hi do
-    local mid = (lo + hi) // 2
-    local k = keys[mid]
-    if k == key then return mid end
-    if k < key then lo = mid + 1 else hi = mid - 1 end
-  end
-end
+local find = collection.find_key -- (index of key in a sorted list, or nil)
 
 --- The versions of one record, newest first: {commit=, digest=, action=
 -- "added"|"modified"|"removed", value=, user_id=, date=, time=}, one per

@@ -304,6 +304,7 @@ local function find(keys, key)
   end
   return nil, lo
 end
+collection.find_key = find
 
 --- Path from the root to the leaf where key lives or would go (or, with
 -- key nil, the first leaf, or the last when last is true), indexed by
