@@ -245,7 +245,8 @@ local function entry_info(db, tenant, entry, s, vo, vt, byo, byt)
     ours_time = byo and commits.read(db, tenant, byo).time,
     theirs_time = byt and commits.read(db, tenant, byt).time,
   }
-  if not s.fn then info.stored = stored_resolver(db, tenant, entry, vo) or stored_resolver(db, tenant, entry, vt) end
+  -- the stored resolver of our version (theirs' when we dropped the entry)
+  if not s.fn then info.stored = stored_resolver(db, tenant, entry, vo or vt) end
   return info
 end
 
@@ -296,7 +297,7 @@ local function merge_collection(db, tenant, entry, vb, vo, vt, info, s, ctx)
       recs[k], n = t, n + 1
     elseif o ~= t then
       local ov = o and core.decode(o, ctx) or nil
-      local merged = merge_value(old and core.decode(old, ctx), ov, t and core.decode(t, ctx), {},
+      local merged = merge_value(old and core.decode(old, ctx) or nil, ov, t and core.decode(t, ctx) or nil, {},
         { entry = entry, key = k }, function(c) return s.resolve(c, info) end)
       if not same(merged, ov) then
         recs[k], n = merged == nil and false or core.encode(merged, ctx), n + 1
