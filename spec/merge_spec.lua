@@ -336,6 +336,34 @@ describe("merge", function()
       assert.same({}, db:verify(T))
     end)
 
+    it("tells the handle's listeners every change, taken whole, merged or fast-forwarded", function()
+      local db = S.db
+      fork(db)
+      db:put(T, "u", "c", "a", { x = 1, y = 2 })
+      on(db, "f", function()
+        db:put(T, "u", "c", "a", { x = 3, y = 1 })
+        db:save(T, "u", "s", { p = 5 })
+        db:put(T, "u", "d", "new", 1)
+      end)
+      local seen = {}
+      local h = db:on_change(function(ev)
+        seen[#seen + 1] = ("%s %s %s %s"):format(ev.action, ev.entry, ev.key or "-",
+          require("cjson").encode(ev.new or false))
+        assert.is_string(ev.commit)
+      end)
+      local r = db:merge(T, "u", "f")
+      table.sort(seen)
+      assert.same({ 'put c a {"x":3,"y":2}', "put d new 1", 'save s - {"p":5}' }, seen)
+      -- f fast-forwards to the merge: f hears what it gains
+      seen = {}
+      db:checkout(T, "f")
+      assert.is_true(db:merge(T, "u", "main").fast_forward)
+      assert.equal(r.commit, db:resolve(T, "f"))
+      assert.same({ 'put c a {"x":3,"y":2}' }, seen)
+      db:checkout(T, "main")
+      h:remove()
+    end)
+
     it("merges again from the last merge (the base moves) and across main and a branch", function()
       local db = S.db
       fork(db)

@@ -29,6 +29,7 @@ local indexes = require "mydb.indexes"
 local treediff = require "mydb.treediff"
 local resolvers = require "mydb.resolvers"
 local serializer = require "mydb.serializer"
+local changes = require "mydb.changes"
 
 local raise = errors.raise
 
@@ -352,7 +353,7 @@ function merge.plan(db, tenant, base, ours, theirs, opts, ctx)
     if vo == vt then
       p, n = nil, 0
     elseif not by_ours[entry] then
-      p, n = vt and { adopt = vt } or { drop = true }, 1
+      p, n = vt and { adopt = vt, from = vo } or { drop = true }, 1
     else
       local info = entry_info(db, tenant, entry, s, vo, vt, byo, byt)
       p, n = merge_entry(db, tenant, entry, vb, vo, vt, info, s, ctx)
@@ -415,22 +416,56 @@ end
 
 local function moved() raise("conflict", "the branch kept moving while the merge was planned") end
 
+-- Tells the handle's listeners (db:on_change) of an entry that moved from
+-- version a to b without a write of its own (a fast-forward, or a side's
+-- version taken whole): the events a write making that change gives.
+local function tell_moves(db, tenant, user, moves, commit)
+  if #db._listeners == 0 or #moves == 0 then return end
+  local ctx = db:_ctx(tenant)
+  local events = {}
+  for _, m in ipairs(moves) do
+    local entry, a, b = m[1], m[2], m[3]
+    local ev0 = { tenant = tenant, entry = entry, user_id = user, commit = commit }
+    local function add(t)
+      for k, v in pairs(ev0) do t[k] = v end
+      events[#events + 1] = t
+    end
+    local ba = a and db._store:read(tenant, a)
+    local bb = b and db._store:read(tenant, b)
+    local ca, cb = ba and write.is_collection(ba), bb and write.is_collection(bb)
+    if a and (not b or ca ~= cb) then
+      add({ action = "drop", old_digest = a })
+      a, ba = nil, nil
+    end
+    if cb then
+      treediff.collections(db, tenant, a, b, function(k, old, new)
+        add({ action = new and "put" or "delete", key = k, old_raw = old, new_raw = new, digest = b })
+      end, entry)
+    elseif b then
+      add({ action = "save", old_bytes = ba, new_json = core.encode(core.decode_snapshot(bb, ctx), ctx),
+            digest = b })
+    end
+  end
+  changes.emit(db, events, ctx)
+end
+
 -- Moves the branch from ours to theirs (main: its entry heads too).
 local function fast_forward(db, tenant, ours, theirs)
   local lock <close> = db._store:lock(tenant)
   local line = branch.open(db, lock, tenant)
   if (line.head and line.head.id or false) ~= (ours and ours.id or false) then return false end
-  local heads = {}
-  if line.main then
-    local names = changed_entries(db, tenant, ours, theirs, {})
-    local list = {}
-    for name in pairs(names) do list[#list + 1] = name end
-    table.sort(list)
-    for _, name in ipairs(list) do heads[#heads + 1] = { name, lookup(db, tenant, theirs, name) or false } end
+  local list = {}
+  for name in pairs(changed_entries(db, tenant, ours, theirs, {})) do list[#list + 1] = name end
+  table.sort(list)
+  local heads, moves = {}, {}
+  for i, name in ipairs(list) do
+    local v = lookup(db, tenant, theirs, name)
+    moves[i] = { name, lookup(db, tenant, ours, name), v }
+    if line.main then heads[#heads + 1] = { name, v or false } end
   end
   heads[#heads + 1] = { line.key, theirs.id }
   lock:commit(heads, true)
-  return true, #heads - 1
+  return true, #list, moves
 end
 
 -- Applies plan as one commit on the branch, if its tip is still ours.
@@ -442,6 +477,12 @@ local function apply(db, tenant, user, plan, ctx, ours, message, parents)
     if errors.is(err, "conflict") and err.moved then return nil end
     error(err, 0)
   end
+  local moves = {}
+  for entry, p in pairs(plan) do
+    if p.adopt then moves[#moves + 1] = { entry, p.from, p.adopt } end
+  end
+  table.sort(moves, function(x, y) return x[1] < y[1] end)
+  if out.commit then tell_moves(db, tenant, user, moves, out.commit) end
   return out.commit or (ours and ours.id)
 end
 
@@ -457,8 +498,11 @@ function merge.run(db, tenant, user, rev, opts)
       return { commit = ours.id, fast_forward = false, changes = 0, resolved = 0 }
     end
     if (not ours or base and base.id == ours.id) and not (opts.no_ff and ours) then
-      local done, n = fast_forward(db, tenant, ours, theirs)
-      if done then return { commit = theirs.id, fast_forward = true, changes = n, resolved = 0 } end
+      local done, n, moves = fast_forward(db, tenant, ours, theirs)
+      if done then
+        tell_moves(db, tenant, user, moves, theirs.id)
+        return { commit = theirs.id, fast_forward = true, changes = n, resolved = 0 }
+      end
     else
       local ctx = db:_ctx(tenant)
       local plan, count, s = merge.plan(db, tenant, base, ours, theirs, opts, ctx)
