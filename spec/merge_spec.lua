@@ -492,7 +492,8 @@ describe("merge", function()
     -- the model's three-way merge, written from the rules (not the code)
     local function is_map(v) return type(v) == "table" and v[1] == nil end
     local function eq(a, b) return (H.deep_equal(a, b)) end
-    local function merge3(b, o, t)
+    -- (pick: the resolver the merge runs with, "ours" or "theirs")
+    local function merge3(b, o, t, pick)
       if eq(o, t) then return o end
       if eq(b, o) then return t end
       if eq(b, t) then return o end
@@ -500,10 +501,11 @@ describe("merge", function()
         b = b or {}
         local out, keys = {}, {}
         for _, m in ipairs({ b, o, t }) do for k in pairs(m) do keys[k] = true end end
-        for k in pairs(keys) do out[k] = merge3(b[k], o[k], t[k]) end
+        for k in pairs(keys) do out[k] = merge3(b[k], o[k], t[k], pick) end
         return out
       end
-      return t -- (the merge runs with resolver "theirs")
+      if pick == "ours" then return o end
+      return t
     end
     local function copy(v)
       if type(v) ~= "table" then return v end
@@ -512,7 +514,7 @@ describe("merge", function()
       return c
     end
 
-    it("random edits on two branches, merged back and forth, give the model's records", function()
+    it("random edits on two branches, merged back and forth, give the model's records and snapshot", function()
       local db = S.db
       local seed = tonumber(os.getenv("MYDB_SEED") or "") or os.time()
       local rng = math.random
@@ -528,8 +530,19 @@ describe("merge", function()
         if rng(3) == 1 then m.sub = { z = rng(2) } end
         return m
       end
-      -- edits one branch (handle on it) and its model
+      -- edits one branch (handle on it) and its model (the snapshot entry
+      -- s under the key S)
+      local S_KEY = "~snapshot s" -- (no record key)
       local function edit(model)
+        if rng(3) == 1 then
+          local v = copy(model[S_KEY])
+          for _ = 1, rng(2) do
+            local f = ({ "a", "b", "c" })[rng(3)]
+            if rng(4) == 1 then v[f] = nil else v[f] = value() end
+          end
+          db:save(T, "u", "s", v)
+          model[S_KEY] = copy(v)
+        end
         for _ = 1, rng(1, 8) do
           local k = keys[rng(#keys)]
           local r = rng(5)
@@ -546,16 +559,21 @@ describe("merge", function()
       end
       local main, feat = {}, {}
       db:put(T, "u", "c", "seed", 0)
+      db:save(T, "u", "s", { a = 1 })
       main.seed, feat.seed = 0, 0
+      main[S_KEY], feat[S_KEY] = { a = 1 }, { a = 1 }
       db:branch(T, "f")
       local base = copy(main)
       for round = 1, 12 do
         edit(main)
         db:checkout(T, "f"); edit(feat); db:checkout(T, "main")
-        local r = db:merge(T, "u", "f", { resolver = "theirs" })
-        local want = merge3(base, main, feat)
-        assert(eq(want, records(db, "c")), ("seed %d round %d: %s"):format(seed, round,
-          select(2, H.deep_equal(want, records(db, "c"))) or ""))
+        local pick = round % 2 == 0 and "ours" or "theirs"
+        local r = db:merge(T, "u", "f", { resolver = pick })
+        local want = merge3(base, main, feat, pick)
+        local got = records(db, "c")
+        got[S_KEY] = db:load(T, "s")
+        assert(eq(want, got), ("seed %d round %d: %s"):format(seed, round,
+          select(2, H.deep_equal(want, got)) or ""))
         assert.equal(db:resolve(T, "main"), r.commit)
         main, base = copy(want), copy(feat) -- (want may share feat's tables)
         if round % 3 == 0 then -- f catches up: a fast-forward to the merge
