@@ -153,11 +153,11 @@ describe("merge", function()
         db:delete(T, "u", "c", "gone")
         db:save(T, "u", "s", { mode = "c" })
       end)
-      H.needs_disk("compares the store's state on disk")
-      local state = H.store_state(S.root)
+      local on_disk = H.BACKEND ~= "memory" -- (memory: no second view of the store)
+      local state = on_disk and H.store_state(S.root)
       local head = db:resolve(T, "main")
       local err = H.assert_error_code(function() db:merge(T, "u", "f") end, "conflict")
-      assert.equal(state, H.store_state(S.root))
+      if on_disk then assert.equal(state, H.store_state(S.root)) end
       assert.equal(head, db:resolve(T, "main"))
       local got = {}
       for _, c in ipairs(err.conflicts) do
