@@ -348,7 +348,7 @@ describe("merge", function()
       local seen = {}
       local h = db:on_change(function(ev)
         seen[#seen + 1] = ("%s %s %s %s"):format(ev.action, ev.entry, ev.key or "-",
-          require("cjson").encode(ev.new or false))
+          require("mydb.core").encode(ev.new or false)) -- (canonical: keys sorted)
         assert.is_string(ev.commit)
       end)
       local r = db:merge(T, "u", "f")
