@@ -12,9 +12,7 @@ local canonical = serializer.canonical
 local function members(v, side)
   if v == nil then return {} end
   if set.is_set(v) then return v:members() end
-  if type(v) == "table" and getmetatable(v) == nil and #v > 0 or (type(v) == "table" and next(v) == nil) then
-    return v
-  end
+  if type(v) == "table" and getmetatable(v) == nil and (next(v) == nil or #v > 0) then return v end
   errors.raise("invalid_argument", "resolver 'union' needs sequences or sets, %s is a %s", side, type(v))
 end
 

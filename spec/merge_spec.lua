@@ -247,6 +247,9 @@ describe("merge", function()
       assert.is_true(db:set_resolver(T, "u", "hits", "sum"))
       assert.is_true(db:set_resolver(T, "u", "cfg", "theirs"))
       assert.is_false(db:set_resolver(T, "u", "hits", "sum")) -- no change, no version
+      local cfg = db:get_digest(T, "cfg")
+      assert.is_false(db:set_resolver(T, "u", "cfg", "theirs"))
+      assert.equal(cfg, db:get_digest(T, "cfg"))
       assert.same({ n = 1 }, db:load(T, "cfg"))
       db:branch(T, "f")
       db:put(T, "u", "hits", "home", 15)
@@ -483,6 +486,39 @@ describe("merge", function()
       assert.matches("needs numbers", err.message)
       assert.equal(head, db:resolve(T, "main"))
       assert.equal(2, db:get(T, "c", "k"))
+    end)
+  end)
+
+  describe("format", function()
+    local core = require "mydb.core"
+    local D1, D2 = ("a"):rep(64), ("b"):rep(64)
+    local DATE = "20260101 00:00:00 +0000"
+
+    it("writes a merge version's two parents and a stored resolver in the metadata", function()
+      local bytes = core.snapshot_bytes('{"k":1}', { D1, D2 }, "u", DATE, "sum")
+      assert.equal('{"__date__":"' .. DATE .. '","__parent__":["' .. D1 .. '","' .. D2
+        .. '"],"__resolver__":"sum","__user_id__":"u","k":1}', bytes)
+      local v, meta = core.decode_snapshot(bytes)
+      assert.same({ k = 1 }, v)
+      assert.equal(D1, meta.parent)
+      assert.same({ D1, D2 }, meta.parents)
+      assert.equal("sum", meta.resolver)
+      local _, one = core.decode_snapshot(core.snapshot_bytes("1", D1, "u", DATE))
+      assert.equal(D1, one.parent)
+      assert.is_nil(one.parents)
+      assert.is_nil(one.resolver)
+      local c = core.collection_bytes(0, nil, nil, nil, { D1, D2 }, "u", DATE, "union")
+      assert.equal('{"__collection__":{"count":0,"resolver":"union","root":null},"__date__":"' .. DATE
+        .. '","__parent__":["' .. D1 .. '","' .. D2 .. '"],"__user_id__":"u"}', c)
+    end)
+
+    it("refuses malformed parent lists", function()
+      H.assert_error_code(function() core.snapshot_bytes("1", { D1, "nope" }, "u", DATE) end, "invalid_argument")
+      H.assert_error_code(function() core.snapshot_bytes("1", {}, "u", DATE) end, "invalid_argument")
+      for _, bad in ipairs({ '["' .. D1 .. '",]', '["' .. D1 .. '",5]', '["' .. D1 .. '" "' .. D2 .. '"]' }) do
+        local bytes = '{"__date__":"' .. DATE .. '","__parent__":' .. bad .. ',"__user_id__":"u","k":1}'
+        H.assert_error_code(function() core.decode_snapshot(bytes) end, "corrupt")
+      end
     end)
   end)
 

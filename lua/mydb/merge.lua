@@ -548,7 +548,9 @@ function merge.set_resolver(db, tenant, user, entry, name)
       raise("invalid_argument", "no resolver registered as '%s' (mydb.resolvers.register)", name)
     end
   end
-  if not db:_head(tenant, entry) then raise("not_found", "entry '%s' not found in tenant '%s'", entry, tenant) end
+  local head = db:_head(tenant, entry)
+  if not head then raise("not_found", "entry '%s' not found in tenant '%s'", entry, tenant) end
+  if stored_resolver(db, tenant, entry, head) == (name or nil) then return false end -- (no change)
   local ctx = db:_ctx(entry)
   return db:_apply(tenant, user, { [entry] = { resolver = name or false } }, ctx)[entry].written
 end
