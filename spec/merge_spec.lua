@@ -387,6 +387,45 @@ describe("merge", function()
       db:checkout(T, "main")
     end)
 
+    it("plans again when the branch moves while it plans, keeping that write", function()
+      local db = S.db
+      db:put(T, "u", "c", "k", 1)
+      db:branch(T, "f")
+      db:put(T, "u", "c", "k", 2)
+      on(db, "f", function() db:put(T, "u", "c", "k", 3) end)
+      local calls = 0
+      local r = db:merge(T, "u", "f", { resolver = function(c)
+        calls = calls + 1
+        -- the first time, another write lands on main before the merge commits
+        if calls == 1 then db:put(T, "u", "c", "late", true) end
+        return c.theirs
+      end })
+      assert.equal(2, calls)
+      assert.equal(3, db:get(T, "c", "k"))
+      assert.is_true(db:get(T, "c", "late"))
+      local c = db:log(T, { max = 1 })[1]
+      assert.equal(r.commit, c.id)
+      assert.equal(db:resolve(T, "main~1"), c.parents[1]) -- the late write's commit
+      assert.same({ 1, 2 }, { #db:log(T, { rev = "main~1", max = 1 })[1].parents, #c.parents })
+    end)
+
+    it("merges criss-crossed branches (two best common ancestors)", function()
+      local db = S.db
+      fork(db)
+      db:put(T, "u", "c", "a", { x = 2, y = 1 })
+      on(db, "f", function() db:put(T, "u", "c", "b", { x = 2, y = 1 }) end)
+      local m1, f1 = db:resolve(T, "main"), db:resolve(T, "f")
+      -- each side merges the other's tip as it was: a criss-cross
+      db:merge(T, "u", f1, { no_ff = true })
+      on(db, "f", function() db:merge(T, "u", m1, { no_ff = true }) end)
+      db:put(T, "u", "c", "n", 5)
+      on(db, "f", function() db:put(T, "u", "c", "a", { x = 2, y = 9 }) end)
+      local r = db:merge(T, "u", "f")
+      assert.equal(0, r.resolved)
+      assert.same({ a = { x = 2, y = 9 }, b = { x = 2, y = 1 }, n = 5 }, records(db, "c"))
+      assert.same({}, db:verify(T))
+    end)
+
     it("then gc keeps both sides' versions; verify finds nothing wrong", function()
       local db = S.db
       fork(db)
