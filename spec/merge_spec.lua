@@ -589,6 +589,56 @@ describe("merge", function()
       return c
     end
 
+    it("finds a best common ancestor of random commits of a random graph", function()
+      local db = S.db
+      local merge = require "mydb.merge"
+      local commits = require "mydb.commits"
+      local seed = tonumber(os.getenv("MYDB_SEED") or "") or os.time()
+      math.randomseed(seed)
+      local names = { "main", "b1", "b2", "b3" }
+      db:put(T, "u", "c", "k", 0)
+      for i = 2, #names do db:branch(T, names[i]) end
+      local all = {}
+      for step = 1, 40 do
+        local name = names[math.random(#names)]
+        db:checkout(T, name)
+        if math.random(3) == 1 then
+          local other = names[math.random(#names)]
+          db:merge(T, "u", other, { no_ff = math.random(2) == 1, resolver = "theirs" })
+        else
+          db:put(T, "u", "c", "k" .. math.random(5), step)
+        end
+        all[#all + 1] = db:resolve(T, name)
+      end
+      db:checkout(T, "main")
+      -- the model: ancestor sets by brute force
+      local anc = {}
+      local function ancestors(id)
+        if anc[id] then return anc[id] end
+        local s = { [id] = true }
+        for _, p in ipairs(commits.read(db, T, id).parents) do
+          for x in pairs(ancestors(p)) do s[x] = true end
+        end
+        anc[id] = s
+        return s
+      end
+      for _ = 1, 60 do
+        local a, b = all[math.random(#all)], all[math.random(#all)]
+        local common, best = {}, {}
+        for x in pairs(ancestors(a)) do if ancestors(b)[x] then common[#common + 1] = x end end
+        for _, x in ipairs(common) do
+          local dominated = false
+          for _, y in ipairs(common) do
+            if y ~= x and ancestors(y)[x] then dominated = true; break end
+          end
+          if not dominated then best[x] = true end
+        end
+        local got = merge.base(db, T, commits.read(db, T, a), commits.read(db, T, b))
+        assert(got and best[got.id], ("seed %d: %s is not a best common ancestor of %s and %s"):format(
+          seed, got and got.id or "nil", a, b))
+      end
+    end)
+
     it("random edits on two branches, merged back and forth, give the model's records and snapshot", function()
       local db = S.db
       local seed = tonumber(os.getenv("MYDB_SEED") or "") or os.time()
