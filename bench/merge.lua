@@ -41,6 +41,8 @@ local function nodes_cached(db)
 end
 
 local function measure(size)
+  if 2 * CHANGES > size then error(("--changes %d: two sides need %d of the %d records"):format(
+    CHANGES, 2 * CHANGES, size)) end
   local root = DIR .. "/n" .. size
   os.execute("rm -rf " .. common.sh_quote(root))
   local db = mydb.open(root, { backend = "pack", fsync = false })
