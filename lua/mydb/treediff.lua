@@ -33,46 +33,82 @@ local function root_level(t, node)
   return level
 end
 
--- A cursor: a stack of items, the next in key order on top.
--- Item: {level=, key=, digest=, node=} for a piece, {level=0, key=, raw=}
--- for a record.
-local function cursor(t, root)
-  if root == nil then return { t = t } end
-  local node, digest
-  if type(root) == "table" then node = root else digest, node = root, load_node(t, root) end
-  if node.keys[1] == nil then return { t = t } end -- (an empty piece: no records)
-  return { t = t, { level = root_level(t, node), key = node.keys[1], digest = digest, node = node } }
+-- A cursor: a stack of frames, each the rest of one node's items (the
+-- next item in key order: the top frame's i-th); no table per item. A frame
+-- {keys=, digests=, vals=, i=, level=} lists pieces (digests, level >= 1)
+-- or records (vals, level 0); every frame on the stack has i <= #keys.
+local function frame(node, level)
+  if node.leaf then return { keys = node.keys, vals = node.vals, i = 1, level = 0 } end
+  return { keys = node.keys, digests = node.digests, i = 1, level = level }
 end
 
--- Replaces the piece on top of cursor c by its children.
-local function expand(c)
-  local item = table.remove(c)
-  local node = item.node or load_node(c.t, item.digest)
-  local keys = node.keys
-  if node.leaf then
-    local vals = node.vals
-    for i = #keys, 1, -1 do c[#c + 1] = { level = 0, key = keys[i], raw = vals[i] } end
+local function cursor(t, root)
+  local c = { t = t }
+  if root == nil then return c end
+  local node
+  if type(root) == "table" then
+    node = root
+    if #node.keys > 0 then c[1] = frame(node, root_level(t, node) - 1) end
   else
-    local digests, level = node.digests, math.max(item.level - 1, 1)
-    for i = #keys, 1, -1 do c[#c + 1] = { level = level, key = keys[i], digest = digests[i] } end
+    -- the root as the one item of a frame, so that a subtree of the other
+    -- tree with the same digest is still skipped whole
+    node = load_node(t, root)
+    if #node.keys > 0 then
+      c[1] = { keys = { node.keys[1] }, digests = { root }, i = 1, level = root_level(t, node) }
+    end
   end
+  return c
+end
+
+-- Moves cursor c past its next item.
+local function advance(c)
+  local n = #c
+  local f = c[n]
+  local i = f.i + 1
+  if i > #f.keys then c[n] = nil else f.i = i end
+end
+
+-- Replaces the piece that is cursor c's next item by its items.
+local function expand(c)
+  local f = c[#c]
+  local digest, level = f.digests[f.i], f.level
+  advance(c)
+  local node = load_node(c.t, digest)
+  if #node.keys > 0 then c[#c + 1] = frame(node, level > 1 and level - 1 or 1) end
 end
 
 -- Calls fn(key, raw) for each record of the cursor (what is left of it),
 -- with old/new placed by side; false from fn stops (returns false).
 local function drain(c, fn, side_old)
   while #c > 0 do
-    local item = c[#c]
-    if item.level == 0 then
-      c[#c] = nil
+    local f = c[#c]
+    if f.level == 0 then
+      local k, v = f.keys[f.i], f.vals[f.i]
+      advance(c)
       local go
-      if side_old then go = fn(item.key, item.raw, nil) else go = fn(item.key, nil, item.raw) end
+      if side_old then go = fn(k, v, nil) else go = fn(k, nil, v) end
       if go == false then return false end
     else
       expand(c)
     end
   end
   return true
+end
+
+-- Moves both cursors past the run of items, from their next ones, that are
+-- the same on both sides (same keys and values, or digests); the top frames
+-- fa, fb have x, y as their vals or digests. (Most items of two pieces on
+-- a changed path are equal: one tight loop, not one turn of the main one
+-- each.)
+local function skip_equal(A, B, fa, fb, x, y)
+  local ka, kb = fa.keys, fb.keys
+  local na, nb = #ka, #kb
+  local ia, ib = fa.i, fb.i
+  repeat
+    ia, ib = ia + 1, ib + 1
+  until ia > na or ib > nb or ka[ia] ~= kb[ib] or x[ia] ~= y[ib]
+  if ia > na then A[#A] = nil else fa.i = ia end
+  if ib > nb then B[#B] = nil else fb.i = ib end
 end
 
 --- Calls fn(key, old_raw, new_raw) in key order for each key whose raw
@@ -87,31 +123,40 @@ function treediff.trees(ta, root_a, tb, root_b, fn)
   if root_a ~= nil and root_a == root_b and type(root_a) == "string" then return end
   local A, B = cursor(ta, root_a), cursor(tb, root_b)
   while true do
-    local a, b = A[#A], B[#B]
-    if a == nil then drain(B, fn, false); return end
-    if b == nil then drain(A, fn, true); return end
-    if a.key < b.key then
-      if a.level == 0 then
-        A[#A] = nil
-        if fn(a.key, a.raw, nil) == false then return end
+    local fa, fb = A[#A], B[#B]
+    if fa == nil then drain(B, fn, false); return end
+    if fb == nil then drain(A, fn, true); return end
+    local ia, ib = fa.i, fb.i
+    local ka, kb = fa.keys[ia], fb.keys[ib]
+    local la, lb = fa.level, fb.level
+    if ka < kb then
+      if la == 0 then
+        advance(A)
+        if fn(ka, fa.vals[ia], nil) == false then return end
       else
         expand(A)
       end
-    elseif b.key < a.key then
-      if b.level == 0 then
-        B[#B] = nil
-        if fn(b.key, nil, b.raw) == false then return end
+    elseif kb < ka then
+      if lb == 0 then
+        advance(B)
+        if fn(kb, nil, fb.vals[ib]) == false then return end
       else
         expand(B)
       end
-    elseif a.level == 0 and b.level == 0 then
-      A[#A], B[#B] = nil, nil
-      if a.raw ~= b.raw and fn(a.key, a.raw, b.raw) == false then return end
-    elseif a.digest ~= nil and a.digest == b.digest then
-      A[#A], B[#B] = nil, nil -- the same piece: the same records
-    elseif a.level > b.level then
+    elseif la == 0 and lb == 0 then
+      local va, vb = fa.vals[ia], fb.vals[ib]
+      if va ~= vb then
+        advance(A)
+        advance(B)
+        if fn(ka, va, vb) == false then return end
+      else
+        skip_equal(A, B, fa, fb, fa.vals, fb.vals)
+      end
+    elseif la > 0 and lb > 0 and fa.digests[ia] == fb.digests[ib] then
+      skip_equal(A, B, fa, fb, fa.digests, fb.digests) -- the same pieces: the same records
+    elseif la > lb then
       expand(A)
-    elseif b.level > a.level then
+    elseif lb > la then
       expand(B)
     else
       expand(A)
