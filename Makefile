@@ -165,7 +165,7 @@ BUSTED_SHARDS = $(foreach i,$(shell seq 1 $(SPEC_SHARDS)),\
 
 # Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
 # installed by `make bench` when possible; without them the SQLite columns
-# say "not installed". VERSUS_ARGS, VERSIONING_ARGS: e.g. --quick, --rounds 5.
+# say "not installed". VERSUS_ARGS, VERSIONING_ARGS, MERGE_ARGS: e.g. --quick, --rounds 5.
 BENCH_DEB_PKGS = lua-sql-sqlite3
 VERSUS_ARGS ?=
 bench: all
@@ -175,6 +175,7 @@ bench: all
 	$(LUA) bench/versus.lua $(VERSUS_ARGS)
 	$(LUA) bench/versioning.lua $(VERSIONING_ARGS)
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
+	$(LUA) bench/merge.lua $(MERGE_ARGS)
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk

@@ -52,6 +52,22 @@ describe("examples", function()
       assert.is_true(H.file_exists(dir .. "/.mytools_db/.mydb") and H.file_exists(dir .. "/.mytools_db/acme"))
     end)
   end)
+  describe("merge.lua", function()
+    it("runs in a fresh process and prints what it says", function()
+      local path = H.REPO .. "/examples/merge.lua"
+      assert.is_true(H.file_exists(path), path .. " is missing")
+      local out, ok, status = H.run_lua(H.read_file(path), { cwd = dir, memory_ok = true })
+      assert(ok, ("exit status %s:\n%s"):format(tostring(status), out))
+      assert.equal(table.concat({
+        "merge without a resolver:\tfalse\tconflict",
+        "  users/bob city: base Rome, ours Turin, theirs Milan",
+        "merged:\t2\tparents,\t4\tchanges,\t2\tresolved",
+        "  ann\tAnn B.\tBergen", "  bob\tBob\tMilan", "  cy\tCy\tLima", "  hits\t135",
+        "after revert, ann lives in\tBergen", "" }, "\n"), out)
+      assert.same({}, H.listing(dir))
+    end)
+  end)
+
   describe("versioning.lua", function()
     local path = H.REPO .. "/examples/versioning.lua"
 

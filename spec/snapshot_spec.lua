@@ -243,7 +243,8 @@ describe("mydb.Db", function()
       local keys = {}
       for k in pairs(m) do keys[#keys + 1] = k end
       table.sort(keys)
-      assert.same({ "date", "digest", "user_id" }, keys)
+      assert.same({ "date", "digest", "parents", "user_id" }, keys)
+      assert.same({}, m.parents) -- (a merge's version: {ours, theirs})
     end)
 
     it("names the parent of a later version", function()
@@ -252,6 +253,7 @@ describe("mydb.Db", function()
       local m = S.db:meta("t", "e")
       assert.equal(d2, m.digest)
       assert.equal(d1, m.parent)
+      assert.same({ d1 }, m.parents)
       assert.equal("bob", m.user_id)
       local m1 = S.db:meta("t", "e", d1)
       assert.equal(d1, m1.digest)

@@ -60,10 +60,11 @@ function Line:tip()
 end
 
 --- Makes the commit of changes {{entry, version | false}} and returns its
--- id and the head changes that publish it.
-function Line:commit(changes, user, message)
+-- id and the head changes that publish it (extra_parents: a merge's other
+-- parents, after the branch's tip).
+function Line:commit(changes, user, message, extra_parents)
   local parent = self:tip()
-  local id = commits.make(self.db, self.tenant, parent, changes, user, message)
+  local id = commits.make(self.db, self.tenant, parent, changes, user, message, extra_parents)
   local heads
   if self.main then
     heads = {}

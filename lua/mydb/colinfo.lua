@@ -14,8 +14,9 @@ local MEMO_MAX = 4096
 
 -- Checks the fields of a parsed collection snapshot (corrupt if bad).
 local function check_info(info, digest)
-  if (info.ttl ~= nil and type(info.ttl) ~= "string") or type(info.indexes) ~= "table" then
-    raise("corrupt", "collection snapshot %s has a bad ttl or indexes field", digest)
+  if (info.ttl ~= nil and type(info.ttl) ~= "string") or type(info.indexes) ~= "table"
+      or (info.resolver ~= nil and type(info.resolver) ~= "string") then
+    raise("corrupt", "collection snapshot %s has a bad ttl, resolver or indexes field", digest)
   end
   for name, ix in pairs(info.indexes) do
     if type(ix) ~= "table" or math.type(ix.count) ~= "integer"
@@ -25,7 +26,7 @@ local function check_info(info, digest)
   end
 end
 
---- {count=, root=digest, node=, root_bytes=, ttl=, indexes=} of the
+--- {count=, root=digest, node=, root_bytes=, ttl=, resolver=, indexes=} of the
 -- collection snapshot digest of entry (type_mismatch on a snapshot entry).
 function colinfo.get(db, tenant, entry, digest)
   local key = tenant .. "/" .. digest
@@ -38,7 +39,7 @@ function colinfo.get(db, tenant, entry, digest)
   end
   local count, root, node, extra, root_bytes = collection.parse_root(bytes, "root of " .. digest)
   info = { count = count, root = root, node = node, root_bytes = root_bytes, ttl = extra.ttl,
-           indexes = extra.indexes or {} }
+           resolver = extra.resolver, indexes = extra.indexes or {} }
   check_info(info, digest)
   if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
   db._colinfo[key], db._colcount = info, db._colcount + 1

@@ -277,9 +277,13 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     state = stored
   end
   local now = core.realtime()
+  if parent then now = math.max(now, parent.time) end
+  for _, p in ipairs(extra_parents or {}) do -- a merge is no older than what it merges
+    now = math.max(now, commits.read(db, tenant, p).time)
+  end
   local c = {
     commit = 1, user_id = user, date = os.date("%Y%m%d %H:%M:%S %z"),
-    time = parent and math.max(now, parent.time) or now,
+    time = now,
     message = message, entries = entries, size = size + delta, state = state,
     height = parent and parent.height + 1 or 0,
   }

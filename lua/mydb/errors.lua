@@ -20,6 +20,7 @@ errors.codes = {
   unknown_tag = "no handler or class for a stored tag",
   handler_error = "a handler failed",
   already_exists = "a branch or tag of that name exists",
+  conflict = "a merge met changes it cannot combine (err.conflicts lists them)",
 }
 
 --- A new error value (not raised).

@@ -37,6 +37,7 @@ local mydb = {
   unregister_class = serializer.unregister_class,
   handlers = require "mydb.handlers",
   policies = require "mydb.policies",
+  resolvers = require "mydb.resolvers",
 }
 
 local Db = {}
@@ -522,11 +523,13 @@ function Db:get_digest(tenant, entry)
   return self:_head(tenant, entry)
 end
 
---- {digest=, parent=, user_id=, date=} of a version.
+--- {digest=, parent=, parents=, user_id=, date=} of a version (parents:
+-- {parent}, or a merge's {ours, theirs}; {} for a first version).
 function Db:meta(tenant, entry, digest)
   local d = read_version(self, "meta", tenant, entry, digest)
   local _, meta = core.decode_snapshot(self._store:read(tenant, d), nil, true)
-  return { digest = d, parent = meta.parent, user_id = meta.user_id, date = meta.date }
+  return { digest = d, parent = meta.parent, parents = meta.parents or { meta.parent }, user_id = meta.user_id,
+           date = meta.date }
 end
 
 -- ------------------------------------------------------------ versioning
@@ -628,6 +631,45 @@ end
 function Db:key_history(tenant, entry, key, opts)
   versioning(self, "key_history", tenant)
   return blame.key_history(self, tenant, entry, key, opts)
+end
+
+-- ----------------------------------------------------------------- merge
+-- Three-way merges of commits (mydb.merge; README "Merge").
+
+--- Merges rev into the handle's branch: {commit=, fast_forward=,
+-- changes=, resolved=}. opts: resolver (a function or a registered name),
+-- no_ff, message. Raises conflict (err.conflicts) when a conflict has no
+-- resolver; nothing is written then.
+function Db:merge(tenant, user, rev, opts)
+  versioning(self, "merge", tenant)
+  check_user(user)
+  return require("mydb.merge").run(self, tenant, user, rev, opts)
+end
+
+--- A new commit that undoes commit rev's changes: {commit=, changes=,
+-- resolved=}. opts: resolver, message.
+function Db:revert(tenant, user, rev, opts)
+  versioning(self, "revert", tenant)
+  check_user(user)
+  return require("mydb.merge").revert(self, tenant, user, rev, opts)
+end
+
+--- A new commit that applies commit rev's changes again: {commit=,
+-- changes=, resolved=}. opts: resolver, message.
+function Db:cherry_pick(tenant, user, rev, opts)
+  versioning(self, "cherry_pick", tenant)
+  check_user(user)
+  return require("mydb.merge").cherry_pick(self, tenant, user, rev, opts)
+end
+
+--- Stores the name of a registered resolver with entry (nil or false
+-- removes it), in a new version: merges of the entry use it when they are
+-- given none. Returns true when a version was written.
+function Db:set_resolver(tenant, user, entry, name)
+  versioning(self, "set_resolver", tenant)
+  check_user(user)
+  check_entry(entry)
+  return require("mydb.merge").set_resolver(self, tenant, user, entry, name)
 end
 
 --- Initialized tenants, sorted.

@@ -12,7 +12,7 @@ local plan = {}
 local function state_of(info)
   local state = {
     count = info and info.count or 0, root = info and info.root,
-    ttl = info and info.ttl, indexes = {},
+    ttl = info and info.ttl, resolver = info and info.resolver, indexes = {},
   }
   for name, ix in pairs(info and info.indexes or {}) do
     state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
@@ -99,6 +99,10 @@ function plan.collection(db, tenant, entry, parent, p, ctx)
   local state = state_of(info)
   local t = db:_tree(tenant, info)
   local meta_changed = plan_ttl(db, tenant, entry, t, state, p, ctx)
+  if p.resolver ~= nil and (p.resolver or nil) ~= state.resolver then -- (mydb.merge)
+    state.resolver = p.resolver or nil
+    meta_changed = true
+  end
   meta_changed = plan_index_ops(db, tenant, t, state, p, ctx) or meta_changed
   local eff, n, made = effective_changes(db, tenant, t, state, p)
   if n == 0 and not meta_changed then return nil end

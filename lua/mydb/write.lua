@@ -6,6 +6,13 @@
 --                                            record changes (false deletes),
 --                                            TTL field, index creation/drop
 --   { drop = true }                          remove the entry from the head
+--   { adopt = digest }                       the head becomes an existing
+--                                            version (a merge taking the
+--                                            other side's version whole)
+-- A save or records plan may hold resolver = name | false (the entry's
+-- stored merge resolver, mydb.merge; alone on a snapshot entry it re-saves
+-- the value) and merge_parent = digest (the version written gets
+-- __parent__ = {current, merge_parent}).
 -- A save or records plan may also hold fresh = true (a batch that dropped
 -- the entry, then wrote to it): it starts a new chain, as after db:drop.
 -- commit() takes the tenant's lock, reads each entry's head, builds the new
@@ -36,8 +43,14 @@ end
 -- owner of the snapshot format: doc/FORMAT.md "Snapshots").
 local function now_date() return os.date("%Y%m%d %H:%M:%S %z") end
 
-local function snapshot_bytes(vjson, parent, user)
-  return core.snapshot_bytes(vjson, parent, user, now_date())
+local function snapshot_bytes(vjson, parent, user, resolver)
+  return core.snapshot_bytes(vjson, parent, user, now_date(), resolver)
+end
+
+--- The stored merge resolver of a snapshot version (nil: none): the
+-- metadata key after __parent__ (names are [%w_.-]: no escapes).
+function write.snapshot_resolver(bytes)
+  return bytes:match('^{"__date__":"[^"]*","__parent__":%[[^%]]*%],"__resolver__":"([^"]*)"')
 end
 
 local function collection_bytes(state, root_bytes, parent, user)
@@ -49,7 +62,8 @@ local function collection_bytes(state, root_bytes, parent, user)
     end
     idx = core.encode(t)
   end
-  return core.collection_bytes(state.count, idx, root_bytes, state.ttl, parent, user, now_date())
+  return core.collection_bytes(state.count, idx, root_bytes, state.ttl, parent, user, now_date(),
+    state.resolver)
 end
 
 -- ----------------------------------------------------------------- commit
@@ -83,7 +97,19 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   end
   local parent_bytes = parent and store:read(tenant, parent)
   results[entry] = { written = false }
-  if p.drop then
+  -- a merge's version names both sides (doc/FORMAT.md "Snapshots")
+  local meta_parent = (parent and p.merge_parent) and { parent, p.merge_parent } or parent
+  if p.resolver ~= nil and not p.save and not p.records and parent_bytes
+      and not write.is_collection(parent_bytes) then
+    -- a snapshot entry's stored resolver changes: the same value again
+    local value = core.decode_snapshot(parent_bytes, ctx)
+    p.save = core.encode(value, ctx)
+  end
+  if p.adopt then
+    if p.adopt ~= parent then
+      staged[#staged + 1] = { entry = entry, adopt = p.adopt }
+    end
+  elseif p.drop then
     if parent then
       staged[#staged + 1] = { entry = entry, drop = true }
       events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
@@ -91,14 +117,16 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
     end
   elseif p.save then
     if parent_bytes and write.is_collection(parent_bytes) then write.mismatch(entry, true) end
-    staged[#staged + 1] = { entry = entry, bytes = snapshot_bytes(p.save, parent, user) }
+    local resolver = p.resolver
+    if resolver == nil then resolver = parent_bytes and write.snapshot_resolver(parent_bytes) end
+    staged[#staged + 1] = { entry = entry, bytes = snapshot_bytes(p.save, meta_parent, user, resolver or nil) }
     events[#events + 1] = { action = "save", tenant = tenant, entry = entry, user_id = user,
                             old_bytes = parent_bytes, new_json = p.save }
   else
     if parent_bytes and not write.is_collection(parent_bytes) then write.mismatch(entry, false) end
     local state, made = plan.collection(db, tenant, entry, parent, p, ctx)
     if state then
-      staged[#staged + 1] = { entry = entry, state = state, parent = parent }
+      staged[#staged + 1] = { entry = entry, state = state, parent = meta_parent }
       results[entry].made = made
       record_events(events, tenant, entry, user, made)
     end
@@ -116,7 +144,7 @@ local function built_info(state, root_bytes, root_node)
   local ixs = {}
   for name, ix in pairs(state.indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
   return { count = state.count, root = state.root, node = root_node, root_bytes = root_bytes,
-           ttl = state.ttl, indexes = ixs }
+           ttl = state.ttl, resolver = state.resolver, indexes = ixs }
 end
 
 -- Writes refs, pieces and snapshots (content-addressed: harmless if the
@@ -136,6 +164,7 @@ local function write_objects(store, tenant, user, staged, results, ctx)
       s.info = built_info(s.state, root_bytes, root_node)
     end
     if s.bytes then digest = store:write(tenant, s.bytes) end
+    if s.adopt then digest = s.adopt end
     changes[i] = { s.entry, digest }
     results[s.entry].written = true
     if digest then results[s.entry].digest, results[s.entry].info = digest, s.info end
@@ -146,6 +175,11 @@ end
 --- Applies a plan ({entry = p}) for one tenant as one commit on the
 -- handle's current branch (opts.message: the commit's message). Returns
 -- {entry = {digest=, made=, written=}} and the events to emit.
+-- For mydb.merge: opts.parents, the commit's parents after the branch's
+-- tip (the commit is made even when no entry changes); opts.expect_tip, the
+-- tip the plan was made against (false: none): if the branch moved since,
+-- raises conflict with err.moved = true and writes nothing; opts.out, a
+-- table that gets the commit's id (commit).
 function write.commit(db, tenant, user, entry_plans, ctx, opts)
   local store = db._store
   local entries = {}
@@ -153,18 +187,27 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
   table.sort(entries)
   local lock <close> = store:lock(tenant)
   local line = branch.open(db, lock, tenant)
+  if opts and opts.expect_tip ~= nil then
+    local tip = line:tip()
+    if (tip and tip.id or false) ~= opts.expect_tip then
+      local err = errors.new("conflict", "the branch moved while the merge was planned")
+      err.moved = true
+      error(err, 0)
+    end
+  end
   local out = { results = {}, staged = {}, events = {} }
   -- 1. Plan every entry: any error leaves the store as it was.
   for _, entry in ipairs(entries) do
     stage_entry(db, line, tenant, user, entry, entry_plans[entry], ctx, out)
   end
   local results, events = out.results, out.events
-  if #out.staged == 0 then return results, {} end
+  if #out.staged == 0 and not (opts and opts.parents) then return results, {} end
   -- 2. Objects. 3. One journal line moves every touched head; it releases
   -- the lock, then waits for durability.
   local changes = write_objects(store, tenant, user, out.staged, results, ctx)
   -- 4. The tenant commit: one object (and its state's path) more.
-  local commit_id, heads = line:commit(changes, user, opts and opts.message)
+  local commit_id, heads = line:commit(changes, user, opts and opts.message, opts and opts.parents)
+  if opts and opts.out then opts.out.commit = commit_id end
   local ok, err = pcall(lock.commit, lock, heads, true)
   for _, ev in ipairs(events) do
     if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end

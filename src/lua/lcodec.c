@@ -1272,11 +1272,30 @@ static int l_decode_snapshot(lua_State *L) {
           decode_value(&d);
           lua_pop(L, 1);
         } else {
+          /* [first] or, for a merge's version, [ours, theirs, ...]: parent
+           * is the first, parents the whole list when it has more */
           read_string(&d);
           push_str(&d);
           lua_setfield(L, meta, "parent");
+          if (peek(&d) == ',') {
+            lua_createtable(L, 2, 0);
+            lua_getfield(L, meta, "parent");
+            lua_rawseti(L, -2, 1);
+            for (int i = 2; peek(&d) == ','; i++) {
+              if (i > 16) dec_fail(&d, "too many parents");
+              d.p++;
+              read_string(&d);
+              push_str(&d);
+              lua_rawseti(L, -2, i);
+            }
+            lua_setfield(L, meta, "parents");
+          }
         }
         expect(&d, ']');
+      } else if (str_is(&d, "__resolver__")) {
+        read_string(&d);
+        push_str(&d);
+        lua_setfield(L, meta, "resolver");
       } else if (str_is(&d, "__value__")) {
         if (meta_only) {
           skip_value(&d);
@@ -1529,43 +1548,69 @@ static int l_json_string(lua_State *L) {
  * writer below, l_decode_snapshot and l_collection_root above, and the
  * parent scan of store:chain (lmydb_snapshot_parent) share it. */
 
-/* "__date__":"D","__parent__":["P"|null],"__user_id__":U - the metadata
- * keys, which sort before any field of the value ("__" first). */
-static void put_meta(lua_State *L, mydb_buf *out, int parent, int user, int date) {
+static void put_parent_digest(lua_State *L, mydb_buf *out, int idx) {
+  size_t pl;
+  const char *pd = luaL_checklstring(L, idx, &pl);
+  if (!mydb_digest_valid(pd, pl)) lmydb_error(L, "invalid_argument", "bad parent digest");
+  mydb_buf_putc(out, '"');
+  mydb_buf_put(out, pd, pl);
+  mydb_buf_putc(out, '"');
+}
+
+/* "__date__":"D","__parent__":["P"|null],["__resolver__":R,]"__user_id__":U
+ * - the metadata keys, which sort before any field of the value ("__"
+ * first). parent: nil, a digest, or a list of digests (a merge: {ours,
+ * theirs}). resolver (0: none): a stored merge resolver name. */
+static void put_meta(lua_State *L, mydb_buf *out, int parent, int user, int date, int resolver) {
   size_t dl, ul;
   const char *d = luaL_checklstring(L, date, &dl);
   for (size_t i = 0; i < dl; i++)
     if (!strchr("0123456789 :+-", d[i])) lmydb_error(L, "invalid_argument", "bad snapshot date");
   const char *u = luaL_checklstring(L, user, &ul);
+  const char *r = NULL;
+  size_t rl = 0;
+  if (resolver && !lua_isnoneornil(L, resolver)) r = luaL_checklstring(L, resolver, &rl);
+  int np = 0;
+  if (lua_istable(L, parent)) {
+    np = (int)lua_rawlen(L, parent);
+    if (np < 1 || np > 16) lmydb_error(L, "invalid_argument", "bad parent list");
+  }
   mydb_buf_puts(out, "\"__date__\":\"");
   mydb_buf_put(out, d, dl);
   mydb_buf_puts(out, "\",\"__parent__\":[");
   if (lua_isnoneornil(L, parent)) {
     mydb_buf_puts(out, "null");
+  } else if (np > 0) {
+    for (int i = 1; i <= np; i++) {
+      lua_rawgeti(L, parent, i);
+      if (i > 1) mydb_buf_putc(out, ',');
+      put_parent_digest(L, out, lua_gettop(L));
+      lua_pop(L, 1);
+    }
   } else {
-    size_t pl;
-    const char *pd = luaL_checklstring(L, parent, &pl);
-    if (!mydb_digest_valid(pd, pl)) lmydb_error(L, "invalid_argument", "bad parent digest");
-    mydb_buf_putc(out, '"');
-    mydb_buf_put(out, pd, pl);
-    mydb_buf_putc(out, '"');
+    put_parent_digest(L, out, parent);
   }
-  mydb_buf_puts(out, "],\"__user_id__\":");
+  mydb_buf_puts(out, "]");
+  if (r) {
+    mydb_buf_puts(out, ",\"__resolver__\":");
+    put_string(out, r, rl);
+  }
+  mydb_buf_puts(out, ",\"__user_id__\":");
   put_string(out, u, ul);
 }
 
-/* core.snapshot_bytes(vjson, parent|nil, user, date) -> bytes: the
+/* core.snapshot_bytes(vjson, parent|parents|nil, user, date[, resolver]) -> bytes: the
  * metadata, then the value's fields inline when it is a plain map (its
  * encoding starts with an ordinary key), else the value under
  * "__value__". */
 static int l_snapshot_bytes(lua_State *L) {
   size_t vl;
   const char *v = luaL_checklstring(L, 1, &vl);
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   codec_state *st = push_state(L);
   mydb_buf *out = &st->out;
   mydb_buf_putc(out, '{');
-  put_meta(L, out, 2, 3, 4);
+  put_meta(L, out, 2, 3, 4, 5);
   if (vl == 2 && memcmp(v, "{}", 2) == 0) {
     mydb_buf_putc(out, '}');
   } else if (vl > 3 && v[0] == '{' && v[1] == '"' && !(v[2] == '_' && v[3] == '_')) {
@@ -1582,12 +1627,12 @@ static int l_snapshot_bytes(lua_State *L) {
 }
 
 /* core.collection_bytes(count, indexes_json|nil, root_bytes|nil, ttl|nil,
- * parent|nil, user, date) -> bytes:
- * {"__collection__":{"count":N[,"indexes":{...}],"root":PIECE|null[,"ttl":F]},meta} */
+ * parent|parents|nil, user, date[, resolver]) -> bytes:
+ * {"__collection__":{"count":N[,"indexes":{...}][,"resolver":R],"root":PIECE|null[,"ttl":F]},meta} */
 static int l_collection_bytes(lua_State *L) {
   lua_Integer count = luaL_checkinteger(L, 1);
   if (count < 0) lmydb_error(L, "invalid_argument", "bad collection count");
-  lua_settop(L, 7);
+  lua_settop(L, 8);
   codec_state *st = push_state(L);
   mydb_buf *out = &st->out;
   char num[32];
@@ -1599,6 +1644,11 @@ static int l_collection_bytes(lua_State *L) {
     const char *ix = luaL_checklstring(L, 2, &l);
     mydb_buf_puts(out, ",\"indexes\":");
     mydb_buf_put(out, ix, l);
+  }
+  if (!lua_isnil(L, 8)) {
+    const char *r = luaL_checklstring(L, 8, &l);
+    mydb_buf_puts(out, ",\"resolver\":");
+    put_string(out, r, l);
   }
   mydb_buf_puts(out, ",\"root\":");
   if (lua_isnil(L, 3)) mydb_buf_puts(out, "null");
@@ -1612,7 +1662,7 @@ static int l_collection_bytes(lua_State *L) {
     put_string(out, t, l);
   }
   mydb_buf_puts(out, "},");
-  put_meta(L, out, 5, 6, 7);
+  put_meta(L, out, 5, 6, 7, 0);
   mydb_buf_putc(out, '}');
   check_out(L, out);
   lua_pushlstring(L, out->data, out->len);
