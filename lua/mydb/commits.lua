@@ -185,6 +185,37 @@ function commits.at_time(db, tenant, c, t)
   end
 end
 
+--- Walks of the commit graph newest first (log, merge base): a max-heap
+-- of commits by time, then height.
+function commits.newer(a, b) return a.time > b.time or (a.time == b.time and a.height > b.height) end
+
+function commits.heap_push(h, c)
+  h[#h + 1] = c
+  local i = #h
+  while i > 1 do
+    local p = i // 2
+    if not commits.newer(h[i], h[p]) then break end
+    h[i], h[p] = h[p], h[i]
+    i = p
+  end
+end
+
+function commits.heap_pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and commits.newer(h[l], h[m]) then m = l end
+    if r <= n and commits.newer(h[r], h[m]) then m = r end
+    if m == i then return top end
+    h[i], h[m] = h[m], h[i]
+    i = m
+  end
+end
+
 -- --------------------------------------------------------------- writing
 
 -- Myers' skew-binary jump: the parent's jump's jump when the two spans

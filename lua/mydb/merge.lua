@@ -39,35 +39,7 @@ local RETRIES = 5
 
 -- ---------------------------------------------------------- merge base
 
--- newest first: time, then height
-local function newer(a, b) return a.time > b.time or (a.time == b.time and a.height > b.height) end
-
-local function heap_push(h, c)
-  h[#h + 1] = c
-  local i = #h
-  while i > 1 do
-    local p = i // 2
-    if not newer(h[i], h[p]) then break end
-    h[i], h[p] = h[p], h[i]
-    i = p
-  end
-end
-
-local function heap_pop(h)
-  local top, n = h[1], #h
-  h[1] = h[n]
-  h[n] = nil
-  n = n - 1
-  local i = 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and newer(h[l], h[m]) then m = l end
-    if r <= n and newer(h[r], h[m]) then m = r end
-    if m == i then return top end
-    h[i], h[m] = h[m], h[i]
-    i = m
-  end
-end
+local newer, heap_push, heap_pop = commits.newer, commits.heap_push, commits.heap_pop
 
 --- True if commit x is y or an ancestor of y: a walk from y that stops
 -- below x's time (a commit is never older than its parents).
