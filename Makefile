@@ -159,9 +159,11 @@ test-backends: all $(BUILD)/test_backends
 
 # The spec files dealt into SPEC_SHARDS groups run at once (by their weights
 # in tools/spec_weights: tools/spec_shards.lua), for the slow sanitizer run.
+# (SPEC_WEIGHTS: seconds per file; the sanitizer run has its own).
 SPEC_SHARDS ?= 2
+SPEC_WEIGHTS ?= tools/spec_weights
 BUSTED_SHARDS = $(foreach i,$(shell seq 1 $(SPEC_SHARDS)),\
-  "$(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(SPEC_SHARDS) $(i))")
+  "$(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(SPEC_SHARDS) $(i) $(SPEC_WEIGHTS))")
 
 # Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
 # installed by `make bench` when possible; without them the SQLite columns

@@ -81,6 +81,7 @@ $(BUILD)/mydb-lua: $(CLI_OBJ) $(LMOD_OBJ) $(BUILD)/libmydb.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LMOD_OBJ) $(BUILD)/libmydb.a \
 	  $(LUA_LIB) $(CLI_LIBS) $(LDLIBS_CORE) -lm -ldl
 
+test-asan: SPEC_WEIGHTS = tools/spec_weights_asan
 test-asan: deps fuzz-deps
 	$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=gcc OPT="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  module $(ASAN_BUILD)/mydb-lua $(ASAN_BUILD)/cli/ptyrun
