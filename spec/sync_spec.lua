@@ -1,0 +1,256 @@
+-- Sync between stores (issue 19): remotes, fetch, push, pull, clone.
+local H = require "spec.helper"
+local mydb = require "mydb"
+
+local MEM = H.BACKEND == "memory"
+
+describe("sync", function()
+  local S = H.use_store({ tenant = "acme" })
+  local R -- the remote: another store, in S.dir/remote
+
+  local function url(path) return MEM and "memory:" .. path or path end
+
+  before_each(function()
+    R = mydb.open(S.dir .. "/remote", { fsync = false })
+    R:init("acme")
+    S.extra = S.extra or {}
+    S.extra[#S.extra + 1] = R
+  end)
+
+  local function ids(list)
+    local out = {}
+    for i, c in ipairs(list) do out[i] = c.id end
+    return out
+  end
+
+  describe("remotes", function()
+    it("are added, listed and removed, and kept in the store", function()
+      assert.same({}, S.db:remotes())
+      assert.is_true(S.db:add_remote("origin", url(S.dir .. "/remote")))
+      S.db:add_remote("backup", url(S.dir .. "/b"))
+      assert.same({ origin = url(S.dir .. "/remote"), backup = url(S.dir .. "/b") }, S.db:remotes())
+      local again = S.open_again()
+      assert.same(S.db:remotes(), again:remotes())
+      assert.is_true(S.db:remove_remote("backup"))
+      assert.same({ origin = url(S.dir .. "/remote") }, again:remotes())
+      H.assert_error_code(function() S.db:remove_remote("backup") end, "not_found")
+      H.assert_error_code(function() S.db:add_remote("origin", "x") end, "already_exists")
+    end)
+
+    it("refuse bad names and urls; an unknown remote is not_found", function()
+      for _, bad in ipairs({ "", ".x", "-x", "a/b", "a b", ("x"):rep(65), 3, "a..b" }) do
+        H.assert_error_code(function() S.db:add_remote(bad, "/tmp/x") end, "invalid_argument")
+      end
+      H.assert_error_code(function() S.db:add_remote("o", "") end, "invalid_argument")
+      H.assert_error_code(function() S.db:add_remote("o", 5) end, "invalid_argument")
+      H.assert_error_code(function() S.db:add_remote("o", "a\0b") end, "invalid_argument")
+      H.assert_error_code(function() S.db:add_remote("self", url(S.root)) end, "invalid_argument")
+      H.assert_error_code(function() S.db:fetch("acme", "nope") end, "not_found")
+      H.assert_error_code(function() S.db:push("acme", "nope") end, "not_found")
+      H.assert_error_code(function() S.db:fetch("acme", "bad/name") end, "invalid_argument")
+      H.assert_error_code(function() S.db:fetch(".x", "origin") end, "invalid_argument")
+      S.db:add_remote("origin", url(S.dir .. "/remote"))
+      H.assert_error_code(function() S.db:fetch("acme", "origin", "..") end, "invalid_argument")
+      H.assert_error_code(function() S.db:push("acme", "origin", "main", { bogus = 1 }) end, "invalid_argument")
+      H.assert_error_code(function() S.db:fetch("acme", "origin", "nobranch") end, "not_found")
+      H.assert_error_code(function() S.db:fetch("other", "origin") end, "not_found")
+    end)
+  end)
+
+  describe("fetch and push", function()
+    before_each(function() S.db:add_remote("origin", url(S.dir .. "/remote")) end)
+
+    it("fetch brings the remote's history as read-only REMOTE/BRANCH", function()
+      R:save("acme", "bob", "cfg", { v = 1 })
+      R:save("acme", "bob", "cfg", { v = 2 })
+      R:branch("acme", "dev")
+      R:tag("acme", "v1")
+      local rep = S.db:fetch("acme", "origin")
+      assert.equal(2, rep.commits)
+      assert.is_true(rep.objects >= 4)
+      assert.is_true(rep.bytes > 0)
+      assert.same({ "origin/dev", "origin/main", "tags/v1" }, rep.updated)
+      local b = S.db:branches("acme")
+      assert.equal(R:resolve("acme", "main"), b["origin/main"])
+      assert.equal(R:resolve("acme", "main"), S.db:resolve("acme", "origin/main"))
+      assert.equal(R:resolve("acme", "main"), S.db:resolve("acme", "v1"))
+      assert.same(ids(R:log("acme")), ids(S.db:log("acme", { rev = "origin/main" })))
+      assert.same({ v = 1 }, S.db:at("acme", "origin/main~1"):load("cfg"))
+      H.assert_error_code(function() S.db:checkout("acme", "origin/main") end, "invalid_argument")
+      -- main of the local store is untouched
+      assert.is_false(S.db:exists("acme", "cfg"))
+      -- a no-op fetch moves and sends nothing
+      local again = S.db:fetch("acme", "origin")
+      assert.same({ commits = 0, objects = 0, bytes = 0, updated = {} }, again)
+      assert.same({}, S.db:verify())
+    end)
+
+    it("push sends the branch, fast-forwards the remote's main and its entry heads", function()
+      S.db:save("acme", "al", "cfg", { v = 1 })
+      S.db:put("acme", "al", "users", "u1", { n = 1 })
+      S.db:tag("acme", "t1")
+      local rep = S.db:push("acme", "origin")
+      assert.equal(2, rep.commits)
+      assert.same({ "main", "tags/t1" }, rep.updated)
+      assert.same({ v = 1 }, R:load("acme", "cfg"))
+      assert.same({ n = 1 }, R:get("acme", "users", "u1"))
+      assert.equal(S.db:resolve("acme", "main"), R:resolve("acme", "main"))
+      assert.equal(S.db:resolve("acme", "t1"), R:resolve("acme", "t1"))
+      assert.equal(S.db:resolve("acme", "main"), S.db:resolve("acme", "origin/main"))
+      assert.same({ commits = 0, objects = 0, bytes = 0, updated = {} }, S.db:push("acme", "origin"))
+      -- a second change sends only the new commit and what it changed
+      S.db:save("acme", "al", "cfg", { v = 2 })
+      rep = S.db:push("acme", "origin")
+      assert.equal(1, rep.commits)
+      assert.same({ v = 2 }, R:load("acme", "cfg"))
+      assert.same({}, R:verify())
+      assert.same({}, S.db:verify())
+    end)
+
+    it("push of another branch leaves the remote's main alone", function()
+      S.db:save("acme", "al", "cfg", { v = 1 })
+      S.db:push("acme", "origin")
+      S.db:branch("acme", "dev")
+      S.db:checkout("acme", "dev")
+      S.db:save("acme", "al", "cfg", { v = 9 })
+      local rep = S.db:push("acme", "origin")
+      assert.same({ "dev" }, rep.updated)
+      assert.same({ v = 1 }, R:load("acme", "cfg"))
+      assert.same({ v = 9 }, R:at("acme", "dev"):load("cfg"))
+    end)
+
+    it("a push that is not a fast-forward is rejected; pull then push lands", function()
+      S.db:save("acme", "al", "a", { v = 1 })
+      S.db:push("acme", "origin")
+      R:save("acme", "bob", "b", { v = 2 })
+      S.db:save("acme", "al", "a", { v = 3 })
+      local before = R:resolve("acme", "main")
+      local err = H.assert_error_code(function() S.db:push("acme", "origin") end, "rejected")
+      assert.matches("fast%-forward", err.message)
+      assert.equal(before, R:resolve("acme", "main"))
+      local rep = S.db:pull("acme", "al", "origin")
+      assert.same({ "origin/main" }, rep.updated)
+      assert.is_table(rep.merge)
+      assert.same({ v = 2 }, S.db:load("acme", "b"))
+      S.db:push("acme", "origin")
+      assert.same({ v = 2 }, R:load("acme", "b"))
+      assert.same({ v = 3 }, R:load("acme", "a"))
+      local log = ids(R:log("acme"))
+      local seen = {}
+      for _, id in ipairs(log) do seen[id] = true end
+      assert.is_true(seen[before])
+      assert.same({}, R:verify())
+    end)
+
+    it("opts.force moves the remote branch anyway", function()
+      R:save("acme", "bob", "b", { v = 2 })
+      S.db:save("acme", "al", "a", { v = 1 })
+      H.assert_error_code(function() S.db:push("acme", "origin") end, "rejected")
+      S.db:push("acme", "origin", "main", { force = true })
+      assert.equal(S.db:resolve("acme", "main"), R:resolve("acme", "main"))
+      assert.is_false(R:exists("acme", "b"))
+      assert.same({ v = 1 }, R:load("acme", "a"))
+    end)
+
+    it("tenants stay isolated", function()
+      S.db:init("other")
+      S.db:save("other", "al", "secret", { s = 1 })
+      S.db:save("acme", "al", "cfg", { v = 1 })
+      S.db:push("acme", "origin")
+      assert.is_false(R:is_initialized("other"))
+      assert.same({ "acme" }, R:tenants())
+    end)
+
+    it("only the missing objects travel: one put into a big collection", function()
+      local items = {}
+      for i = 1, 20000 do items[("k%06d"):format(i)] = { n = i, pad = "xxxxxxxx" } end
+      S.db:put_many("acme", "al", "big", items)
+      local first = S.db:push("acme", "origin")
+      assert.is_true(first.objects > 20)
+      S.db:put("acme", "al", "big", "k010000", { n = -1 })
+      local rep = S.db:push("acme", "origin")
+      assert.equal(1, rep.commits)
+      assert.is_true(rep.objects <= 10, "objects sent: " .. rep.objects)
+      assert.is_true(rep.bytes < first.bytes / 20, ("bytes %d of %d"):format(rep.bytes, first.bytes))
+      assert.same({ n = -1 }, R:get("acme", "big", "k010000"))
+      -- and the other way: a fetch of one change
+      R:put("acme", "bob", "big", "k000001", { n = 0 })
+      local f = S.db:fetch("acme", "origin")
+      assert.equal(1, f.commits)
+      assert.is_true(f.objects <= 10, "objects fetched: " .. f.objects)
+    end)
+  end)
+
+  describe("corrupt source", function()
+    -- the source is a loose store on disk on every backend (its object
+    -- files can be damaged); the remote is the backend in use
+    it("a corrupt object aborts the push with refs unmoved", function()
+      local src = mydb.open(S.dir .. "/src", { backend = "loose", fsync = false })
+      S.extra[#S.extra + 1] = src
+      src:init("acme")
+      src:add_remote("origin", url(S.dir .. "/remote"))
+      src:save("acme", "al", "cfg", { v = "one" })
+      src:push("acme", "origin")
+      src:save("acme", "al", "cfg", { v = "two" })
+      local v = src:get_digest("acme", "cfg")
+      src:close()
+      local path = H.object_path(S.dir .. "/src", "acme", v)
+      local bytes = H.read_file(path)
+      H.write_file(path, bytes:sub(1, 20) .. (bytes:sub(21, 21) == "x" and "y" or "x") .. bytes:sub(22))
+      src = mydb.open(S.dir .. "/src", { backend = "loose", fsync = false, cache_bytes = 0 })
+      S.extra[#S.extra + 1] = src
+      local before = R:resolve("acme", "main")
+      H.assert_error_code(function() src:push("acme", "origin") end, "corrupt")
+      assert.equal(before, R:resolve("acme", "main"))
+      assert.same({ v = "one" }, R:load("acme", "cfg"))
+      assert.same({}, R:verify())
+      -- and a fetch from a corrupt remote moves no tracking branch
+      local dst = mydb.open(S.dir .. "/dst", { fsync = false })
+      S.extra[#S.extra + 1] = dst
+      dst:init("acme")
+      dst:add_remote("src", S.dir .. "/src")
+      H.assert_error_code(function() dst:fetch("acme", "src") end, "corrupt")
+      assert.same({}, dst:branches("acme"))
+      assert.same({}, dst:verify())
+    end)
+  end)
+
+  describe("clone", function()
+    it("copies every tenant with its history to any backend; origin is the source", function()
+      R:save("acme", "bob", "cfg", { v = 1 })
+      R:put("acme", "bob", "users", "u", { n = 1 })
+      R:branch("acme", "dev")
+      R:tag("acme", "v1")
+      R:init("beta")
+      R:save("beta", "bob", "x", { b = true })
+      for _, backend in ipairs(MEM and { "memory" } or { "loose", "pack" }) do
+        local root = S.dir .. "/clone-" .. backend
+        local c, rep = mydb.clone(url(S.dir .. "/remote"), root, { backend = backend })
+        assert.equal(2, rep.tenants)
+        assert.equal(#R:log("acme") + #R:log("beta"), rep.commits)
+        assert.same({ origin = url(S.dir .. "/remote") }, c:remotes())
+        assert.same({ "acme", "beta" }, c:tenants())
+        assert.same({ v = 1 }, c:load("acme", "cfg"))
+        assert.same({ n = 1 }, c:get("acme", "users", "u"))
+        assert.same({ b = true }, c:load("beta", "x"))
+        assert.equal(R:resolve("acme", "dev"), c:resolve("acme", "dev"))
+        assert.equal(R:resolve("acme", "v1"), c:resolve("acme", "v1"))
+        assert.same(ids(R:log("acme")), ids(c:log("acme")))
+        assert.same({}, c:verify())
+        -- the clone pushes back
+        c:save("acme", "cl", "cfg", { v = 2 })
+        c:push("acme", "origin")
+        assert.same({ v = 2 }, R:load("acme", "cfg"))
+        R:save("acme", "bob", "cfg", { v = 1 }) -- move on for the next clone's source
+        c:close()
+      end
+      local c2 = mydb.clone(url(S.dir .. "/remote"), S.dir .. "/only-beta", { tenants = { "beta" } })
+      assert.same({ "beta" }, c2:tenants())
+      c2:close()
+      H.assert_error_code(function() mydb.clone(url(S.dir .. "/remote"), S.root) end, "invalid_argument")
+      if not MEM then
+        H.assert_error_code(function() mydb.clone(S.dir .. "/none", S.dir .. "/c3") end, "not_found")
+      end
+    end)
+  end)
+end)
