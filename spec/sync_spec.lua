@@ -152,6 +152,27 @@ describe("sync", function()
       assert.same({ v = 1 }, R:load("acme", "a"))
     end)
 
+    it("carries shared refs (use_refs) and index roots", function()
+      local Doc = { use_refs = { "blob" } }
+      mydb.register_class("SyncDoc", Doc, { replace = true })
+      local ok, err = pcall(function()
+        S.db:save("acme", "al", "r", setmetatable({ blob = { ("y"):rep(300), 1, 2 } }, Doc))
+        S.db:put_many("acme", "al", "c", { a = { n = 1 }, b = { n = 2 } })
+        S.db:create_index("acme", "c", "by_n", function(v) return v.n end, "al")
+        local rep = S.db:push("acme", "origin")
+        assert.is_true(rep.objects >= 4)
+        local got = R:load("acme", "r")
+        assert.equal(("y"):rep(300), got.blob[1])
+        assert.same({}, R:verify())
+        -- a clone of the remote gets them too
+        local c <close> = mydb.clone(url(S.dir .. "/remote"), S.dir .. "/c2")
+        assert.equal(("y"):rep(300), c:load("acme", "r").blob[1])
+        assert.same({}, c:verify())
+      end)
+      mydb.unregister_class("SyncDoc")
+      if not ok then error(err, 0) end
+    end)
+
     it("tenants stay isolated", function()
       S.db:init("other")
       S.db:save("other", "al", "secret", { s = 1 })
