@@ -274,4 +274,90 @@ describe("sync", function()
       end
     end)
   end)
+  describe("processes", function()
+    it("a push or fetch killed at any moment leaves both stores valid; a re-run completes it", function()
+      H.needs_disk("the push runs in another process")
+      S.db:add_remote("origin", S.dir .. "/remote")
+      S.db:save("acme", "al", "cfg", { v = 0 })
+      S.db:push("acme", "origin")
+      S.db:close()
+      R:close()
+      math.randomseed(os.time())
+      local progressed = 0
+      for round = 1, 6 do
+        local pid, cleanup = H.spawn_lua([[
+          local root, round = ...
+          local db = require("mydb").open(root, { fsync = false })
+          for i = 1, 100000 do
+            db:save("acme", "al", "cfg", { v = i, round = round })
+            local items = {}
+            for k = 1, 200 do items[("r%s-%d-%d"):format(round, i, k)] = { k = k } end
+            db:put_many("acme", "al", "c", items)
+            db:push("acme", "origin")
+            db:fetch("acme", "origin")
+          end
+        ]], { args = { S.root, tostring(round) } })
+        H.sleep(0.1 + math.random() * 0.4)
+        os.execute("kill -9 " .. pid .. " 2>/dev/null")
+        H.sleep(0.05)
+        cleanup()
+        local a = mydb.open(S.root, { fsync = false, cache_bytes = 0 })
+        local b = mydb.open(S.dir .. "/remote", { fsync = false, cache_bytes = 0 })
+        assert.same({}, a:verify())
+        assert.same({}, b:verify())
+        a:push("acme", "origin")
+        assert.equal(a:resolve("acme", "main"), b:resolve("acme", "main"))
+        assert.same(a:load("acme", "cfg"), b:load("acme", "cfg"))
+        if a:load("acme", "cfg").round == tostring(round) then progressed = progressed + 1 end
+        assert.same({}, b:verify())
+        a:close()
+        b:close()
+      end
+      assert.is_true(progressed > 0, "no child got as far as a write before it was killed")
+      S.db = mydb.open(S.root, { fsync = false })
+      R = mydb.open(S.dir .. "/remote", { fsync = false })
+      S.extra[#S.extra + 1] = R
+    end)
+
+    it("four processes pushing to one branch: each push lands or is rejected; none is lost", function()
+      H.needs_disk("four processes")
+      R:save("acme", "boss", "start", { v = 0 })
+      local chunks = {}
+      for w = 1, 4 do
+        local root = S.dir .. "/w" .. w
+        chunks[w] = ([[
+          local mydb = require "mydb"
+          local db = mydb.clone(%q, %q)
+          local mine, rejected = {}, 0
+          for i = 1, 6 do
+            db:save("acme", "w%d", "e%d", { i = i })
+            mine[#mine + 1] = db:resolve("acme", "main")
+            while true do
+              local ok, err = pcall(db.push, db, "acme", "origin")
+              if ok then break end
+              assert(err.code == "rejected", tostring(err))
+              rejected = rejected + 1
+              db:pull("acme", "w%d", "origin")
+            end
+          end
+          print("REJECTED " .. rejected)
+          for _, id in ipairs(mine) do print("COMMIT " .. id) end
+        ]]):format(S.dir .. "/remote", root, w, w, w)
+      end
+      local results = H.run_lua_parallel(chunks)
+      local reachable = {}
+      for _, c in ipairs(R:log("acme", { max = 100000 })) do reachable[c.id] = true end
+      local n = 0
+      for w, r in ipairs(results) do
+        assert.is_true(r.ok, r.out)
+        for id in r.out:gmatch("COMMIT (%x+)") do
+          n = n + 1
+          assert.is_true(reachable[id], ("commit %s of worker %d is lost"):format(id, w))
+        end
+        assert.same({ i = 6 }, R:load("acme", "e" .. w))
+      end
+      assert.equal(24, n)
+      assert.same({}, R:verify())
+    end)
+  end)
 end)
