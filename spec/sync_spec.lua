@@ -361,3 +361,20 @@ describe("sync", function()
     end)
   end)
 end)
+
+describe("examples/sync.lua", function()
+  it("runs in a fresh process and prints what it says", function()
+    local dir = H.tmpdir()
+    local out, ok, status = H.run_lua(H.read_file(H.REPO .. "/examples/sync.lua"), { cwd = dir, memory_ok = true })
+    assert(ok, ("exit status %s:\n%s"):format(tostring(status), out))
+    assert.equal(table.concat({
+      "cloned:\t1\ttenant,\t1\tcommits,\t3\tobjects",
+      "push:\tfalse\trejected",
+      "pulled:\t1\tcommit; merge fast-forward:\tfalse",
+      "pushed:\t1\tcommits,\t3\tobjects; updated:\tmain",
+      "server apple, kiwi:\t1.25\t0.75",
+      "no-op fetch:\t0\tobjects", "" }, "\n"), out)
+    assert.same({}, H.listing(dir))
+    H.rmrf(dir)
+  end)
+end)
