@@ -5,8 +5,8 @@
 -- or ROOT/refs when used), or "memory:ROOT" for a memory store of this
 -- process. A store on disk keeps its remotes in ROOT/.remotes (a JSON map,
 -- replaced whole by an atomic rename; no tenant id starts with '.', so it
--- never looks like a tenant); a memory store keeps them in this process,
--- as long as it lives itself.
+-- never looks like a tenant); a memory store keeps them in a table of this
+-- process, by root, until the process ends.
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local validate = require "mydb.validate"

@@ -60,6 +60,36 @@ local function main_entries(h, tenant, id, out)
   return out
 end
 
+-- The head changes a fetch makes (head: reads a head key), and the names
+-- of the refs they move.
+local function fetch_changes(ls, tenant, remote, branch, branches, tags, head)
+  local changes, updated = {}, {}
+  for name, id in pairs(branches) do
+    local key = refs.remote_key(remote .. "/" .. name)
+    if head(key) ~= id then
+      changes[#changes + 1] = { key, id }
+      updated[#updated + 1] = remote .. "/" .. name
+    end
+  end
+  if not branch then
+    local prefix = "remotes/" .. remote .. "/"
+    for name in pairs(ls:refs(tenant)) do
+      if name:sub(1, #prefix) == prefix and not branches[name:sub(#prefix + 1)] then
+        changes[#changes + 1] = { "\0" .. name, false }
+        updated[#updated + 1] = name:sub(9)
+      end
+    end
+  end
+  for name, tag in pairs(tags) do
+    local key = refs.tag_key(name)
+    if not head(key) then
+      changes[#changes + 1] = { key, tag }
+      updated[#updated + 1] = "tags/" .. name
+    end
+  end
+  return changes, updated
+end
+
 -- ------------------------------------------------------------------ fetch
 
 --- db:fetch(tenant, remote [, branch]): the remote's branches (or one) and
@@ -85,34 +115,17 @@ function sync.fetch(db, tenant, remote, branch)
   for _, id in pairs(branches) do starts[#starts + 1] = id end
   for _, id in pairs(tags) do starts[#starts + 1] = id end
   table.sort(starts)
-  ls:tenant_init(tenant)
+  if not ls:tenant_exists(tenant) then ls:tenant_init(tenant) end
   db._init_known[tenant] = true
   transfer.closure(rs, ls, tenant, starts, report)
+  -- a look without the lock first: a no-op fetch takes no lock
+  local changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
+    function(key) return ls:head(tenant, key) end)
+  if #changes == 0 then return report end
   local lock <close> = ls:lock(tenant)
-  local changes = {}
-  for name, id in pairs(branches) do
-    local key = refs.remote_key(remote .. "/" .. name)
-    if lock:head(key) ~= id then
-      changes[#changes + 1] = { key, id }
-      report.updated[#report.updated + 1] = remote .. "/" .. name
-    end
-  end
-  if not branch then
-    local prefix = "remotes/" .. remote .. "/"
-    for name in pairs(ls:refs(tenant)) do
-      if name:sub(1, #prefix) == prefix and not branches[name:sub(#prefix + 1)] then
-        changes[#changes + 1] = { "\0" .. name, false }
-        report.updated[#report.updated + 1] = name:sub(9)
-      end
-    end
-  end
-  for name, tag in pairs(tags) do
-    local key = refs.tag_key(name)
-    if not lock:head(key) then
-      changes[#changes + 1] = { key, tag }
-      report.updated[#report.updated + 1] = "tags/" .. name
-    end
-  end
+  changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
+    function(key) return lock:head(key) end)
+  report.updated = updated
   if #changes > 0 then lock:commit(changes, true) end
   table.sort(report.updated)
   return report
@@ -142,13 +155,14 @@ function sync.push(db, tenant, remote, branch, opts)
   local starts = { id }
   for _, tag in pairs(tags) do starts[#starts + 1] = tag end
   local report = transfer.report()
-  rs:tenant_init(tenant)
+  if not rs:tenant_exists(tenant) then rs:tenant_init(tenant) end
   transfer.closure(ls, rs, tenant, starts, report)
-  do
-    local lock <close> = rs:lock(tenant)
-    local key = refs.branch_key(branch)
-    local cur = lock:head(key)
-    local changes = {}
+  -- the remote's changes (head: reads a head key of the remote); the
+  -- compare-and-set is this under the remote's lock
+  local key = refs.branch_key(branch)
+  local function remote_changes(head, entries)
+    local changes, updated = {}, {}
+    local cur = head(key)
     if cur ~= id then
       if not opts.force then
         local ok_cur, cc = pcall(commits.read, db, tenant, cur or id)
@@ -161,24 +175,33 @@ function sync.push(db, tenant, remote, branch, opts)
             .. "or opts.force", branch, remote, cur:sub(1, 12))
         end
       end
-      if branch == refs.DEFAULT then main_entries(r, tenant, id, changes) end
+      if entries and branch == refs.DEFAULT then main_entries(r, tenant, id, changes) end
       changes[#changes + 1] = { key, id }
-      report.updated[#report.updated + 1] = branch
+      updated[#updated + 1] = branch
     end
     for name, tag in pairs(tags) do
       local tkey = refs.tag_key(name)
-      local have = lock:head(tkey)
+      local have = head(tkey)
       if have ~= tag and (not have or opts.force) then
         changes[#changes + 1] = { tkey, tag }
-        report.updated[#report.updated + 1] = "tags/" .. name
+        updated[#updated + 1] = "tags/" .. name
       end
     end
+    return changes, updated
+  end
+  -- a look without the lock first: a no-op push takes no remote lock
+  if #remote_changes(function(k) return rs:head(tenant, k) end, false) > 0 then
+    local lock <close> = rs:lock(tenant)
+    local changes
+    changes, report.updated = remote_changes(function(k) return lock:head(k) end, true)
     if #changes > 0 then lock:commit(changes, true) end
   end
   -- what the remote now holds, as the tracking branch
-  local lock <close> = ls:lock(tenant)
   local tkey = refs.remote_key(remote .. "/" .. branch)
-  if lock:head(tkey) ~= id then lock:commit({ { tkey, id } }, true) end
+  if ls:head(tenant, tkey) ~= id then
+    local lock <close> = ls:lock(tenant)
+    if lock:head(tkey) ~= id then lock:commit({ { tkey, id } }, true) end
+  end
   table.sort(report.updated)
   return report
 end
