@@ -318,6 +318,37 @@ describe("sync", function()
       end
     end)
   end)
+  describe("every backend pair", function()
+    it("pushes, fetches and pulls between loose, pack and memory stores", function()
+      local kinds = { "loose", "pack", "memory" }
+      for _, ka in ipairs(kinds) do
+        for _, kb in ipairs(kinds) do
+          local pa, pb = ("%s/pair-%s-%s-a"):format(S.dir, ka, kb), ("%s/pair-%s-%s-b"):format(S.dir, ka, kb)
+          local a = mydb.open(pa, { backend = ka, fsync = false })
+          local b = mydb.open(pb, { backend = kb, fsync = false })
+          S.extra[#S.extra + 1] = a
+          S.extra[#S.extra + 1] = b
+          a:init("acme")
+          a:add_remote("b", (kb == "memory" and "memory:" or "") .. pb)
+          b:add_remote("a", (ka == "memory" and "memory:" or "") .. pa)
+          a:put_many("acme", "al", "c", { x = { n = 1 }, y = { n = 2 } })
+          a:save("acme", "al", "doc", { from = ka })
+          local rep = a:push("acme", "b")
+          assert.equal(2, rep.commits, ka .. " -> " .. kb)
+          assert.same({ from = ka }, b:load("acme", "doc"))
+          b:put("acme", "bo", "c", "z", { n = 3 })
+          local f = a:pull("acme", "al", "b")
+          assert.equal(1, f.commits)
+          assert.same({ n = 3 }, a:get("acme", "c", "z"))
+          assert.same({}, a:verify())
+          assert.same({}, b:verify())
+          a:close()
+          b:close()
+        end
+      end
+    end)
+  end)
+
   describe("processes", function()
     it("a push or fetch killed at any moment leaves both stores valid; a re-run completes it", function()
       H.needs_disk("the push runs in another process")
