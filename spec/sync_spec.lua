@@ -217,6 +217,26 @@ describe("sync", function()
       assert.same({}, S.db:verify())
     end)
 
+    it("a plan that relied on objects a gc removed meanwhile is made again", function()
+      local transfer = require "mydb.transfer"
+      S.db:save("acme", "al", "cfg", { v = 1 })
+      S.db:branch("acme", "tmp")
+      S.db:push("acme", "origin", "tmp")
+      R:delete_branch("acme", "tmp")                 -- its objects are unreachable on R now
+      local plan = transfer.plan(S.db._store, R._store, "acme", { S.db:resolve("acme", "main") })
+      assert.is_true(transfer.empty(plan))          -- R has them all...
+      assert.is_true(transfer.still_valid(R._store, plan))
+      if H.BACKEND == "loose" then                   -- (loose gc keeps files younger than its grace)
+        os.execute("find " .. H.q(S.dir .. "/remote") .. " -type f -exec touch -d '2000-01-01' {} + 2>/dev/null")
+      end
+      R:gc()                                         -- ...until its gc removes them
+      assert.is_false(transfer.still_valid(R._store, plan))
+      local rep = S.db:push("acme", "origin")       -- a fresh plan sends them again
+      assert.equal(1, rep.commits)
+      assert.same({ v = 1 }, R:load("acme", "cfg"))
+      assert.same({}, R:verify())
+    end)
+
     it("tenants stay isolated", function()
       S.db:init("other")
       S.db:save("other", "al", "secret", { s = 1 })
@@ -446,7 +466,7 @@ describe("examples/sync.lua", function()
       "cloned:\t1\ttenant,\t1\tcommits,\t3\tobjects",
       "push:\tfalse\trejected",
       "pulled:\t1\tcommit; merge fast-forward:\tfalse",
-      "pushed:\t1\tcommits,\t3\tobjects; updated:\tmain",
+      "pushed:\t2\tcommits,\t6\tobjects; updated:\tmain",
       "server apple, kiwi:\t1.25\t0.75",
       "no-op fetch:\t0\tobjects", "" }, "\n"), out)
     assert.same({}, H.listing(dir))

@@ -2,8 +2,9 @@
 -- "Sync"). The other store is a remote (mydb.remotes), opened by its url.
 --
 -- Objects travel first (mydb.transfer: only what the other side lacks,
--- verified on arrival), refs last, in one atomic head commit under the
--- receiving tenant's lock: a sync killed at any moment leaves both stores
+-- read and verified without locks, written under the receiving tenant's
+-- lock, where gc sweeps), refs last, in one atomic head commit under that
+-- lock: a sync killed at any moment leaves both stores
 -- valid, and running it again completes it. A push moves the remote's
 -- branch by compare-and-set under the remote tenant's lock: only when it
 -- is a fast-forward of what the remote holds at that moment (else
@@ -117,12 +118,14 @@ function sync.fetch(db, tenant, remote, branch)
   table.sort(starts)
   if not ls:tenant_exists(tenant) then ls:tenant_init(tenant) end
   db._init_known[tenant] = true
-  transfer.closure(rs, ls, tenant, starts, report)
+  local plan = transfer.plan(rs, ls, tenant, starts)
   -- a look without the lock first: a no-op fetch takes no lock
   local changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
     function(key) return ls:head(tenant, key) end)
-  if #changes == 0 then return report end
+  if #changes == 0 and transfer.empty(plan) then return report end
   local lock <close> = ls:lock(tenant)
+  if not transfer.still_valid(ls, plan) then plan = transfer.plan(rs, ls, tenant, starts) end
+  transfer.write(ls, plan, report)
   changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
     function(key) return lock:head(key) end)
   report.updated = updated
@@ -156,7 +159,7 @@ function sync.push(db, tenant, remote, branch, opts)
   for _, tag in pairs(tags) do starts[#starts + 1] = tag end
   local report = transfer.report()
   if not rs:tenant_exists(tenant) then rs:tenant_init(tenant) end
-  transfer.closure(ls, rs, tenant, starts, report)
+  local plan = transfer.plan(ls, rs, tenant, starts)
   -- the remote's changes (head: reads a head key of the remote); the
   -- compare-and-set is this under the remote's lock
   local key = refs.branch_key(branch)
@@ -190,8 +193,10 @@ function sync.push(db, tenant, remote, branch, opts)
     return changes, updated
   end
   -- a look without the lock first: a no-op push takes no remote lock
-  if #remote_changes(function(k) return rs:head(tenant, k) end, false) > 0 then
+  if #remote_changes(function(k) return rs:head(tenant, k) end, false) > 0 or not transfer.empty(plan) then
     local lock <close> = rs:lock(tenant)
+    if not transfer.still_valid(rs, plan) then plan = transfer.plan(ls, rs, tenant, starts) end
+    transfer.write(rs, plan, report)
     local changes
     changes, report.updated = remote_changes(function(k) return lock:head(k) end, true)
     if #changes > 0 then lock:commit(changes, true) end

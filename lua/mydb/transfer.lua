@@ -9,7 +9,10 @@
 -- object after its links; shared refs before objects), so a copy killed at
 -- any moment leaves a valid store that a new run completes. Every object
 -- is hashed again on arrival: bytes that do not match their digest raise
--- `corrupt` before anything of the closure is written.
+-- `corrupt` before anything of the closure is written. The plan is made
+-- without locks; the writes and the ref moves happen under the receiver's
+-- tenant lock, after a check that what the plan found present is still
+-- there (gc removes unreachable objects under that lock).
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local commits = require "mydb.commits"
@@ -35,14 +38,18 @@ local function fetch_bytes(src, t, d, optional)
   return bytes
 end
 
--- The missing part of the closure of starts: nodes[d] = {bytes, kids}.
-local function walk(src, dst, t, starts, refs_out)
+-- The missing part of the closure of starts: nodes[d] = {bytes, kids};
+-- the objects it found present go to boundary.
+local function walk(src, dst, t, starts, refs_out, boundary)
   local nodes, order, optional = {}, {}, {}
   local stack = {}
   for i, d in ipairs(starts) do stack[i] = d end
   while #stack > 0 do
     local d = table.remove(stack)
-    if not nodes[d] and not dst:exists(t, d) then
+    if nodes[d] == nil and dst:exists(t, d) then
+      nodes[d] = false
+      boundary[#boundary + 1] = { t, d }
+    elseif nodes[d] == nil then
       local bytes = fetch_bytes(src, t, d, optional)
       if bytes then
         local kids = {}
@@ -95,45 +102,57 @@ local function write_all(dst, t, nodes, order, report)
   end
 end
 
---- Copies into dst (a core store) what it lacks of the closure of the
--- digests starts of tenant t in src; adds to report {commits, objects,
--- bytes}. Nothing is written unless the whole missing closure was read
--- and verified.
-function transfer.closure(src, dst, t, starts, report)
-  local refs = {}
-  local nodes, order = walk(src, dst, t, starts, refs)
+--- What dst (a core store) lacks of the closure of the digests starts of
+-- tenant t in src, read and verified: a plan for transfer.write. Nothing
+-- is written.
+function transfer.plan(src, dst, t, starts)
+  local refs, boundary = {}, {}
+  local nodes, order = walk(src, dst, t, starts, refs, boundary)
   -- shared refs name refs: close over them too
   local ref_starts = {}
   for r in pairs(refs) do ref_starts[#ref_starts + 1] = r end
   table.sort(ref_starts)
-  local more = {}
-  local rnodes, rorder = walk(src, dst, nil, ref_starts, more)
-  -- (a ref's links to refs are its kids, for the post-order)
-  for _, d in ipairs(rorder) do
-    local kids, r = {}, {}
-    gc.links(rnodes[d].bytes, "ref " .. d, nil, r)
-    for k in pairs(r) do kids[#kids + 1] = k end
-    rnodes[d].kids = kids
-  end
-  local extra = {}
-  for r in pairs(more) do if rnodes[r] == nil then extra[#extra + 1] = r end end
-  while #extra > 0 do
-    local n2, o2 = walk(src, dst, nil, extra, more)
-    extra = {}
+  local rnodes, rorder = {}, {}
+  local stack = ref_starts
+  while #stack > 0 do
+    local n2, o2 = walk(src, dst, nil, stack, {}, boundary)
+    stack = {}
+    for d, n in pairs(n2) do if rnodes[d] == nil then rnodes[d] = n end end
     for _, d in ipairs(o2) do
-      rnodes[d] = n2[d]
       rorder[#rorder + 1] = d
-      local kids, r = {}, {}
-      gc.links(n2[d].bytes, "ref " .. d, nil, r)
-      for k in pairs(r) do
+      -- each ref's own links are its kids, for the post-order
+      local own, kids = {}, {}
+      gc.links(n2[d].bytes, "ref " .. d, nil, own)
+      for k in pairs(own) do
         kids[#kids + 1] = k
-        if rnodes[k] == nil then extra[#extra + 1] = k end
+        if rnodes[k] == nil then stack[#stack + 1] = k end
       end
-      n2[d].kids = kids
+      rnodes[d].kids = kids
     end
   end
-  write_all(dst, nil, rnodes, rorder, report)
-  write_all(dst, t, nodes, order, report)
+  return { t = t, nodes = nodes, order = order, rnodes = rnodes, rorder = rorder, boundary = boundary }
+end
+
+--- True when the plan writes nothing.
+function transfer.empty(plan) return #plan.order == 0 and #plan.rorder == 0 end
+
+--- Are the objects the plan found present still there? (Under the
+-- receiver's tenant lock, which a gc sweep takes too: a false answer means
+-- a gc removed one of them meanwhile, and the plan must be made again.)
+function transfer.still_valid(dst, plan)
+  for _, b in ipairs(plan.boundary) do
+    if not dst:exists(b[1], b[2]) then return false end
+  end
+  return true
+end
+
+--- Writes the plan into dst (shared refs, then the tenant's objects, each
+-- after what it names); adds to report {commits, objects, bytes}. Call it
+-- under dst's tenant lock: gc sweeps under that lock, so nothing the plan
+-- relies on goes away until the refs that reach it are moved.
+function transfer.write(dst, plan, report)
+  write_all(dst, nil, plan.rnodes, plan.rorder, report)
+  write_all(dst, plan.t, plan.nodes, plan.order, report)
   return report
 end
 
