@@ -178,6 +178,7 @@ bench: all
 	$(LUA) bench/versioning.lua $(VERSIONING_ARGS)
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
+	$(LUA) bench/sync.lua $(SYNC_ARGS)
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk

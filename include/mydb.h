@@ -154,7 +154,8 @@ int mydb_object_foreach(mydb *db, const char *tenant,
  * entries and a branch together. mydb_head_foreach lists the entries,
  * mydb_ref_foreach the refs. */
 
-/* 1 if name is "heads/NAME" or "tags/NAME" with NAME 1 to
+/* 1 if name is "heads/NAME", "tags/NAME" or "remotes/NAME" (a
+ * remote-tracking branch: NAME is REMOTE/BRANCH) with NAME 1 to
  * MYDB_REF_NAME_MAX bytes of letters, digits, '.', '_', '-', '/', not
  * starting with '.', '-' or '/', without "..", else 0. */
 int mydb_ref_name_valid(const char *name, size_t len);

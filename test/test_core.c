@@ -229,6 +229,21 @@ static void test_errors(void) {
   CHECK(mydb_errmsg() != NULL);
 }
 
+static void test_ref_name_valid(void) {
+  static const struct { const char *s; int ok; } t[] = {
+    {"heads/main", 1}, {"tags/v1", 1}, {"heads/a/b", 1},
+    {"remotes/origin/main", 1}, {"remotes/o/a/b", 1},
+    {"remotes/origin", 0}, {"remotes/origin/", 0}, {"remotes//x", 0},
+    {"remotes/", 0}, {"remotes/../x", 0}, {"remote/o/m", 0}, {"heads/", 0},
+    {"heads/.x", 0}, {"other/x", 0},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    int got = mydb_ref_name_valid(t[i].s, strlen(t[i].s));
+    if (got != t[i].ok) fprintf(stderr, "ref_name_valid(\"%s\") = %d\n", t[i].s, got);
+    CHECK(got == t[i].ok);
+  }
+}
+
 static void test_tenant_valid(void) {
   static const struct { const char *s; size_t len; int ok; } t[] = {
     {"alice", 5, 1}, {"a", 1, 1}, {"Bob-42_x.y", 10, 1}, {"r", 1, 1},
@@ -1393,6 +1408,7 @@ int main(void) {
   test_delta();
   test_errors();
   test_tenant_valid();
+  test_ref_name_valid();
   test_jsonstr();
   test_open_init();
   test_tenant_foreach_order();

@@ -21,6 +21,7 @@ errors.codes = {
   handler_error = "a handler failed",
   already_exists = "a branch or tag of that name exists",
   conflict = "a merge met changes it cannot combine (err.conflicts lists them)",
+  rejected = "a push that is not a fast-forward of the remote branch (pull first, or opts.force)",
 }
 
 --- A new error value (not raised).

@@ -111,6 +111,9 @@ local function links(bytes, where, kids, refs, optional)
   end
 end
 
+-- (mydb.sync walks the same links to send what another store lacks)
+gc.links = links
+
 local function stop(what, err)
   local msg = errors.is(err) and err.message or tostring(err)
   errors.raise("corrupt", "gc stopped before removing anything: %s: %s (run db:verify())", what, msg)

@@ -672,6 +672,58 @@ function Db:set_resolver(tenant, user, entry, name)
   return require("mydb.merge").set_resolver(self, tenant, user, entry, name)
 end
 
+-- ------------------------------------------------------------------ sync
+-- (README "Sync"; mydb.sync, mydb.remotes, mydb.transfer)
+
+--- Adds remote name (1 to 64 bytes of letters, digits, '.', '_', '-') at
+-- url: the root of another mydb store, or "memory:ROOT" for a memory store
+-- of this process. Kept in the store (doc/FORMAT.md "Remotes").
+function Db:add_remote(name, url)
+  check_db(self, "add_remote")
+  return require("mydb.remotes").add(self, name, url)
+end
+
+--- name -> url of the store's remotes.
+function Db:remotes()
+  check_db(self, "remotes")
+  return require("mydb.remotes").list(self)
+end
+
+function Db:remove_remote(name)
+  check_db(self, "remove_remote")
+  return require("mydb.remotes").remove(self, name)
+end
+
+--- Brings what the tenant lacks of the remote's branches (or one) and
+-- tags; updates the remote-tracking branches REMOTE/BRANCH (read-only,
+-- revisions like any branch). Returns {commits=, objects=, bytes=, updated=}.
+function Db:fetch(tenant, remote, branch)
+  check_db(self, "fetch")
+  return require("mydb.sync").fetch(self, tenant, remote, branch)
+end
+
+--- Sends what the remote lacks of the branch (default: the handle's) and
+-- the tags, then moves the remote's branch if that is a fast-forward
+-- (else `rejected`; opts.force overrides). Returns like fetch.
+function Db:push(tenant, remote, branch, opts)
+  check_db(self, "push")
+  return require("mydb.sync").push(self, tenant, remote, branch, opts)
+end
+
+--- fetch, then db:merge of REMOTE/BRANCH (opts: the merge's); the
+-- merge's result is report.merge.
+function Db:pull(tenant, user, remote, branch, opts)
+  check_db(self, "pull")
+  return require("mydb.sync").pull(self, tenant, user, remote, branch, opts)
+end
+
+--- A new store at root holding every tenant of the store at url (or
+-- opts.tenants) with all its history; url becomes its remote "origin".
+-- opts.backend: the new store's. Returns the handle and a report.
+function mydb.clone(url, root, opts)
+  return require("mydb.sync").clone(url, root, opts)
+end
+
 --- Initialized tenants, sorted.
 function Db:tenants()
   return check_db(self, "tenants"):tenants()

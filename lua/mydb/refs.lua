@@ -34,18 +34,23 @@ end
 
 function refs.branch_key(name) return "\0heads/" .. name end
 function refs.tag_key(name) return "\0tags/" .. name end
+--- A remote-tracking branch "REMOTE/BRANCH" (mydb.sync: read-only, moved by fetch and push).
+function refs.remote_key(name) return "\0remotes/" .. name end
 
 --- The branch the handle reads and writes on tenant.
 function refs.current(db, tenant) return db._branch[tenant] or refs.DEFAULT end
 
---- {name = commit id} of the tenant's branches, and {name = tag object}.
+--- {name = commit id} of the tenant's branches, {name = tag object}, and
+-- {"REMOTE/BRANCH" = commit id} of its remote-tracking branches.
 function refs.list(db, tenant)
-  local branches, tags = {}, {}
+  local branches, tags, remotes = {}, {}, {}
   for name, d in pairs(db._store:refs(tenant)) do
-    local b = name:match("^heads/(.*)$")
-    if b then branches[b] = d else tags[name:match("^tags/(.*)$")] = d end
+    local kind, n = name:match("^(%a+)/(.*)$")
+    if kind == "heads" then branches[n] = d
+    elseif kind == "tags" then tags[n] = d
+    elseif kind == "remotes" then remotes[n] = d end
   end
-  return branches, tags
+  return branches, tags, remotes
 end
 
 --- The decoded tag object id.
@@ -83,9 +88,10 @@ refs.parse_time = parse_time
 
 -- Every commit reachable from the tenant's refs (for id prefixes).
 local function all_commits(db, tenant)
-  local branches, tags = refs.list(db, tenant)
+  local branches, tags, remotes = refs.list(db, tenant)
   local stack, seen = {}, {}
   for _, id in pairs(branches) do stack[#stack + 1] = id end
+  for _, id in pairs(remotes) do stack[#stack + 1] = id end
   for _, id in pairs(tags) do stack[#stack + 1] = refs.read_tag(db, tenant, id).target end
   while #stack > 0 do
     local id = table.remove(stack)
@@ -105,6 +111,10 @@ local function resolve_base(db, tenant, rev)
     if id then return id end
     local tag = store:head(tenant, refs.tag_key(rev))
     if tag then return refs.read_tag(db, tenant, tag).target end
+    if core.ref_name_valid("remotes/" .. rev) then
+      id = store:head(tenant, refs.remote_key(rev))
+      if id then return id end
+    end
   end
   if #rev == 64 and core.digest_valid(rev) then
     commits.read(db, tenant, rev) -- not_found, or not a commit
@@ -123,7 +133,8 @@ local function resolve_base(db, tenant, rev)
   return nil
 end
 
---- The commit id a revision names in tenant: a branch, a tag, a commit
+--- The commit id a revision names in tenant: a branch, a tag, a
+-- remote-tracking branch REMOTE/BRANCH (a local branch of that name wins), a commit
 -- id or a unique prefix of 8 or more hex digits, REV~N (the N-th
 -- first-parent ancestor) or REV@{T} (the newest commit on REV's
 -- first-parent chain at or before T: seconds since the epoch or

@@ -1,5 +1,6 @@
 --- mydb.versions: the versioning calls of a db handle - branches, tags,
 -- checkout, the log, revisions and views (README "Versioning").
+local core = require "mydb.core"
 local errors = require "mydb.errors"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
@@ -55,8 +56,14 @@ function versions.branch(db, tenant, name, rev)
   return id
 end
 
+--- The local branches and (mydb.sync) the remote-tracking ones,
+-- "REMOTE/BRANCH" (a local branch of the same name wins).
 function versions.branches(db, tenant)
-  return (refs.list(db, tenant))
+  local branches, _, remotes = refs.list(db, tenant)
+  for name, id in pairs(remotes) do
+    if branches[name] == nil then branches[name] = id end
+  end
+  return branches
 end
 
 function versions.delete_branch(db, tenant, name)
@@ -77,6 +84,10 @@ end
 function versions.checkout(db, tenant, name)
   refs.check_name(name, "branch")
   if name ~= refs.DEFAULT and not db._store:head(tenant, refs.branch_key(name)) then
+    if core.ref_name_valid("remotes/" .. name) and db._store:head(tenant, refs.remote_key(name)) then
+      raise("invalid_argument", "'%s' is a remote-tracking branch: read-only (make a branch from it: "
+        .. "db:branch(tenant, NAME, '%s'))", name, name)
+    end
     raise("not_found", "branch '%s' of tenant '%s' does not exist", name, tenant)
   end
   db._branch[tenant] = name ~= refs.DEFAULT and name or nil

@@ -9,7 +9,9 @@
  *   --db ROOT, --tenant T, --handlers DIR (repeatable), --help,
  *   and the inspection commands --tenants, --entries T, --log T ENTRY,
  *   --show T ENTRY [DIGEST], --verify [T], with -n N / --limit N;
- *   --copy SRC DST [--backend NAME] (needs no --db).
+ *   --copy SRC DST [--backend NAME] (needs no --db);
+ *   --clone URL DIR [--backend NAME] (needs no --db), --fetch REMOTE
+ *   [BRANCH] and --push REMOTE [BRANCH] (need --db and --tenant).
  *
  * An inspection command runs instead of a script or the prompt, so a
  * leftover positional argument is an error, never taken for a script.
@@ -116,6 +118,12 @@ static int long_option(char **argv, int *i, cli_args *a) {
   } else if (strcmp(arg, "--copy") == 0) {
     if (set_command(a, arg, CLI_CMD_COPY) < 0) return -1;
     return command_values(argv, i, a, 2, 0);
+  } else if (strcmp(arg, "--clone") == 0) {
+    if (set_command(a, arg, CLI_CMD_CLONE) < 0) return -1;
+    return command_values(argv, i, a, 2, 0);
+  } else if (strcmp(arg, "--fetch") == 0 || strcmp(arg, "--push") == 0) {
+    if (set_command(a, arg, arg[2] == 'f' ? CLI_CMD_FETCH : CLI_CMD_PUSH) < 0) return -1;
+    return command_values(argv, i, a, 1, 1);
   } else if (is_long(arg, "--backend")) {
     if ((v = long_value(argv, i, "--backend", a)) == NULL) return -1;
     a->backend = v;
@@ -197,13 +205,16 @@ void cli_collectargs(int argc, char **argv, cli_args *a) {
     else if (a->flags & (CLI_HAS_E | CLI_HAS_I))
       set_error(a, (a->flags & CLI_HAS_E) ? "-e" : "-i",
                 "cannot be combined with an inspection command");
-    else if (a->db == NULL && a->cmd != CLI_CMD_COPY)
+    else if (a->db == NULL && a->cmd != CLI_CMD_COPY && a->cmd != CLI_CMD_CLONE)
       set_error(a, "--db", "is required by the inspection commands");
+    else if (a->tenant == NULL && (a->cmd == CLI_CMD_FETCH || a->cmd == CLI_CMD_PUSH))
+      set_error(a, "--tenant", "is required by --fetch and --push");
   } else if (a->limit > 0 && a->cmd != CLI_CMD_HELP) {
     set_error(a, "-n", "only applies to --log");
   }
   if (!(a->flags & CLI_HAS_ERROR) && a->tenant != NULL && a->db == NULL)
     set_error(a, "--tenant", "needs --db ROOT");
-  if (!(a->flags & CLI_HAS_ERROR) && a->backend != NULL && a->cmd != CLI_CMD_COPY)
-    set_error(a, "--backend", "only applies to --copy");
+  if (!(a->flags & CLI_HAS_ERROR) && a->backend != NULL && a->cmd != CLI_CMD_COPY &&
+      a->cmd != CLI_CMD_CLONE)
+    set_error(a, "--backend", "only applies to --copy and --clone");
 }

@@ -38,7 +38,10 @@ typedef enum {
   CLI_CMD_LOG,
   CLI_CMD_SHOW,
   CLI_CMD_VERIFY,
-  CLI_CMD_COPY
+  CLI_CMD_COPY,
+  CLI_CMD_CLONE, /* --clone URL DIR [--backend NAME] (no --db) */
+  CLI_CMD_FETCH, /* --fetch REMOTE [BRANCH] (--db, --tenant) */
+  CLI_CMD_PUSH   /* --push REMOTE [BRANCH] (--db, --tenant) */
 } cli_command;
 
 #define CLI_MAX_HANDLER_DIRS 64
@@ -63,7 +66,7 @@ typedef struct cli_args {
   const char *cmd_args[3];
   int ncmd_args;
   long long limit;       /* -n N for --log (0: default) */
-  const char *backend;   /* --backend NAME for --copy */
+  const char *backend;   /* --backend NAME for --copy and --clone */
   cli_action *actions;   /* caller-provided, room for argc entries */
   int nactions;
 } cli_args;

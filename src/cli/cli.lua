@@ -199,6 +199,16 @@ function cli.command(name, a1, a2, a3, limit)
       out(("copied %s (%s) to %s (%s): %d tenants, %d entries, %d objects, %d refs, %d bytes, in %.2f s")
         :format(a1, r.src_backend, a2, r.dst_backend, r.tenants, r.entries, r.objects, r.refs, r.bytes,
           r.seconds))
+    elseif name == "clone" then
+      local c, r = require("mydb").clone(a1, a2, { backend = a3 })
+      c:close()
+      out(("cloned %s to %s: %d tenants, %d commits, %d objects, %d bytes")
+        :format(a1, a2, r.tenants, r.commits, r.objects, r.bytes))
+    elseif name == "fetch" or name == "push" then
+      local tenant = cli.tenant
+      local r = db[name](db, tenant, a1, a2)
+      out(("%s %s %s: %d commits, %d objects, %d bytes; updated: %s"):format(name, tenant, a1,
+        r.commits, r.objects, r.bytes, #r.updated > 0 and table.concat(r.updated, " ") or "nothing"))
     elseif name == "verify" then
       if not inspect.can_verify(db) then return 2, "verify: not available in this build" end
       local sound, lines, summary = inspect.verify_result(inspect.verify(db, a1))

@@ -154,13 +154,13 @@ int cli_setup(lua_State *L, const cli_args *a) {
 
 int cli_command_run(lua_State *L, const cli_args *a) {
   static const char *const names[] = {NULL, NULL, "tenants", "entries", "log", "show", "verify",
-                                      "copy"};
+                                      "copy", "clone", "fetch", "push"};
   lua_pushstring(L, names[a->cmd]);
   for (int i = 0; i < 3; i++) {
     if (i < a->ncmd_args)
       lua_pushstring(L, a->cmd_args[i]);
-    else if (i == 2 && a->cmd == CLI_CMD_COPY && a->backend)
-      lua_pushstring(L, a->backend); /* copy: SRC DST BACKEND */
+    else if (i == 2 && (a->cmd == CLI_CMD_COPY || a->cmd == CLI_CMD_CLONE) && a->backend)
+      lua_pushstring(L, a->backend); /* copy, clone: SRC DST BACKEND */
     else
       lua_pushnil(L);
   }

@@ -55,18 +55,21 @@ int mydb__check_entry(const char *entry, size_t len) {
 }
 
 
-/* A ref name: "heads/NAME" or "tags/NAME", NAME 1 to MYDB_REF_NAME_MAX
- * bytes of letters, digits, '.', '_', '-', '/', not starting with '.',
- * '-' or '/', without "..". */
+/* A ref name: "heads/NAME", "tags/NAME" or "remotes/NAME" (a
+ * remote-tracking branch, NAME = REMOTE/BRANCH: one '/' at least), NAME 1
+ * to MYDB_REF_NAME_MAX bytes of letters, digits, '.', '_', '-', '/', not
+ * starting with '.', '-' or '/', without "..". */
 int mydb_ref_name_valid(const char *name, size_t len) {
   size_t p;
   if (!name) return 0;
   if (len > 6 && memcmp(name, "heads/", 6) == 0) p = 6;
   else if (len > 5 && memcmp(name, "tags/", 5) == 0) p = 5;
+  else if (len > 8 && memcmp(name, "remotes/", 8) == 0) p = 8;
   else return 0;
   const char *n = name + p;
   size_t nl = len - p;
   if (nl < 1 || nl > MYDB_REF_NAME_MAX) return 0;
+  if (p == 8 && (!memchr(n, '/', nl) || n[nl - 1] == '/')) return 0;
   if (n[0] == '.' || n[0] == '-' || n[0] == '/') return 0;
   for (size_t i = 0; i < nl; i++) {
     char c = n[i];
@@ -84,8 +87,8 @@ int mydb_ref_name_valid(const char *name, size_t len) {
 int mydb__check_head_key(const char *key, size_t len) {
   if (key && len >= 1 && key[0] == '\0') {
     if (!mydb_ref_name_valid(key + 1, len - 1))
-      return mydb__seterr(MYDB_EINVAL, "invalid ref name '%.*s' (heads/NAME "
-                          "or tags/NAME; NAME 1 to %d bytes of letters, "
+      return mydb__seterr(MYDB_EINVAL, "invalid ref name '%.*s' (heads/NAME, "
+                          "tags/NAME or remotes/REMOTE/BRANCH; NAME 1 to %d bytes of letters, "
                           "digits, '.', '_', '-', '/')",
                           (int)(len - 1 > 200 ? 200 : len - 1), key + 1,
                           MYDB_REF_NAME_MAX);
