@@ -138,6 +138,7 @@ function mydb.open(root, opts)
     _ttl_field = opts.ttl_field, _listeners = {}, _index_fns = {},
     _budget = query.budget(opts.budget, nil, "budget"),
     _branch = {}, _commits = commits.memo(),
+    _open = mydb.open, -- (sync opens the stores of remotes with it)
   }, Db)
 end
 
@@ -721,7 +722,7 @@ end
 -- opts.tenants) with all its history; url becomes its remote "origin".
 -- opts.backend: the new store's. Returns the handle and a report.
 function mydb.clone(url, root, opts)
-  return require("mydb.sync").clone(url, root, opts)
+  return require("mydb.sync").clone(mydb.open, url, root, opts)
 end
 
 --- Initialized tenants, sorted.

@@ -22,8 +22,6 @@ local raise = errors.raise
 
 local sync = {}
 
-local function open_db(root, opts) return require("mydb").open(root, opts) end
-
 local function check_branch(name)
   if name ~= nil then refs.check_name(name, "branch") end
 end
@@ -101,7 +99,7 @@ function sync.fetch(db, tenant, remote, branch)
   validate.tenant(tenant)
   check_branch(branch)
   local url = remotes.url(db, remote)
-  local r <close> = remotes.open(open_db, url)
+  local r <close> = remotes.open(db._open, url)
   local rs, ls = r._store, db._store
   if not rs:tenant_exists(tenant) then
     raise("not_found", "remote '%s' has no tenant '%s'", remote, tenant)
@@ -152,7 +150,7 @@ function sync.push(db, tenant, remote, branch, opts)
   local id = ls:head(tenant, refs.branch_key(branch))
   if not id then raise("not_found", "branch '%s' of tenant '%s' has no commit to push", branch, tenant) end
   local url = remotes.url(db, remote)
-  local r <close> = remotes.open(open_db, url)
+  local r <close> = remotes.open(db._open, url)
   local rs = r._store
   local _, tags = heads_and_tags(ls, tenant)
   local starts = { id }
@@ -231,8 +229,9 @@ end
 --- mydb.clone(url, root [, opts]): a new store at root (opts.backend) with
 -- every tenant of url (or opts.tenants), all branches, tags, commits,
 -- objects and refs; url becomes its remote "origin". Returns the handle
--- and the report (report.tenants: how many).
-function sync.clone(url, root, opts)
+-- and the report (report.tenants: how many). open: mydb.open (the facade
+-- hands it over: no module requires mydb itself).
+function sync.clone(open, url, root, opts)
   opts = check_opts(opts, { tenants = true, backend = true, fsync = true })
   remotes.parse_url(url)
   validate.string(root, "root", 1, 4096)
@@ -242,13 +241,13 @@ function sync.clone(url, root, opts)
   end
   local tenants
   do
-    local src <close> = remotes.open(open_db, url)
+    local src <close> = remotes.open(open, url)
     tenants = opts.tenants or src._store:tenants()
     for _, t in ipairs(tenants) do
       if not src._store:tenant_exists(t) then raise("not_found", "clone: the source has no tenant '%s'", t) end
     end
   end
-  local db = open_db(root, { backend = opts.backend, fsync = opts.fsync })
+  local db = open(root, { backend = opts.backend, fsync = opts.fsync })
   local ok, report = pcall(function()
     if #db._store:tenants() > 0 or next(remotes.list(db)) then
       raise("invalid_argument", "clone: the destination %s is not empty", root)
