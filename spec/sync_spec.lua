@@ -338,6 +338,32 @@ describe("sync", function()
       end
     end)
   end)
+  describe("stores written before commits", function()
+    it("fetch and clone carry a tenant whose heads have no commit yet (its heads become main's first)", function()
+      -- a head written the old way: an entry moved without a commit
+      local core = require "mydb.core"
+      local d = R._store:write("acme", core.snapshot_bytes('{"v":1}', nil, "old", "20260101 00:00:00 +0000"))
+      do
+        local lock <close> = R._store:lock("acme")
+        lock:commit({ { "legacy", d } }, true)
+      end
+      assert.same({}, R:log("acme"))
+      local c = mydb.clone(url(S.dir .. "/remote"), S.dir .. "/clone-old")
+      assert.same({ v = 1 }, c:load("acme", "legacy"))
+      local log = c:log("acme")
+      assert.equal(1, #log)
+      assert.equal("the state before commits", log[1].message)
+      assert.same(ids(R:log("acme")), ids(log)) -- the remote made the same commit
+      assert.same({}, c:verify())
+      assert.same({}, R:verify())
+      -- the same through fetch and pull into an existing store
+      S.db:add_remote("r", url(S.dir .. "/remote"))
+      S.db:pull("acme", "me", "r")
+      assert.same({ v = 1 }, S.db:load("acme", "legacy"))
+      c:close()
+    end)
+  end)
+
   describe("every backend pair", function()
     it("pushes, fetches and pulls between loose, pack and memory stores", function()
       local kinds = { "loose", "pack", "memory" }

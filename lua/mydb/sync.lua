@@ -15,6 +15,7 @@ local validate = require "mydb.validate"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
 local merge = require "mydb.merge"
+local versions = require "mydb.versions"
 local remotes = require "mydb.remotes"
 local transfer = require "mydb.transfer"
 
@@ -105,6 +106,15 @@ function sync.fetch(db, tenant, remote, branch)
     raise("not_found", "remote '%s' has no tenant '%s'", remote, tenant)
   end
   local branches, tags = heads_and_tags(rs, tenant)
+  if not branches[refs.DEFAULT] and next(select(2, rs:heads(tenant))) then
+    -- a tenant written before commits: its heads become main's first
+    -- commit on the remote, as its own next write would make them
+    do
+      local rlock <close> = rs:lock(tenant)
+      versions.import_main(r, rlock, tenant)
+    end
+    branches, tags = heads_and_tags(rs, tenant)
+  end
   if branch then
     if not branches[branch] then raise("not_found", "remote '%s' has no branch '%s' in tenant '%s'", remote, branch, tenant) end
     branches = { [branch] = branches[branch] }

@@ -26,7 +26,7 @@ end
 
 -- Under lock: main gets its first commit from its heads if it has none (a
 -- store written before commits existed), committed at once.
-local function import_main(db, lock, tenant)
+function versions.import_main(db, lock, tenant)
   local key = refs.branch_key(refs.DEFAULT)
   if lock:head(key) then return end
   local c = branch.import_heads(db, tenant)
@@ -36,7 +36,7 @@ end
 -- The commit a new branch or tag points at: rev, or the tip of the
 -- handle's branch.
 local function target(db, lock, tenant, rev)
-  import_main(db, lock, tenant)
+  versions.import_main(db, lock, tenant)
   if rev ~= nil then return refs.resolve(db, tenant, rev) end
   local name = refs.current(db, tenant)
   local id = lock:head(refs.branch_key(name))
