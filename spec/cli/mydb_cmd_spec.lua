@@ -213,4 +213,26 @@ describe("mydb command", function()
     assert.equal("3\n", ok({ "--db", cp, "get", "p", "b" }).out)
     H.rmrf(dir); H.rmrf(cp)
   end)
+
+  it("has a man page section for every command, and make install puts both pages and the link", function()
+    local page = H.read(H.root .. "/doc/man/mydb.1")
+    local help = ok({ "--help" }).out
+    local n = 0
+    for name in help:gmatch("\n  (%l+)") do
+      n = n + 1
+      assert.truthy(page:find("\n.SS " .. name .. "\n", 1, true), "mydb.1 lacks " .. name)
+    end
+    assert.is_true(n >= 26)
+    local dest = H.tmpdir()
+    local okm = os.execute(("make -s -C %s install-cli DESTDIR=%s PREFIX=/usr >/dev/null 2>&1")
+      :format(H.q(H.root), H.q(dest)))
+    assert.is_true(okm)
+    for _, f in ipairs { "/usr/bin/mydb-lua", "/usr/share/man/man1/mydb.1", "/usr/share/man/man1/mydb-lua.1" } do
+      assert.is_true(H.exists(dest .. f), f)
+    end
+    local r = H.run({ "--help" }, { bin = dest .. "/usr/bin/mydb" })
+    assert.equal(0, r.code)
+    assert.matches("^usage: mydb ", r.out)
+    H.rmrf(dest)
+  end)
 end)
