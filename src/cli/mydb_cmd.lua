@@ -192,7 +192,7 @@ end
 
 local function commit_label(c)
   local msg = (c.message or ""):match("^[^\n]*")
-  return ("%s %s %s %s"):format(short(c.id), c.user_id or "-", c.date or "", msg)
+  return (("%s %s %s %s"):format(short(c.id), c.user_id or "-", c.date or "", msg):gsub("%s+$", ""))
 end
 
 C.log = { help = "log [ENTRY] [-n N] [--rev REV] [--graph]\n"
