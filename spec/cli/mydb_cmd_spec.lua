@@ -224,7 +224,7 @@ describe("mydb command", function()
     end
     assert.is_true(n >= 26)
     local dest = H.tmpdir()
-    local okm = os.execute(("make -s -C %s install-cli DESTDIR=%s PREFIX=/usr >/dev/null 2>&1")
+    local okm = os.execute(("make -s -C %s -o mydb-lua install-cli DESTDIR=%s PREFIX=/usr >/dev/null 2>&1")
       :format(H.q(H.root), H.q(dest)))
     assert.is_true(okm)
     for _, f in ipairs { "/usr/bin/mydb-lua", "/usr/share/man/man1/mydb.1", "/usr/share/man/man1/mydb-lua.1" } do
