@@ -5,8 +5,8 @@
 #   make mydb-lua            build ./mydb-lua (also part of `make all`)
 #   make mydb-lua READLINE=0 build without readline (plain line input)
 #   make test-cli            run the mydb-lua specs (spec/cli)
-#   make install             also installs $(PREFIX)/bin/mydb-lua, the link
-#                            $(PREFIX)/bin/mydb and the man pages
+#   make install             also installs $(BINDIR)/mydb-lua, the link
+#                            $(BINDIR)/mydb and the man pages (MANDIR/man1)
 #
 # `mydb` is a symbolic link to mydb-lua: run under that name, the program
 # hands its command line to the embedded dispatcher "mydb.cmd"
@@ -71,16 +71,16 @@ test-cli: mydb-lua mydb $(BUILD)/cli/ptyrun
 
 install: install-cli
 install-cli: mydb-lua
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 mydb-lua $(DESTDIR)$(PREFIX)/bin/mydb-lua
-	ln -sf mydb-lua $(DESTDIR)$(PREFIX)/bin/mydb
-	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 mydb-lua $(DESTDIR)$(BINDIR)/mydb-lua
+	ln -sf mydb-lua $(DESTDIR)$(BINDIR)/mydb
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 
 uninstall: uninstall-cli
 uninstall-cli:
-	rm -f $(DESTDIR)$(PREFIX)/bin/mydb-lua $(DESTDIR)$(PREFIX)/bin/mydb
-	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/mydb.1 $(DESTDIR)$(PREFIX)/share/man/man1/mydb-lua.1
+	rm -f $(DESTDIR)$(BINDIR)/mydb-lua $(DESTDIR)$(BINDIR)/mydb
+	rm -f $(DESTDIR)$(MANDIR)/man1/mydb.1 $(DESTDIR)$(MANDIR)/man1/mydb-lua.1
 
 clean: clean-cli
 clean-cli:
