@@ -207,6 +207,12 @@ describe("mydb command", function()
     assert.equal("3\n", ok({ "--db", dir, "get", "p", "b" }).out)
     r = ok({ "verify" })
     assert.matches("ok\n$", r.out)
+    assert.equal("", r.err)
+    -- the status line, forced as on a terminal: on stderr only
+    local forced = { MYDB_ROOT = root, MYDB_TENANT = "acme", MYDB_PROGRESS = "1" }
+    r = ok({ "verify" }, { env = forced })
+    assert.matches("ok\n$", r.out)
+    assert.matches("^\rverify .*\rverify done %(", r.err)
     ok({ "gc" })
     local cp = root .. "-copy"
     ok({ "copy", root, cp })

@@ -436,7 +436,7 @@ C.gc = { help = "gc\n  Removes what no branch, tag or entry head reaches (the --
 function C.gc.run(ctx)
   at_most(ctx, 0)
   local db = open(ctx)
-  local r = with_progress("gc", db.gc, db, ctx.opt.tenant)
+  local r = db:gc(ctx.opt.tenant) -- (gc draws its own progress bar on a terminal)
   if ctx.opt.json then return json(r or {}) end
   out("gc done")
 end
@@ -455,7 +455,7 @@ C.copy = { help = "copy SRC DST [--backend NAME]\n  Copies the store at SRC into
 function C.copy.run(ctx)
   need(ctx, 2, "SRC DST"); at_most(ctx, 2)
   if not is_dir(ctx.pos[1]) then errors.raise("not_found", "no store at '%s'", ctx.pos[1]) end
-  local r = with_progress("copy", mydb.copy, ctx.pos[1], ctx.pos[2], { backend = ctx.opt.backend })
+  local r = mydb.copy(ctx.pos[1], ctx.pos[2], { backend = ctx.opt.backend }) -- (its own progress line)
   if ctx.opt.json then return json(r) end
   out(("copied %s to %s: %d tenants, %d entries, %d objects"):format(ctx.pos[1], ctx.pos[2], r.tenants or 0,
     r.entries or 0, r.objects or 0))
