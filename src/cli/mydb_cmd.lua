@@ -195,16 +195,17 @@ local function commit_label(c)
   return (("%s %s %s %s"):format(short(c.id), c.user_id or "-", c.date or "", msg):gsub("%s+$", ""))
 end
 
-C.log = { help = "log [ENTRY] [-n N] [--rev REV] [--graph]\n"
+C.log = { help = "log [ENTRY] [-n N] [--rev REV] [--since T] [--until T] [--graph]\n"
     .. "  The commits, newest first: ID USER DATE MESSAGE. --graph draws the commit graph\n"
     .. "  (every parent of merges) as `git log --graph` does.",
-  values = { n = true, rev = true }, flags = { graph = true } }
+  values = { n = true, rev = true, since = true, ["until"] = true }, flags = { graph = true } }
 function C.log.run(ctx)
   at_most(ctx, 1)
   local db, t = on_tenant(ctx)
   local n = ctx.opt.n and math.tointeger(tonumber(ctx.opt.n))
   if ctx.opt.n and (not n or n < 1) then usage("-n needs a positive integer") end
-  local list = db:log(t, { rev = ctx.opt.rev or ctx.opt.branch, max = n, entry = ctx.pos[1] })
+  local list = db:log(t, { rev = ctx.opt.rev or ctx.opt.branch, max = n, entry = ctx.pos[1],
+    since = ctx.opt.since, ["until"] = ctx.opt["until"] })
   if ctx.opt.json then return json(list) end
   if ctx.opt.graph then
     for _, l in ipairs(graph.lines(list, commit_label)) do out(l) end
