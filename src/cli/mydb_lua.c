@@ -67,7 +67,7 @@ static void print_help(void) {
       "\"mydb.core\", \"mydb.inspect\" and \"mydb.handlers.NAME\" load from copies embedded\n"
       "at build time, through package.preload, so nothing needs to be installed;\n"
       "they win over LUA_PATH/LUA_CPATH (clear package.preload[name] to load another).\n"
-      "Try `mydb-lua -l mydb` for a global `mydb`.\n"
+      "The prompt has the global `mydb`; in scripts, try `mydb-lua -l mydb`.\n"
       "\n"
       "%s"
       "\n"
