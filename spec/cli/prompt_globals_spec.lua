@@ -30,4 +30,25 @@ describe("mydb-lua prompt globals", function()
     })
     assert.equal(0, p.code, p.text)
   end)
+
+  it("shows a mydb error at the user's line, without mydb's own frames", function()
+    local root = H.tmpdir() .. "/s"
+    local p = H.pty({ "--db", root }, {
+      "expect > ",
+      "send db:load('nosuch', 'x')\\r",
+      "expect stack traceback:",
+      "expect > ",
+      "send local v = db:load('nosuch', 'x')\\r",
+      "expect stack traceback:",
+      "expect > ",
+      "send \\x04",
+      "wait",
+    })
+    assert.equal(0, p.code, p.text)
+    -- (the prompt's "return db:load(...)" is a tail call: no line to name)
+    assert.matches("\nmydb: not_initialized: tenant 'nosuch'", p.text, 1, true)
+    assert.matches("\nstdin:1: mydb: not_initialized: tenant 'nosuch'", p.text, 1, true)
+    assert.falsy(p.text:find("lua/mydb/", 1, true), p.text)
+    H.rmrf(root:gsub("/s$", ""))
+  end)
 end)

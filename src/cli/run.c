@@ -54,13 +54,22 @@ static int internal_source(const char *src) {
 }
 
 /* The level of the first Lua function, from level 1 up, that is not
- * mydb's own (the caller of the API); 0 when there is none. */
-static int caller_level(lua_State *L, lua_Debug *ar) {
+ * mydb's own (the caller of the API), with *found = 1. When there is none
+ * (the caller made a tail call, as the prompt's "return expr" does): the
+ * level above mydb's last frame, with *found = 0; 1 without mydb frames. */
+static int caller_level(lua_State *L, lua_Debug *ar, int *found) {
+  int after_internal = 1;
+  *found = 0;
   for (int level = 1; lua_getstack(L, level, ar); level++) {
     lua_getinfo(L, "Sl", ar);
-    if (strcmp(ar->what, "C") != 0 && !internal_source(ar->source)) return level;
+    if (strcmp(ar->what, "C") == 0) continue;
+    if (!internal_source(ar->source)) {
+      *found = 1;
+      return level;
+    }
+    after_internal = level + 1;
   }
-  return 0;
+  return after_internal;
 }
 
 /* A mydb error value ({code = "...", ...} with __tostring) is shown as Lua
@@ -76,11 +85,9 @@ static int msghandler(lua_State *L) {
       int is_mydb = lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "code") == LUA_TSTRING;
       if (lua_type(L, 1) == LUA_TTABLE) lua_pop(L, 1);
       lua_Debug ar;
-      int at = is_mydb ? caller_level(L, &ar) : 0;
-      if (at > 0) {
-        msg = lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
-        level = at;
-      }
+      int found = 0;
+      if (is_mydb) level = caller_level(L, &ar, &found);
+      if (found) msg = lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
     } else {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
