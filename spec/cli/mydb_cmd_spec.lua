@@ -209,12 +209,12 @@ describe("mydb command", function()
     assert.is_table(cjson.decode(r.out).updated)
     assert.equal("3\n", ok({ "--db", dir, "get", "p", "b" }).out)
     r = ok({ "verify" })
-    assert.matches("ok\n$", r.out)
+    assert.matches("^ok %(checked ", r.out)
     assert.equal("", r.err)
     -- the status line, forced as on a terminal: on stderr only
     local forced = { MYDB_ROOT = root, MYDB_TENANT = "acme", MYDB_PROGRESS = "1" }
     r = ok({ "verify" }, { env = forced })
-    assert.matches("ok\n$", r.out)
+    assert.matches("^ok %(checked ", r.out)
     assert.matches("^\rverify .*\rverify done %(", r.err)
     ok({ "gc" })
     local cp = root .. "-copy"
@@ -243,5 +243,26 @@ describe("mydb command", function()
     assert.equal(0, r.code)
     assert.matches("^usage: mydb ", r.out)
     H.rmrf(dest)
+  end)
+
+  it("verify exits 1 and names the damage", function()
+    ok({ "init", "--backend", "loose" })
+    ok({ "save", "config", '{"a":1}' })
+    assert.matches("^ok", ok({ "verify" }).out)
+    local p = io.popen("find " .. H.q(root) .. " -path '*objects*' -type f")
+    local damaged = 0
+    for f in p:lines() do
+      H.write(f, "garbage")
+      damaged = damaged + 1
+    end
+    p:close()
+    assert.is_true(damaged > 0)
+    local r = mydb({ "verify" })
+    assert.equal(1, r.code)
+    assert.matches("corrupt_object", r.out)
+    assert.matches("damaged: %d+ problem", r.out)
+    local j = cjson.decode(mydb({ "verify", "--json" }).out)
+    assert.is_false(j.ok)
+    assert.is_true(#j.problems > 0)
   end)
 end)

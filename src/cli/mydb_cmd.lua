@@ -11,6 +11,7 @@ local values = require "mydb.cmd.values"
 local graph = require "mydb.cmd.graph"
 local dump = require "mydb.cmd.dump"
 local progress = require "mydb.cmd.progress"
+local inspect = require "mydb.inspect"
 
 local cmd = {}
 
@@ -423,14 +424,14 @@ function C.verify.run(ctx)
   at_most(ctx, 0)
   local db = open(ctx)
   local problems, counts = with_progress("verify", db.verify, db, ctx.opt.tenant)
-  if ctx.opt.json then json({ problems = problems, counts = counts }) end
-  if not ctx.opt.json then
-    for _, p in ipairs(problems) do
-      out(("%s: %s"):format(p.kind or "problem", p.message or p.path or p.digest or ""))
-    end
-    out(#problems == 0 and "ok" or (#problems .. " problem(s)"))
+  local sound, lines, summary = inspect.verify_result(problems, counts)
+  if ctx.opt.json then
+    json({ ok = sound, problems = problems, counts = counts })
+  else
+    for _, l in ipairs(lines) do out(l) end
+    out(summary)
   end
-  return #problems == 0 and 0 or 1
+  return sound and 0 or 1
 end
 
 C.gc = { help = "gc\n  Removes what no branch, tag or entry head reaches (the --tenant's, or all)." }
