@@ -27,9 +27,12 @@ LDLIBS_CORE = -lcrypto -lpthread
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
 LUA_CMOD   = $(PREFIX)/lib/lua/5.4
+# Programs and man pages (the rockspec points them into the rock's tree).
+BINDIR     = $(PREFIX)/bin
+MANDIR     = $(PREFIX)/share/man
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace
+DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace luarocks
 
 BUILD = build
 

@@ -16,7 +16,9 @@ external_dependencies = {
 }
 -- `luarocks make` in a checkout builds with the Makefile (target `module`,
 -- which does not try to install Debian packages) and installs the Lua
--- modules and mydb/core.so into the rocks tree.
+-- modules, mydb/core.so, mydb-lua, mydb and the man pages into the rocks
+-- tree: every file under the rock's own directories (BINDIR is deployed
+-- into the tree's bin/), so `luarocks make --tree DIR` needs no root.
 build = {
   type = "make",
   build_target = "module",
@@ -28,5 +30,8 @@ build = {
   install_variables = {
     LUA_SHARE = "$(LUADIR)",
     LUA_CMOD = "$(LIBDIR)",
+    BINDIR = "$(BINDIR)",
+    MANDIR = "$(DOCDIR)/man",
+    LUA_INC = "$(LUA_INCDIR)",
   },
 }

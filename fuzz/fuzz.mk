@@ -89,9 +89,10 @@ test-asan: deps fuzz-deps
 	  $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=gcc OPT="-O1 -g" SAN="$(ASAN_FLAGS)" test-c
 	@rm -rf $(ASAN_BUILD)/tree && mkdir -p $(ASAN_BUILD)/tree && \
 	for f in $(CURDIR)/* $(CURDIR)/.busted; do \
-	  case "$${f##*/}" in build|build-*|mydb-lua) continue;; esac; \
+	  case "$${f##*/}" in build|build-*|mydb-lua|mydb) continue;; esac; \
 	  ln -s "$$f" $(ASAN_BUILD)/tree/; \
-	done && ln -s .. $(ASAN_BUILD)/tree/build && ln -s ../mydb-lua $(ASAN_BUILD)/tree/mydb-lua
+	done && ln -s .. $(ASAN_BUILD)/tree/build && ln -s ../mydb-lua $(ASAN_BUILD)/tree/mydb-lua && \
+	ln -s mydb-lua $(ASAN_BUILD)/tree/mydb
 	cd $(ASAN_BUILD)/tree && $(ASAN_ENV) LD_PRELOAD=$(ASAN_LIB) \
 	  LUA_PATH='$(CURDIR)/$(ASAN_BUILD)/lua/?.lua;$(CURDIR)/$(ASAN_BUILD)/lua/?/init.lua;;' \
 	  LUA_CPATH='$(CURDIR)/$(ASAN_BUILD)/?.so;;' $(CURDIR)/tools/parallel $(BUSTED_SHARDS)

@@ -124,7 +124,11 @@ local function start_of(store, tenant, since)
     local _, meta = core.decode_snapshot(store:read(tenant, since), nil, true)
     return changes.date_seconds(meta.date), since
   end
-  raise("invalid_argument", "since must be a digest or a time in seconds, got %s", type(since))
+  -- a string is a date (hex digits that are no digest are not read as seconds)
+  local t = type(since) == "string" and since:match("^%d%d%d%d%-") and dates.parse(since)
+  if t then return t end
+  raise("invalid_argument", "since must be a digest, a time in seconds or an ISO 8601 time, got %s",
+    type(since) == "string" and ("'" .. since .. "'") or type(since))
 end
 
 -- An entry's versions newest first, until the stop digest or a version

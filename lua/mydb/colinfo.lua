@@ -35,6 +35,10 @@ function colinfo.get(db, tenant, entry, digest)
   local bytes = db._store:read(tenant, digest)
   if not write.is_collection(bytes) then
     core.decode_snapshot(bytes, nil, true) -- garbage is corrupt, not a mismatch
+    if db:_head(tenant, entry) ~= digest then -- a digest the caller gave: say what it is
+      errors.raise("type_mismatch", "version %s is a snapshot version, not a version of a collection "
+        .. "(read it with load)", digest)
+    end
     write.mismatch(entry, false)
   end
   local count, root, node, extra, root_bytes = collection.parse_root(bytes, "root of " .. digest)

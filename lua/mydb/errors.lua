@@ -29,9 +29,35 @@ function errors.new(code, message)
   return setmetatable({ code = code, message = message }, errors.mt)
 end
 
---- Raises an error value; extra arguments format the message.
+--- True for the source of one of mydb's own Lua files (the modules, the
+-- shipped handlers, the mydb-lua / mydb programs' modules), installed,
+-- staged or embedded. src/cli/run.c applies the same rule in C.
+function errors.internal_source(src)
+  return src:match("mydb/[%w_]+%.lua$") ~= nil or src:match("mydb/handlers/[%w_]+%.lua$") ~= nil
+      or src:match("^@handlers/[%w_]+%.lua$") ~= nil or src:match("^@src/cli/[%w_]+%.lua$") ~= nil
+end
+
+--- "source:line" of the first Lua function on the stack, above level,
+-- that is not mydb's own: the caller's line, as error(msg, 2) gives for
+-- Lua's own functions. nil when there is none (called from C only).
+function errors.caller(level)
+  level = (level or 1) + 1
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return nil end
+    if info.what ~= "C" and not errors.internal_source(info.source) then
+      return info.short_src .. ":" .. (info.currentline or 0)
+    end
+    level = level + 1
+  end
+end
+
+--- Raises an error value; extra arguments format the message. err.where
+-- is the caller's "source:line" (errors.caller).
 function errors.raise(code, fmt, ...)
-  error(errors.new(code, select("#", ...) > 0 and fmt:format(...) or fmt), 0)
+  local e = errors.new(code, select("#", ...) > 0 and fmt:format(...) or fmt)
+  e.where = errors.caller(2)
+  error(e, 0)
 end
 
 --- True if e is a mydb error value (of the given code, when given).

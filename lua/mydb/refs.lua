@@ -70,20 +70,8 @@ end
 
 -- ---------------------------------------------------------------- revisions
 
-local function parse_time(s)
-  local n = tonumber(s)
-  if n then return n end
-  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y then return nil end
-  local h, mi, sec = 0, 0, 0
-  if rest ~= "" then
-    h, mi, sec = rest:match("^ (%d%d):(%d%d):(%d%d)$")
-    if not h then return nil end
-  end
-  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
-  return dates.epoch_seconds(y, mo, d, h, mi, sec)
-end
+-- A time in REV@{T}: seconds, "YYYY-MM-DD[ HH:MM:SS]" or ISO 8601 (mydb.dates).
+local function parse_time(s) return dates.parse(s) end
 refs.parse_time = parse_time
 
 -- Every commit reachable from the tenant's refs (for id prefixes).

@@ -4,6 +4,7 @@ local core = require "mydb.core"
 local errors = require "mydb.errors"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
+local dates = require "mydb.dates"
 local branch = require "mydb.branch"
 local view = require "mydb.view"
 
@@ -130,8 +131,8 @@ end
 
 -- ---------------------------------------------------------------- the log
 
-local LOG_OPTS = { rev = "string", max = "number", entry = "string", since = "number",
-                   ["until"] = "number", first_parent = "boolean" }
+local LOG_OPTS = { rev = "string", max = "number", entry = "string", since = "time",
+                   ["until"] = "time", first_parent = "boolean" }
 
 local function check_log_opts(opts)
   if opts == nil then return {} end
@@ -139,10 +140,21 @@ local function check_log_opts(opts)
   for k, v in pairs(opts) do
     local want = LOG_OPTS[k]
     if not want then raise("invalid_argument", "unknown log option '%s'", tostring(k)) end
-    if type(v) ~= want then raise("invalid_argument", "log option %s must be a %s, got %s", k, want, type(v)) end
+    if want == "time" then
+      if dates.parse(v) == nil then
+        raise("invalid_argument", "log option %s must be seconds since the epoch or an ISO 8601 time, got %s",
+          k, type(v) == "string" and ("'" .. v .. "'") or type(v))
+      end
+    elseif type(v) ~= want then raise("invalid_argument", "log option %s must be a %s, got %s", k, want, type(v)) end
   end
   if opts.max ~= nil and (math.type(opts.max) ~= "integer" or opts.max < 1) then
     raise("invalid_argument", "log option max must be a positive integer")
+  end
+  if type(opts.since) == "string" or type(opts["until"]) == "string" then -- a copy, in seconds
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.since, o["until"] = dates.parse(opts.since), dates.parse(opts["until"])
+    return o
   end
   return opts
 end

@@ -171,9 +171,13 @@ function helpers.pp(v, opts) io.stdout:write(native.pretty(v, opts), "\n") end
 helpers.pretty = native.pretty
 helpers.complete = native.complete
 
---- Binds mydb_inspect, and the helpers as globals where the names are free.
+--- Binds mydb_inspect, the module as `mydb`, and the helpers as globals
+-- where the names are free.
+-- The module itself is `mydb` at the prompt too (when the name is free),
+-- so `mydb.open(...)` works beside the --db handle `db`.
 function cli.prompt_globals()
   if rawget(_G, "mydb_inspect") == nil then _G.mydb_inspect = helpers end
+  if rawget(_G, "mydb") == nil then _G.mydb = mydb end
   for _, name in ipairs { "tenants", "entries", "log", "show", "verify", "pp" } do
     if rawget(_G, name) == nil then _G[name] = helpers[name] end
   end

@@ -67,7 +67,7 @@ static void print_help(void) {
       "\"mydb.core\", \"mydb.inspect\" and \"mydb.handlers.NAME\" load from copies embedded\n"
       "at build time, through package.preload, so nothing needs to be installed;\n"
       "they win over LUA_PATH/LUA_CPATH (clear package.preload[name] to load another).\n"
-      "Try `mydb-lua -l mydb` for a global `mydb`.\n"
+      "The prompt has the global `mydb`; in scripts, try `mydb-lua -l mydb`.\n"
       "\n"
       "%s"
       "\n"
@@ -221,12 +221,50 @@ static int runargs(lua_State *L, const cli_args *a) {
   return 1;
 }
 
+/* ------------------------------------------------------------ mydb (git-like) */
+
+/* True when the program runs as `mydb` (the installed link to mydb-lua):
+ * then the command line belongs to the embedded dispatcher "mydb.cmd"
+ * (src/cli/mydb_cmd.lua), not to the Lua interpreter. */
+static int runs_as_mydb(const char *argv0) {
+  if (argv0 == NULL) return 0;
+  const char *base = strrchr(argv0, '/');
+  base = base ? base + 1 : argv0;
+  return strcmp(base, "mydb") == 0;
+}
+
+/* require("mydb.cmd").main({argv[1], ...}) -> the exit status. The
+ * dispatcher reports its own errors; an error escaping it is a bug and
+ * is reported with a traceback (status 1). */
+static int run_mydb_cmd(lua_State *L, int argc, char **argv) {
+  luaL_openlibs(L);
+  cli_preload(L);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "mydb.cmd");
+  if (cli_report(L, cli_docall(L, 1, 1)) != LUA_OK) return EXIT_FAILURE;
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, argc, 0);
+  for (int i = 1; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  if (cli_report(L, cli_docall(L, 1, 1)) != LUA_OK) return EXIT_FAILURE;
+  return (int)luaL_optinteger(L, -1, 0);
+}
+
 /* ------------------------------------------------------------------ pmain */
 
 /* Returns the exit status as an integer. */
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
+  if (runs_as_mydb(argv[0])) {
+    cli_progname = "mydb";
+    lua_pushinteger(L, run_mydb_cmd(L, argc, argv));
+    return 1;
+  }
   cli_args *a = (cli_args *)lua_newuserdatauv(L, sizeof *a, 0);
   memset(a, 0, sizeof *a);
   a->actions = (cli_action *)lua_newuserdatauv(L, sizeof(cli_action) * (size_t)(argc + 1), 0);

@@ -181,12 +181,6 @@ static int pushline(lua_State *L, repl *r, int first) {
     st = read_plain(prompt, &line);
   lua_pop(L, 1); /* prompt */
   if (st != LINE_OK) return st;
-#ifdef MYDB_USE_READLINE
-  if (r->use_readline && line[0] != '\0') {
-    add_history(line);
-    if (r->history) append_history(1, r->history);
-  }
-#endif
   if (first && line[0] == '=') /* 5.1's "=expr" */
     lua_pushfstring(L, "return %s", line + 1);
   else
@@ -223,6 +217,19 @@ static int addreturn(lua_State *L) {
   return status;
 }
 
+/* Adds a whole chunk (its lines joined by newlines) to the history as one
+ * entry, as lua.c does, so that up-arrow recalls all of it. */
+static void save_chunk(repl *r, const char *text) {
+  (void)r;
+  (void)text;
+#ifdef MYDB_USE_READLINE
+  if (r->use_readline && text[0] != '\0') {
+    add_history(text);
+    if (r->history) append_history(1, r->history);
+  }
+#endif
+}
+
 /* Reads more lines while the chunk is incomplete. Line(s) on top; leaves
  * the chunk (or an error) in their place. */
 static int multiline(lua_State *L, repl *r) {
@@ -231,6 +238,7 @@ static int multiline(lua_State *L, repl *r) {
     const char *line = lua_tolstring(L, -1, &len);
     int status = luaL_loadbuffer(L, line, len, "=stdin");
     if (!incomplete(L, status)) {
+      save_chunk(r, line);
       lua_remove(L, -2);
       return status;
     }
@@ -240,6 +248,7 @@ static int multiline(lua_State *L, repl *r) {
       return -2;
     }
     if (st == LINE_EOF) { /* report the incomplete chunk as it stands */
+      save_chunk(r, line);
       status = luaL_loadbuffer(L, line, len, "=stdin");
       lua_remove(L, -2);
       return status;
@@ -257,8 +266,15 @@ static int loadline(lua_State *L, repl *r) {
   int st = pushline(L, r, 1);
   if (st == LINE_EOF) return -1;
   if (st == LINE_INTR) return -2;
+  lua_pushvalue(L, -1); /* the line, kept for the history */
   int status = addreturn(L);
-  if (status != LUA_OK) status = multiline(L, r);
+  if (status == LUA_OK) {
+    save_chunk(r, lua_tostring(L, -2));
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1); /* the copy: multiline saves the whole chunk */
+    status = multiline(L, r);
+  }
   return status;
 }
 

@@ -34,15 +34,65 @@ int cli_report(lua_State *L, int status) {
 /* Message handler: the message (through __tostring for error objects, such
  * as mydb's {code, message} values) plus a traceback. Unlike lua.c, error
  * objects with __tostring get the traceback too. */
+/* True for the source of one of mydb's own Lua files: the rule of
+ * errors.internal_source (lua/mydb/errors.lua), in C. */
+static int ends_with_module(const char *src, const char *dir) {
+  const char *p = strstr(src, dir);
+  while (p) {
+    const char *name = p + strlen(dir);
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+    if (n > 0 && strcmp(name + n, ".lua") == 0) return 1;
+    p = strstr(p + 1, dir);
+  }
+  return 0;
+}
+
+static int internal_source(const char *src) {
+  return ends_with_module(src, "mydb/") || ends_with_module(src, "mydb/handlers/") ||
+         (strncmp(src, "@handlers/", 10) == 0 && ends_with_module(src, "@handlers/")) ||
+         (strncmp(src, "@src/cli/", 9) == 0 && ends_with_module(src, "@src/cli/"));
+}
+
+/* The level of the first Lua function, from level 1 up, that is not
+ * mydb's own (the caller of the API), with *found = 1. When there is none
+ * (the caller made a tail call, as the prompt's "return expr" does): the
+ * level above mydb's last frame, with *found = 0; 1 without mydb frames. */
+static int caller_level(lua_State *L, lua_Debug *ar, int *found) {
+  int after_internal = 1;
+  *found = 0;
+  for (int level = 1; lua_getstack(L, level, ar); level++) {
+    lua_getinfo(L, "Sl", ar);
+    if (strcmp(ar->what, "C") == 0) continue;
+    if (!internal_source(ar->source)) {
+      *found = 1;
+      return level;
+    }
+    after_internal = level + 1;
+  }
+  return after_internal;
+}
+
+/* A mydb error value ({code = "...", ...} with __tostring) is shown as Lua
+ * shows its own functions' errors: at the caller's line ("file:line: "
+ * first), with the traceback from there; mydb's internal frames would
+ * only hide the user's line. Anything else gets the whole traceback. */
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
+  int level = 1;
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
       msg = lua_tostring(L, -1);
-    else
+      int is_mydb = lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "code") == LUA_TSTRING;
+      if (lua_type(L, 1) == LUA_TTABLE) lua_pop(L, 1);
+      lua_Debug ar;
+      int found = 0;
+      if (is_mydb) level = caller_level(L, &ar, &found);
+      if (found) msg = lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+    } else {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
   }
-  luaL_traceback(L, L, msg, 1);
+  luaL_traceback(L, L, msg, level);
   return 1;
 }
 
