@@ -23,6 +23,7 @@ local scan = require "mydb.scan"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
 local versions = require "mydb.versions"
+local argorder = require "mydb.argorder"
 
 local raise = errors.raise
 local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
@@ -38,6 +39,8 @@ local mydb = {
   handlers = require "mydb.handlers",
   policies = require "mydb.policies",
   resolvers = require "mydb.resolvers",
+  -- false: no warning for calls in a deprecated argument order (mydb.argorder)
+  deprecation_warnings = true,
 }
 
 local Db = {}
@@ -286,16 +289,18 @@ function Db:drop(tenant, user, entry, opts)
   return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx, opts)[entry].written
 end
 
---- Names the TTL field of a collection (nil or false removes it): records
--- whose field holds a time (seconds since the epoch) in the past are
--- invisible to reads and dropped by the next write.
-function Db:set_ttl(tenant, entry, field, user, opts)
+--- Names the TTL field of a collection (false removes it): records whose
+-- field holds a time (seconds since the epoch) in the past are invisible
+-- to reads and dropped by the next write. The old order (tenant, entry,
+-- field [, user [, opts]]) still works, with a warning (mydb.argorder).
+function Db:set_ttl(tenant, user, entry, field, opts)
   check_db(self, "set_ttl")
+  user, entry, field, opts = argorder.set_ttl(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    field, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   if field ~= nil and field ~= false then check_string(field, "TTL field", 1, 256) end
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
@@ -306,18 +311,21 @@ end
 --- Creates (or re-attaches, in a new process) a secondary index of a
 -- collection. key_fn(value) returns the index key (a string or a number)
 -- or nil; or key_fn is a string expression over the record (stored with
--- the index, so every process can keep it current).
-function Db:create_index(tenant, entry, name, key_fn, user, opts)
+-- the index, so every process can keep it current). The old order
+-- (tenant, entry, name, key_fn [, user [, opts]]) still works, with a
+-- warning (mydb.argorder).
+function Db:create_index(tenant, user, entry, name, key_fn, opts)
   check_db(self, "create_index")
+  user, entry, name, key_fn, opts = argorder.create_index(self, mydb.deprecation_warnings ~= false, tenant,
+    user, entry, name, key_fn, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
   if type(key_fn) ~= "function" and type(key_fn) ~= "string" then
     raise("invalid_argument", "key_fn must be a function or a string expression, got %s", type(key_fn))
   end
   if type(key_fn) == "string" then indexes.key_function(key_fn, self._budget) end -- compiles, or raises
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local id = tenant .. "\0" .. entry .. "\0" .. name
@@ -344,14 +352,16 @@ function Db:create_index(tenant, entry, name, key_fn, user, opts)
   return r[entry].written
 end
 
---- Removes a secondary index.
-function Db:drop_index(tenant, entry, name, user, opts)
+--- Removes a secondary index. The old order (tenant, entry, name [, user
+-- [, opts]]) still works, with a warning (mydb.argorder).
+function Db:drop_index(tenant, user, entry, name, opts)
   check_db(self, "drop_index")
+  user, entry, name, opts = argorder.drop_index(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    name, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   self._index_fns[tenant .. "\0" .. entry .. "\0" .. name] = nil
