@@ -24,6 +24,7 @@ local commits = require "mydb.commits"
 local refs = require "mydb.refs"
 local versions = require "mydb.versions"
 local argorder = require "mydb.argorder"
+local lineage = require "mydb.lineage"
 
 local raise = errors.raise
 local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
@@ -116,6 +117,13 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
+-- A digest given to a read must be a version of the entry (mydb.lineage:
+-- not_found otherwise); called after the kind check, so that a version of
+-- the other kind keeps saying type_mismatch.
+local function in_history(self, tenant, entry, digest)
+  if digest then lineage.check(self, tenant, entry, digest) end
+end
+
 function Db:_collection_info(tenant, entry, digest) return colinfo.get(self, tenant, entry, digest) end
 function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 
@@ -198,6 +206,7 @@ end
 --- The latest value of entry, or the version named by digest.
 function Db:load(tenant, entry, digest)
   local d = read_version(self, "load", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local bytes = self._store:read(tenant, d)
   local ctx = self:_ctx(path_name(entry))
   if is_collection(bytes) then
@@ -417,6 +426,7 @@ function Db:get(tenant, entry, key, digest)
   if key ~= nil then check_key(key) end
   local d = read_version(self, "get", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local ctx = self:_ctx(path_name(entry, key))
   local t = self:_tree(tenant, info)
   local hidden = self:_hidden(info)
@@ -442,6 +452,7 @@ end
 function Db:records(tenant, entry, digest)
   local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
   return query.wrap(it, {}, self:_hidden(info))
 end
@@ -451,6 +462,7 @@ end
 function Db:raw_records(tenant, entry, digest)
   local d = read_version(self, "raw_records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   return collection.iter(self:_tree(tenant, info), info.root)
 end
 
@@ -472,6 +484,7 @@ function Db:_query(tenant, entry, opts, clock)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local it = collection.range(self:_tree(tenant, info), info.root, {
     lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
     ctx = self:_ctx(path_name(entry)),
@@ -504,6 +517,7 @@ function Db:query_index(tenant, entry, name, opts)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
   local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
@@ -523,7 +537,10 @@ function Db:history(tenant, entry, digest, max_items)
   check_db(self, "history")
   max_items = check_max_items(max_items)
   local d = read_version(self, "history", tenant, entry, digest)
-  return self._store:chain(tenant, d, max_items)
+  in_history(self, tenant, entry, digest)
+  local list = self._store:chain(tenant, d, max_items)
+  for _, v in ipairs(list) do lineage.trust(self, tenant, entry, v) end -- (db:meta of each is common)
+  return list
 end
 
 function Db:get_digest(tenant, entry)
@@ -538,6 +555,7 @@ end
 -- {parent}, or a merge's {ours, theirs}; {} for a first version).
 function Db:meta(tenant, entry, digest)
   local d = read_version(self, "meta", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local _, meta = core.decode_snapshot(self._store:read(tenant, d), nil, true)
   return { digest = d, parent = meta.parent, parents = meta.parents or { meta.parent }, user_id = meta.user_id,
            date = meta.date }
@@ -771,6 +789,7 @@ function Db:gc(tenant)
     self:_require_init(tenant)
   end
   colinfo.reset(self)
+  self._lineage = nil
   self._commits = commits.memo() -- (commits only a deleted branch reached go)
   return require("mydb.gc").run(self, tenant)
 end
