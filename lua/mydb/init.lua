@@ -50,6 +50,18 @@ Db.__name = "mydb.db"
 
 local DEFAULT_ROOT = ".mytools_db"
 
+-- Whether root holds a store: ROOT/.mydb, or ROOT/refs/ (a store of the
+-- original layout), as the core's open decides. An error other than "no
+-- such file" or "not a directory" counts as there: open reports it.
+local function store_exists(root)
+  for _, path in ipairs({ root .. "/.mydb", root .. "/refs/" }) do
+    local f, _, code = io.open(path, "rb")
+    if f then f:close() return true end
+    if code ~= 2 and code ~= 20 then return true end -- ENOENT, ENOTDIR
+  end
+  return false
+end
+
 -- ------------------------------------------------------------- validation
 
 local function check_db(self, method)
@@ -137,10 +149,16 @@ function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 -- the pack backend's segment size (default 64 MiB). opts.budget: the
 -- default budgets of string expressions (filters, expression indexes):
 -- {memory=, time=, instructions=, query_time=}, see mydb.query.
+-- opts.create (default true): false opens only an existing store, else
+-- raises not_found (what a tool opening a store to inspect it wants: a
+-- mistyped path creates nothing); a memory store has no files to find.
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
   opts = validate.open_options(opts)
+  if opts.create == false and opts.backend ~= "memory" and not store_exists(root) then
+    raise("not_found", "no store at '%s'", root)
+  end
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
                                   backend = opts.backend, segment_bytes = opts.segment_bytes })
   return setmetatable({

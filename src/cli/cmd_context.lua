@@ -27,11 +27,17 @@ end
 local function open(ctx, may_create)
   if ctx.db then return ctx.db end
   local root = root_of(ctx)
-  if not may_create and not root:match("^memory:") and not is_dir(root) then
-    errors.raise("not_found", "no store at '%s' (create one with 'mydb init')", root)
+  local create = may_create == true or root:match("^memory:") ~= nil
+  -- (an existing directory that holds no store is refused too)
+  local ok, db = pcall(mydb.open, root, { create = create })
+  if not ok then
+    if not create and errors.is(db, "not_found") then
+      errors.raise("not_found", "no store at '%s' (create one with 'mydb init')", root)
+    end
+    error(db, 0)
   end
-  ctx.db = mydb.open(root)
-  return ctx.db
+  ctx.db = db
+  return db
 end
 
 local function tenant_of(ctx)
