@@ -557,7 +557,7 @@ function Db:history(tenant, entry, digest, max_items)
   local d = read_version(self, "history", tenant, entry, digest)
   in_history(self, tenant, entry, digest)
   local list = self._store:chain(tenant, d, max_items)
-  for _, v in ipairs(list) do lineage.trust(self, tenant, entry, v) end -- (db:meta of each is common)
+  lineage.trust_list(self, tenant, entry, list) -- (db:meta of each is common)
   return list
 end
 

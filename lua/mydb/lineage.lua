@@ -33,7 +33,7 @@ local MEMO_MAX = 4096
 local function memo(db)
   local m = db._lineage
   if not m or m.count > MEMO_MAX then
-    m = { count = 0, known = {} }
+    m = { count = 0, known = {}, lists = {} }
     db._lineage = m
   end
   return m
@@ -51,6 +51,12 @@ end
 -- Whether digest is on the parent chain from version from (first parents;
 -- a merge's other side is named by its own commits). Read in growing
 -- windows, so that a hit near from reads only what lies between.
+--- Records that every digest of list (a db:history result) is in entry's
+-- history, at no cost now: the list is looked at only when asked about.
+function lineage.trust_list(db, tenant, entry, list)
+  memo(db).lists[tenant .. "\0" .. entry] = list
+end
+
 local function on_chain(db, tenant, from, digest, seen)
   local window = 16
   while from and not seen[from] do
@@ -96,6 +102,13 @@ function lineage.belongs(db, tenant, entry, digest)
   local m = memo(db)
   local k = key(tenant, entry, digest)
   if m.known[k] then return true end
+  local list = m.lists[tenant .. "\0" .. entry]
+  if list then
+    m.lists[tenant .. "\0" .. entry] = nil
+    for _, d in ipairs(list) do lineage.trust(db, tenant, entry, d) end
+    m = memo(db)
+    if m.known[k] then return true end
+  end
   local seen = {}
   local head = db:_head(tenant, entry)
   local found = head == digest or (head ~= nil and on_chain(db, tenant, head, digest, seen))
