@@ -25,8 +25,8 @@
 -- A new-order call of step 1's shapes is never read as old. One of step
 -- 2's is read as old only when its user id is the name of an existing
 -- entry while its entry does not exist yet; one of step 3's (a removal
--- written with nil, not false) only then or when its entry does not
--- exist. The warning printed says how the call was read.
+-- written with nil, not false) when its user id names an entry or its
+-- entry does not exist. The warning printed says how the call was read.
 --
 -- Each call read in the old order prints one warning per call site
 -- (file:line of the caller) per process on stderr, unless
