@@ -23,6 +23,8 @@ local scan = require "mydb.scan"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
 local versions = require "mydb.versions"
+local argorder = require "mydb.argorder"
+local lineage = require "mydb.lineage"
 
 local raise = errors.raise
 local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
@@ -38,6 +40,8 @@ local mydb = {
   handlers = require "mydb.handlers",
   policies = require "mydb.policies",
   resolvers = require "mydb.resolvers",
+  -- false: no warning for calls in a deprecated argument order (mydb.argorder)
+  deprecation_warnings = true,
 }
 
 local Db = {}
@@ -45,6 +49,18 @@ Db.__index = Db
 Db.__name = "mydb.db"
 
 local DEFAULT_ROOT = ".mytools_db"
+
+-- Whether root holds a store: ROOT/.mydb, or ROOT/refs/ (a store of the
+-- original layout), as the core's open decides. An error other than "no
+-- such file" or "not a directory" counts as there: open reports it.
+local function store_exists(root)
+  for _, path in ipairs({ root .. "/.mydb", root .. "/refs/" }) do
+    local f, _, code = io.open(path, "rb")
+    if f then f:close() return true end
+    if code ~= 2 and code ~= 20 then return true end -- ENOENT, ENOTDIR
+  end
+  return false
+end
 
 -- ------------------------------------------------------------- validation
 
@@ -113,6 +129,13 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
+-- A digest given to a read must be a version of the entry (mydb.lineage:
+-- not_found otherwise); called after the kind check, so that a version of
+-- the other kind keeps saying type_mismatch.
+local function in_history(self, tenant, entry, digest)
+  if digest then lineage.check(self, tenant, entry, digest) end
+end
+
 function Db:_collection_info(tenant, entry, digest) return colinfo.get(self, tenant, entry, digest) end
 function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 
@@ -126,10 +149,16 @@ function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 -- the pack backend's segment size (default 64 MiB). opts.budget: the
 -- default budgets of string expressions (filters, expression indexes):
 -- {memory=, time=, instructions=, query_time=}, see mydb.query.
+-- opts.create (default true): false opens only an existing store, else
+-- raises not_found (what a tool opening a store to inspect it wants: a
+-- mistyped path creates nothing); a memory store has no files to find.
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
   opts = validate.open_options(opts)
+  if opts.create == false and opts.backend ~= "memory" and not store_exists(root) then
+    raise("not_found", "no store at '%s'", root)
+  end
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
                                   backend = opts.backend, segment_bytes = opts.segment_bytes })
   return setmetatable({
@@ -195,6 +224,7 @@ end
 --- The latest value of entry, or the version named by digest.
 function Db:load(tenant, entry, digest)
   local d = read_version(self, "load", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local bytes = self._store:read(tenant, d)
   local ctx = self:_ctx(path_name(entry))
   if is_collection(bytes) then
@@ -286,16 +316,18 @@ function Db:drop(tenant, user, entry, opts)
   return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx, opts)[entry].written
 end
 
---- Names the TTL field of a collection (nil or false removes it): records
--- whose field holds a time (seconds since the epoch) in the past are
--- invisible to reads and dropped by the next write.
-function Db:set_ttl(tenant, entry, field, user, opts)
+--- Names the TTL field of a collection (false removes it): records whose
+-- field holds a time (seconds since the epoch) in the past are invisible
+-- to reads and dropped by the next write. The old order (tenant, entry,
+-- field [, user [, opts]]) still works, with a warning (mydb.argorder).
+function Db:set_ttl(tenant, user, entry, field, opts)
   check_db(self, "set_ttl")
+  user, entry, field, opts = argorder.set_ttl(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    field, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   if field ~= nil and field ~= false then check_string(field, "TTL field", 1, 256) end
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
@@ -306,18 +338,21 @@ end
 --- Creates (or re-attaches, in a new process) a secondary index of a
 -- collection. key_fn(value) returns the index key (a string or a number)
 -- or nil; or key_fn is a string expression over the record (stored with
--- the index, so every process can keep it current).
-function Db:create_index(tenant, entry, name, key_fn, user, opts)
+-- the index, so every process can keep it current). The old order
+-- (tenant, entry, name, key_fn [, user [, opts]]) still works, with a
+-- warning (mydb.argorder).
+function Db:create_index(tenant, user, entry, name, key_fn, opts)
   check_db(self, "create_index")
+  user, entry, name, key_fn, opts = argorder.create_index(self, mydb.deprecation_warnings ~= false, tenant,
+    user, entry, name, key_fn, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
   if type(key_fn) ~= "function" and type(key_fn) ~= "string" then
     raise("invalid_argument", "key_fn must be a function or a string expression, got %s", type(key_fn))
   end
   if type(key_fn) == "string" then indexes.key_function(key_fn, self._budget) end -- compiles, or raises
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local id = tenant .. "\0" .. entry .. "\0" .. name
@@ -344,14 +379,16 @@ function Db:create_index(tenant, entry, name, key_fn, user, opts)
   return r[entry].written
 end
 
---- Removes a secondary index.
-function Db:drop_index(tenant, entry, name, user, opts)
+--- Removes a secondary index. The old order (tenant, entry, name [, user
+-- [, opts]]) still works, with a warning (mydb.argorder).
+function Db:drop_index(tenant, user, entry, name, opts)
   check_db(self, "drop_index")
+  user, entry, name, opts = argorder.drop_index(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    name, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   self._index_fns[tenant .. "\0" .. entry .. "\0" .. name] = nil
@@ -407,6 +444,7 @@ function Db:get(tenant, entry, key, digest)
   if key ~= nil then check_key(key) end
   local d = read_version(self, "get", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local ctx = self:_ctx(path_name(entry, key))
   local t = self:_tree(tenant, info)
   local hidden = self:_hidden(info)
@@ -432,6 +470,7 @@ end
 function Db:records(tenant, entry, digest)
   local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
   return query.wrap(it, {}, self:_hidden(info))
 end
@@ -441,6 +480,7 @@ end
 function Db:raw_records(tenant, entry, digest)
   local d = read_version(self, "raw_records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   return collection.iter(self:_tree(tenant, info), info.root)
 end
 
@@ -462,6 +502,7 @@ function Db:_query(tenant, entry, opts, clock)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local it = collection.range(self:_tree(tenant, info), info.root, {
     lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
     ctx = self:_ctx(path_name(entry)),
@@ -494,6 +535,7 @@ function Db:query_index(tenant, entry, name, opts)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
   local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
@@ -513,7 +555,10 @@ function Db:history(tenant, entry, digest, max_items)
   check_db(self, "history")
   max_items = check_max_items(max_items)
   local d = read_version(self, "history", tenant, entry, digest)
-  return self._store:chain(tenant, d, max_items)
+  in_history(self, tenant, entry, digest)
+  local list = self._store:chain(tenant, d, max_items)
+  lineage.trust_list(self, tenant, entry, list) -- (db:meta of each is common)
+  return list
 end
 
 function Db:get_digest(tenant, entry)
@@ -528,6 +573,7 @@ end
 -- {parent}, or a merge's {ours, theirs}; {} for a first version).
 function Db:meta(tenant, entry, digest)
   local d = read_version(self, "meta", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local _, meta = core.decode_snapshot(self._store:read(tenant, d), nil, true)
   return { digest = d, parent = meta.parent, parents = meta.parents or { meta.parent }, user_id = meta.user_id,
            date = meta.date }
@@ -761,6 +807,7 @@ function Db:gc(tenant)
     self:_require_init(tenant)
   end
   colinfo.reset(self)
+  self._lineage = nil
   self._commits = commits.memo() -- (commits only a deleted branch reached go)
   return require("mydb.gc").run(self, tenant)
 end

@@ -4,6 +4,7 @@
 local errors = require "mydb.errors"
 local validate = require "mydb.validate"
 local commits = require "mydb.commits"
+local lineage = require "mydb.lineage"
 
 local raise = errors.raise
 
@@ -31,6 +32,7 @@ local function must(self, entry, method)
   if not d then
     raise("not_found", "entry '%s' not found in tenant '%s' at commit %s", entry, self._tenant, self.commit)
   end
+  lineage.trust(self._db, self._tenant, entry, d) -- (the commit names it: no need to look)
   return d
 end
 
