@@ -4,6 +4,7 @@
 #   make test         install what is missing, build, run every test
 #   make test-backends  the spec suite on each storage backend (loose, pack, memory)
 #   make bench        the benchmark (see bench/README.md)
+#   make doc          doc/REFERENCE.md (the API reference) from the sources
 #   make install PREFIX=/usr/local
 
 # ---- editable settings -------------------------------------------------
@@ -56,7 +57,7 @@ export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench doc
 
 all: deps module
 
@@ -182,6 +183,18 @@ bench: all
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
 	$(LUA) bench/sync.lua $(SYNC_ARGS)
+
+# ---- documentation --------------------------------------------------------------
+# doc/REFERENCE.md from the LDoc comments of the sources (tools/reference.lua;
+# spec/reference_spec.lua fails when it is stale, when a public function has
+# no entry or a wrong parameter list, or when an example fails), and the
+# same as HTML in build/doc/ when lua-ldoc is installed (optional: LDOC_PKGS).
+LDOC_PKGS = lua-ldoc
+doc:
+	$(LUA) tools/reference.lua > doc/REFERENCE.md
+	@if command -v ldoc >/dev/null 2>&1; then \
+	  ldoc -c config.ld . >/dev/null && echo "mydb: HTML reference in $(BUILD)/doc/index.html"; \
+	else echo "mydb: no HTML reference ($(LDOC_PKGS) is not installed)"; fi
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk
