@@ -833,7 +833,7 @@ end
 --- Creates branch name at rev (default: the handle's branch head).
 -- @param tenant the tenant
 -- @param name the new branch's name
--- @param rev nil or a revision (branch, tag, commit id or prefix, REV~N, REV@{T})
+-- @param rev nil or a revision (branch, tag, commit id or prefix, REV~N, or REV at a time)
 -- @return the branch's commit id
 -- @raise invalid_argument, closed, not_initialized, already_exists, not_found
 -- @usage
