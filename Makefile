@@ -169,10 +169,12 @@ SPEC_WEIGHTS ?= tools/spec_weights
 BUSTED_SHARDS = $(foreach i,$(shell seq 1 $(SPEC_SHARDS)),\
   "$(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(SPEC_SHARDS) $(i) $(SPEC_WEIGHTS))")
 
-# Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
-# installed by `make bench` when possible; without them the SQLite columns
-# say "not installed". VERSUS_ARGS, VERSIONING_ARGS, MERGE_ARGS: e.g. --quick, --rounds 5.
-BENCH_DEB_PKGS = lua-sql-sqlite3
+# Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua,
+# gnuplot for bench/chart.lua's doc/bench.svg): installed by `make bench`
+# when possible; without them the SQLite columns say "not installed".
+# VERSUS_ARGS, VERSIONING_ARGS, MERGE_ARGS: e.g. --quick, --rounds 5;
+# CHART_ARGS: e.g. --cap 1 --out build/bench.svg.
+BENCH_DEB_PKGS = lua-sql-sqlite3 gnuplot-nox
 VERSUS_ARGS ?=
 bench: all
 	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_DEB_PKGS)"
@@ -183,6 +185,7 @@ bench: all
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
 	$(LUA) bench/sync.lua $(SYNC_ARGS)
+	$(LUA) bench/chart.lua $(CHART_ARGS)
 
 # ---- documentation --------------------------------------------------------------
 # doc/REFERENCE.md from the LDoc comments of the sources (tools/reference.lua;
