@@ -161,11 +161,11 @@ end
 -- @raise invalid_argument, already_exists (the destination holds data), io,
 -- corrupt (a source object does not match its digest)
 -- @usage
--- db:put("acme", "alice", "users", "u1", { name = "Ann" })
--- db:close()
--- local src = root .. "-src"
--- os.rename(db._root, src)
--- mydb.copy(src, root, { backend = "pack" })
+-- local src = mydb.open(root .. "-src")
+-- src:init("acme")
+-- src:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- src:close()
+-- mydb.copy(root .. "-src", root, { backend = "pack" })
 -- local copy <close> = mydb.open(root)
 -- assert(copy:get("acme", "users", "u1").name == "Ann")
 function mydb.copy(src_root, dst_root, opts)
@@ -1220,10 +1220,11 @@ end
 -- @return the new store's handle, and a report
 -- @raise invalid_argument, already_exists (root holds a store), not_found, io, corrupt
 -- @usage
--- db:put("acme", "alice", "users", "u1", 1)
--- local copy, report = mydb.clone(db._root, root)
--- assert(copy:get("acme", "users", "u1") == 1)
--- copy:close()
+-- local src <close> = mydb.open(root .. "-src")
+-- src:init("acme")
+-- src:put("acme", "alice", "users", "u1", 1)
+-- local copy <close>, report = mydb.clone(root .. "-src", root)
+-- assert(copy:get("acme", "users", "u1") == 1 and copy:remotes().origin)
 function mydb.clone(url, root, opts)
   return require("mydb.sync").clone(mydb.open, url, root, opts)
 end
