@@ -158,7 +158,7 @@ end
 -- @param opts nil or a table: backend (of the destination), segment_bytes,
 -- fsync, src_backend, progress (a function called with counts)
 -- @return a report table (see mydb.copy)
--- @raise invalid_argument, already_exists (the destination holds data), io,
+-- @raise invalid_argument (a bad option, or the destination holds data), io,
 -- corrupt (a source object does not match its digest)
 -- @usage
 -- local src = mydb.open(root .. "-src")
@@ -1118,8 +1118,8 @@ end
 -- @param name 1 to 64 bytes of letters, digits, '.', '_', '-'
 -- @param url the root of another mydb store, or "memory:ROOT" for a memory
 -- store of this process
--- @return nothing
--- @raise invalid_argument, already_exists, closed, io
+-- @return true
+-- @raise invalid_argument, already_exists (the name is taken), closed, io
 -- @usage
 -- db:add_remote("origin", root)
 -- assert(db:remotes().origin == root)
@@ -1140,8 +1140,8 @@ end
 
 --- Removes a remote (its remote-tracking branches stay until gc).
 -- @param name the remote's name
--- @return true, or false when there was no such remote
--- @raise invalid_argument, closed, io
+-- @return true
+-- @raise invalid_argument, not_found (no such remote), closed, io
 -- @usage
 -- db:add_remote("origin", root)
 -- db:remove_remote("origin")
@@ -1218,7 +1218,7 @@ end
 -- @param root the new store's directory
 -- @param opts nil or a table: tenants (a list), backend (the new store's)
 -- @return the new store's handle, and a report
--- @raise invalid_argument, already_exists (root holds a store), not_found, io, corrupt
+-- @raise invalid_argument (a bad url, or root already holds a store), not_found, io, corrupt
 -- @usage
 -- local src <close> = mydb.open(root .. "-src")
 -- src:init("acme")
