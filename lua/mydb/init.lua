@@ -1138,7 +1138,7 @@ function Db:remotes()
   return require("mydb.remotes").list(self)
 end
 
---- Removes a remote (its remote-tracking branches stay until gc).
+--- Removes a remote from the store's configuration.
 -- @param name the remote's name
 -- @return true
 -- @raise invalid_argument, not_found (no such remote), closed, io
