@@ -999,7 +999,8 @@ end
 -- @param tenant the tenant
 -- @param entry the entry's name
 -- @param rev nil (the branch head) or a revision
--- @return key -> {commit=, user_id=, date=, time=}, then the same for the version
+-- @return key (or top-level field) -> {commit=, user_id=, date=, time=},
+-- then the same for the version
 -- @raise invalid_argument, closed, not_initialized, not_found
 -- @usage
 -- db:put("acme", "alice", "users", "u1", 1)
@@ -1015,7 +1016,7 @@ end
 -- @param entry the collection's name
 -- @param key the record's key
 -- @param opts nil or a table: max (1000), rev
--- @return a list of the record's versions (commit, user_id, date, value)
+-- @return a list of {commit=, digest=, action=, value=, user_id=, date=, time=}
 -- @raise invalid_argument, closed, not_initialized, not_found
 -- @usage
 -- db:put("acme", "alice", "users", "u1", 1)
