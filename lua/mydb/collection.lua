@@ -744,9 +744,14 @@ function collection.get(t, root, key)
 end
 
 --- Sets key to raw value val (nil deletes). Returns the new root and the
--- change in record count, or root and false when nothing changed.
+-- change in record count, or root and false when nothing changed; then the
+-- key's raw value before (nil: absent).
 function collection.update(t, root, key, val)
-  if in_lua(t) then return oracle_update(t, root, key, val) end
+  if in_lua(t) then
+    local old = root and oracle_get(t, root, key)
+    local r, d = oracle_update(t, root, key, val)
+    return r, d, old
+  end
   return session(t):update(root, key, val)
 end
 

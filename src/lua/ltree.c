@@ -7,7 +7,7 @@
  *   core.tree(store, tenant) -> session (one per tree handle)
  *   session:seed(digest, bytes)        a root the snapshot embeds
  *   session:get(root, key)             -> raw value | nil
- *   session:update(root, key, raw|nil) -> root|nil, delta|false
+ *   session:update(root, key, raw|nil) -> root|nil, delta|false, old raw|nil
  *   session:update_many(root, count, {key = raw|false})
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
@@ -1209,9 +1209,11 @@ static int build_tree(ltree *t, tnode **root) {
 /* collection.update: key set to val (NULL deletes). *root in and out (raw
  * digest, or NULL); *delta the change in count; *changed. */
 static int update_one(ltree *t, const unsigned char **root, const char *key, size_t kl,
-                      const char *val, size_t vl, int64_t *delta, int *changed) {
+                      const char *val, size_t vl, int64_t *delta, int *changed,
+                      const titem **old) {
   *changed = 0;
   *delta = 0;
+  if (old) *old = NULL;
   if (!*root) {
     if (!val) return 0;
     citem it = {key, kl, val, vl, 1, NULL};
@@ -1232,6 +1234,7 @@ static int update_one(ltree *t, const unsigned char **root, const char *key, siz
   vec *nw = &t->x->lv[0];
   nw->n = 0;
   size_t span;
+  if (found && old) *old = &leaf->items[at]; /* held with the path until release_held */
   if (found) {
     if (!val) {
       span = 1;
@@ -1333,7 +1336,7 @@ static int update_many(ltree *t, const unsigned char **root, int64_t count, size
   for (size_t i = 0; i < n; i++) {
     int64_t d;
     int c;
-    if (update_one(t, root, t->x->chg[i].key, t->x->chg[i].klen, t->x->chg[i].val, t->x->chg[i].vlen, &d, &c))
+    if (update_one(t, root, t->x->chg[i].key, t->x->chg[i].klen, t->x->chg[i].val, t->x->chg[i].vlen, &d, &c, NULL))
       return -1;
     if (c) {
       *delta += d;
@@ -1551,12 +1554,16 @@ static int tree_update(lua_State *L) {
   const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
   int64_t delta;
   int changed;
-  if (update_one(t, &root, key, kl, val, vl, &delta, &changed)) return raise_failure(L, t);
+  const titem *old;
+  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old)) return raise_failure(L, t);
   push_root(L, root);
   if (changed) lua_pushinteger(L, (lua_Integer)delta);
   else lua_pushboolean(L, 0);
+  if (old) lua_pushlstring(L, old->val, old->vlen); /* (a memory error here: held nodes are
+                                                       released by the next check_tree) */
+  else lua_pushnil(L);
   release_held(t);
-  return 2;
+  return 3;
 }
 
 static int tree_update_many(lua_State *L) {
