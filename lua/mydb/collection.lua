@@ -776,4 +776,14 @@ function collection.flush(t, root, write_root)
   return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
 end
 
+--- collection.flush with write_root, for a caller that wants only the
+-- stored root's digest (an index's or a commit state's root): no snapshot
+-- field, no root node.
+function collection.flush_stored(t, root)
+  if not root then return nil end
+  if in_lua(t) then return (select(3, oracle_flush(t, root, true))) end
+  local _, stored = session(t):flush(root, true)
+  return stored
+end
+
 return collection
