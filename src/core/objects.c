@@ -77,16 +77,6 @@ int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
     rc = odb->write_near(db->be, tenant, digest, buf, len, base,
                          bb ? bb->data : NULL, bb ? bb->len : 0);
     if (bb) mydb_blob_release(bb);
-    if (!rc && bb) {
-      /* The base is superseded (the next put replaces the new piece, not
-       * it): its slot goes to the new bytes, so the cache does not fill
-       * with old versions and a put's copies reuse freed memory instead
-       * of growing the heap (measured: page faults were a tenth of a put).
-       * Only a cache eviction: a read of an old version reads it again. */
-      pthread_mutex_lock(&db->mu);
-      mydb__cache_remove(&db->cache, tenant, base);
-      pthread_mutex_unlock(&db->mu);
-    }
   } else {
     rc = odb->write(db->be, tenant, digest, buf, len);
   }
