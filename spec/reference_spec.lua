@@ -126,6 +126,12 @@ describe("the API reference", function()
   end)
 
   it("runs every example against a fresh store", function()
+    -- the examples show the default backend (a store on disk that mydb.open
+    -- of another root and other processes see); the suite's runs on other
+    -- backends (MYDB_BACKEND) check everything else of the reference
+    if H.BACKEND ~= H.DEFAULT_BACKEND then
+      return pending(H.BACKEND .. " backend: the examples are written for the default backend, pack")
+    end
     parse()
     local failed, count = {}, 0
     for _, s in ipairs(sections) do

@@ -48,19 +48,26 @@ function lineage.trust(db, tenant, entry, digest)
   if not m.known[k] then m.known[k] = true; m.count = m.count + 1 end
 end
 
--- Whether digest is on the parent chain from version from (first parents;
--- a merge's other side is named by its own commits). Read in growing
--- windows, so that a hit near from reads only what lies between.
 --- Records that every digest of list (a db:history result) is in entry's
 -- history, at no cost now: the list is looked at only when asked about.
 function lineage.trust_list(db, tenant, entry, list)
   memo(db).lists[tenant .. "\0" .. entry] = list
 end
 
+-- Whether digest is on the parent chain from version from (first parents;
+-- a merge's other side is named by its own commits). Read in growing
+-- windows, so that a hit near from reads only what lies between.
 local function on_chain(db, tenant, from, digest, seen)
-  local window = 16
+  local store, window, stepping = db._store, 16, false
   while from and not seen[from] do
-    local list = db._store:chain(tenant, from, window)
+    local ok, list = pcall(store.chain, store, tenant, from, window)
+    if not ok then
+      -- a damaged version further back than digest must not make digest
+      -- unreadable: from here on, one version a step (a step reads only from)
+      if stepping then error(list, 0) end
+      stepping, window = true, 2
+      list = store:chain(tenant, from, window)
+    end
     for i, d in ipairs(list) do
       if d == digest then return true end
       if seen[d] then return false end -- (walked from here already)
@@ -68,7 +75,7 @@ local function on_chain(db, tenant, from, digest, seen)
     end
     if #list < window then return false end -- the chain's first version
     from = list[#list] -- (read again as the next window's first)
-    window = window * 2
+    if not stepping then window = window * 2 end
   end
   return false
 end
