@@ -82,25 +82,15 @@ end
 
 -- The versions of entry that commits reachable from the refs wrote.
 local function written_versions(db, tenant, entry)
-  local branches, tags, remotes = refs.list(db, tenant)
-  local stack, seen, out = {}, {}, {}
-  for _, id in pairs(branches) do stack[#stack + 1] = id end
-  for _, id in pairs(remotes) do stack[#stack + 1] = id end
-  for _, id in pairs(tags) do stack[#stack + 1] = refs.read_tag(db, tenant, id).target end
-  while #stack > 0 do
-    local id = table.remove(stack)
-    if not seen[id] then
-      seen[id] = true
-      local c = commits.read(db, tenant, id)
-      local v = c.entries[entry]
-      if v then out[#out + 1] = v end
-      if #c.parents == 0 then -- a first commit: it may name a chain older than commits
-        local first = commits.lookup(db, tenant, c, entry)
-        if first and first ~= v then out[#out + 1] = first end
-      end
-      for _, p in ipairs(c.parents) do stack[#stack + 1] = p end
+  local out = {}
+  refs.each_commit(db, tenant, function(_, c)
+    local v = c.entries[entry]
+    if v then out[#out + 1] = v end
+    if #c.parents == 0 then -- a first commit: it may name a chain older than commits
+      local first = commits.lookup(db, tenant, c, entry)
+      if first and first ~= v then out[#out + 1] = first end
     end
-  end
+  end)
   return out
 end
 

@@ -74,8 +74,10 @@ end
 local function parse_time(s) return dates.parse(s) end
 refs.parse_time = parse_time
 
--- Every commit reachable from the tenant's refs (for id prefixes).
-local function all_commits(db, tenant)
+--- Calls visit(id, commit) once for every commit reachable from the
+-- tenant's refs (branches, remote-tracking branches, tags); returns the set
+-- of their ids.
+function refs.each_commit(db, tenant, visit)
   local branches, tags, remotes = refs.list(db, tenant)
   local stack, seen = {}, {}
   for _, id in pairs(branches) do stack[#stack + 1] = id end
@@ -85,11 +87,16 @@ local function all_commits(db, tenant)
     local id = table.remove(stack)
     if not seen[id] then
       seen[id] = true
-      for _, p in ipairs(commits.read(db, tenant, id).parents) do stack[#stack + 1] = p end
+      local c = commits.read(db, tenant, id)
+      if visit then visit(id, c) end
+      for _, p in ipairs(c.parents) do stack[#stack + 1] = p end
     end
   end
   return seen
 end
+
+-- Every commit reachable from the tenant's refs (for id prefixes).
+local function all_commits(db, tenant) return refs.each_commit(db, tenant) end
 
 -- A name, tag, id or id prefix -> commit id (nil when nothing matches).
 local function resolve_base(db, tenant, rev)
