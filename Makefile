@@ -21,9 +21,10 @@ SAN       ?=
 # The include folders: the public headers, then each part of src/ (see
 # doc/ARCHITECTURE.md; `make check-deps` keeps the parts free of cycles).
 INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
-            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua
+            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua \
+            -I/usr/include/postgresql
 CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
-LDLIBS_CORE = -lcrypto -lpthread
+LDLIBS_CORE = -lcrypto -lpthread -lpq
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
 LUA_CMOD   = $(PREFIX)/lib/lua/5.4
@@ -32,7 +33,7 @@ BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace luarocks
+DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace luarocks libpq-dev postgresql
 
 BUILD = build
 

@@ -10,7 +10,7 @@ local raise = errors.raise
 local validate = {}
 
 local ENTRY_MAX, USER_MAX, KEY_MAX = 1024, 256, 1024
-local BACKENDS = { loose = true, pack = true, memory = true }
+local BACKENDS = { loose = true, pack = true, memory = true, postgres = true }
 
 function validate.string(v, what, min, max)
   if type(v) ~= "string" then
@@ -80,7 +80,7 @@ end
 
 local function check_backend(name, v)
   if not BACKENDS[v] then
-    raise("invalid_argument", "%s must be \"loose\", \"pack\" or \"memory\", got %s", name,
+    raise("invalid_argument", "%s must be \"loose\", \"pack\", \"memory\" or \"postgres\", got %s", name,
       type(v) == "string" and ("%q"):format(v) or type(v))
   end
 end

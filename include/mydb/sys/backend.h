@@ -27,7 +27,8 @@
  *   pack    append-only log segments with an index, objects and commits in
  *           one log;
  *   memory  hash maps in the process, shared by the handles opened on the
- *           same root string.
+ *           same root string;
+ *   postgres  tables in a schema of a PostgreSQL database (libpq).
  *
  * Every function returns MYDB_OK or a negative MYDB_E* code with the
  * thread's message set (mydb__seterr). `tenant` NULL means the shared refs
@@ -185,5 +186,10 @@ struct mydb_backend {
 int mydb__backend_loose(struct mydb *db, mydb_backend **out);
 int mydb__backend_memory(struct mydb *db, mydb_backend **out);
 int mydb__backend_pack(struct mydb *db, mydb_backend **out);
+/* root is a libpq conninfo (URI or keywords, schema=NAME) or a name
+ * (doc/FORMAT.md "PostgreSQL"). */
+int mydb__backend_postgres(struct mydb *db, mydb_backend **out);
+/* 1 if root is a postgresql:// or postgres:// URI. */
+int mydb__pg_root(const char *root);
 
 #endif

@@ -1,0 +1,817 @@
+/*
+ * postgres.c - the postgres backend: a store is one schema of a PostgreSQL
+ * database, reached with libpq (doc/FORMAT.md "PostgreSQL").
+ *
+ * Tables (created on first use, in one transaction under an advisory lock
+ * so that concurrent first opens do not race): meta (format), tenants,
+ * objects (tenant '' holds the shared refs), heads, journal.
+ *
+ * Connections: the handle keeps one connection (under its mutex) for
+ * reads, object writes (autocommit: durable on return) and the tenant
+ * space; each held tenant lock has a connection of its own (from a small
+ * pool), which holds a session advisory lock on (schema, tenant) - the
+ * server's lock, so it excludes writers on every machine, and the server
+ * drops it when the client dies. A commit is one transaction sent in one
+ * round trip (BEGIN; heads; journal; COMMIT). A connection found broken is
+ * replaced on the next call; the call that found it returns MYDB_EIO.
+ * Notices are discarded (errors are returned, never printed).
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "internal.h"
+
+#define PG_FORMAT "1"
+#define POOL_MAX 4
+
+typedef struct pgbe {
+  mydb_backend be;
+  pthread_mutex_t mu; /* conn and the pool */
+  PGconn *conn;
+  PGconn *pool[POOL_MAX];
+  int npool;
+  char *conninfo;
+  char schema[64];
+  char q[72]; /* the schema, quoted: "name" */
+} pgbe;
+
+#define PB(be) ((pgbe *)(be))
+
+static void no_notice(void *arg, const char *msg) {
+  (void)arg;
+  (void)msg;
+}
+
+/* The error text of r (or of the connection) without its newline. */
+static int pg_err(PGconn *c, const PGresult *r, const char *what) {
+  const char *m = r ? PQresultErrorMessage(r) : "";
+  if (!m || !*m) m = c ? PQerrorMessage(c) : "no connection";
+  size_t n = strlen(m);
+  while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
+  int lost = c && PQstatus(c) == CONNECTION_BAD;
+  return mydb__seterr(MYDB_EIO, "postgres: %s%s: %.*s", what,
+                      lost ? " (connection lost)" : "", (int)n, m);
+}
+
+static PGconn *connect_new(pgbe *p, int *rc) {
+  PGconn *c = PQconnectdb(p->conninfo);
+  if (!c) {
+    *rc = mydb__seterr(MYDB_ENOMEM, "postgres: out of memory connecting");
+    return NULL;
+  }
+  if (PQstatus(c) != CONNECTION_OK) {
+    *rc = pg_err(c, NULL, "cannot connect");
+    PQfinish(c);
+    return NULL;
+  }
+  PQsetNoticeProcessor(c, no_notice, NULL);
+  return c;
+}
+
+/* The handle's connection, locked (p->mu held on success). */
+static PGconn *main_conn(pgbe *p, int *rc) {
+  pthread_mutex_lock(&p->mu);
+  if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
+    PQfinish(p->conn);
+    p->conn = NULL;
+  }
+  if (!p->conn) p->conn = connect_new(p, rc);
+  if (!p->conn) {
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+  }
+  return p->conn;
+}
+
+static void main_done(pgbe *p) { pthread_mutex_unlock(&p->mu); }
+
+/* Runs sql with text params (lens NULL) or the given binary/text mix;
+ * binary results. Returns the result when its status is want, else
+ * NULL with the error set. */
+static PGresult *run(PGconn *c, const char *sql, int n,
+                     const char *const *vals, const int *lens,
+                     const int *fmts, ExecStatusType want, int *rc) {
+  PGresult *r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 1);
+  if (r && PQresultStatus(r) == want) return r;
+  *rc = r ? pg_err(c, r, "query failed") : pg_err(c, NULL, "query failed");
+  PQclear(r);
+  return NULL;
+}
+
+static int not_init(const char *tenant) {
+  return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized",
+                      tenant);
+}
+
+/* ------------------------------------------------------------ schema */
+
+static int schema_ensure(pgbe *p, PGconn *c) {
+  char sql[2048];
+  int rc = MYDB_OK;
+  snprintf(sql, sizeof sql, "SELECT value FROM %s.meta WHERE key = 'format'",
+           p->q);
+  PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+  if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    if (strcmp(PQgetvalue(r, 0, 0), PG_FORMAT) != 0)
+      rc = mydb__seterr(MYDB_ECORRUPT, "postgres: schema %s has format %s "
+                        "(this mydb reads format " PG_FORMAT ")", p->schema,
+                        PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+  }
+  PQclear(r);
+  if (PQstatus(c) != CONNECTION_OK) return pg_err(c, NULL, "opening");
+  const char *q = p->q;
+  snprintf(sql, sizeof sql,
+           "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('mydb "
+           "schema', 0)); CREATE SCHEMA IF NOT EXISTS %s;"
+           "CREATE TABLE IF NOT EXISTS %s.meta (key text PRIMARY KEY, "
+           "value text NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS %s.tenants (name text PRIMARY KEY);"
+           "CREATE TABLE IF NOT EXISTS %s.objects (tenant text NOT NULL, "
+           "digest text NOT NULL, seq bigserial, bytes bytea NOT NULL, "
+           "PRIMARY KEY (tenant, digest));"
+           "CREATE TABLE IF NOT EXISTS %s.heads (tenant text NOT NULL, "
+           "entry bytea NOT NULL, digest text NOT NULL, "
+           "PRIMARY KEY (tenant, entry));"
+           "CREATE TABLE IF NOT EXISTS %s.journal (tenant text NOT NULL, "
+           "seq bigserial, line bytea NOT NULL, PRIMARY KEY (tenant, seq));"
+           "INSERT INTO %s.meta VALUES ('format', '" PG_FORMAT "') "
+           "ON CONFLICT DO NOTHING; COMMIT",
+           q, q, q, q, q, q, q);
+  r = PQexec(c, sql);
+  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+    rc = pg_err(c, r, "creating the tables");
+  PQclear(r);
+  if (rc && PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));
+  return rc;
+}
+
+/* ------------------------------------------------------------- tenants */
+
+static int tenant_exists_c(pgbe *p, PGconn *c, const char *tenant) {
+  char sql[256];
+  int rc = MYDB_OK;
+  snprintf(sql, sizeof sql, "SELECT 1 FROM %s.tenants WHERE name = $1", p->q);
+  PGresult *r = run(c, sql, 1, &tenant, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  if (!r) return rc;
+  int n = PQntuples(r);
+  PQclear(r);
+  return n > 0;
+}
+
+static int p_tenant_init(mydb_backend *be, const char *tenant) {
+  pgbe *p = PB(be);
+  char sql[256];
+  int rc = MYDB_OK;
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  snprintf(sql, sizeof sql,
+           "INSERT INTO %s.tenants VALUES ($1) ON CONFLICT DO NOTHING", p->q);
+  PGresult *r = run(c, sql, 1, &tenant, NULL, NULL, PGRES_COMMAND_OK, &rc);
+  PQclear(r);
+  main_done(p);
+  return rc;
+}
+
+static int p_tenant_exists(mydb_backend *be, const char *tenant) {
+  pgbe *p = PB(be);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  int rc = tenant_exists_c(p, c, tenant);
+  main_done(p);
+  return rc;
+}
+
+/* Runs a one-column query and calls fn on each value with p->mu released. */
+static int each_value(pgbe *p, const char *sql, int n,
+                      const char *const *vals, PGresult **out) {
+  int rc = MYDB_OK;
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  *out = run(c, sql, n, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  main_done(p);
+  return rc;
+}
+
+static int p_tenant_list(mydb_backend *be,
+                         int (*fn)(const char *tenant, void *payload),
+                         void *payload) {
+  pgbe *p = PB(be);
+  char sql[256];
+  PGresult *r = NULL;
+  snprintf(sql, sizeof sql, "SELECT name FROM %s.tenants", p->q);
+  int rc = each_value(p, sql, 0, NULL, &r);
+  for (int i = 0; rc == 0 && r && i < PQntuples(r); i++)
+    rc = fn(PQgetvalue(r, i, 0), payload);
+  PQclear(r);
+  return rc;
+}
+
+/* ------------------------------------------------------------- objects */
+
+static int p_object_write(mydb_backend *be, const char *tenant,
+                          const char *digest, const void *buf, size_t len) {
+  pgbe *p = PB(be);
+  char sql[512];
+  int rc = MYDB_OK;
+  if (len > 0x3fffffff)
+    return mydb__seterr(MYDB_EINVAL, "postgres: object of %zu bytes is too "
+                        "large (1 GiB at most)", len);
+  const char *t = tenant ? tenant : "";
+  const char *vals[3] = {t, digest, buf};
+  int lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1};
+  if (tenant)
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s.objects (tenant, digest, bytes) SELECT $1, $2, "
+             "$3 WHERE EXISTS (SELECT 1 FROM %s.tenants WHERE name = $1) "
+             "ON CONFLICT DO NOTHING RETURNING 1", p->q, p->q);
+  else
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s.objects (tenant, digest, bytes) VALUES ($1, $2, "
+             "$3) ON CONFLICT DO NOTHING RETURNING 1", p->q);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  PGresult *r = run(c, sql, 3, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
+  if (r && PQntuples(r) == 0 && tenant) {
+    int e = tenant_exists_c(p, c, tenant);
+    if (e == 0) rc = not_init(tenant);
+    else if (e < 0) rc = e;
+  }
+  PQclear(r);
+  main_done(p);
+  return rc;
+}
+
+static int p_object_read(mydb_backend *be, mydb_blob **out,
+                         const char *tenant, const char *digest) {
+  pgbe *p = PB(be);
+  char sql[256];
+  int rc = MYDB_OK;
+  const char *vals[2] = {tenant ? tenant : "", digest};
+  snprintf(sql, sizeof sql,
+           "SELECT bytes FROM %s.objects WHERE tenant = $1 AND digest = $2",
+           p->q);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  PGresult *r = run(c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  main_done(p);
+  if (!r) return rc;
+  if (PQntuples(r) == 0) {
+    rc = mydb__seterr(MYDB_ENOTFOUND, "object %s not found in %s %s", digest,
+                      mydb__where_kind(tenant), mydb__where_name(tenant));
+  } else {
+    size_t n = (size_t)PQgetlength(r, 0, 0);
+    mydb_blob *b = mydb__blob_new(n);
+    if (!b) {
+      rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading %zu bytes", n);
+    } else {
+      if (n) memcpy(b->data, PQgetvalue(r, 0, 0), n);
+      *out = b;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int p_object_exists(mydb_backend *be, const char *tenant,
+                           const char *digest) {
+  pgbe *p = PB(be);
+  char sql[256];
+  int rc = MYDB_OK;
+  const char *vals[2] = {tenant ? tenant : "", digest};
+  snprintf(sql, sizeof sql,
+           "SELECT 1 FROM %s.objects WHERE tenant = $1 AND digest = $2",
+           p->q);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  PGresult *r = run(c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  main_done(p);
+  if (!r) return rc;
+  rc = PQntuples(r) > 0;
+  PQclear(r);
+  return rc;
+}
+
+static int p_object_foreach(mydb_backend *be, const char *tenant,
+                            int (*fn)(const char *name, void *payload),
+                            void *payload) {
+  pgbe *p = PB(be);
+  char sql[256];
+  PGresult *r = NULL;
+  const char *t = tenant ? tenant : "";
+  snprintf(sql, sizeof sql, "SELECT digest FROM %s.objects WHERE tenant = $1",
+           p->q);
+  int rc = each_value(p, sql, 1, &t, &r);
+  if (rc == 0 && PQntuples(r) == 0 && tenant) {
+    int e = p_tenant_exists(be, tenant);
+    rc = e == 0 ? not_init(tenant) : e < 0 ? e : 0;
+  }
+  for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+    rc = fn(PQgetvalue(r, i, 0), payload);
+  PQclear(r);
+  return rc;
+}
+
+/* --------------------------------------------------------------- heads */
+
+static int p_head_get(mydb_backend *be, char out[MYDB_DIGEST_BUF],
+                      const char *tenant, size_t tlen, const char *entry,
+                      size_t entry_len, int locked) {
+  (void)tlen;
+  (void)locked; /* commits are committed: the handle's connection sees them */
+  pgbe *p = PB(be);
+  char sql[384];
+  int rc = MYDB_OK;
+  const char *vals[2] = {tenant, entry};
+  int lens[2] = {0, (int)entry_len}, fmts[2] = {0, 1};
+  snprintf(sql, sizeof sql,
+           "SELECT (SELECT digest FROM %s.heads WHERE tenant = $1 AND "
+           "entry = $2), EXISTS (SELECT 1 FROM %s.tenants WHERE name = $1)",
+           p->q, p->q);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  PGresult *r = run(c, sql, 2, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
+  main_done(p);
+  if (!r) return rc;
+  if (PQgetlength(r, 0, 1) != 1 || PQgetvalue(r, 0, 1)[0] == 0)
+    rc = not_init(tenant);
+  else if (PQgetisnull(r, 0, 0))
+    rc = mydb__seterr(MYDB_ENOTFOUND, "entry '%.*s' not found in tenant '%s'",
+                      (int)(entry_len > 100 ? 100 : entry_len), entry, tenant);
+  else if (PQgetlength(r, 0, 0) != MYDB_DIGEST_HEX)
+    rc = mydb__seterr(MYDB_ECORRUPT, "postgres: a head of tenant '%s' is "
+                      "not a digest", tenant);
+  else {
+    memcpy(out, PQgetvalue(r, 0, 0), MYDB_DIGEST_HEX);
+    out[MYDB_DIGEST_HEX] = '\0';
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int p_head_foreach(mydb_backend *be, const char *tenant, size_t tlen,
+                          int (*fn)(const char *entry, size_t entry_len,
+                                    const char *digest, void *payload),
+                          void *payload) {
+  (void)tlen;
+  pgbe *p = PB(be);
+  char sql[256];
+  PGresult *r = NULL;
+  snprintf(sql, sizeof sql,
+           "SELECT entry, digest FROM %s.heads WHERE tenant = $1", p->q);
+  int rc = each_value(p, sql, 1, &tenant, &r);
+  if (rc == 0 && PQntuples(r) == 0) {
+    int e = p_tenant_exists(be, tenant);
+    rc = e == 0 ? not_init(tenant) : e < 0 ? e : 0;
+  }
+  for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+    rc = fn(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
+            PQgetvalue(r, i, 1), payload);
+  PQclear(r);
+  return rc;
+}
+
+/* ---------------------------------------------------------- tenant lock */
+
+/* The advisory lock key of (schema, tenant), as SQL. */
+static char *lock_key(pgbe *p, PGconn *c, const char *tenant) {
+  char k[200];
+  snprintf(k, sizeof k, "%s/%s", p->schema, tenant);
+  char *lit = PQescapeLiteral(c, k, strlen(k));
+  if (!lit) mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
+  return lit;
+}
+
+static void pool_put(pgbe *p, PGconn *c) {
+  pthread_mutex_lock(&p->mu);
+  if (PQstatus(c) == CONNECTION_OK &&
+      PQtransactionStatus(c) == PQTRANS_IDLE && p->npool < POOL_MAX) {
+    p->pool[p->npool++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (c) PQfinish(c);
+}
+
+static PGconn *pool_get(pgbe *p, int *rc) {
+  PGconn *c = NULL;
+  pthread_mutex_lock(&p->mu);
+  while (!c && p->npool > 0) {
+    c = p->pool[--p->npool];
+    if (PQstatus(c) != CONNECTION_OK) {
+      PQfinish(c);
+      c = NULL;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return c ? c : connect_new(p, rc);
+}
+
+static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
+  pgbe *p = PB(be);
+  int crc = MYDB_OK;
+  PGconn *c = pool_get(p, &crc);
+  if (!c) return crc;
+  char *key = lock_key(p, c, lk->tenant);
+  char *lit = PQescapeLiteral(c, lk->tenant, lk->tlen);
+  int rc = MYDB_OK;
+  if (!key || !lit) {
+    rc = mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
+  } else {
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT EXISTS (SELECT 1 FROM %s.tenants WHERE name = %s)",
+             p->q, lit);
+    PGresult *r = PQexec(c, sql);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+      rc = pg_err(c, r, "locking");
+    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+      rc = not_init(lk->tenant);
+    PQclear(r);
+    if (rc == 0) {
+      snprintf(sql, sizeof sql,
+               "SELECT pg_advisory_lock(hashtextextended(%s, 0))", key);
+      r = PQexec(c, sql);
+      if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_err(c, r, "locking");
+      PQclear(r);
+    }
+  }
+  PQfreemem(key);
+  PQfreemem(lit);
+  if (rc) {
+    pool_put(p, c);
+    return rc;
+  }
+  lk->impl = c;
+  return MYDB_OK;
+}
+
+static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
+  pgbe *p = PB(be);
+  PGconn *c = lk->impl;
+  if (!c) return;
+  lk->impl = NULL;
+  if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
+  char *key = lock_key(p, c, lk->tenant);
+  int ok = 0;
+  if (key && PQstatus(c) == CONNECTION_OK) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key);
+    PGresult *r = PQexec(c, sql);
+    ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+  }
+  PQfreemem(key);
+  if (ok)
+    pool_put(p, c);
+  else
+    PQfinish(c); /* the server drops the session's locks with it */
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+static char *hex_put(char *o, const void *buf, size_t n) {
+  const unsigned char *s = buf;
+  for (size_t i = 0; i < n; i++) {
+    *o++ = HEX[s[i] >> 4];
+    *o++ = HEX[s[i] & 15];
+  }
+  return o;
+}
+
+static int p_head_commit(mydb_backend *be, struct mydb_lock *lk,
+                         const mydb_head_change *c, size_t n,
+                         const char *line, size_t len,
+                         mydb__pending *pending) {
+  (void)pending;
+  pgbe *p = PB(be);
+  PGconn *conn = lk->impl;
+  if (!conn || PQstatus(conn) != CONNECTION_OK)
+    return mydb__seterr(MYDB_EIO, "postgres: commit: the lock's connection "
+                        "was lost (nothing committed)");
+  char *lit = PQescapeLiteral(conn, lk->tenant, lk->tlen);
+  if (!lit) return mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
+  /* Every value is a hex string or the escaped tenant: the whole commit
+   * goes in one simple-protocol message, one round trip. */
+  size_t cap = 1024 + 6 * strlen(p->q) + 2 * strlen(lit) + 2 * len;
+  for (size_t i = 0; i < n; i++) cap += 2 * c[i].entry_len + 72;
+  char *sql = malloc(cap);
+  if (!sql) {
+    PQfreemem(lit);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory committing");
+  }
+  char *o = sql;
+  o += sprintf(o, "BEGIN; WITH c AS (SELECT DISTINCT ON (e) "
+               "decode(e, 'hex') AS entry, d FROM unnest('{");
+  for (size_t i = 0; i < n; i++) {
+    if (i) *o++ = ',';
+    *o++ = '"';
+    o = hex_put(o, c[i].entry, c[i].entry_len);
+    *o++ = '"';
+  }
+  o += sprintf(o, "}'::text[], '{");
+  for (size_t i = 0; i < n; i++) {
+    if (i) *o++ = ',';
+    if (c[i].digest) {
+      memcpy(o, c[i].digest, MYDB_DIGEST_HEX);
+      o += MYDB_DIGEST_HEX;
+    } else {
+      o += sprintf(o, "NULL");
+    }
+  }
+  o += sprintf(o,
+               "}'::text[]) WITH ORDINALITY AS x(e, d, i) ORDER BY e, i DESC), "
+               "del AS (DELETE FROM %s.heads h USING c WHERE c.d IS NULL AND "
+               "h.tenant = %s AND h.entry = c.entry), "
+               "ins AS (INSERT INTO %s.heads SELECT %s, entry, d FROM c WHERE "
+               "d IS NOT NULL ON CONFLICT (tenant, entry) DO UPDATE SET "
+               "digest = excluded.digest) "
+               "INSERT INTO %s.journal (tenant, line) VALUES (%s, decode('",
+               p->q, lit, p->q, lit, p->q, lit);
+  o = hex_put(o, line, len);
+  o += sprintf(o, "', 'hex')); COMMIT");
+  PQfreemem(lit);
+  PGresult *r = PQexec(conn, sql);
+  free(sql);
+  int rc = MYDB_OK;
+  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+    rc = pg_err(conn, r, "commit failed");
+  PQclear(r);
+  if (rc && PQstatus(conn) == CONNECTION_OK &&
+      PQtransactionStatus(conn) != PQTRANS_IDLE)
+    PQclear(PQexec(conn, "ROLLBACK"));
+  return rc;
+}
+
+static int p_journal(mydb_backend *be, const char *tenant,
+                     int (*fn)(const char *line, size_t len, void *payload),
+                     void *payload) {
+  pgbe *p = PB(be);
+  char sql[256];
+  PGresult *r = NULL;
+  snprintf(sql, sizeof sql,
+           "SELECT line FROM %s.journal WHERE tenant = $1 ORDER BY seq", p->q);
+  int rc = each_value(p, sql, 1, &tenant, &r);
+  for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+    rc = fn(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), payload);
+  PQclear(r);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ gc */
+
+static int p_gc_begin(mydb_backend *be, const char *tenant,
+                      mydb_gc_mark *mark) {
+  (void)tenant;
+  pgbe *p = PB(be);
+  char sql[256];
+  PGresult *r = NULL;
+  snprintf(sql, sizeof sql, "SELECT coalesce(max(seq), 0)::text FROM "
+           "%s.objects", p->q);
+  int rc = each_value(p, sql, 0, NULL, &r);
+  if (rc == 0) mark->a = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  mark->b = 0;
+  PQclear(r);
+  return rc;
+}
+
+static int p_gc_sweep(mydb_backend *be, const char *tenant,
+                      const mydb_gc_mark *mark,
+                      int (*keep)(const char *digest, void *payload),
+                      void *payload, mydb_gc_stats *st) {
+  pgbe *p = PB(be);
+  char sql[512], m[32];
+  PGresult *r = NULL;
+  const char *t = tenant ? tenant : "";
+  snprintf(m, sizeof m, "%lld", (long long)mark->a);
+  const char *vals[3] = {t, m, NULL};
+  snprintf(sql, sizeof sql, "SELECT digest FROM %s.objects WHERE tenant = $1 "
+           "AND seq <= $2::bigint", p->q);
+  int rc = each_value(p, sql, 2, vals, &r);
+  if (rc) return rc;
+  int nt = PQntuples(r);
+  /* the digests to drop, as a text array literal */
+  char *arr = malloc((size_t)nt * (MYDB_DIGEST_HEX + 1) + 3), *o = arr;
+  if (!arr) {
+    PQclear(r);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  }
+  *o++ = '{';
+  size_t ndrop = 0;
+  for (int i = 0; i < nt; i++) {
+    const char *d = PQgetvalue(r, i, 0);
+    int k = keep(d, payload);
+    if (k < 0) {
+      rc = k;
+      break;
+    }
+    if (k || PQgetlength(r, i, 0) != MYDB_DIGEST_HEX) continue;
+    if (ndrop++) *o++ = ',';
+    memcpy(o, d, MYDB_DIGEST_HEX);
+    o += MYDB_DIGEST_HEX;
+  }
+  *o++ = '}';
+  *o = '\0';
+  PQclear(r);
+  r = NULL;
+  if (rc == 0) {
+    vals[2] = arr;
+    snprintf(sql, sizeof sql,
+             "WITH d AS (DELETE FROM %s.objects WHERE tenant = $1 AND "
+             "seq <= $2::bigint AND digest = ANY ($3::text[]) RETURNING "
+             "length(bytes) AS n) SELECT count(*)::text, "
+             "coalesce(sum(n), 0)::text FROM d", p->q);
+    rc = each_value(p, sql, 3, vals, &r);
+    if (rc == 0) {
+      st->objects_removed += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+      st->bytes_freed += strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    r = NULL;
+  }
+  free(arr);
+  if (rc == 0) {
+    snprintf(sql, sizeof sql, "SELECT count(*)::text, coalesce(sum(length("
+             "bytes)), 0)::text FROM %s.objects WHERE tenant = $1", p->q);
+    rc = each_value(p, sql, 1, vals, &r);
+    if (rc == 0) {
+      st->objects_kept += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+      st->bytes_kept += strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------- open and close */
+
+static void p_free(mydb_backend *be) {
+  pgbe *p = PB(be);
+  if (p->conn) PQfinish(p->conn);
+  for (int i = 0; i < p->npool; i++) PQfinish(p->pool[i]);
+  pthread_mutex_destroy(&p->mu);
+  free(p->conninfo);
+  free(p);
+}
+
+static const mydb_odb_ops pg_odb = {
+    .version = MYDB__ODB_VERSION,
+    .write = p_object_write,
+    .read = p_object_read,
+    .exists = p_object_exists,
+    .foreach = p_object_foreach,
+    .gc_begin = p_gc_begin,
+    .gc_sweep = p_gc_sweep,
+};
+
+static const mydb_refdb_ops pg_refdb = {
+    .version = MYDB__REFDB_VERSION,
+    .get = p_head_get,
+    .foreach = p_head_foreach,
+    .lock_acquire = p_lock_acquire,
+    .lock_release = p_lock_release,
+    .commit = p_head_commit,
+    .journal = p_journal,
+};
+
+static int schema_valid(const char *s, size_t n) {
+  if (n < 1 || n > 63 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
+  return 1;
+}
+
+int mydb__pg_root(const char *root) {
+  return strncmp(root, "postgresql://", 13) == 0 ||
+         strncmp(root, "postgres://", 11) == 0;
+}
+
+/* Splits root into the libpq conninfo and the schema (doc/FORMAT.md):
+ * a URI's query parameter schema=NAME or a keyword conninfo's schema=NAME
+ * are mydb's and removed; a root that is neither (a name, a path) uses
+ * libpq's defaults (PGHOST, PGDATABASE...) and the schema
+ * "mydb_" + 16 hex digits of the root's SHA-256. */
+static int parse_root(pgbe *p, const char *root) {
+  size_t rl = strlen(root);
+  char *ci = malloc(rl + 1);
+  if (!ci) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  const char *schema = "mydb";
+  size_t slen = 4;
+  int uri = mydb__pg_root(root), kv = !uri && strchr(root, '=') != NULL;
+  if (uri || kv) {
+    /* copy the parameters but schema= */
+    const char *s = root, *q = uri ? strchr(root, '?') : NULL;
+    char *o = ci;
+    if (uri) {
+      size_t head = q ? (size_t)(q - root) : rl;
+      memcpy(o, root, head);
+      o += head;
+      s = q ? q + 1 : root + rl;
+    }
+    char sep = uri ? '&' : ' ';
+    int first = 1;
+    while (*s) {
+      const char *e = strchr(s, sep);
+      size_t n = e ? (size_t)(e - s) : strlen(s);
+      if (n >= 7 && strncmp(s, "schema=", 7) == 0) {
+        schema = s + 7;
+        slen = n - 7;
+      } else if (n) {
+        *o++ = first ? (uri ? '?' : ' ') : sep;
+        if (first && !uri) o--;
+        memcpy(o, s, n);
+        o += n;
+        first = 0;
+      }
+      s += n + (e ? 1 : 0);
+    }
+    *o = '\0';
+  } else {
+    unsigned char h[32];
+    ci[0] = '\0';
+    mydb__sha256(h, root, rl);
+    char name[32] = "mydb_", *o = hex_put(name + 5, h, 8);
+    *o = '\0';
+    memcpy(p->schema, name, 22);
+    slen = 0;
+  }
+  if (slen) {
+    if (!schema_valid(schema, slen)) {
+      free(ci);
+      return mydb__seterr(MYDB_EINVAL, "postgres: invalid schema name '%.*s' "
+                          "(1 to 63 letters, digits and '_', not starting "
+                          "with a digit)", (int)(slen > 64 ? 64 : slen),
+                          schema);
+    }
+    memcpy(p->schema, schema, slen);
+    p->schema[slen] = '\0';
+  }
+  snprintf(p->q, sizeof p->q, "\"%s\"", p->schema);
+  p->conninfo = ci;
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse(ci, &err);
+  if (!opts) {
+    size_t n = err ? strlen(err) : 0;
+    while (n && err[n - 1] == '\n') n--;
+    int rc = mydb__seterr(MYDB_EINVAL, "postgres: invalid connection string: "
+                          "%.*s", (int)n, err ? err : "out of memory");
+    PQfreemem(err);
+    return rc;
+  }
+  PQconninfoFree(opts);
+  return MYDB_OK;
+}
+
+int mydb__backend_postgres(mydb *db, mydb_backend **out) {
+  pgbe *p = calloc(1, sizeof *p);
+  if (!p) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  if (pthread_mutex_init(&p->mu, NULL) != 0) {
+    free(p);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  }
+  int rc = parse_root(p, db->root);
+  if (rc == 0) {
+    PGconn *c = main_conn(p, &rc);
+    if (c) {
+      rc = schema_ensure(p, c);
+      main_done(p);
+    }
+  }
+  if (rc) {
+    if (p->conn) PQfinish(p->conn);
+    pthread_mutex_destroy(&p->mu);
+    free(p->conninfo);
+    free(p);
+    return rc;
+  }
+  mydb_backend *be = &p->be;
+  be->version = MYDB__BACKEND_VERSION;
+  be->name = "postgres";
+  be->db = db;
+  be->odb = &pg_odb;
+  be->refdb = &pg_refdb;
+  be->tenant_init = p_tenant_init;
+  be->tenant_exists = p_tenant_exists;
+  be->tenant_list = p_tenant_list;
+  be->repack = NULL;
+  be->check = NULL;
+  be->free = p_free;
+  *out = be;
+  return MYDB_OK;
+}
