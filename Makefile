@@ -2,7 +2,8 @@
 #
 #   make quickstart   install what is missing, build, run examples/quickstart.lua
 #   make test         install what is missing, build, run every test
-#   make test-backends  the spec suite on each storage backend (loose, pack, memory)
+#   make test-backends  the spec suite on each storage backend (loose, pack, memory,
+#                     postgres on a throwaway cluster)
 #   make bench        the benchmark (see bench/README.md)
 #   make install PREFIX=/usr/local
 
@@ -57,7 +58,7 @@ export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-backends-run test-powerloss install uninstall clean bench
 
 all: deps module
 
@@ -156,8 +157,15 @@ test-powerloss: all
 # The whole spec suite once per storage backend (spec/helper.lua reads
 # MYDB_BACKEND), the backends at once (tools/parallel), and the C backend
 # tests.
-BACKENDS ?= loose pack memory
+# postgres: against a throwaway cluster (tools/pgcluster run: initdb in a
+# temporary directory, as nobody when root, removed at the end), whose
+# libpq environment the C tests and every busted process inherit.
+BACKENDS ?= loose pack memory postgres
+PG_RUN = $(if $(filter postgres,$(BACKENDS)),tools/pgcluster run,)
 test-backends: all $(BUILD)/test_backends
+	$(PG_RUN) $(MAKE) --no-print-directory test-backends-run
+
+test-backends-run:
 	$(BUILD)/test_backends
 	tools/parallel $(foreach b,$(BACKENDS),"MYDB_BACKEND=$(b) $(LUA) /usr/bin/busted")
 

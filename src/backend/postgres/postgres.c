@@ -567,6 +567,10 @@ static int p_journal(mydb_backend *be, const char *tenant,
   snprintf(sql, sizeof sql,
            "SELECT line FROM %s.journal WHERE tenant = $1 ORDER BY seq", p->q);
   int rc = each_value(p, sql, 1, &tenant, &r);
+  if (rc == 0 && PQntuples(r) == 0) {
+    int e = p_tenant_exists(be, tenant);
+    rc = e == 0 ? not_init(tenant) : e < 0 ? e : 0;
+  }
   for (int i = 0; rc == 0 && i < PQntuples(r); i++)
     rc = fn(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), payload);
   PQclear(r);
