@@ -289,6 +289,14 @@ function H.needs_disk(why)
   end
 end
 
+--- For a test whose other process uses the remotes this process added: a
+-- memory or postgres store keeps its remotes in its process (remotes.lua).
+function H.needs_file_remotes(why)
+  if H.BACKEND == "memory" or H.BACKEND == "postgres" then
+    test_pending(H.BACKEND .. " backend: " .. (why or "the store's remotes live in its process"))
+  end
+end
+
 --- For a test that reads or damages the loose layout's files directly
 -- (objects/, head): pending on the other backends.
 function H.needs_loose(why)
