@@ -34,7 +34,12 @@ typedef struct pgbe {
   pthread_mutex_t mu; /* conn and the pool */
   PGconn *conn;
   PGconn *pool[POOL_MAX];
+  unsigned conn_epoch, pool_epoch[POOL_MAX];
   int npool;
+  /* bumped when a connection is found lost: a server restart breaks every
+   * connection, so the older ones are replaced before their next use
+   * rather than each failing one call */
+  _Atomic unsigned epoch;
   char *conninfo;
   char schema[64];
   char q[72]; /* the schema, quoted: "name" */
@@ -48,12 +53,13 @@ static void no_notice(void *arg, const char *msg) {
 }
 
 /* The error text of r (or of the connection) without its newline. */
-static int pg_err(PGconn *c, const PGresult *r, const char *what) {
+static int pg_err(pgbe *p, PGconn *c, const PGresult *r, const char *what) {
   const char *m = r ? PQresultErrorMessage(r) : "";
   if (!m || !*m) m = c ? PQerrorMessage(c) : "no connection";
   size_t n = strlen(m);
   while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
   int lost = c && PQstatus(c) == CONNECTION_BAD;
+  if (lost) p->epoch++;
   return mydb__seterr(MYDB_EIO, "postgres: %s%s: %.*s", what,
                       lost ? " (connection lost)" : "", (int)n, m);
 }
@@ -65,7 +71,7 @@ static PGconn *connect_new(pgbe *p, int *rc) {
     return NULL;
   }
   if (PQstatus(c) != CONNECTION_OK) {
-    *rc = pg_err(c, NULL, "cannot connect");
+    *rc = pg_err(p, c, NULL, "cannot connect");
     PQfinish(c);
     return NULL;
   }
@@ -76,11 +82,15 @@ static PGconn *connect_new(pgbe *p, int *rc) {
 /* The handle's connection, locked (p->mu held on success). */
 static PGconn *main_conn(pgbe *p, int *rc) {
   pthread_mutex_lock(&p->mu);
-  if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
+  if (p->conn && (PQstatus(p->conn) != CONNECTION_OK ||
+                  p->conn_epoch != p->epoch)) {
     PQfinish(p->conn);
     p->conn = NULL;
   }
-  if (!p->conn) p->conn = connect_new(p, rc);
+  if (!p->conn) {
+    p->conn_epoch = p->epoch;
+    p->conn = connect_new(p, rc);
+  }
   if (!p->conn) {
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -93,12 +103,12 @@ static void main_done(pgbe *p) { pthread_mutex_unlock(&p->mu); }
 /* Runs sql with text params (lens NULL) or the given binary/text mix;
  * binary results. Returns the result when its status is want, else
  * NULL with the error set. */
-static PGresult *run(PGconn *c, const char *sql, int n,
+static PGresult *run(pgbe *p, PGconn *c, const char *sql, int n,
                      const char *const *vals, const int *lens,
                      const int *fmts, ExecStatusType want, int *rc) {
   PGresult *r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 1);
   if (r && PQresultStatus(r) == want) return r;
-  *rc = r ? pg_err(c, r, "query failed") : pg_err(c, NULL, "query failed");
+  *rc = r ? pg_err(p, c, r, "query failed") : pg_err(p, c, NULL, "query failed");
   PQclear(r);
   return NULL;
 }
@@ -125,7 +135,7 @@ static int schema_ensure(pgbe *p, PGconn *c) {
     return rc;
   }
   PQclear(r);
-  if (PQstatus(c) != CONNECTION_OK) return pg_err(c, NULL, "opening");
+  if (PQstatus(c) != CONNECTION_OK) return pg_err(p, c, NULL, "opening");
   const char *q = p->q;
   snprintf(sql, sizeof sql,
            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('mydb "
@@ -146,7 +156,7 @@ static int schema_ensure(pgbe *p, PGconn *c) {
            q, q, q, q, q, q, q);
   r = PQexec(c, sql);
   if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-    rc = pg_err(c, r, "creating the tables");
+    rc = pg_err(p, c, r, "creating the tables");
   PQclear(r);
   if (rc && PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));
   return rc;
@@ -158,7 +168,7 @@ static int tenant_exists_c(pgbe *p, PGconn *c, const char *tenant) {
   char sql[256];
   int rc = MYDB_OK;
   snprintf(sql, sizeof sql, "SELECT 1 FROM %s.tenants WHERE name = $1", p->q);
-  PGresult *r = run(c, sql, 1, &tenant, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  PGresult *r = run(p, c, sql, 1, &tenant, NULL, NULL, PGRES_TUPLES_OK, &rc);
   if (!r) return rc;
   int n = PQntuples(r);
   PQclear(r);
@@ -174,7 +184,7 @@ static int p_tenant_init(mydb_backend *be, const char *tenant) {
   if (!c) return crc;
   snprintf(sql, sizeof sql,
            "INSERT INTO %s.tenants VALUES ($1) ON CONFLICT DO NOTHING", p->q);
-  PGresult *r = run(c, sql, 1, &tenant, NULL, NULL, PGRES_COMMAND_OK, &rc);
+  PGresult *r = run(p, c, sql, 1, &tenant, NULL, NULL, PGRES_COMMAND_OK, &rc);
   PQclear(r);
   main_done(p);
   return rc;
@@ -197,7 +207,7 @@ static int each_value(pgbe *p, const char *sql, int n,
   int crc = MYDB_OK;
   PGconn *c = main_conn(p, &crc);
   if (!c) return crc;
-  *out = run(c, sql, n, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  *out = run(p, c, sql, n, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
   main_done(p);
   return rc;
 }
@@ -241,7 +251,7 @@ static int p_object_write(mydb_backend *be, const char *tenant,
   int crc = MYDB_OK;
   PGconn *c = main_conn(p, &crc);
   if (!c) return crc;
-  PGresult *r = run(c, sql, 3, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
+  PGresult *r = run(p, c, sql, 3, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
   if (r && PQntuples(r) == 0 && tenant) {
     int e = tenant_exists_c(p, c, tenant);
     if (e == 0) rc = not_init(tenant);
@@ -264,7 +274,7 @@ static int p_object_read(mydb_backend *be, mydb_blob **out,
   int crc = MYDB_OK;
   PGconn *c = main_conn(p, &crc);
   if (!c) return crc;
-  PGresult *r = run(c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  PGresult *r = run(p, c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
   main_done(p);
   if (!r) return rc;
   if (PQntuples(r) == 0) {
@@ -296,7 +306,7 @@ static int p_object_exists(mydb_backend *be, const char *tenant,
   int crc = MYDB_OK;
   PGconn *c = main_conn(p, &crc);
   if (!c) return crc;
-  PGresult *r = run(c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
+  PGresult *r = run(p, c, sql, 2, vals, NULL, NULL, PGRES_TUPLES_OK, &rc);
   main_done(p);
   if (!r) return rc;
   rc = PQntuples(r) > 0;
@@ -343,7 +353,7 @@ static int p_head_get(mydb_backend *be, char out[MYDB_DIGEST_BUF],
   int crc = MYDB_OK;
   PGconn *c = main_conn(p, &crc);
   if (!c) return crc;
-  PGresult *r = run(c, sql, 2, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
+  PGresult *r = run(p, c, sql, 2, vals, lens, fmts, PGRES_TUPLES_OK, &rc);
   main_done(p);
   if (!r) return rc;
   if (PQgetlength(r, 0, 1) != 1 || PQgetvalue(r, 0, 1)[0] == 0)
@@ -395,10 +405,11 @@ static char *lock_key(pgbe *p, PGconn *c, const char *tenant) {
   return lit;
 }
 
-static void pool_put(pgbe *p, PGconn *c) {
+static void pool_put(pgbe *p, PGconn *c, unsigned epoch) {
   pthread_mutex_lock(&p->mu);
-  if (PQstatus(c) == CONNECTION_OK &&
+  if (PQstatus(c) == CONNECTION_OK && epoch == p->epoch &&
       PQtransactionStatus(c) == PQTRANS_IDLE && p->npool < POOL_MAX) {
+    p->pool_epoch[p->npool] = epoch;
     p->pool[p->npool++] = c;
     c = NULL;
   }
@@ -406,12 +417,13 @@ static void pool_put(pgbe *p, PGconn *c) {
   if (c) PQfinish(c);
 }
 
-static PGconn *pool_get(pgbe *p, int *rc) {
+static PGconn *pool_get(pgbe *p, int *rc, unsigned *epoch) {
   PGconn *c = NULL;
   pthread_mutex_lock(&p->mu);
+  *epoch = p->epoch;
   while (!c && p->npool > 0) {
     c = p->pool[--p->npool];
-    if (PQstatus(c) != CONNECTION_OK) {
+    if (PQstatus(c) != CONNECTION_OK || p->pool_epoch[p->npool] != *epoch) {
       PQfinish(c);
       c = NULL;
     }
@@ -420,11 +432,23 @@ static PGconn *pool_get(pgbe *p, int *rc) {
   return c ? c : connect_new(p, rc);
 }
 
+/* A held tenant lock: its connection (lk->impl). */
+typedef struct pglock {
+  PGconn *c;
+  unsigned epoch;
+} pglock;
+
 static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
   pgbe *p = PB(be);
   int crc = MYDB_OK;
-  PGconn *c = pool_get(p, &crc);
-  if (!c) return crc;
+  unsigned epoch;
+  pglock *pl = malloc(sizeof *pl);
+  if (!pl) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  PGconn *c = pool_get(p, &crc, &epoch);
+  if (!c) {
+    free(pl);
+    return crc;
+  }
   char *key = lock_key(p, c, lk->tenant);
   char *lit = PQescapeLiteral(c, lk->tenant, lk->tlen);
   int rc = MYDB_OK;
@@ -437,7 +461,7 @@ static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
              p->q, lit);
     PGresult *r = PQexec(c, sql);
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-      rc = pg_err(c, r, "locking");
+      rc = pg_err(p, c, r, "locking");
     else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
       rc = not_init(lk->tenant);
     PQclear(r);
@@ -446,25 +470,31 @@ static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
                "SELECT pg_advisory_lock(hashtextextended(%s, 0))", key);
       r = PQexec(c, sql);
       if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = pg_err(c, r, "locking");
+        rc = pg_err(p, c, r, "locking");
       PQclear(r);
     }
   }
   PQfreemem(key);
   PQfreemem(lit);
   if (rc) {
-    pool_put(p, c);
+    free(pl);
+    pool_put(p, c, epoch);
     return rc;
   }
-  lk->impl = c;
+  pl->c = c;
+  pl->epoch = epoch;
+  lk->impl = pl;
   return MYDB_OK;
 }
 
 static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   pgbe *p = PB(be);
-  PGconn *c = lk->impl;
-  if (!c) return;
+  pglock *pl = lk->impl;
+  if (!pl) return;
   lk->impl = NULL;
+  PGconn *c = pl->c;
+  unsigned epoch = pl->epoch;
+  free(pl);
   if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
   char *key = lock_key(p, c, lk->tenant);
   int ok = 0;
@@ -478,7 +508,7 @@ static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   }
   PQfreemem(key);
   if (ok)
-    pool_put(p, c);
+    pool_put(p, c, epoch);
   else
     PQfinish(c); /* the server drops the session's locks with it */
 }
@@ -500,7 +530,7 @@ static int p_head_commit(mydb_backend *be, struct mydb_lock *lk,
                          mydb__pending *pending) {
   (void)pending;
   pgbe *p = PB(be);
-  PGconn *conn = lk->impl;
+  PGconn *conn = lk->impl ? ((pglock *)lk->impl)->c : NULL;
   if (!conn || PQstatus(conn) != CONNECTION_OK)
     return mydb__seterr(MYDB_EIO, "postgres: commit: the lock's connection "
                         "was lost (nothing committed)");
@@ -550,7 +580,7 @@ static int p_head_commit(mydb_backend *be, struct mydb_lock *lk,
   free(sql);
   int rc = MYDB_OK;
   if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-    rc = pg_err(conn, r, "commit failed");
+    rc = pg_err(p, conn, r, "commit failed");
   PQclear(r);
   if (rc && PQstatus(conn) == CONNECTION_OK &&
       PQtransactionStatus(conn) != PQTRANS_IDLE)
