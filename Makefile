@@ -191,6 +191,13 @@ bench: all
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
 	$(LUA) bench/sync.lua $(SYNC_ARGS)
+	PGCLUSTER_FSYNC=on tools/pgcluster run $(LUA) bench/postgres.lua $(POSTGRES_ARGS)
+
+# bench/postgres.lua's limit: a bare libpq round trip, from C.
+bench: $(BUILD)/pgping
+$(BUILD)/pgping: bench/pgping.c
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(WARN) $(DEFS) -I/usr/include/postgresql $< -o $@ -lpq
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk
