@@ -121,8 +121,10 @@ function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 --- Opens a store at root (default ".mytools_db").
 -- opts.fsync (default true): fsync files and directories on every write.
 -- opts.cache_bytes (default 64 MiB): the verified-object cache budget.
--- opts.backend: "loose", "pack" or "memory" (default: the store's own, as
--- recorded in ROOT/.mydb; "loose" for a new store). opts.segment_bytes:
+-- opts.backend: "loose", "pack", "memory" or "postgres" (default: the
+-- store's own, as recorded in ROOT/.mydb; "pack" for a new store; postgres
+-- for a root that is a postgresql:// URI). opts.conninfo: a libpq
+-- connection string; root is then the store's schema on that server. opts.segment_bytes:
 -- the pack backend's segment size (default 64 MiB). opts.budget: the
 -- default budgets of string expressions (filters, expression indexes):
 -- {memory=, time=, instructions=, query_time=}, see mydb.query.
@@ -130,8 +132,16 @@ function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
   opts = validate.open_options(opts)
+  local backend = opts.backend
+  if opts.conninfo then
+    -- postgres: root names the store, a schema on conninfo's server
+    -- (doc/FORMAT.md "PostgreSQL backend")
+    local sep = opts.conninfo:match("^postgres") and (opts.conninfo:find("?", 1, true) and "&" or "?") or " "
+    root = opts.conninfo .. sep .. "schema=" .. root
+    backend = "postgres"
+  end
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
-                                  backend = opts.backend, segment_bytes = opts.segment_bytes })
+                                  backend = backend, segment_bytes = opts.segment_bytes })
   return setmetatable({
     _store = store, _root = root, _init_known = {}, _backend = store:backend(),
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,

@@ -110,6 +110,11 @@ function validate.open_options(opts)
       query.budget(v, nil, "budget") -- validates
     elseif k == "ttl_field" then
       if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
+    elseif k == "conninfo" then
+      if type(v) ~= "string" or #v > 4000 then raise("invalid_argument", "conninfo must be a string (a libpq connection string)") end
+      if opts.backend ~= nil and opts.backend ~= "postgres" then
+        raise("invalid_argument", "conninfo is for backend \"postgres\", not %q", tostring(opts.backend))
+      end
     else
       raise("invalid_argument", "unknown option '%s'", tostring(k))
     end
