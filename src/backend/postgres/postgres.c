@@ -381,7 +381,8 @@ static int p_head_foreach(mydb_backend *be, const char *tenant, size_t tlen,
   char sql[256];
   PGresult *r = NULL;
   snprintf(sql, sizeof sql,
-           "SELECT entry, digest FROM %s.heads WHERE tenant = $1", p->q);
+           "SELECT entry, digest FROM %s.heads WHERE tenant = $1 ORDER BY entry",
+           p->q);
   int rc = each_value(p, sql, 1, &tenant, &r);
   if (rc == 0 && PQntuples(r) == 0) {
     int e = p_tenant_exists(be, tenant);
