@@ -5,6 +5,7 @@
 #   make test-backends  the spec suite on each storage backend (loose, pack, memory,
 #                     postgres on a throwaway cluster)
 #   make bench        the benchmark (see bench/README.md)
+#   make doc          doc/REFERENCE.md (the API reference) from the sources
 #   make install PREFIX=/usr/local
 
 # ---- editable settings -------------------------------------------------
@@ -58,7 +59,7 @@ export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-backends-run test-powerloss install uninstall clean bench
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-backends-run test-powerloss install uninstall clean bench doc
 
 all: deps module
 
@@ -177,10 +178,12 @@ SPEC_WEIGHTS ?= tools/spec_weights
 BUSTED_SHARDS = $(foreach i,$(shell seq 1 $(SPEC_SHARDS)),\
   "$(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(SPEC_SHARDS) $(i) $(SPEC_WEIGHTS))")
 
-# Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua):
-# installed by `make bench` when possible; without them the SQLite columns
-# say "not installed". VERSUS_ARGS, VERSIONING_ARGS, MERGE_ARGS: e.g. --quick, --rounds 5.
-BENCH_DEB_PKGS = lua-sql-sqlite3
+# Benchmark-only Debian packages (SQLite through LuaSQL for bench/versus.lua,
+# gnuplot for bench/chart.lua's doc/bench.svg): installed by `make bench`
+# when possible; without them the SQLite columns say "not installed".
+# VERSUS_ARGS, VERSIONING_ARGS, MERGE_ARGS: e.g. --quick, --rounds 5;
+# CHART_ARGS: e.g. --cap 1 --out build/bench.svg.
+BENCH_DEB_PKGS = lua-sql-sqlite3 gnuplot-nox
 VERSUS_ARGS ?=
 bench: all
 	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_DEB_PKGS)"
@@ -192,6 +195,19 @@ bench: all
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
 	$(LUA) bench/sync.lua $(SYNC_ARGS)
 	PGCLUSTER_FSYNC=on tools/pgcluster run $(LUA) bench/postgres.lua $(POSTGRES_ARGS)
+	$(LUA) bench/chart.lua $(CHART_ARGS)
+
+# ---- documentation --------------------------------------------------------------
+# doc/REFERENCE.md from the LDoc comments of the sources (tools/reference.lua;
+# spec/reference_spec.lua fails when it is stale, when a public function has
+# no entry or a wrong parameter list, or when an example fails), and the
+# same as HTML in build/doc/ when lua-ldoc is installed (optional: LDOC_PKGS).
+LDOC_PKGS = lua-ldoc
+doc:
+	$(LUA) tools/reference.lua > doc/REFERENCE.md
+	@if command -v ldoc >/dev/null 2>&1; then \
+	  ldoc -c config.ld . >/dev/null && echo "mydb: HTML reference in $(BUILD)/doc/index.html"; \
+	else echo "mydb: no HTML reference ($(LDOC_PKGS) is not installed)"; fi
 
 # bench/postgres.lua's limit: a bare libpq round trip, from C.
 bench: $(BUILD)/pgping

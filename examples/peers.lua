@@ -58,7 +58,7 @@ for entry, key in db:scan("acme", { limit = 3 }) do print("  " .. entry, key) en
 
 print("-- TTL (dynafile ttl_attribute)")
 local now = os.time()
-db:set_ttl("acme", "sessions", "expires")
+db:set_ttl("acme", "alice", "sessions", "expires")
 db:put_many("acme", "alice", "sessions", {
   s1 = { user = "user#1", expires = now - 60 },    -- already past
   s2 = { user = "user#2", expires = now + 3600 },
@@ -80,8 +80,8 @@ end)
 print("a batch that raises writes nothing:", ok, db:get("acme", "users", "user#5"))
 
 print("-- secondary index (on dynafile's roadmap)")
-db:create_index("acme", "users", "by_age", "age")                          -- an expression
-db:create_index("acme", "users", "by_city", function(user) return user.city end)
+db:create_index("acme", "alice", "users", "by_age", "age")                     -- an expression
+db:create_index("acme", "alice", "users", "by_city", function(user) return user.city end)
 for key, user, age in db:query_index("acme", "users", "by_age", { from = 30, reverse = true }) do
   print("  " .. age, key, user.name)
 end

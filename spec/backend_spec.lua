@@ -70,7 +70,7 @@ describe("backends", function()
       finally(function() mydb.unregister_class("GcDoc") end)
       for i = 1, 5 do S.db:save("t", "u", "doc", { i = i }) end
       for i = 1, 200 do S.db:put("t", "u", "c", ("k%04d"):format(i), { i = i }) end
-      S.db:create_index("t", "c", "byi", "i")
+      S.db:create_index("t", "u", "c", "byi", "i")
       S.db:save("t", "u", "r", setmetatable({ payload = { 1, 2, 3 } }, Doc))
       S.db:init("other")
       S.db:save("other", "u", "kept", true)

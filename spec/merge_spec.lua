@@ -303,8 +303,8 @@ describe("merge", function()
     it("keeps indexes and TTL exact in a merged collection", function()
       local db = S.db
       local now = os.time()
-      db:set_ttl(T, "c", "exp")
-      db:create_index(T, "c", "by_age", "age")
+      db:set_ttl(T, "u", "c", "exp")
+      db:create_index(T, "u", "c", "by_age", "age")
       for i = 1, 30 do db:put(T, "u", "c", ("k%02d"):format(i), { age = i, exp = now + 1000 + i }) end
       db:branch(T, "f")
       for i = 1, 10 do db:put(T, "u", "c", ("k%02d"):format(i), { age = 100 + i, exp = now + 1000 + i }) end
@@ -312,7 +312,7 @@ describe("merge", function()
       on(db, "f", function()
         for i = 11, 20 do db:put(T, "u", "c", ("k%02d"):format(i), { age = 200 + i, exp = now + 5000 }) end
         db:put(T, "u", "c", "new", { age = 0, exp = now + 5000 })
-        db:create_index(T, "c", "by_exp", "exp")
+        db:create_index(T, "u", "c", "by_exp", "exp")
       end)
       db:merge(T, "u", "f")
       local want = {}

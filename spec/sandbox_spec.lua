@@ -61,7 +61,7 @@ describe("sandbox: hostile expressions", function()
 
     it("an expression index is refused whole: " .. a.expr, function()
       local d = db:get_digest("t", "c")
-      budget_error(db.create_index, db, "t", "c", "bad", a.expr)
+      budget_error(db.create_index, db, "t", "u", "c", "bad", a.expr)
       assert.equal(d, db:get_digest("t", "c")) -- no half-built index, no version
       H.assert_error_code(db.query_index, "not_found", db, "t", "c", "bad")
       db:put("t", "u", "c", "k2", { name = "y", n = 2 }) -- writes go on
@@ -147,7 +147,7 @@ describe("sandbox: hostile expressions", function()
     assert.truthy(err.message:find("query time budget", 1, true), err.message)
     assert.equal(6001, drain(db:scan("t", { budget = { query_time = 60 } })))
     -- and query_index too
-    db:create_index("t", "c", "by_n", "n")
+    db:create_index("t", "u", "c", "by_n", "n")
     err = budget_error(function()
       return drain(db:query_index("t", "c", "by_n", { budget = { query_time = 1e-6 } }))
     end)
@@ -160,7 +160,7 @@ describe("sandbox: hostile expressions", function()
     budget_error(function() return drain(db2:query("t", "c", { filter = loop })) end)
     assert.equal(1, drain(db2:query("t", "c", { filter = loop, budget = { instructions = 1000000 } })))
     -- expression indexes take the handle's budget
-    budget_error(db2.create_index, db2, "t", "c", "slow", "(function() for i = 1, 20000 do end return n end)()")
+    budget_error(db2.create_index, db2, "t", "u", "c", "slow", "(function() for i = 1, 20000 do end return n end)()")
   end)
 
   it("bad budgets are invalid_argument", function()
@@ -186,7 +186,7 @@ describe("sandbox: hostile expressions", function()
   end)
 
   it("an index expression that returns a table is refused", function()
-    local err = H.assert_error_code(db.create_index, "invalid_argument", db, "t", "c", "t", "{}")
+    local err = H.assert_error_code(db.create_index, "invalid_argument", db, "t", "u", "c", "t", "{}")
     assert.truthy(err.message:find("returned a table", 1, true), err.message)
   end)
 end)

@@ -59,7 +59,10 @@ local function apply(P, changes, write_root, many)
   for k, v in pairs(changes) do n, k1, v1 = n + 1, k, v end
   local rc, dc, cc, ro, dro, co
   if n == 1 and not many then
-    rc, dc = collection.update(tc, P.root, k1, v1 or nil)
+    local was = P.root and oracle.get(to, P.root, k1)
+    local old
+    rc, dc, old = collection.update(tc, P.root, k1, v1 or nil)
+    assert.equal(was, old, "the value replaced") -- (what plan.lua's events report)
     ro, dro = oracle.update(to, P.root, k1, v1 or nil)
     cc, co = dc ~= false, dro ~= false
   else

@@ -744,9 +744,14 @@ function collection.get(t, root, key)
 end
 
 --- Sets key to raw value val (nil deletes). Returns the new root and the
--- change in record count, or root and false when nothing changed.
+-- change in record count, or root and false when nothing changed; then the
+-- key's raw value before (nil: absent).
 function collection.update(t, root, key, val)
-  if in_lua(t) then return oracle_update(t, root, key, val) end
+  if in_lua(t) then
+    local old = root and oracle_get(t, root, key)
+    local r, d = oracle_update(t, root, key, val)
+    return r, d, old
+  end
   return session(t):update(root, key, val)
 end
 
@@ -769,6 +774,16 @@ function collection.flush(t, root, write_root)
   if in_lua(t) then return oracle_flush(t, root, write_root) end
   local embed, stored = session(t):flush(root, write_root)
   return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
+end
+
+--- collection.flush with write_root, for a caller that wants only the
+-- stored root's digest (an index's or a commit state's root): no snapshot
+-- field, no root node.
+function collection.flush_stored(t, root)
+  if not root then return nil end
+  if in_lua(t) then return (select(3, oracle_flush(t, root, true))) end
+  local _, stored = session(t):flush(root, true)
+  return stored
 end
 
 return collection

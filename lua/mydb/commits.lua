@@ -126,8 +126,21 @@ local function parse_value(v, where)
   return version, by
 end
 
+-- One tree handle per tenant and handle, kept (db._state_trees): a commit
+-- updates and flushes it, and its C session is made once, not per commit.
+-- A handle made while core.node_piece was replaced (the Lua writer, for
+-- spec/piece_format_spec.lua) is not reused after it changes.
 local function state_tree(db, tenant)
-  return collection.tree(db._store, tenant, db._nodes)
+  local trees = db._state_trees
+  if not trees then trees = {}; db._state_trees = trees end
+  local t = trees[tenant]
+  if t and t.store == db._store and t.nodes == db._nodes and t.node_piece == core.node_piece then
+    return t
+  end
+  t = collection.tree(db._store, tenant, db._nodes)
+  t.node_piece = core.node_piece
+  trees[tenant] = t
+  return t
 end
 
 --- Version digest of entry at commit c and the commit that last changed
@@ -302,11 +315,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     local r, d = collection.update_many(t, root, size, upd)
     root, delta = r, d
   end
-  local state
-  if root then
-    local _, _, stored = collection.flush(t, root, true)
-    state = stored
-  end
+  local state = root and collection.flush_stored(t, root)
   local now = core.realtime()
   if parent then now = math.max(now, parent.time) end
   for _, p in ipairs(extra_parents or {}) do -- a merge is no older than what it merges

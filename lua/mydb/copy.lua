@@ -21,21 +21,8 @@ local verify = require "mydb.verify"
 local copy = {}
 local now = core.monotonic
 
-local function progress(enabled)
-  local t0, last, tty, shown = now(), 0, nil, false
-  local p = {}
-  function p.update(label, n)
-    if not enabled then return end
-    local t = now()
-    if t - t0 < 1 or t - last < 0.1 then return end
-    if tty == nil then tty = os.execute("test -t 2") == true end
-    if not tty then return end
-    last, shown = t, true
-    io.stderr:write(("\rcopy %s: %d objects"):format(label, n):sub(1, 100), "\27[K")
-  end
-  function p.done() if shown then io.stderr:write("\r\27[K") end end
-  return p
-end
+-- The progress line (mydb.progress): "copy LABEL: N" objects.
+local function progress(enabled) return require("mydb.progress").bar("copy", enabled) end
 
 local function problems_key(list)
   local keys = {}
@@ -96,9 +83,9 @@ local function copy_heads(src, dst, t)
 end
 
 -- Both stores, checked the same way: the copy must add no problem.
-local function compare_verify(src_root, dst_root, src_backend, dst_backend)
-  local sp = verify.run(src_root, nil, { backend = src_backend })
-  local dp = verify.run(dst_root, nil, { backend = dst_backend })
+local function compare_verify(src_root, dst_root, src_backend, dst_backend, show)
+  local sp = verify.run(src_root, nil, { backend = src_backend, progress = show })
+  local dp = verify.run(dst_root, nil, { backend = dst_backend, progress = show })
   local had = {}
   for _, k in ipairs(problems_key(sp)) do had[k] = true end
   for _, k in ipairs(problems_key(dp)) do
@@ -139,7 +126,7 @@ function copy.run(src_root, dst_root, opts)
     report.tenants = report.tenants + 1
   end
   bar.done()
-  report.problems = compare_verify(src_root, dst_root, opts.src_backend, dst:backend())
+  report.problems = compare_verify(src_root, dst_root, opts.src_backend, dst:backend(), opts.progress ~= false)
   report.seconds = now() - t0
   return report
 end

@@ -32,35 +32,9 @@ local now = core.monotonic
 
 -- ------------------------------------------------------------- progress
 
--- A one-line progress display on stderr, shown only when stderr is a
--- terminal and the run has taken more than a second.
-local function progress_bar(what)
-  local tty
-  local t0, last = now(), 0
-  local shown = false
-  local p = {}
-  function p.update(label, done, total)
-    local t = now()
-    if t - t0 < 1 or t - last < 0.1 then return end
-    if tty == nil then tty = os.execute("test -t 2") == true end
-    if not tty then return end
-    last = t
-    shown = true
-    local line
-    if total and total > 0 then
-      local width = 30
-      local fill = math.min(width, math.floor(width * done / total))
-      line = ("%s %s [%s%s] %d/%d"):format(what, label, ("#"):rep(fill), ("."):rep(width - fill), done, total)
-    else
-      line = ("%s %s: %d"):format(what, label, done)
-    end
-    io.stderr:write("\r", line:sub(1, 100), "\27[K")
-  end
-  function p.done()
-    if shown then io.stderr:write("\r\27[K") end
-  end
-  return p
-end
+-- The one-line progress bar on stderr (mydb.progress: a terminal, or
+-- MYDB_PROGRESS=1).
+local progress_bar = require("mydb.progress").bar
 
 -- ------------------------------------------------------------------ links
 

@@ -35,12 +35,26 @@ local handlers = {}
 local INLINE = { "serialize", "deserialize" }
 local REF = { "serialize_to_bytes", "deserialize_from_bytes" }
 
---- Registers a handler table (see above); returns it.
--- h.replace = true (or opts.replace = true) replaces the handler of a tag
--- that is taken, keeping its place in the order; without it a taken tag is
--- refused. Raises invalid_argument for a malformed handler. A string in
+--- Registers a handler table (see above). h.replace = true (or
+-- opts.replace = true) replaces the handler of a tag that is taken, keeping
+-- its place in the order; without it a taken tag is refused. A string in
 -- place of opts is ignored: it is what `require` returns after the module
 -- (its path), so that register(require "mydb.handlers.date") works.
+-- @param h {tag=, is_eligible_for=, serialize=, deserialize=} (inline) or
+-- {tag=, is_eligible_for=, serialize_to_bytes=, deserialize_from_bytes=} (ref)
+-- @param opts nil or {replace=true}
+-- @return h
+-- @raise invalid_argument (a malformed handler, a taken tag)
+-- @usage
+-- local Date = {}
+-- local handler = { tag = "Day",
+--   is_eligible_for = function(v) return getmetatable(v) == Date end,
+--   serialize = function(v) return { d = v.d } end,
+--   deserialize = function(t) return setmetatable({ d = t.d }, Date) end }
+-- mydb.handlers.register(handler)
+-- db:save("acme", "alice", "when", setmetatable({ d = "2026-12-04" }, Date))
+-- assert(db:load("acme", "when").d == "2026-12-04")
+-- mydb.handlers.unregister("Day")
 function handlers.register(h, opts)
   if type(h) ~= "table" then
     raise("invalid_argument", "handlers.register needs a handler table, got %s", type(h))
@@ -103,9 +117,20 @@ local function tag_of(x)
   return x
 end
 
---- Removes the handler of a tag (or of the handler table given); true if
--- one was registered. Values stored with it stay as they are: loading them
--- raises unknown_tag until a handler for the tag is registered again.
+--- Removes the handler of a tag (or of the handler table given). Values
+-- stored with it stay as they are: loading them raises unknown_tag until a
+-- handler for the tag is registered again.
+-- @param tag a tag, or a registered handler table
+-- @return true if one was registered
+-- @raise invalid_argument (not a string or handler table)
+-- @usage
+-- local Date = {}
+-- local handler = { tag = "Day",
+--   is_eligible_for = function(v) return getmetatable(v) == Date end,
+--   serialize = function(v) return { d = v.d } end,
+--   deserialize = function(t) return setmetatable({ d = t.d }, Date) end }
+-- mydb.handlers.register(handler)
+-- assert(mydb.handlers.unregister(handler) == true)
 function handlers.unregister(tag)
   tag = tag_of(tag)
   local old = by_tag[tag]
@@ -122,13 +147,30 @@ function handlers.unregister(tag)
 end
 
 --- The registered tags, in registration order (the order they are asked in).
+-- @return a list of tags
+-- @raise nothing
+-- @usage
+-- local Date = {}
+-- local handler = { tag = "Day",
+--   is_eligible_for = function(v) return getmetatable(v) == Date end,
+--   serialize = function(v) return { d = v.d } end,
+--   deserialize = function(t) return setmetatable({ d = t.d }, Date) end }
+-- mydb.handlers.register(handler)
+-- local tags = mydb.handlers.list()
+-- assert(tags[#tags] == "Day")
+-- mydb.handlers.unregister("Day")
 function handlers.list()
   local tags = {}
   for i, e in ipairs(list) do tags[i] = e.tag end
   return tags
 end
 
---- The handler table registered for a tag, or nil.
+--- The handler table registered for a tag.
+-- @param tag a tag
+-- @return the handler table, or nil
+-- @raise invalid_argument (not a string)
+-- @usage
+-- assert(mydb.handlers.get("NoSuchTag") == nil)
 function handlers.get(tag)
   local e = by_tag[tag_of(tag)]
   return e and e.source

@@ -23,6 +23,8 @@ local scan = require "mydb.scan"
 local commits = require "mydb.commits"
 local refs = require "mydb.refs"
 local versions = require "mydb.versions"
+local argorder = require "mydb.argorder"
+local lineage = require "mydb.lineage"
 
 local raise = errors.raise
 local check_string, check_tenant, check_entry = validate.string, validate.tenant, validate.entry
@@ -38,6 +40,8 @@ local mydb = {
   handlers = require "mydb.handlers",
   policies = require "mydb.policies",
   resolvers = require "mydb.resolvers",
+  -- false: no warning for calls in a deprecated argument order (mydb.argorder)
+  deprecation_warnings = true,
 }
 
 local Db = {}
@@ -45,6 +49,18 @@ Db.__index = Db
 Db.__name = "mydb.db"
 
 local DEFAULT_ROOT = ".mytools_db"
+
+-- Whether root holds a store: ROOT/.mydb, or ROOT/refs/ (a store of the
+-- original layout), as the core's open decides. An error other than "no
+-- such file" or "not a directory" counts as there: open reports it.
+local function store_exists(root)
+  for _, path in ipairs({ root .. "/.mydb", root .. "/refs/" }) do
+    local f, _, code = io.open(path, "rb")
+    if f then f:close() return true end
+    if code ~= 2 and code ~= 20 then return true end -- ENOENT, ENOTDIR
+  end
+  return false
+end
 
 -- ------------------------------------------------------------- validation
 
@@ -113,21 +129,45 @@ function Db:_resolve(tenant, entry, digest)
   return d
 end
 
+-- A digest given to a read must be a version of the entry (mydb.lineage:
+-- not_found otherwise); called after the kind check, so that a version of
+-- the other kind keeps saying type_mismatch.
+local function in_history(self, tenant, entry, digest)
+  if digest then lineage.check(self, tenant, entry, digest) end
+end
+
 function Db:_collection_info(tenant, entry, digest) return colinfo.get(self, tenant, entry, digest) end
 function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 
 -- ------------------------------------------------------------------ API
 
---- Opens a store at root (default ".mytools_db").
--- opts.fsync (default true): fsync files and directories on every write.
--- opts.cache_bytes (default 64 MiB): the verified-object cache budget.
--- opts.backend: "loose", "pack", "memory" or "postgres" (default: the
--- store's own, as recorded in ROOT/.mydb; "pack" for a new store; postgres
--- for a root that is a postgresql:// URI). opts.conninfo: a libpq
--- connection string; root is then the store's schema on that server. opts.segment_bytes:
--- the pack backend's segment size (default 64 MiB). opts.budget: the
--- default budgets of string expressions (filters, expression indexes):
--- {memory=, time=, instructions=, query_time=}, see mydb.query.
+--- Opens a store at root (default ".mytools_db"), creating it if needed.
+-- @param root the store's directory (a string), or nil for ".mytools_db";
+-- for a PostgreSQL store, a libpq URI "postgresql://..." (its query
+-- parameter schema=NAME names the store's schema, default "mydb"), or the
+-- store's schema name when opts.conninfo is given
+-- @param opts nil or a table: fsync (default true: fsync files and
+-- directories on every write); cache_bytes (default 64 MiB: the
+-- verified-object cache budget); backend: "loose", "pack", "memory" or
+-- "postgres" (default: the store's own, as recorded in ROOT/.mydb;
+-- "postgres" for a postgresql:// root; "loose" for a new store);
+-- conninfo: a libpq connection string (keywords or URI), root then being
+-- the store's schema on that server (see doc/FORMAT.md "PostgreSQL backend");
+-- segment_bytes (the pack backend's segment size, default 64 MiB);
+-- ttl_field; budget: the default budgets of string expressions (filters,
+-- expression indexes): {memory=, time=, instructions=, query_time=}, see mydb.query;
+-- create (default true): false opens only an existing store, else raises
+-- not_found (a mistyped path creates nothing; a memory store has no files
+-- to find; a postgres store's tables are made on first use whatever create says)
+-- @return a db handle (also a to-be-closed value)
+-- @raise invalid_argument (bad root or option), not_found (create = false
+-- and no store at root), io (the directory cannot be
+-- made or read, or the PostgreSQL server cannot be reached), corrupt (the
+-- store's files are damaged)
+-- @usage
+-- local other <close> = mydb.open(root, { backend = "pack" })
+-- other:init("acme")
+-- assert(other:is_initialized("acme"))
 function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
@@ -139,6 +179,11 @@ function mydb.open(root, opts)
     local sep = opts.conninfo:match("^postgres") and (opts.conninfo:find("?", 1, true) and "&" or "?") or " "
     root = opts.conninfo .. sep .. "schema=" .. root
     backend = "postgres"
+  end
+  local on_files = backend ~= "memory" and backend ~= "postgres"
+                   and not root:match("^postgresql://") and not root:match("^postgres://")
+  if opts.create == false and on_files and not store_exists(root) then
+    raise("not_found", "no store at '%s'", root)
   end
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
                                   backend = backend, segment_bytes = opts.segment_bytes })
@@ -154,8 +199,22 @@ end
 
 --- Copies the store at src_root into dst_root (a new or empty store) with
 -- every tenant, object, ref and head, verified by digest; the way to change
--- a store's backend. opts: backend (of the destination), segment_bytes,
--- fsync, src_backend, progress. Returns a report (see mydb.copy).
+-- a store's backend.
+-- @param src_root the source store's directory
+-- @param dst_root the destination's directory (new or an empty store)
+-- @param opts nil or a table: backend (of the destination), segment_bytes,
+-- fsync, src_backend, progress (a function called with counts)
+-- @return a report table (see mydb.copy)
+-- @raise invalid_argument (a bad option, or the destination holds data), io,
+-- corrupt (a source object does not match its digest)
+-- @usage
+-- local src = mydb.open(root .. "-src")
+-- src:init("acme")
+-- src:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- src:close()
+-- mydb.copy(root .. "-src", root, { backend = "pack" })
+-- local copy <close> = mydb.open(root)
+-- assert(copy:get("acme", "users", "u1").name == "Ann")
 function mydb.copy(src_root, dst_root, opts)
   check_string(src_root, "source root", 1, 4096)
   check_string(dst_root, "destination root", 1, 4096)
@@ -163,6 +222,14 @@ function mydb.copy(src_root, dst_root, opts)
   return require("mydb.copy").run(src_root, dst_root, opts)
 end
 
+--- Initializes a tenant (idempotent): a tenant must be initialized before
+-- it is written or read.
+-- @param tenant the tenant's name (1 to 128 letters, digits, '_', '.', '-')
+-- @return nothing
+-- @raise invalid_argument, closed, io
+-- @usage
+-- db:init("globex")
+-- assert(db:is_initialized("globex"))
 function Db:init(tenant)
   local store = check_db(self, "init")
   check_tenant(tenant)
@@ -170,6 +237,13 @@ function Db:init(tenant)
   self._init_known[tenant] = true
 end
 
+--- Whether a tenant was initialized (in any process).
+-- @param tenant the tenant's name
+-- @return true or false
+-- @raise invalid_argument, closed
+-- @usage
+-- assert(db:is_initialized("acme"))
+-- assert(not db:is_initialized("initech"))
 function Db:is_initialized(tenant)
   local store = check_db(self, "is_initialized")
   check_tenant(tenant)
@@ -187,9 +261,21 @@ function Db:_apply(tenant, user, plan, ctx, opts)
   return results
 end
 
---- Saves a whole value as a new version of entry; returns its digest.
+--- Saves a whole value as a new version of entry (a snapshot entry).
 -- Every write method takes an optional last argument opts: opts.message is
 -- the message of the tenant commit it makes.
+-- @param tenant the tenant
+-- @param user the writer's id, recorded with the version
+-- @param entry the entry's name
+-- @param value any storable value (tables, strings, numbers, booleans,
+-- registered classes and handled types)
+-- @param opts nil or {message=}
+-- @return the new version's digest (a hex string)
+-- @raise invalid_argument, closed, not_initialized, type_mismatch (entry holds
+-- records), unsupported_value (a function, a cycle...), handler_error, io
+-- @usage
+-- local d = db:save("acme", "alice", "config", { theme = "dark" })
+-- assert(#d == 64)
 function Db:save(tenant, user, entry, value, opts)
   check_db(self, "save")
   check_tenant(tenant)
@@ -202,9 +288,22 @@ function Db:save(tenant, user, entry, value, opts)
   return self:_apply(tenant, user, { [entry] = { save = vjson } }, ctx, opts)[entry].digest
 end
 
---- The latest value of entry, or the version named by digest.
+--- The latest value of a snapshot entry, or the version named by digest;
+-- for a record collection, a map key -> value of its records.
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @param digest nil (the latest version) or a version digest of entry
+-- @return the value
+-- @raise invalid_argument, closed, not_initialized, not_found (no such entry
+-- or digest), corrupt, unknown_tag (a stored type with no handler)
+-- @usage
+-- local d = db:save("acme", "alice", "config", { theme = "dark" })
+-- db:save("acme", "alice", "config", { theme = "light" })
+-- assert(db:load("acme", "config").theme == "light")
+-- assert(db:load("acme", "config", d).theme == "dark")
 function Db:load(tenant, entry, digest)
   local d = read_version(self, "load", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local bytes = self._store:read(tenant, d)
   local ctx = self:_ctx(path_name(entry))
   if is_collection(bytes) then
@@ -224,7 +323,19 @@ function Db:_now() return os.time() end
 
 function Db:_hidden(info) return ttl.hidden(self, info) end
 
---- Adds or replaces one record; false when it was already equal.
+--- Adds or replaces one record of a collection entry, in a new version.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param key the record's key (a non-empty string)
+-- @param value the record (any storable value but nil)
+-- @param opts nil or {message=}
+-- @return true, or false when the record was already equal (nothing written)
+-- @raise invalid_argument, closed, not_initialized, type_mismatch (a snapshot
+-- entry), unsupported_value, handler_error, io
+-- @usage
+-- assert(db:put("acme", "alice", "users", "u1", { name = "Ann" }) == true)
+-- assert(db:put("acme", "alice", "users", "u1", { name = "Ann" }) == false)
 function Db:put(tenant, user, entry, key, value, opts)
   check_db(self, "put")
   check_tenant(tenant)
@@ -240,9 +351,18 @@ function Db:put(tenant, user, entry, key, value, opts)
   return r.made ~= nil and r.made[key] ~= nil
 end
 
---- Adds or replaces many records in one version: items is a map
--- key -> value, or a list of objects with a get_key() method. False when
--- no record changed.
+--- Adds or replaces many records in one version.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param items a map key -> value, or a list of objects with a get_key() method
+-- @param opts nil or {message=}
+-- @return true, or false when no record changed
+-- @raise invalid_argument, closed, not_initialized, type_mismatch,
+-- unsupported_value, handler_error, io
+-- @usage
+-- db:put_many("acme", "alice", "users", { u1 = { name = "Ann" }, u2 = { name = "Bob" } })
+-- assert(#db:get("acme", "users") == 2)
 function Db:put_many(tenant, user, entry, items, opts)
   check_db(self, "put_many")
   check_tenant(tenant)
@@ -262,8 +382,20 @@ function Db:put_many(tenant, user, entry, items, opts)
   return false
 end
 
---- Removes one record in a new version; false when the key is absent
--- (or its TTL had passed: it was already invisible).
+--- Removes one record in a new version.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param key the record's key
+-- @param opts nil or {message=}
+-- @return true, or false when the key is absent (or its TTL had passed: it
+-- was already invisible)
+-- @raise invalid_argument, closed, not_initialized, type_mismatch (a snapshot
+-- entry), io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- assert(db:delete("acme", "alice", "users", "u1") == true)
+-- assert(db:get("acme", "users", "u1") == nil)
 function Db:delete(tenant, user, entry, key, opts)
   check_db(self, "delete")
   check_tenant(tenant)
@@ -284,7 +416,17 @@ function Db:delete(tenant, user, entry, key, opts)
 end
 
 --- Removes an entry from the head; its versions stay loadable by digest.
--- False when the entry does not exist.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the entry's name
+-- @param opts nil or {message=}
+-- @return true, or false when the entry does not exist
+-- @raise invalid_argument, closed, not_initialized, io
+-- @usage
+-- local d = db:save("acme", "alice", "config", { theme = "dark" })
+-- assert(db:drop("acme", "alice", "config"))
+-- assert(not db:exists("acme", "config"))
+-- assert(db:load("acme", "config", d).theme == "dark")
 function Db:drop(tenant, user, entry, opts)
   check_db(self, "drop")
   check_tenant(tenant)
@@ -296,16 +438,30 @@ function Db:drop(tenant, user, entry, opts)
   return self:_apply(tenant, user, { [entry] = { drop = true } }, ctx, opts)[entry].written
 end
 
---- Names the TTL field of a collection (nil or false removes it): records
--- whose field holds a time (seconds since the epoch) in the past are
--- invisible to reads and dropped by the next write.
-function Db:set_ttl(tenant, entry, field, user, opts)
+--- Names the TTL field of a collection (false removes it): records
+-- whose field holds a time (seconds since the epoch, or an ISO 8601 string)
+-- in the past are invisible to reads and dropped by the next write.
+-- Argument order: user second, as every write (the older order
+-- (tenant, entry, field, user, opts) is still accepted for one release).
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param field the name of the records' expiry field, or false
+-- @param opts nil or {message=}
+-- @return true when a version was written
+-- @raise invalid_argument, closed, not_initialized, type_mismatch, io
+-- @usage
+-- db:put("acme", "alice", "sessions", "s1", { expires = os.time() - 10 })
+-- db:set_ttl("acme", "alice", "sessions", "expires")
+-- assert(db:get("acme", "sessions", "s1") == nil)
+function Db:set_ttl(tenant, user, entry, field, opts)
   check_db(self, "set_ttl")
+  user, entry, field, opts = argorder.set_ttl(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    field, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   if field ~= nil and field ~= false then check_string(field, "TTL field", 1, 256) end
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local ctx = self:_ctx(entry)
@@ -314,20 +470,38 @@ function Db:set_ttl(tenant, entry, field, user, opts)
 end
 
 --- Creates (or re-attaches, in a new process) a secondary index of a
--- collection. key_fn(value) returns the index key (a string or a number)
--- or nil; or key_fn is a string expression over the record (stored with
--- the index, so every process can keep it current).
-function Db:create_index(tenant, entry, name, key_fn, user, opts)
+-- collection. Argument order: user second, as every write (the older order
+-- (tenant, entry, name, key_fn, user, opts) is still accepted for one release).
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param name the index's name
+-- @param key_fn a function(value) returning the index key (a string or a
+-- number) or nil; or a string expression over the record (stored with the
+-- index, so every process keeps it current)
+-- @param opts nil or {message=}
+-- @return true when a version was written (false when a function index was
+-- only re-attached)
+-- @raise invalid_argument (bad name or expression), closed, not_initialized,
+-- type_mismatch, handler_error (key_fn failed), io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { name = "Ann", age = 31 })
+-- db:create_index("acme", "alice", "users", "by_age", "age")
+-- for key, value in db:query_index("acme", "users", "by_age", { from = 30 }) do
+--   assert(key == "u1" and value.age == 31)
+-- end
+function Db:create_index(tenant, user, entry, name, key_fn, opts)
   check_db(self, "create_index")
+  user, entry, name, key_fn, opts = argorder.create_index(self, mydb.deprecation_warnings ~= false, tenant,
+    user, entry, name, key_fn, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
   if type(key_fn) ~= "function" and type(key_fn) ~= "string" then
     raise("invalid_argument", "key_fn must be a function or a string expression, got %s", type(key_fn))
   end
   if type(key_fn) == "string" then indexes.key_function(key_fn, self._budget) end -- compiles, or raises
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   local id = tenant .. "\0" .. entry .. "\0" .. name
@@ -354,14 +528,29 @@ function Db:create_index(tenant, entry, name, key_fn, user, opts)
   return r[entry].written
 end
 
---- Removes a secondary index.
-function Db:drop_index(tenant, entry, name, user, opts)
+--- Removes a secondary index. Argument order: user second, as every write
+-- (the older order (tenant, entry, name, user, opts) is still accepted for
+-- one release).
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the collection's name
+-- @param name the index's name
+-- @param opts nil or {message=}
+-- @return true when a version was written
+-- @raise invalid_argument, closed, not_initialized, io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { age = 31 })
+-- db:create_index("acme", "alice", "users", "by_age", "age")
+-- db:drop_index("acme", "alice", "users", "by_age")
+-- assert(not pcall(db.query_index, db, "acme", "users", "by_age"))
+function Db:drop_index(tenant, user, entry, name, opts)
   check_db(self, "drop_index")
+  user, entry, name, opts = argorder.drop_index(self, mydb.deprecation_warnings ~= false, tenant, user, entry,
+    name, opts)
   check_tenant(tenant)
+  check_user(user)
   check_entry(entry)
   indexes.check_name(name)
-  user = user or "mydb"
-  check_user(user)
   opts = check_write_opts(opts)
   self:_require_init(tenant)
   self._index_fns[tenant .. "\0" .. entry .. "\0" .. name] = nil
@@ -371,10 +560,22 @@ function Db:drop_index(tenant, entry, name, user, opts)
 end
 
 --- Applies many changes to a tenant as one commit: fn(b) calls b:save,
--- b:put, b:put_many, b:delete and b:drop (same arguments as the db methods,
--- without tenant and user). Every change becomes visible at once, with one
--- new version per touched entry; nothing is applied if fn raises. Returns
--- true when anything was written.
+-- b:put, b:put_many, b:delete and b:drop (the db methods' arguments without
+-- tenant and user). Every change becomes visible at once, with one new
+-- version per touched entry; nothing is applied if fn raises.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param fn a function(b) that adds changes to the batch builder b
+-- @param opts nil or {message=}
+-- @return true when anything was written
+-- @raise invalid_argument, closed, not_initialized, whatever fn raised
+-- (nothing written), type_mismatch, io
+-- @usage
+-- db:batch("acme", "alice", function(b)
+--   b:put("users", "u1", { name = "Ann" })
+--   b:save("config", { theme = "dark" })
+-- end)
+-- assert(db:get("acme", "users", "u1").name == "Ann")
 function Db:batch(tenant, user, fn, opts)
   check_db(self, "batch")
   check_tenant(tenant)
@@ -395,14 +596,33 @@ function Db:batch(tenant, user, fn, opts)
 end
 
 --- Registers fn(event) to be called after each committed change made
--- through this handle; returns a handle whose :remove() unregisters it.
+-- through this handle. An event is {action=, tenant=, entry=, key=, old=,
+-- new=, digest=, user_id=} (action: save, put, delete, expire or drop).
+-- @param fn a function(event)
+-- @return a handle whose :remove() unregisters fn
+-- @raise invalid_argument, closed
+-- @usage
+-- local seen = {}
+-- local h = db:on_change(function(ev) seen[#seen + 1] = ev.action end)
+-- db:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- h:remove()
+-- assert(seen[1] == "put")
 function Db:on_change(fn)
   check_db(self, "on_change")
   return changes.on_change(self, fn)
 end
 
---- Changes of a tenant since a version digest or a time (seconds since the
--- epoch), oldest first, read from the history (so made by any process).
+--- Changes of a tenant since a version digest or a time, oldest first,
+-- read from the history (so made by any process); events as for on_change,
+-- with date.
+-- @param tenant the tenant
+-- @param since a version digest, a time (epoch seconds or ISO 8601), or nil
+-- @return a list of events
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- local evs = db:changes("acme", 0)
+-- assert(evs[#evs].key == "u1")
 function Db:changes(tenant, since)
   check_db(self, "changes")
   check_tenant(tenant)
@@ -410,13 +630,24 @@ function Db:changes(tenant, since)
   return changes.since(self, tenant, since, self:_ctx(tenant))
 end
 
---- One record (nil when absent), or without key the list of all values in
--- key order.
+--- One record, or without key the list of all values in key order.
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param key the record's key, or nil for every value
+-- @param digest nil (latest) or a version digest of entry
+-- @return the record (nil when absent), or a list of values
+-- @raise invalid_argument, closed, not_initialized, not_found (no entry),
+-- type_mismatch (a snapshot entry), corrupt
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { name = "Ann" })
+-- assert(db:get("acme", "users", "u1").name == "Ann")
+-- assert(db:get("acme", "users", "nobody") == nil)
 function Db:get(tenant, entry, key, digest)
   check_db(self, "get")
   if key ~= nil then check_key(key) end
   local d = read_version(self, "get", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local ctx = self:_ctx(path_name(entry, key))
   local t = self:_tree(tenant, info)
   local hidden = self:_hidden(info)
@@ -439,24 +670,54 @@ end
 
 --- Iterates key, value over a collection in key order, without building
 -- one big table.
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param digest nil (latest) or a version digest of entry
+-- @return an iterator of key, value
+-- @raise invalid_argument, closed, not_initialized, not_found, type_mismatch
+-- @usage
+-- db:put_many("acme", "alice", "users", { u1 = 1, u2 = 2 })
+-- local keys = {}
+-- for k in db:records("acme", "users") do keys[#keys + 1] = k end
+-- assert(table.concat(keys, ",") == "u1,u2")
 function Db:records(tenant, entry, digest)
   local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
   return query.wrap(it, {}, self:_hidden(info))
 end
 
 --- Iterates key, stored JSON text of each record, in key order, without
 -- decoding (for tools: the text is the record's canonical encoding).
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param digest nil (latest) or a version digest of entry
+-- @return an iterator of key, JSON text
+-- @raise invalid_argument, closed, not_initialized, not_found, type_mismatch
+-- @usage
+-- db:put("acme", "alice", "users", "u1", { age = 31 })
+-- for k, json in db:raw_records("acme", "users") do assert(json == '{"age":31}') end
 function Db:raw_records(tenant, entry, digest)
   local d = read_version(self, "raw_records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, digest)
   return collection.iter(self:_tree(tenant, info), info.root)
 end
 
---- Iterates key, value in key order (or reverse) over part of a
--- collection. opts: prefix, from, to (inclusive), reverse, limit, digest,
--- filter (a function (key, value) -> boolean or a string expression).
+--- Iterates key, value in key order (or reverse) over part of a collection.
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param opts nil or a table: prefix, from, to (inclusive), reverse, limit,
+-- digest, filter (a function (key, value) -> boolean or a string expression)
+-- @return an iterator of key, value
+-- @raise invalid_argument (bad option or expression), closed,
+-- not_initialized, not_found, type_mismatch
+-- @usage
+-- db:put_many("acme", "alice", "users", { a1 = { n = 1 }, a2 = { n = 2 }, b1 = { n = 3 } })
+-- local n = 0
+-- for k, v in db:query("acme", "users", { prefix = "a", filter = "n > 1" }) do n = n + 1 end
+-- assert(n == 1)
 function Db:query(tenant, entry, opts)
   check_db(self, "query")
   return self:_query(tenant, entry, opts)
@@ -472,6 +733,7 @@ function Db:_query(tenant, entry, opts, clock)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local it = collection.range(self:_tree(tenant, info), info.root, {
     lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
     ctx = self:_ctx(path_name(entry)),
@@ -479,8 +741,18 @@ function Db:_query(tenant, entry, opts, clock)
   return query.wrap(it, plan, self:_hidden(info))
 end
 
---- Like query, across every record collection of a tenant: yields entry,
--- key, value (entries in name order).
+--- Like query, across every record collection of a tenant (entries in name
+-- order).
+-- @param tenant the tenant
+-- @param opts nil or query's options, without digest
+-- @return an iterator of entry, key, value
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:put("acme", "alice", "groups", "g1", 2)
+-- local seen = {}
+-- for entry, key in db:scan("acme") do seen[#seen + 1] = entry .. "/" .. key end
+-- assert(table.concat(seen, " ") == "groups/g1 users/u1")
 function Db:scan(tenant, opts)
   local store = check_db(self, "scan")
   check_tenant(tenant)
@@ -490,9 +762,21 @@ function Db:scan(tenant, opts)
   return scan.entries(self, store, tenant, plan, opts)
 end
 
---- Iterates key, value of a collection in the order of a secondary index;
--- opts as for query, with from/to/prefix given as index keys. Yields key,
--- value, index key.
+--- Iterates a collection in the order of a secondary index; opts as for
+-- query, with from/to/prefix given as index keys.
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param name the index's name
+-- @param opts nil or query's options (bounds as index keys)
+-- @return an iterator of key, value, index key
+-- @raise invalid_argument, closed, not_initialized, not_found (no entry or
+-- no such index)
+-- @usage
+-- db:put_many("acme", "alice", "users", { u1 = { age = 40 }, u2 = { age = 20 } })
+-- db:create_index("acme", "alice", "users", "by_age", "age")
+-- local order = {}
+-- for key, _, age in db:query_index("acme", "users", "by_age") do order[#order + 1] = key end
+-- assert(order[1] == "u2")
 function Db:query_index(tenant, entry, name, opts)
   check_db(self, "query_index")
   check_tenant(tenant)
@@ -504,12 +788,21 @@ function Db:query_index(tenant, entry, name, opts)
   self:_require_init(tenant)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
+  in_history(self, tenant, entry, plan.digest)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
   local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
   return query.wrap(rows, plan, self:_hidden(info))
 end
 
+--- Whether entry exists at the head of the handle's branch.
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @return true or false (false for a tenant never initialized)
+-- @raise invalid_argument, closed
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- assert(db:exists("acme", "config") and not db:exists("acme", "nothing"))
 function Db:exists(tenant, entry)
   local store = check_db(self, "exists")
   check_tenant(tenant)
@@ -519,13 +812,35 @@ function Db:exists(tenant, entry)
 end
 
 --- Digests of entry's versions, newest first (from digest when given).
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @param digest nil (the latest version) or a version digest to start from
+-- @param max_items nil or the most digests to return
+-- @return a list of digests
+-- @raise invalid_argument, closed, not_initialized, not_found, corrupt
+-- @usage
+-- local d1 = db:save("acme", "alice", "config", { v = 1 })
+-- local d2 = db:save("acme", "alice", "config", { v = 2 })
+-- local h = db:history("acme", "config")
+-- assert(h[1] == d2 and h[2] == d1)
 function Db:history(tenant, entry, digest, max_items)
   check_db(self, "history")
   max_items = check_max_items(max_items)
   local d = read_version(self, "history", tenant, entry, digest)
-  return self._store:chain(tenant, d, max_items)
+  in_history(self, tenant, entry, digest)
+  local list = self._store:chain(tenant, d, max_items)
+  lineage.trust_list(self, tenant, entry, list) -- (db:meta of each is common)
+  return list
 end
 
+--- The digest of entry's latest version.
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @return a digest, or nil when the entry does not exist
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- local d = db:save("acme", "alice", "config", {})
+-- assert(db:get_digest("acme", "config") == d)
 function Db:get_digest(tenant, entry)
   check_db(self, "get_digest")
   check_tenant(tenant)
@@ -534,10 +849,19 @@ function Db:get_digest(tenant, entry)
   return self:_head(tenant, entry)
 end
 
---- {digest=, parent=, parents=, user_id=, date=} of a version (parents:
--- {parent}, or a merge's {ours, theirs}; {} for a first version).
+--- The metadata of a version.
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @param digest nil (latest) or a version digest of entry
+-- @return {digest=, parent=, parents=, user_id=, date=} (parents: {parent},
+-- or a merge's {ours, theirs}; {} for a first version)
+-- @raise invalid_argument, closed, not_initialized, not_found, corrupt
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- assert(db:meta("acme", "config").user_id == "alice")
 function Db:meta(tenant, entry, digest)
   local d = read_version(self, "meta", tenant, entry, digest)
+  in_history(self, tenant, entry, digest)
   local _, meta = core.decode_snapshot(self._store:read(tenant, d), nil, true)
   return { digest = d, parent = meta.parent, parents = meta.parents or { meta.parent }, user_id = meta.user_id,
            date = meta.date }
@@ -553,69 +877,158 @@ local function versioning(self, method, tenant)
   self:_require_init(tenant)
 end
 
---- Commits newest first: {id=, parents=, user_id=, date=, time=, message=,
--- entries={names}}. opts: rev, max (1000), entry, since, until,
--- first_parent.
+--- Commits of the tenant, newest first.
+-- @param tenant the tenant
+-- @param opts nil or a table: rev, max (1000), entry, since, until, first_parent
+-- @return a list of {id=, parents=, user_id=, date=, time=, message=, entries={names}}
+-- @raise invalid_argument, closed, not_initialized, not_found (bad rev)
+-- @usage
+-- db:save("acme", "alice", "config", {}, { message = "first config" })
+-- assert(db:log("acme")[1].message == "first config")
 function Db:log(tenant, opts)
   versioning(self, "log", tenant)
   return versions.log(self, tenant, opts)
 end
 
---- Creates branch name at rev (default: the handle's branch head);
--- returns its commit id.
+--- Creates branch name at rev (default: the handle's branch head).
+-- @param tenant the tenant
+-- @param name the new branch's name
+-- @param rev nil or a revision (branch, tag, commit id or prefix, REV~N, or REV at a time)
+-- @return the branch's commit id
+-- @raise invalid_argument, closed, not_initialized, already_exists, not_found
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- local id = db:branch("acme", "feature")
+-- assert(db:branches("acme").feature == id)
 function Db:branch(tenant, name, rev)
   versioning(self, "branch", tenant)
   return versions.branch(self, tenant, name, rev)
 end
 
---- {name = commit id} of the tenant's branches.
+--- The tenant's branches.
+-- @param tenant the tenant
+-- @return {name = commit id}
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- assert(db:branches("acme").main)
 function Db:branches(tenant)
   versioning(self, "branches", tenant)
   return versions.branches(self, tenant)
 end
 
+--- Deletes a branch (not the checked-out one); its commits stay until gc.
+-- @param tenant the tenant
+-- @param name the branch's name
+-- @return true
+-- @raise invalid_argument (the current branch), closed, not_initialized, not_found
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- db:branch("acme", "old")
+-- db:delete_branch("acme", "old")
+-- assert(db:branches("acme").old == nil)
 function Db:delete_branch(tenant, name)
   versioning(self, "delete_branch", tenant)
   return versions.delete_branch(self, tenant, name)
 end
 
 --- Makes this handle read and write tenant on branch name.
+-- @param tenant the tenant
+-- @param name the branch's name
+-- @return nothing
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:save("acme", "alice", "config", { v = 1 })
+-- db:branch("acme", "feature")
+-- db:checkout("acme", "feature")
+-- db:save("acme", "alice", "config", { v = 2 })
+-- db:checkout("acme", "main")
+-- assert(db:load("acme", "config").v == 1)
 function Db:checkout(tenant, name)
   versioning(self, "checkout", tenant)
   versions.checkout(self, tenant, name)
 end
 
+--- The branch this handle reads and writes tenant on.
+-- @param tenant the tenant
+-- @return the branch's name ("main" by default)
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- assert(db:current_branch("acme") == "main")
 function Db:current_branch(tenant)
   versioning(self, "current_branch", tenant)
   return refs.current(self, tenant)
 end
 
---- Tags rev (default: the handle's branch head) as name, with an
--- optional message; returns the commit id.
+--- Tags rev (default: the handle's branch head) as name.
+-- @param tenant the tenant
+-- @param name the tag's name
+-- @param rev nil or a revision
+-- @param message nil or the tag's message
+-- @return the commit id
+-- @raise invalid_argument, closed, not_initialized, already_exists, not_found
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- local id = db:tag("acme", "v1", nil, "first release")
+-- assert(db:resolve("acme", "v1") == id)
 function Db:tag(tenant, name, rev, message)
   versioning(self, "tag", tenant)
   return versions.tag(self, tenant, name, rev, message)
 end
 
---- {name = commit id} of the tenant's tags.
+--- The tenant's tags.
+-- @param tenant the tenant
+-- @return {name = commit id}
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- db:tag("acme", "v1")
+-- assert(db:tags("acme").v1)
 function Db:tags(tenant)
   versioning(self, "tags", tenant)
   return versions.tags(self, tenant)
 end
 
+--- Deletes a tag.
+-- @param tenant the tenant
+-- @param name the tag's name
+-- @return true
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- db:tag("acme", "v1")
+-- db:delete_tag("acme", "v1")
+-- assert(db:tags("acme").v1 == nil)
 function Db:delete_tag(tenant, name)
   versioning(self, "delete_tag", tenant)
   return versions.delete_tag(self, tenant, name)
 end
 
 --- The commit id a revision names (branch, tag, id or prefix, REV~N,
--- REV@{T}).
+-- or REV at a time: README "Versioning").
+-- @param tenant the tenant
+-- @param rev the revision
+-- @return a commit id
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:save("acme", "alice", "config", { v = 1 })
+-- db:save("acme", "alice", "config", { v = 2 })
+-- assert(db:resolve("acme", "main~1") == db:log("acme")[2].id)
 function Db:resolve(tenant, rev)
   versioning(self, "resolve", tenant)
   return refs.resolve(self, tenant, rev)
 end
 
---- A read-only view of tenant at rev (see mydb.view).
+--- A read-only view of tenant at rev: it sees exactly that commit's state.
+-- @param tenant the tenant
+-- @param rev a revision
+-- @return a view (see "Views")
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:save("acme", "alice", "config", { v = 1 })
+-- db:tag("acme", "v1")
+-- db:save("acme", "alice", "config", { v = 2 })
+-- assert(db:at("acme", "v1"):load("config").v == 1)
 function Db:at(tenant, rev)
   versioning(self, "at", tenant)
   return versions.at(self, tenant, rev)
@@ -624,21 +1037,51 @@ end
 -- Diff, blame and the history of one record (mydb.diff, mydb.blame).
 local diff, blame = require "mydb.diff", require "mydb.blame"
 
---- The changes from from_rev to to_rev, in entry then key order:
--- {entry=, key=, path=, action=, old=, new=}. opts: entry, prefix, limit.
+--- The changes from from_rev to to_rev, in entry then key order.
+-- @param tenant the tenant
+-- @param from_rev a revision
+-- @param to_rev a revision
+-- @param opts nil or a table: entry, prefix, limit
+-- @return a list of {entry=, key=, path=, action=, old=, new=}
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:tag("acme", "before")
+-- db:put("acme", "alice", "users", "u1", 2)
+-- local d = db:diff("acme", "before", "main")
+-- assert(#d == 1 and d[1].old == 1 and d[1].new == 2)
 function Db:diff(tenant, from_rev, to_rev, opts)
   versioning(self, "diff", tenant)
   return diff.run(self, tenant, from_rev, to_rev, opts)
 end
 
---- key (or top-level field) -> {commit=, user_id=, date=, time=} of the
--- commit that gave it its current value; then the same for the version.
+--- Who gave each key (or top-level field) its current value.
+-- @param tenant the tenant
+-- @param entry the entry's name
+-- @param rev nil (the branch head) or a revision
+-- @return key (or top-level field) -> {commit=, user_id=, date=, time=},
+-- then the same for the version
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:put("acme", "bob", "users", "u2", 2)
+-- assert(db:blame("acme", "users").u1.user_id == "alice")
 function Db:blame(tenant, entry, rev)
   versioning(self, "blame", tenant)
   return blame.run(self, tenant, entry, rev)
 end
 
---- The versions of one record, newest first. opts: max (1000), rev.
+--- The versions of one record, newest first.
+-- @param tenant the tenant
+-- @param entry the collection's name
+-- @param key the record's key
+-- @param opts nil or a table: max (1000), rev
+-- @return a list of {commit=, digest=, action=, value=, user_id=, date=, time=}
+-- @raise invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:put("acme", "bob", "users", "u1", 2)
+-- assert(#db:key_history("acme", "users", "u1") == 2)
 function Db:key_history(tenant, entry, key, opts)
   versioning(self, "key_history", tenant)
   return blame.key_history(self, tenant, entry, key, opts)
@@ -647,26 +1090,63 @@ end
 -- ----------------------------------------------------------------- merge
 -- Three-way merges of commits (mydb.merge; README "Merge").
 
---- Merges rev into the handle's branch: {commit=, fast_forward=,
--- changes=, resolved=}. opts: resolver (a function or a registered name),
--- no_ff, message. Raises conflict (err.conflicts) when a conflict has no
--- resolver; nothing is written then.
+--- Merges rev into the handle's branch (three-way).
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param rev the revision to merge
+-- @param opts nil or a table: resolver (a function or a registered name),
+-- no_ff, message
+-- @return {commit=, fast_forward=, changes=, resolved=}
+-- @raise conflict (err.conflicts lists them) when a conflict has no
+-- resolver: nothing is written then; invalid_argument, closed,
+-- not_initialized, not_found, handler_error (a resolver failed)
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:branch("acme", "feature")
+-- db:checkout("acme", "feature")
+-- db:put("acme", "alice", "users", "u2", 2)
+-- db:checkout("acme", "main")
+-- assert(db:merge("acme", "alice", "feature").fast_forward)
+-- assert(db:get("acme", "users", "u2") == 2)
 function Db:merge(tenant, user, rev, opts)
   versioning(self, "merge", tenant)
   check_user(user)
   return require("mydb.merge").run(self, tenant, user, rev, opts)
 end
 
---- A new commit that undoes commit rev's changes: {commit=, changes=,
--- resolved=}. opts: resolver, message.
+--- A new commit that undoes commit rev's changes.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param rev the revision to undo
+-- @param opts nil or a table: resolver, message
+-- @return {commit=, changes=, resolved=}
+-- @raise conflict, invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:put("acme", "alice", "users", "u1", 2)
+-- db:revert("acme", "alice", "main")
+-- assert(db:get("acme", "users", "u1") == 1)
 function Db:revert(tenant, user, rev, opts)
   versioning(self, "revert", tenant)
   check_user(user)
   return require("mydb.merge").revert(self, tenant, user, rev, opts)
 end
 
---- A new commit that applies commit rev's changes again: {commit=,
--- changes=, resolved=}. opts: resolver, message.
+--- A new commit that applies commit rev's changes again.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param rev the revision whose changes to apply
+-- @param opts nil or a table: resolver, message
+-- @return {commit=, changes=, resolved=}
+-- @raise conflict, invalid_argument, closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- db:branch("acme", "feature")
+-- db:checkout("acme", "feature")
+-- db:put("acme", "alice", "users", "u2", 2)
+-- db:checkout("acme", "main")
+-- db:cherry_pick("acme", "alice", "feature")
+-- assert(db:get("acme", "users", "u2") == 2)
 function Db:cherry_pick(tenant, user, rev, opts)
   versioning(self, "cherry_pick", tenant)
   check_user(user)
@@ -675,7 +1155,16 @@ end
 
 --- Stores the name of a registered resolver with entry (nil or false
 -- removes it), in a new version: merges of the entry use it when they are
--- given none. Returns true when a version was written.
+-- given none.
+-- @param tenant the tenant
+-- @param user the writer's id
+-- @param entry the entry's name
+-- @param name a registered resolver's name, or nil/false
+-- @return true when a version was written
+-- @raise invalid_argument (unknown name), closed, not_initialized, not_found
+-- @usage
+-- db:put("acme", "alice", "counters", "hits", 1)
+-- assert(db:set_resolver("acme", "alice", "counters", "sum"))
 function Db:set_resolver(tenant, user, entry, name)
   versioning(self, "set_resolver", tenant)
   check_user(user)
@@ -686,20 +1175,38 @@ end
 -- ------------------------------------------------------------------ sync
 -- (README "Sync"; mydb.sync, mydb.remotes, mydb.transfer)
 
---- Adds remote name (1 to 64 bytes of letters, digits, '.', '_', '-') at
--- url: the root of another mydb store, or "memory:ROOT" for a memory store
--- of this process. Kept in the store (doc/FORMAT.md "Remotes").
+--- Adds a remote, kept in the store (doc/FORMAT.md "Remotes").
+-- @param name 1 to 64 bytes of letters, digits, '.', '_', '-'
+-- @param url the root of another mydb store, or "memory:ROOT" for a memory
+-- store of this process
+-- @return true
+-- @raise invalid_argument, already_exists (the name is taken), closed, io
+-- @usage
+-- db:add_remote("origin", root)
+-- assert(db:remotes().origin == root)
 function Db:add_remote(name, url)
   check_db(self, "add_remote")
   return require("mydb.remotes").add(self, name, url)
 end
 
---- name -> url of the store's remotes.
+--- The store's remotes.
+-- @return name -> url
+-- @raise closed, io
+-- @usage
+-- assert(next(db:remotes()) == nil)
 function Db:remotes()
   check_db(self, "remotes")
   return require("mydb.remotes").list(self)
 end
 
+--- Removes a remote from the store's configuration.
+-- @param name the remote's name
+-- @return true
+-- @raise invalid_argument, not_found (no such remote), closed, io
+-- @usage
+-- db:add_remote("origin", root)
+-- db:remove_remote("origin")
+-- assert(db:remotes().origin == nil)
 function Db:remove_remote(name)
   check_db(self, "remove_remote")
   return require("mydb.remotes").remove(self, name)
@@ -707,22 +1214,60 @@ end
 
 --- Brings what the tenant lacks of the remote's branches (or one) and
 -- tags; updates the remote-tracking branches REMOTE/BRANCH (read-only,
--- revisions like any branch). Returns {commits=, objects=, bytes=, updated=}.
+-- revisions like any branch).
+-- @param tenant the tenant
+-- @param remote the remote's name
+-- @param branch nil (every branch) or one branch of the remote
+-- @return {commits=, objects=, bytes=, updated=}
+-- @raise invalid_argument, not_found (no such remote), closed, io, corrupt
+-- @usage
+-- local other <close> = mydb.open(root)
+-- other:init("acme")
+-- other:put("acme", "bob", "users", "u9", 9)
+-- db:add_remote("origin", root)
+-- db:fetch("acme", "origin")
+-- assert(db:at("acme", "origin/main"):get("users", "u9") == 9)
 function Db:fetch(tenant, remote, branch)
   check_db(self, "fetch")
   return require("mydb.sync").fetch(self, tenant, remote, branch)
 end
 
---- Sends what the remote lacks of the branch (default: the handle's) and
--- the tags, then moves the remote's branch if that is a fast-forward
--- (else `rejected`; opts.force overrides). Returns like fetch.
+--- Sends what the remote lacks of the branch and the tags, then moves the
+-- remote's branch if that is a fast-forward.
+-- @param tenant the tenant
+-- @param remote the remote's name
+-- @param branch nil (the handle's branch) or a branch name
+-- @param opts nil or {force=true} (move the remote's branch even when it is
+-- not a fast-forward)
+-- @return {commits=, objects=, bytes=, updated=}
+-- @raise rejected (not a fast-forward: pull first, or opts.force),
+-- invalid_argument, not_found, closed, io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- local other <close> = mydb.open(root)
+-- db:add_remote("origin", root)
+-- db:push("acme", "origin")
+-- assert(other:get("acme", "users", "u1") == 1)
 function Db:push(tenant, remote, branch, opts)
   check_db(self, "push")
   return require("mydb.sync").push(self, tenant, remote, branch, opts)
 end
 
---- fetch, then db:merge of REMOTE/BRANCH (opts: the merge's); the
--- merge's result is report.merge.
+--- fetch, then db:merge of REMOTE/BRANCH.
+-- @param tenant the tenant
+-- @param user the writer's id (of a merge commit)
+-- @param remote the remote's name
+-- @param branch nil (the handle's branch) or a branch name
+-- @param opts nil or the merge's options
+-- @return like fetch; the merge's result is report.merge
+-- @raise as fetch and merge (conflict, ...)
+-- @usage
+-- local other <close> = mydb.open(root)
+-- other:init("acme")
+-- other:put("acme", "bob", "users", "u9", 9)
+-- db:add_remote("origin", root)
+-- db:pull("acme", "alice", "origin")
+-- assert(db:get("acme", "users", "u9") == 9)
 function Db:pull(tenant, user, remote, branch, opts)
   check_db(self, "pull")
   return require("mydb.sync").pull(self, tenant, user, remote, branch, opts)
@@ -730,17 +1275,38 @@ end
 
 --- A new store at root holding every tenant of the store at url (or
 -- opts.tenants) with all its history; url becomes its remote "origin".
--- opts.backend: the new store's. Returns the handle and a report.
+-- @param url the source store (a root, or "memory:ROOT")
+-- @param root the new store's directory
+-- @param opts nil or a table: tenants (a list), backend (the new store's)
+-- @return the new store's handle, and a report
+-- @raise invalid_argument (a bad url, or root already holds a store), not_found, io, corrupt
+-- @usage
+-- local src <close> = mydb.open(root .. "-src")
+-- src:init("acme")
+-- src:put("acme", "alice", "users", "u1", 1)
+-- local copy <close>, report = mydb.clone(root .. "-src", root)
+-- assert(copy:get("acme", "users", "u1") == 1 and copy:remotes().origin)
 function mydb.clone(url, root, opts)
   return require("mydb.sync").clone(mydb.open, url, root, opts)
 end
 
---- Initialized tenants, sorted.
+--- The store's initialized tenants.
+-- @return a sorted list of names
+-- @raise closed, io
+-- @usage
+-- assert(db:tenants()[1] == "acme")
 function Db:tenants()
   return check_db(self, "tenants"):tenants()
 end
 
---- A tenant's entries, sorted.
+--- A tenant's entries on the handle's branch.
+-- @param tenant the tenant
+-- @return a sorted list of entry names
+-- @raise invalid_argument, closed, not_initialized
+-- @usage
+-- db:save("acme", "alice", "config", {})
+-- db:put("acme", "alice", "users", "u1", 1)
+-- assert(table.concat(db:entries("acme"), ",") == "config,users")
 function Db:entries(tenant)
   check_db(self, "entries")
   check_tenant(tenant)
@@ -749,9 +1315,15 @@ function Db:entries(tenant)
 end
 
 --- Checks every object, ref, head and history chain (of one tenant, or of
--- the whole store) against the bytes on disk. Returns a list of problems
--- ({kind=, tenant=, entry=, digest=, message=}; empty when sound) and
--- counts of what was checked.
+-- the whole store) against the bytes on disk.
+-- @param tenant nil (the whole store) or a tenant
+-- @return a list of problems ({kind=, tenant=, entry=, digest=, message=};
+-- empty when sound), and counts of what was checked
+-- @raise invalid_argument, closed, not_initialized, io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- local problems = db:verify()
+-- assert(#problems == 0)
 function Db:verify(tenant)
   check_db(self, "verify")
   if tenant ~= nil then
@@ -762,8 +1334,15 @@ function Db:verify(tenant)
 end
 
 --- Removes the objects and refs that no head or history reaches any more
--- (of one tenant, or of every tenant and the shared refs); safe while
--- other processes read and write. Returns a report (see mydb.gc).
+-- (of one tenant, or of every tenant and the shared refs); safe while other
+-- processes read and write.
+-- @param tenant nil (every tenant) or a tenant
+-- @return a report: tenants, objects_marked, objects_removed, bytes_freed, ... (see mydb.gc)
+-- @raise invalid_argument, closed, not_initialized, io, corrupt
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- local report = db:gc()
+-- assert(report.tenants == 1)
 function Db:gc(tenant)
   check_db(self, "gc")
   if tenant ~= nil then
@@ -771,13 +1350,19 @@ function Db:gc(tenant)
     self:_require_init(tenant)
   end
   colinfo.reset(self)
+  self._lineage = nil
   self._commits = commits.memo() -- (commits only a deleted branch reached go)
   return require("mydb.gc").run(self, tenant)
 end
 
---- Compacts the storage (pack: live records into new segments; loose:
--- the head journals) of one tenant, or of every tenant and the refs.
--- Returns a report (see mydb.gc).
+--- Compacts the storage (pack: live records into new segments; loose: the
+-- head journals) of one tenant, or of every tenant and the refs.
+-- @param tenant nil (every tenant) or a tenant
+-- @return a report (see mydb.gc)
+-- @raise invalid_argument, closed, not_initialized, io
+-- @usage
+-- db:put("acme", "alice", "users", "u1", 1)
+-- assert(db:repack("acme").tenants == 1)
 function Db:repack(tenant)
   check_db(self, "repack")
   if tenant ~= nil then
@@ -787,6 +1372,13 @@ function Db:repack(tenant)
   return require("mydb.gc").repack(self, tenant)
 end
 
+--- Closes the handle (idempotent); a closed handle raises closed. A handle
+-- is also a to-be-closed value (`local db <close> = mydb.open(...)`).
+-- @return nothing
+-- @raise invalid_argument (not called as a method)
+-- @usage
+-- db:close()
+-- assert(not pcall(db.get, db, "acme", "users"))
 function Db:close()
   if getmetatable(self) ~= Db then raise("invalid_argument", "call it as db:close()") end
   if not self._closed then

@@ -91,6 +91,16 @@ local function effective_changes(db, tenant, t, state, p)
   return eff, n, made
 end
 
+-- The key of a plan's only record change when the collection has neither
+-- a TTL field nor an index (nothing to expire or reindex), else nil.
+local function single_change(state, p)
+  local recs = p.records
+  if not recs or state.ttl or next(state.indexes) then return nil end
+  local k = next(recs)
+  if k == nil or next(recs, k) ~= nil then return nil end
+  return k
+end
+
 --- Plans one collection entry: returns the new state and the record
 -- changes made ({key = {old = raw|nil, new = raw|nil, expired = bool}}), or
 -- nil when nothing changes.
@@ -104,6 +114,21 @@ function plan.collection(db, tenant, entry, parent, p, ctx)
     meta_changed = true
   end
   meta_changed = plan_index_ops(db, tenant, t, state, p, ctx) or meta_changed
+  local one = single_change(state, p)
+  if one then
+    -- One record, no TTL field, no index: the update itself tells whether
+    -- it changed anything and what it replaced (no descent to look first).
+    local v = p.records[one]
+    local root, delta, old = collection.update(t, state.root, one, v or nil)
+    if not delta and not meta_changed then return nil end
+    local made = {}
+    if delta then
+      state.root, state.count = root, state.count + delta
+      made[one] = { old = old, new = v or nil, expired = false }
+    end
+    state.tree = t
+    return state, made
+  end
   local eff, n, made = effective_changes(db, tenant, t, state, p)
   if n == 0 and not meta_changed then return nil end
   if n > 0 then

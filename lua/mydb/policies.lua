@@ -24,8 +24,17 @@ local list = serializer.policies
 
 local policies = {}
 
---- Registers a policy (a table with a use_refs function); returns it.
--- Registering the same policy twice is refused.
+--- Registers a policy: a table whose use_refs(v) returns the names of the
+-- fields of v to store as shared refs, or nil. Registering the same policy
+-- twice is refused.
+-- @param policy a table with a use_refs function
+-- @return policy
+-- @raise invalid_argument
+-- @usage
+-- local p = mydb.policies.register { use_refs = function(v) return v.blob and { "blob" } end }
+-- db:save("acme", "alice", "doc", { blob = string.rep("x", 10000) })
+-- assert(#db:load("acme", "doc").blob == 10000)
+-- mydb.policies.unregister(p)
 function policies.register(policy)
   if type(policy) ~= "table" then
     raise("invalid_argument", "policies.register needs a policy table, got %s", type(policy))
@@ -41,7 +50,13 @@ function policies.register(policy)
   return policy
 end
 
---- Removes a policy; true if it was registered.
+--- Removes a policy.
+-- @param policy the registered table
+-- @return true if it was registered
+-- @raise nothing
+-- @usage
+-- local p = mydb.policies.register { use_refs = function() return nil end }
+-- assert(mydb.policies.unregister(p) and not mydb.policies.unregister(p))
 function policies.unregister(policy)
   for i, p in ipairs(list) do
     if p == policy then
@@ -54,6 +69,13 @@ function policies.unregister(policy)
 end
 
 --- The registered policies, in the order they are asked.
+-- @return a list (a copy)
+-- @raise nothing
+-- @usage
+-- local before = #mydb.policies.list()
+-- local p = mydb.policies.register { use_refs = function() return nil end }
+-- assert(#mydb.policies.list() == before + 1)
+-- mydb.policies.unregister(p)
 function policies.list()
   return table.move(list, 1, #list, 1, {})
 end

@@ -25,6 +25,12 @@ local by_name = {}
 resolvers.SHIPPED = { "ours", "theirs", "newest", "union", "sum" }
 
 --- Checks a resolver name: 1 to 128 bytes of letters, digits, '_', '.', '-'.
+-- @param name the name
+-- @return nothing
+-- @raise invalid_argument
+-- @usage
+-- mydb.resolvers.check_name("max")
+-- assert(not pcall(mydb.resolvers.check_name, "no spaces"))
 function resolvers.check_name(name)
   if type(name) ~= "string" or #name < 1 or #name > 128 or name:find("[^%w_%.%-]") then
     raise("invalid_argument", "a resolver name must be 1 to 128 letters, digits, '_', '.' or '-', got %s",
@@ -32,8 +38,24 @@ function resolvers.check_name(name)
   end
 end
 
---- Registers fn under name (a taken name needs opts.replace = true).
--- fn: a function, or a table with a resolve function (a resolver module).
+--- Registers a resolver: called with {entry=, key=, path=, base=, ours=,
+-- theirs=, ours_time=, theirs_time=}, it returns the value to keep (nil
+-- removes it).
+-- @param name the resolver's name
+-- @param fn a function, or a table with a resolve function (a resolver module)
+-- @param opts nil or {replace=true} (a taken name needs it)
+-- @return the function
+-- @raise invalid_argument (bad name, not a function, a taken name)
+-- @usage
+-- mydb.resolvers.register("max", function(c) return math.max(c.ours, c.theirs) end)
+-- db:put("acme", "alice", "scores", "s", 1)
+-- db:branch("acme", "other")
+-- db:put("acme", "alice", "scores", "s", 5)
+-- db:checkout("acme", "other")
+-- db:put("acme", "bob", "scores", "s", 3)
+-- db:merge("acme", "bob", "main", { resolver = "max" })
+-- assert(db:get("acme", "scores", "s") == 5)
+-- mydb.resolvers.unregister("max")
 function resolvers.register(name, fn, opts)
   resolvers.check_name(name)
   if type(fn) == "table" and not serializer.callable(fn) then fn = fn.resolve end
@@ -50,7 +72,13 @@ function resolvers.register(name, fn, opts)
   return fn
 end
 
---- Removes a registration; true if there was one.
+--- Removes a registration.
+-- @param name the resolver's name
+-- @return true if there was one
+-- @raise invalid_argument (bad name)
+-- @usage
+-- mydb.resolvers.register("first", function(c) return c.ours end)
+-- assert(mydb.resolvers.unregister("first"))
 function resolvers.unregister(name)
   resolvers.check_name(name)
   local had = by_name[name] ~= nil
@@ -58,10 +86,21 @@ function resolvers.unregister(name)
   return had
 end
 
---- The function registered under name, or nil.
+--- The function registered under name.
+-- @param name the resolver's name
+-- @return the function, or nil
+-- @raise nothing
+-- @usage
+-- assert(type(mydb.resolvers.get("sum")) == "function")
 function resolvers.get(name) return by_name[name] end
 
---- The registered names, sorted.
+--- The registered names, sorted (the shipped ones: newest, ours, sum,
+-- theirs, union).
+-- @return a list of names
+-- @raise nothing
+-- @usage
+-- local names = table.concat(mydb.resolvers.list(), " ")
+-- assert(names:find("ours") and names:find("union"))
 function resolvers.list()
   local names = {}
   for name in pairs(by_name) do names[#names + 1] = name end
@@ -69,8 +108,14 @@ function resolvers.list()
   return names
 end
 
---- opts.resolver as a function: a function, a registered name (raises
--- invalid_argument if unknown), or nil.
+--- opts.resolver as a function: a function, a registered name, or nil.
+-- @param r a function, a registered name, or nil
+-- @param what nil or a label for the error message
+-- @return a function, or nil
+-- @raise invalid_argument (an unknown name, another type)
+-- @usage
+-- assert(mydb.resolvers.lookup("ours") == mydb.resolvers.get("ours"))
+-- assert(mydb.resolvers.lookup(nil) == nil)
 function resolvers.lookup(r, what)
   if r == nil then return nil end
   if serializer.callable(r) then return r end

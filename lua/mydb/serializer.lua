@@ -32,8 +32,20 @@ local function check_name(name, what)
   end
 end
 
---- Registers a metatable under a name so that its instances can be stored.
--- opts.replace = true replaces an existing registration of the name.
+--- Registers a metatable under a name so that its instances can be stored
+-- (as mydb.register_class); loading gives them their metatable back.
+-- @param name the class name stored with instances (letters, digits, '_', '.', '-')
+-- @param mt the metatable
+-- @param opts nil or {replace=true} (replace an existing registration of name)
+-- @return mt
+-- @raise invalid_argument (bad or reserved name, a taken name or metatable)
+-- @usage
+-- local Point = {}
+-- Point.__index = Point
+-- mydb.register_class("Point", Point)
+-- db:save("acme", "alice", "origin", setmetatable({ x = 0, y = 0 }, Point))
+-- assert(getmetatable(db:load("acme", "origin")) == Point)
+-- mydb.unregister_class("Point")
 function serializer.register_class(name, mt, opts)
   check_name(name, "class name")
   if type(mt) ~= "table" then
@@ -57,6 +69,15 @@ function serializer.register_class(name, mt, opts)
   return mt
 end
 
+--- Removes a class registration (mydb.unregister_class); loading a stored
+-- instance then raises unknown_tag until the class is registered again.
+-- @param name the class name
+-- @return true if it was registered
+-- @raise nothing
+-- @usage
+-- mydb.register_class("Tmp", {})
+-- assert(mydb.unregister_class("Tmp") == true)
+-- assert(mydb.unregister_class("Tmp") == false)
 function serializer.unregister_class(name)
   local mt = class_by_name[name]
   if mt then

@@ -18,6 +18,7 @@ local merge = require "mydb.merge"
 local versions = require "mydb.versions"
 local remotes = require "mydb.remotes"
 local transfer = require "mydb.transfer"
+local progress = require "mydb.progress"
 
 local raise = errors.raise
 
@@ -96,7 +97,7 @@ end
 -- tags, as remote-tracking branches REMOTE/BRANCH and tags the handle's
 -- store lacks. Fetching every branch drops the tracking branches of the
 -- branches the remote no longer has.
-function sync.fetch(db, tenant, remote, branch)
+function sync.fetch(db, tenant, remote, branch, what)
   validate.tenant(tenant)
   check_branch(branch)
   local url = remotes.url(db, remote)
@@ -126,14 +127,15 @@ function sync.fetch(db, tenant, remote, branch)
   table.sort(starts)
   if not ls:tenant_exists(tenant) then ls:tenant_init(tenant) end
   db._init_known[tenant] = true
-  local plan = transfer.plan(rs, ls, tenant, starts)
+  local bar <close> = progress.closing((what or "fetch") .. " " .. tenant)
+  local plan = transfer.plan(rs, ls, tenant, starts, bar)
   -- a look without the lock first: a no-op fetch takes no lock
   local changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
     function(key) return ls:head(tenant, key) end)
   if #changes == 0 and transfer.empty(plan) then return report end
   local lock <close> = ls:lock(tenant)
-  if not transfer.still_valid(ls, plan) then plan = transfer.plan(rs, ls, tenant, starts) end
-  transfer.write(ls, plan, report)
+  if not transfer.still_valid(ls, plan) then plan = transfer.plan(rs, ls, tenant, starts, bar) end
+  transfer.write(ls, plan, report, bar)
   changes, updated = fetch_changes(ls, tenant, remote, branch, branches, tags,
     function(key) return lock:head(key) end)
   report.updated = updated
@@ -167,7 +169,8 @@ function sync.push(db, tenant, remote, branch, opts)
   for _, tag in pairs(tags) do starts[#starts + 1] = tag end
   local report = transfer.report()
   if not rs:tenant_exists(tenant) then rs:tenant_init(tenant) end
-  local plan = transfer.plan(ls, rs, tenant, starts)
+  local bar <close> = progress.closing("push " .. tenant)
+  local plan = transfer.plan(ls, rs, tenant, starts, bar)
   -- the remote's changes (head: reads a head key of the remote); the
   -- compare-and-set is this under the remote's lock
   local key = refs.branch_key(branch)
@@ -203,8 +206,8 @@ function sync.push(db, tenant, remote, branch, opts)
   -- a look without the lock first: a no-op push takes no remote lock
   if #remote_changes(function(k) return rs:head(tenant, k) end, false) > 0 or not transfer.empty(plan) then
     local lock <close> = rs:lock(tenant)
-    if not transfer.still_valid(rs, plan) then plan = transfer.plan(ls, rs, tenant, starts) end
-    transfer.write(rs, plan, report)
+    if not transfer.still_valid(rs, plan) then plan = transfer.plan(ls, rs, tenant, starts, bar) end
+    transfer.write(rs, plan, report, bar)
     local changes
     changes, report.updated = remote_changes(function(k) return lock:head(k) end, true)
     if #changes > 0 then lock:commit(changes, true) end
@@ -266,7 +269,7 @@ function sync.clone(open, url, root, opts)
     local total = transfer.report()
     total.tenants = 0
     for _, t in ipairs(tenants) do
-      local rep = sync.fetch(db, t, "origin")
+      local rep = sync.fetch(db, t, "origin", nil, "clone")
       for _, k in ipairs({ "commits", "objects", "bytes" }) do total[k] = total[k] + rep[k] end
       local lock <close> = db._store:lock(t)
       local changes = {}

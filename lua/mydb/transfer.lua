@@ -17,6 +17,7 @@ local core = require "mydb.core"
 local errors = require "mydb.errors"
 local commits = require "mydb.commits"
 local gc = require "mydb.gc"
+local progress = require "mydb.progress"
 
 local raise = errors.raise
 
@@ -40,7 +41,7 @@ end
 
 -- The missing part of the closure of starts: nodes[d] = {bytes, kids};
 -- the objects it found present go to boundary.
-local function walk(src, dst, t, starts, refs_out, boundary)
+local function walk(src, dst, t, starts, refs_out, boundary, bar)
   local nodes, order, optional = {}, {}, {}
   local stack = {}
   for i, d in ipairs(starts) do stack[i] = d end
@@ -58,6 +59,8 @@ local function walk(src, dst, t, starts, refs_out, boundary)
         if not ok then raise("corrupt", "sync: object %s: %s", where, errors.is(err) and err.message or tostring(err)) end
         nodes[d] = { bytes = bytes, kids = kids }
         order[#order + 1] = d
+        bar.read = bar.read + 1
+        bar.update("reading", bar.read)
         for _, k in ipairs(kids) do stack[#stack + 1] = k end
       else
         nodes[d] = false
@@ -68,13 +71,15 @@ local function walk(src, dst, t, starts, refs_out, boundary)
 end
 
 -- Writes the nodes, each after its kids, and checks what was stored.
-local function write_all(dst, t, nodes, order, report)
+local function write_all(dst, t, nodes, order, report, bar, total)
   local done = {}
   local function put(d)
     local n = nodes[d]
     local got = dst:write(t, n.bytes)
     if got ~= d then raise("corrupt", "sync: object %s arrived as %s", d, tostring(got)) end
     report.objects = report.objects + 1
+    bar.written = bar.written + 1
+    bar.update("writing", bar.written, total)
     report.bytes = report.bytes + #n.bytes
     if t and commits.is_commit(n.bytes) then report.commits = report.commits + 1 end
   end
@@ -104,10 +109,12 @@ end
 
 --- What dst (a core store) lacks of the closure of the digests starts of
 -- tenant t in src, read and verified: a plan for transfer.write. Nothing
--- is written.
-function transfer.plan(src, dst, t, starts)
+-- is written. bar: a mydb.progress bar (optional).
+function transfer.plan(src, dst, t, starts, bar)
+  bar = bar or progress.bar("", false)
+  bar.read = 0
   local refs, boundary = {}, {}
-  local nodes, order = walk(src, dst, t, starts, refs, boundary)
+  local nodes, order = walk(src, dst, t, starts, refs, boundary, bar)
   -- shared refs name refs: close over them too
   local ref_starts = {}
   for r in pairs(refs) do ref_starts[#ref_starts + 1] = r end
@@ -115,7 +122,7 @@ function transfer.plan(src, dst, t, starts)
   local rnodes, rorder = {}, {}
   local stack = ref_starts
   while #stack > 0 do
-    local n2, o2 = walk(src, dst, nil, stack, {}, boundary)
+    local n2, o2 = walk(src, dst, nil, stack, {}, boundary, bar)
     stack = {}
     for d, n in pairs(n2) do if rnodes[d] == nil then rnodes[d] = n end end
     for _, d in ipairs(o2) do
@@ -149,10 +156,14 @@ end
 --- Writes the plan into dst (shared refs, then the tenant's objects, each
 -- after what it names); adds to report {commits, objects, bytes}. Call it
 -- under dst's tenant lock: gc sweeps under that lock, so nothing the plan
--- relies on goes away until the refs that reach it are moved.
-function transfer.write(dst, plan, report)
-  write_all(dst, nil, plan.rnodes, plan.rorder, report)
-  write_all(dst, plan.t, plan.nodes, plan.order, report)
+-- relies on goes away until the refs that reach it are moved. bar: a
+-- mydb.progress bar (optional).
+function transfer.write(dst, plan, report, bar)
+  bar = bar or progress.bar("", false)
+  bar.written = 0
+  local total = #plan.rorder + #plan.order
+  write_all(dst, nil, plan.rnodes, plan.rorder, report, bar, total)
+  write_all(dst, plan.t, plan.nodes, plan.order, report, bar, total)
   return report
 end
 

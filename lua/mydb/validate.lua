@@ -98,8 +98,8 @@ function validate.open_options(opts)
   end
   opts = opts or {}
   for k, v in pairs(opts) do
-    if k == "fsync" then
-      if type(v) ~= "boolean" then raise("invalid_argument", "fsync must be a boolean") end
+    if k == "fsync" or k == "create" then
+      if type(v) ~= "boolean" then raise("invalid_argument", "%s must be a boolean", k) end
     elseif k == "cache_bytes" then
       if math.type(v) ~= "integer" or v < 0 then
         raise("invalid_argument", "cache_bytes must be a non-negative integer")

@@ -13,6 +13,7 @@ local errors = require "mydb.errors"
 local collection = require "mydb.collection"
 local commits = require "mydb.commits"
 local refnames = require "mydb.refs"
+local progress = require "mydb.progress"
 
 local verify = {}
 
@@ -65,7 +66,7 @@ end
 -- 0-1. The backend's framing, then every object: its bytes hash to its
 -- name and parse. Returns valid {digest = true}, parent_of, children_of,
 -- or nil when the tenant's objects cannot be listed.
-local function check_objects(store, tenant, report, refs_needed, stats)
+local function check_objects(store, tenant, report, refs_needed, stats, bar)
   -- pack: every record's checksum, the segment chain; an unreadable log
   -- is reported, not raised
   for _, msg in ipairs(store:check(tenant)) do
@@ -77,7 +78,8 @@ local function check_objects(store, tenant, report, refs_needed, stats)
     return nil
   end
   local valid, parent_of, children_of = {}, {}, {}
-  for _, name in ipairs(names) do
+  for i, name in ipairs(names) do
+    bar.update(tenant, i, #names)
     stats.objects = stats.objects + 1
     if not core.digest_valid(name) then
       report("stray_file", tenant, nil, name, "a file in objects/ whose name is not a digest")
@@ -218,8 +220,8 @@ local function check_commits(store, tenant, g, heads, stats)
   end
 end
 
-local function check_tenant(store, tenant, report, refs_needed, stats)
-  local valid, parent_of, children_of = check_objects(store, tenant, report, refs_needed, stats)
+local function check_tenant(store, tenant, report, refs_needed, stats, bar)
+  local valid, parent_of, children_of = check_objects(store, tenant, report, refs_needed, stats, bar)
   if not valid then return end
   -- 2. the head journal, and what each head points to
   local ok, entries, heads = pcall(store.heads, store, tenant)
@@ -252,6 +254,7 @@ function verify.run(root, tenant, opts)
   end
   local stats = { tenants = 0, objects = 0, entries = 0, versions = 0, refs = 0, commits = 0 }
   local refs_needed = {}
+  local bar = progress.bar("verify", not (opts and opts.progress == false))
   local tenants = { tenant }
   if not tenant then
     local ok, list = pcall(store.tenants, store)
@@ -263,7 +266,7 @@ function verify.run(root, tenant, opts)
   end
   for _, t in ipairs(tenants) do
     stats.tenants = stats.tenants + 1
-    check_tenant(store, t, report, refs_needed, stats)
+    check_tenant(store, t, report, refs_needed, stats, bar)
   end
   local valid_refs = {}
   for _, msg in ipairs(store:check(nil)) do report("corrupt_segment", nil, nil, nil, msg) end
@@ -272,7 +275,8 @@ function verify.run(root, tenant, opts)
     report("corrupt_segment", nil, nil, nil, message_of(ref_names))
     ref_names = {}
   end
-  for _, name in ipairs(ref_names) do
+  for i, name in ipairs(ref_names) do
+    bar.update("refs", i, #ref_names)
     stats.refs = stats.refs + 1
     if not core.digest_valid(name) then
       report("stray_file", nil, nil, name, "a file in refs/ whose name is not a digest")
@@ -287,6 +291,7 @@ function verify.run(root, tenant, opts)
       report("missing_ref", from:match("^[^/]+"), nil, d, "ref referenced by " .. from .. " is missing")
     end
   end
+  bar.done()
   table.sort(problems, function(a, b)
     return (a.tenant or "") .. (a.digest or "") < (b.tenant or "") .. (b.digest or "")
   end)

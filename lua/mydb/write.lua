@@ -70,9 +70,15 @@ end
 
 -- The events of a collection entry's changes, in key order.
 local function record_events(events, tenant, entry, user, made)
-  local keys = {}
-  for k in pairs(made) do keys[#keys + 1] = k end
-  table.sort(keys)
+  local keys
+  local k1 = next(made)
+  if k1 ~= nil and next(made, k1) == nil then
+    keys = { k1 } -- (one put: nothing to sort)
+  else
+    keys = {}
+    for k in pairs(made) do keys[#keys + 1] = k end
+    table.sort(keys)
+  end
   for _, k in ipairs(keys) do
     local m = made[k]
     events[#events + 1] = {
@@ -95,7 +101,10 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
                             user_id = user }
     parent = nil
   end
-  local parent_bytes = parent and store:read(tenant, parent)
+  -- (a record write to a collection version this handle knows - it wrote
+  -- or parsed it: mydb.colinfo - needs no read of its bytes)
+  local known = parent and p.records and not p.save and db._colinfo[tenant .. "/" .. parent]
+  local parent_bytes = parent and not known and store:read(tenant, parent)
   results[entry] = { written = false }
   -- a merge's version names both sides (doc/FORMAT.md "Snapshots")
   local meta_parent = (parent and p.merge_parent) and { parent, p.merge_parent } or parent
@@ -156,7 +165,7 @@ local function write_objects(store, tenant, user, staged, results, ctx)
     local digest = false
     if s.state then
       for _, ix in pairs(s.state.indexes) do
-        if ix.tree then collection.flush(ix.tree, ix.root, true) end
+        if ix.tree then collection.flush_stored(ix.tree, ix.root) end
       end
       local root_bytes, root_node, root = collection.flush(s.state.tree, s.state.root)
       s.state.root = root

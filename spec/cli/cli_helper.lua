@@ -160,6 +160,13 @@ function H.make_store(root)
   assert(r.code == 0, r.err)
 end
 
+--- Creates an empty store at root (`mydb --db ROOT init`): --db opens a
+-- store, never creates one.
+function H.empty_store(root)
+  local r = H.run({ "--db", root, "init" }, { bin = H.root .. "/mydb" })
+  assert(r.code == 0, r.err)
+end
+
 --- Lines of s, without the empty last one.
 function H.lines(s)
   local t = {}

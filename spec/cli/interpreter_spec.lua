@@ -25,6 +25,7 @@ describe("mydb-lua #cli interpreter", function()
 
     it("counts the mydb options as interpreter options", function()
       local root = dir .. "/store_args"
+      H.empty_store(root)
       local r = H.run({ "--db", root, dir .. "/args.lua", "a" })
       assert.equal(0, r.code, r.err)
       assert.equal(("nil|%s|--db|%s|%s/args.lua|a|nil|nil|nil\n"):format(H.bin, root, dir), r.out)

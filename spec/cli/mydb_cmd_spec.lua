@@ -215,7 +215,7 @@ describe("mydb command", function()
     local forced = { MYDB_ROOT = root, MYDB_TENANT = "acme", MYDB_PROGRESS = "1" }
     r = ok({ "verify" }, { env = forced })
     assert.matches("^ok %(checked ", r.out)
-    assert.matches("^\rverify .*\rverify done %(", r.err)
+    assert.matches("^\rverify acme %[#*%.*%] 1/%d+\27%[K\n", r.err)
     ok({ "gc" })
     local cp = root .. "-copy"
     ok({ "copy", root, cp })

@@ -7,6 +7,7 @@ describe("mydb-lua prompt globals", function()
 
   it("has mydb and db at the prompt with --db", function()
     local root = H.tmpdir() .. "/s"
+    H.empty_store(root)
     local p = H.pty({ "--db", root }, {
       "expect > ",
       "send print(type(mydb), type(mydb.open), mydb.errors ~= nil)\\r",
@@ -33,6 +34,7 @@ describe("mydb-lua prompt globals", function()
 
   it("shows a mydb error at the user's line, without mydb's own frames", function()
     local root = H.tmpdir() .. "/s"
+    H.empty_store(root)
     local p = H.pty({ "--db", root }, {
       "expect > ",
       "send db:load('nosuch', 'x')\\r",

@@ -147,6 +147,7 @@ describe("mydb-lua #cli REPL", function()
 
     it("completes methods through the metatable __index chain", function()
       local root = H.tmpdir()
+      H.empty_store(root .. "/s")
       local got = complete("db:", { "--db", root .. "/s" })
       for _, m in ipairs { "db:save", "db:load", "db:history", "db:tenants", "db:close" } do
         assert.truthy((" " .. got .. " "):find(" " .. m .. " ", 1, true), m .. " in " .. got)
@@ -220,6 +221,7 @@ describe("mydb-lua #cli REPL", function()
 
     it("completes with TAB: globals, fields, and db methods", function()
       local root = H.tmpdir()
+      H.empty_store(root .. "/s")
       local p = H.pty({ "--db", root .. "/s" }, {
         "expect > ",
         "send string.fo\\t",

@@ -39,8 +39,13 @@ describe("mydb-lua #cli with a store", function()
       assert.equal("blue\tAnn\t2\tacme\ntrue\nred\ttrue\nnil\tnil\tnil\tfunction\tfunction\n", r.out)
     end)
 
-    it("creates the store when it does not exist, as mydb.open does", function()
-      local r = H.run({ "--db", dir .. "/fresh", "-e", "db:init('x') print(db:is_initialized('x'))" })
+    it("opens a store, never creates one (spec/cli/open_missing_spec.lua)", function()
+      local r = H.run({ "--db", dir .. "/fresh", "-e", "print('not here')" })
+      assert.equal(1, r.code)
+      assert.equal("", r.out)
+      assert.falsy(H.exists(dir .. "/fresh"))
+      H.empty_store(dir .. "/fresh")
+      r = H.run({ "--db", dir .. "/fresh", "-e", "db:init('x') print(db:is_initialized('x'))" })
       assert.equal("true\n", r.out, r.err)
     end)
 
@@ -49,7 +54,7 @@ describe("mydb-lua #cli with a store", function()
       local r = H.run({ "--db", dir .. "/afile/sub", "-e", "print('not here')" })
       assert.equal(1, r.code)
       assert.equal("", r.out)
-      assert.matches("mydb: io:", r.err, 1, true)
+      assert.matches("mydb: not_found: no store at '" .. dir .. "/afile/sub'", r.err, 1, true)
     end)
 
     it("needs --db for --tenant, and a value for both", function()
@@ -98,6 +103,7 @@ describe("mydb-lua #cli with a store", function()
     end)
 
     it("registers the handler a module returns, usable by save and load", function()
+      H.empty_store(dir .. "/hstore")
       local r = H.run({ "--handlers", hdir, "--db", dir .. "/hstore", "-e", [[
         local P = require "mydb.handlers.b_point"
         db:init("x")
@@ -136,6 +142,7 @@ describe("mydb-lua #cli with a store", function()
 
     it("loads the handler modules shipped in handlers/", function()
       if not H.exists(H.root .. "/handlers/date.lua") then return end
+      H.empty_store(dir .. "/dstore")
       local r = H.run({ "--handlers", H.root .. "/handlers", "--db", dir .. "/dstore", "-e", [[
         local date = require "mydb.handlers.date"
         db:init("x")
@@ -280,7 +287,7 @@ describe("mydb-lua #cli with a store", function()
     it("never creates a store", function()
       local r = H.run({ "--db", dir .. "/absent", "--tenants" })
       assert.equal(1, r.code)
-      assert.matches("no store at " .. dir .. "/absent", r.err, 1, true)
+      assert.matches("no store at '" .. dir .. "/absent'", r.err, 1, true)
       assert.falsy(H.exists(dir .. "/absent"))
     end)
 

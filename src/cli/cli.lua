@@ -4,6 +4,7 @@
 -- loads handler modules, binds `db` / `t`, runs the inspection commands and
 -- provides the prompt helpers.
 local mydb = require "mydb"
+local errors = require "mydb.errors"
 local inspect = require "mydb.inspect"
 local native = require "mydb.cli.native"
 
@@ -107,7 +108,15 @@ function cli.tenant_handle(db, tenant)
 end
 
 function cli.bind(root, tenant)
-  local db = mydb.open(root)
+  -- --db opens a store, never creates one (a mistyped path would): the
+  -- message to print when there is none
+  local ok, db = pcall(mydb.open, root, { create = false })
+  if not ok then
+    if errors.is(db, "not_found") then
+      return ("mydb: not_found: no store at '%s' (create one with: mydb --db '%s' init)"):format(root, root)
+    end
+    error(db, 0)
+  end
   _G.db = db
   if tenant then
     cli.tenant = tenant

@@ -1,11 +1,10 @@
 --- mydb.cmd.context: what every `mydb` subcommand shares: output, the
 -- store and tenant the options name, argument checks, values from the
--- command line, progress around long calls.
+-- command line.
 local mydb = require "mydb"
 local errors = require "mydb.errors"
 local args = require "mydb.cmd.args"
 local values = require "mydb.cmd.values"
-local progress = require "mydb.cmd.progress"
 
 local X = {}
 
@@ -27,11 +26,17 @@ end
 local function open(ctx, may_create)
   if ctx.db then return ctx.db end
   local root = root_of(ctx)
-  if not may_create and not root:match("^memory:") and not is_dir(root) then
-    errors.raise("not_found", "no store at '%s' (create one with 'mydb init')", root)
+  local create = may_create == true or root:match("^memory:") ~= nil
+  -- (an existing directory that holds no store is refused too)
+  local ok, db = pcall(mydb.open, root, { create = create })
+  if not ok then
+    if not create and errors.is(db, "not_found") then
+      errors.raise("not_found", "no store at '%s' (create one with 'mydb init')", root)
+    end
+    error(db, 0)
   end
-  ctx.db = mydb.open(root)
-  return ctx.db
+  ctx.db = db
+  return db
 end
 
 local function tenant_of(ctx)
@@ -105,15 +110,6 @@ local function sync_report(ctx, verb, r)
     r.bytes or 0, r.updated and #r.updated > 0 and table.concat(r.updated, " ") or "nothing"))
 end
 
--- Runs fn under a progress line.
-local function with_progress(label, fn, ...)
-  local p = progress.start(label)
-  local res = table.pack(pcall(fn, ...))
-  p.done(res[1])
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
-end
-
 X.usage = usage
 X.out = out
 X.json = json
@@ -132,6 +128,5 @@ X.reader = reader
 X.commit_label = commit_label
 X.path_text = path_text
 X.sync_report = sync_report
-X.with_progress = with_progress
 
 return X

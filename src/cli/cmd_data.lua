@@ -3,7 +3,7 @@
 local mydb = require "mydb"
 local errors = require "mydb.errors"
 local dump = require "mydb.cmd.dump"
-local progress = require "mydb.cmd.progress"
+local progress = require "mydb.progress"
 local X = require "mydb.cmd.context"
 local out = X.out
 local json = X.json
@@ -126,9 +126,19 @@ function C.import.run(ctx)
     f = io.open(ctx.pos[1], "rb")
     if not f then errors.raise("not_found", "cannot read '%s'", ctx.pos[1]) end
   end
-  local p = progress.start("import")
-  local ok, n = pcall(dump.import, db, t, user_of(ctx), f:lines(), p.tick)
-  p.done(ok)
+  -- a file's lines are counted first: the bar then shows how far along
+  local total
+  if f ~= io.stdin then
+    total = 0
+    for l in f:lines() do if l:match("%S") then total = total + 1 end end
+    f:seek("set")
+  end
+  local p <close> = progress.closing("import")
+  local done = 0
+  local ok, n = pcall(dump.import, db, t, user_of(ctx), f:lines(), function()
+    done = done + 1
+    p.update(t, done, total)
+  end)
   if f ~= io.stdin then f:close() end
   if not ok then error(n, 0) end
   if ctx.opt.json then return json({ commits = n }) end

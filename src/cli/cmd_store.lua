@@ -10,7 +10,6 @@ local is_dir = X.is_dir
 local open = X.open
 local need = X.need
 local at_most = X.at_most
-local with_progress = X.with_progress
 
 local C = {}
 
@@ -18,7 +17,7 @@ C.verify = { help = "verify\n  Re-reads and re-hashes the store (or --tenant's p
 function C.verify.run(ctx)
   at_most(ctx, 0)
   local db = open(ctx)
-  local problems, counts = with_progress("verify", db.verify, db, ctx.opt.tenant)
+  local problems, counts = db:verify(ctx.opt.tenant) -- (with the library's progress bar: mydb.progress)
   local sound, lines, summary = inspect.verify_result(problems, counts)
   if ctx.opt.json then
     json({ ok = sound, problems = problems, counts = counts })

@@ -11,7 +11,6 @@ local need = X.need
 local at_most = X.at_most
 local sorted_keys = X.sorted_keys
 local sync_report = X.sync_report
-local with_progress = X.with_progress
 local usage = X.usage
 
 local C = {}
@@ -20,7 +19,8 @@ C.clone = { help = "clone URL DIR [--backend NAME]\n  A new store at DIR with ev
   values = { backend = true } }
 function C.clone.run(ctx)
   need(ctx, 2, "URL DIR"); at_most(ctx, 2)
-  local c, r = with_progress("clone", mydb.clone, ctx.pos[1], ctx.pos[2], { backend = ctx.opt.backend })
+  -- (clone, fetch, push and pull draw the library's progress bar: mydb.progress)
+  local c, r = mydb.clone(ctx.pos[1], ctx.pos[2], { backend = ctx.opt.backend })
   c:close()
   if ctx.opt.json then return json(r) end
   out(("cloned %s to %s: %d tenants, %d commits, %d objects, %d bytes"):format(ctx.pos[1], ctx.pos[2],
@@ -32,7 +32,7 @@ C.fetch = { help = "fetch REMOTE [BRANCH]\n  Brings the remote's branches (or on
 function C.fetch.run(ctx)
   need(ctx, 1, "REMOTE"); at_most(ctx, 2)
   local db, t = on_tenant(ctx)
-  sync_report(ctx, "fetch", with_progress("fetch", db.fetch, db, t, ctx.pos[1], ctx.pos[2]))
+  sync_report(ctx, "fetch", db:fetch(t, ctx.pos[1], ctx.pos[2]))
 end
 
 C.push = { help = "push REMOTE [BRANCH] [--force]\n  Sends the branch; only a fast-forward unless --force (else status 1, rejected).",
@@ -40,8 +40,7 @@ C.push = { help = "push REMOTE [BRANCH] [--force]\n  Sends the branch; only a fa
 function C.push.run(ctx)
   need(ctx, 1, "REMOTE"); at_most(ctx, 2)
   local db, t = on_tenant(ctx)
-  sync_report(ctx, "push", with_progress("push", db.push, db, t, ctx.pos[1], ctx.pos[2],
-    { force = ctx.opt.force or nil }))
+  sync_report(ctx, "push", db:push(t, ctx.pos[1], ctx.pos[2], { force = ctx.opt.force or nil }))
 end
 
 C.pull = { help = "pull REMOTE [BRANCH] [--resolver NAME]\n  fetch, then merge REMOTE/BRANCH into the branch.",
@@ -49,8 +48,7 @@ C.pull = { help = "pull REMOTE [BRANCH] [--resolver NAME]\n  fetch, then merge R
 function C.pull.run(ctx)
   need(ctx, 1, "REMOTE"); at_most(ctx, 2)
   local db, t = on_tenant(ctx)
-  sync_report(ctx, "pull", with_progress("pull", db.pull, db, t, user_of(ctx), ctx.pos[1], ctx.pos[2],
-    { resolver = ctx.opt.resolver }))
+  sync_report(ctx, "pull", db:pull(t, user_of(ctx), ctx.pos[1], ctx.pos[2], { resolver = ctx.opt.resolver }))
 end
 
 C.remote = { help = "remote [add NAME URL | remove NAME]\n  Lists (NAME URL), adds or removes the store's remotes." }

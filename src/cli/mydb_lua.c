@@ -73,6 +73,7 @@ static void print_help(void) {
       "\n"
       "mydb options (before the script):\n"
       "  --db ROOT       open the store at ROOT and bind it to the global `db`\n"
+      "                  (an existing store: `mydb init` creates one)\n"
       "  --tenant T      also bind `t`, a handle on tenant T whose methods omit the\n"
       "                  tenant: t:load(\"config\") is db:load(\"T\", \"config\")\n"
       "  --handlers DIR  run every DIR/*.lua (sorted) before anything else; a module\n"

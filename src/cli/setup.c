@@ -136,20 +136,24 @@ int cli_setup(lua_State *L, const cli_args *a) {
   for (int i = 0; i < a->nhandler_dirs; i++)
     if ((status = load_dir(L, a->handler_dirs[i])) != LUA_OK) return status;
   if (a->db == NULL) return LUA_OK;
-  if (a->cmd != CLI_CMD_NONE) { /* inspection never creates a store */
-    struct stat st;
-    if (stat(a->db, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      fprintf(stderr, "%s: no store at %s\n", cli_progname, a->db);
-      fflush(stderr);
-      return LUA_ERRFILE;
-    }
-  }
+  /* --db never creates a store, for a script, the prompt or an inspection
+   * command alike (cli.bind opens with create = false) */
   lua_pushstring(L, a->db);
   if (a->tenant)
     lua_pushstring(L, a->tenant);
   else
     lua_pushnil(L);
-  return cli_report(L, cli_call(L, "bind", 2, 0));
+  /* bind returns nil, or the message for a root that holds no store */
+  status = cli_report(L, cli_call(L, "bind", 2, 1));
+  if (status != LUA_OK) return status;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    fprintf(stderr, "%s: %s\n", cli_progname, lua_tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 1);
+    return LUA_ERRFILE;
+  }
+  lua_pop(L, 1);
+  return LUA_OK;
 }
 
 int cli_command_run(lua_State *L, const cli_args *a) {
