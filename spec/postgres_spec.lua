@@ -91,6 +91,44 @@ describe("postgres backend", function()
     assert.equal("invalid_argument", err.code)
   end)
 
+  it("a put's objects go with its commit: one transaction, four statements a put", function()
+    need_server()
+    -- the server logs every statement of one database made for this test;
+    -- each of mydb's statements names the store's schema
+    local db_name = ("spec_trips_%d_%d"):format(os.time(), math.random(1, 1e9))
+    assert(os.execute(("psql -qX -c 'CREATE DATABASE %s' -c \"ALTER DATABASE %s SET log_statement = 'all'\" >/dev/null")
+      :format(db_name, db_name)))
+    local schema = "trips"
+    local db = mydb.open(("postgresql://%s@127.0.0.1:%s/%s?schema=%s"):format(os.getenv("PGUSER"),
+      os.getenv("PGPORT"), db_name, schema))
+    db:init("t")
+    for i = 1, 5 do db:put("t", "u", "c", "warm" .. i, { v = i }) end
+    local log = PG_DIR .. "/server.log"
+    local function size() local f = assert(io.open(log, "rb")); local n = f:seek("end"); f:close(); return n end
+    local from, puts = size(), 40
+    for i = 1, puts do db:put("t", "u", "c", "k" .. i, { v = i, s = ("x"):rep(50) }) end
+    db:close()
+    os.execute("sleep 0.3") -- (the server writes its log itself)
+    local f = assert(io.open(log, "rb"))
+    f:seek("set", from)
+    local statements, inserts = 0, 0
+    for line in f:lines() do
+      local sql = line:match("LOG:%s+statement: (.*)") or line:match("LOG:%s+execute [^:]*: (.*)")
+      if sql and sql:find('"' .. schema .. '"', 1, true) then
+        statements = statements + 1
+        if sql:find('INSERT INTO "' .. schema .. '".objects', 1, true) then
+          inserts = inserts + 1
+          -- in the commit's transaction, before its heads
+          assert.truthy(sql:match("^BEGIN; INSERT INTO"), sql:sub(1, 120))
+          assert.truthy(sql:find("COMMIT", 1, true), sql:sub(1, 120))
+        end
+      end
+    end
+    f:close()
+    assert.equal(puts, inserts) -- one objects statement per put
+    assert.is_true(statements <= 4 * puts, ("%d statements for %d puts"):format(statements, puts))
+  end)
+
   it("after a server restart the call in flight raises io, the next works, nothing acknowledged is lost", function()
     need_server()
     local db = mydb.open(tcp_url())

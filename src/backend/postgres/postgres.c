@@ -7,13 +7,19 @@
  * objects (tenant '' holds the shared refs), heads, journal.
  *
  * Connections: the handle keeps one connection (under its mutex) for
- * reads, object writes (autocommit: durable on return) and the tenant
- * space; each held tenant lock has a connection of its own (from a small
- * pool), which holds a session advisory lock on (schema, tenant) - the
- * server's lock, so it excludes writers on every machine, and the server
- * drops it when the client dies. A commit is one transaction sent in one
- * round trip (BEGIN; heads; journal; COMMIT). A connection found broken is
- * replaced on the next call; the call that found it returns MYDB_EIO.
+ * reads, object writes outside a tenant lock (autocommit: durable on
+ * return) and the tenant space; each held tenant lock has a connection of
+ * its own (from a small pool), which holds a session advisory lock on
+ * (schema, tenant) - the server's lock, so it excludes writers on every
+ * machine, and the server drops it when the client dies. Objects written
+ * under the lock by its thread are staged in memory (readable from there)
+ * and go with the commit: one transaction sent in one round trip (BEGIN;
+ * the objects in one INSERT; heads; journal; COMMIT; and, when the commit
+ * releases the lock, the unlock). A stage past STAGE_FLUSH_BYTES is sent
+ * early in one INSERT (objects no head names yet: harmless, as a pack's
+ * early append). A put is so four round trips: lock, two head reads,
+ * commit. A connection found broken is replaced on the next call; the
+ * call that found it returns MYDB_EIO.
  * Notices are discarded (errors are returned, never printed).
  */
 #include <ctype.h>
@@ -25,9 +31,33 @@
 #include <libpq-fe.h>
 
 #include "internal.h"
+#include "buf.h"
+#include "htab.h"
 
 #define PG_FORMAT "1"
 #define POOL_MAX 4
+#define STAGE_FLUSH_BYTES ((size_t)8 << 20)
+
+/* An object staged under a tenant lock, until its commit. */
+typedef struct pgobj {
+  mydb__hnode h; /* key: digest */
+  char digest[MYDB_DIGEST_BUF];
+  size_t len;
+  unsigned char data[];
+} pgobj;
+
+/* A held tenant lock: its connection and its stage (lk->impl). */
+typedef struct pglock {
+  PGconn *c;
+  unsigned epoch;
+  pthread_t owner;     /* the thread whose writes are staged */
+  const char *tenant;  /* lk->tenant */
+  struct pglock *next; /* the handle's held locks (pgbe.held) */
+  int unlocked;        /* the commit released the advisory lock */
+  mydb__htab staged;
+  pgobj **objs;
+  size_t nobjs, capobjs, bytes;
+} pglock;
 
 typedef struct pgbe {
   mydb_backend be;
@@ -36,6 +66,7 @@ typedef struct pgbe {
   PGconn *pool[POOL_MAX];
   unsigned conn_epoch, pool_epoch[POOL_MAX];
   int npool;
+  pglock *held; /* under mu */
   /* bumped when a connection is found lost: a server restart breaks every
    * connection, so the older ones are replaced before their next use
    * rather than each failing one call */
@@ -226,6 +257,122 @@ static int p_tenant_list(mydb_backend *be,
   return rc;
 }
 
+/* ------------------------------------------------------------ staging */
+
+/* The held lock of tenant, or NULL; with mine, only the calling thread's.
+ * p->mu held. */
+static pglock *held_lock(pgbe *p, const char *tenant, int mine) {
+  for (pglock *l = p->held; l; l = l->next)
+    if (strcmp(l->tenant, tenant) == 0 &&
+        (!mine || pthread_equal(l->owner, pthread_self())))
+      return l;
+  return NULL;
+}
+
+static pgobj *staged_find(pglock *l, const char *digest) {
+  if (l->nobjs == 0) return NULL;
+  return (pgobj *)mydb__htab_find(&l->staged,
+                                  mydb__hash(digest, MYDB_DIGEST_HEX), digest,
+                                  MYDB_DIGEST_HEX);
+}
+
+static int stage(pglock *l, const char *digest, const void *buf, size_t len) {
+  if (staged_find(l, digest)) return MYDB_OK;
+  if (l->nobjs == l->capobjs) {
+    size_t cap = l->capobjs ? 2 * l->capobjs : 16;
+    pgobj **v = realloc(l->objs, cap * sizeof *v);
+    if (!v) return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+    l->objs = v;
+    l->capobjs = cap;
+  }
+  pgobj *o = malloc(sizeof *o + len);
+  if (!o) return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+  memcpy(o->digest, digest, MYDB_DIGEST_HEX);
+  o->digest[MYDB_DIGEST_HEX] = '\0';
+  o->len = len;
+  if (len) memcpy(o->data, buf, len);
+  o->h.hash = mydb__hash(digest, MYDB_DIGEST_HEX);
+  o->h.key = o->digest;
+  o->h.klen = MYDB_DIGEST_HEX;
+  if (mydb__htab_add(&l->staged, &o->h) != 0) {
+    free(o);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+  }
+  l->objs[l->nobjs++] = o;
+  l->bytes += len;
+  return MYDB_OK;
+}
+
+static void stage_clear(pglock *l) {
+  for (size_t i = 0; i < l->nobjs; i++) free(l->objs[i]);
+  mydb__htab_free(&l->staged);
+  memset(&l->staged, 0, sizeof l->staged);
+  l->nobjs = 0;
+  l->bytes = 0;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+static char *hex_put(char *o, const void *buf, size_t n) {
+  const unsigned char *s = buf;
+  for (size_t i = 0; i < n; i++) {
+    *o++ = HEX[s[i] >> 4];
+    *o++ = HEX[s[i] & 15];
+  }
+  return o;
+}
+
+static void buf_hex(mydb_buf *b, const void *buf, size_t n) {
+  if (mydb_buf_grow(b, 2 * n) != 0) return;
+  hex_put(b->data + b->len, buf, n);
+  b->len += 2 * n;
+}
+
+/* Appends "INSERT ... ;" of l's staged objects (tenant literal lit): one
+ * statement, every value hex text (a simple-protocol message). */
+static void stage_sql(mydb_buf *b, const pgbe *p, const char *lit,
+                      const pglock *l) {
+  mydb_buf_puts(b, "INSERT INTO ");
+  mydb_buf_puts(b, p->q);
+  mydb_buf_puts(b, ".objects (tenant, digest, bytes) SELECT ");
+  mydb_buf_puts(b, lit);
+  mydb_buf_puts(b, ", d, decode(x, 'hex') FROM unnest('{");
+  for (size_t i = 0; i < l->nobjs; i++) {
+    if (i) mydb_buf_putc(b, ',');
+    mydb_buf_put(b, l->objs[i]->digest, MYDB_DIGEST_HEX);
+  }
+  mydb_buf_puts(b, "}'::text[], '{");
+  for (size_t i = 0; i < l->nobjs; i++) {
+    if (i) mydb_buf_putc(b, ',');
+    mydb_buf_putc(b, '"');
+    buf_hex(b, l->objs[i]->data, l->objs[i]->len);
+    mydb_buf_putc(b, '"');
+  }
+  mydb_buf_puts(b, "}'::text[]) AS s(d, x) ON CONFLICT DO NOTHING;");
+}
+
+/* Sends a large stage ahead of its commit (autocommit, one statement). */
+static int stage_flush(pgbe *p, pglock *l) {
+  char *lit = PQescapeLiteral(l->c, l->tenant, strlen(l->tenant));
+  if (!lit) return mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
+  mydb_buf b = MYDB_BUF_INIT;
+  stage_sql(&b, p, lit, l);
+  mydb_buf_putc(&b, '\0');
+  PQfreemem(lit);
+  if (b.failed) {
+    mydb_buf_free(&b);
+    return mydb__seterr(MYDB_ENOMEM, "out of memory writing objects");
+  }
+  PGresult *r = PQexec(l->c, b.data);
+  mydb_buf_free(&b);
+  int rc = MYDB_OK;
+  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+    rc = pg_err(p, l->c, r, "writing objects");
+  PQclear(r);
+  if (rc == MYDB_OK) stage_clear(l);
+  return rc;
+}
+
 /* ------------------------------------------------------------- objects */
 
 static int p_object_write(mydb_backend *be, const char *tenant,
@@ -236,6 +383,18 @@ static int p_object_write(mydb_backend *be, const char *tenant,
   if (len > 0x3fffffff)
     return mydb__seterr(MYDB_EINVAL, "postgres: object of %zu bytes is too "
                         "large (1 GiB at most)", len);
+  if (tenant) {
+    /* under this thread's lock of tenant: staged for the commit */
+    pthread_mutex_lock(&p->mu);
+    pglock *l = held_lock(p, tenant, 1);
+    if (l) {
+      rc = stage(l, digest, buf, len);
+      if (rc == MYDB_OK && l->bytes >= STAGE_FLUSH_BYTES)
+        rc = stage_flush(p, l);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (l) return rc;
+  }
   const char *t = tenant ? tenant : "";
   const char *vals[3] = {t, digest, buf};
   int lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1};
@@ -267,6 +426,21 @@ static int p_object_read(mydb_backend *be, mydb_blob **out,
   pgbe *p = PB(be);
   char sql[256];
   int rc = MYDB_OK;
+  if (tenant) {
+    pthread_mutex_lock(&p->mu);
+    pglock *l = held_lock(p, tenant, 0);
+    pgobj *o = l ? staged_find(l, digest) : NULL;
+    mydb_blob *b = o ? mydb__blob_new(o->len) : NULL;
+    if (b && o->len) memcpy(b->data, o->data, o->len);
+    pthread_mutex_unlock(&p->mu);
+    if (o && !b)
+      return mydb__seterr(MYDB_ENOMEM, "out of memory reading %zu bytes",
+                          o->len);
+    if (b) {
+      *out = b;
+      return MYDB_OK;
+    }
+  }
   const char *vals[2] = {tenant ? tenant : "", digest};
   snprintf(sql, sizeof sql,
            "SELECT bytes FROM %s.objects WHERE tenant = $1 AND digest = $2",
@@ -299,6 +473,13 @@ static int p_object_exists(mydb_backend *be, const char *tenant,
   pgbe *p = PB(be);
   char sql[256];
   int rc = MYDB_OK;
+  if (tenant) {
+    pthread_mutex_lock(&p->mu);
+    pglock *l = held_lock(p, tenant, 0);
+    int staged = l && staged_find(l, digest);
+    pthread_mutex_unlock(&p->mu);
+    if (staged) return 1;
+  }
   const char *vals[2] = {tenant ? tenant : "", digest};
   snprintf(sql, sizeof sql,
            "SELECT 1 FROM %s.objects WHERE tenant = $1 AND digest = $2",
@@ -433,17 +614,11 @@ static PGconn *pool_get(pgbe *p, int *rc, unsigned *epoch) {
   return c ? c : connect_new(p, rc);
 }
 
-/* A held tenant lock: its connection (lk->impl). */
-typedef struct pglock {
-  PGconn *c;
-  unsigned epoch;
-} pglock;
-
 static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
   pgbe *p = PB(be);
   int crc = MYDB_OK;
   unsigned epoch;
-  pglock *pl = malloc(sizeof *pl);
+  pglock *pl = calloc(1, sizeof *pl);
   if (!pl) return mydb__seterr(MYDB_ENOMEM, "out of memory");
   PGconn *c = pool_get(p, &crc, &epoch);
   if (!c) {
@@ -456,24 +631,17 @@ static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
   if (!key || !lit) {
     rc = mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
   } else {
+    /* one round trip: no row (and no lock taken) for an unknown tenant */
     char sql[640];
     snprintf(sql, sizeof sql,
-             "SELECT EXISTS (SELECT 1 FROM %s.tenants WHERE name = %s)",
-             p->q, lit);
+             "SELECT pg_advisory_lock(hashtextextended(%s, 0)) FROM "
+             "%s.tenants WHERE name = %s", key, p->q, lit);
     PGresult *r = PQexec(c, sql);
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
       rc = pg_err(p, c, r, "locking");
-    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    else if (PQntuples(r) == 0)
       rc = not_init(lk->tenant);
     PQclear(r);
-    if (rc == 0) {
-      snprintf(sql, sizeof sql,
-               "SELECT pg_advisory_lock(hashtextextended(%s, 0))", key);
-      r = PQexec(c, sql);
-      if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = pg_err(p, c, r, "locking");
-      PQclear(r);
-    }
   }
   PQfreemem(key);
   PQfreemem(lit);
@@ -484,8 +652,33 @@ static int p_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
   }
   pl->c = c;
   pl->epoch = epoch;
+  pl->owner = pthread_self();
+  pl->tenant = lk->tenant;
+  pthread_mutex_lock(&p->mu);
+  pl->next = p->held;
+  p->held = pl;
+  pthread_mutex_unlock(&p->mu);
   lk->impl = pl;
   return MYDB_OK;
+}
+
+/* The objects staged under lk that no commit took (the dispatch forgets
+ * them from its cache before the release drops them). */
+static void p_lock_uncommitted(mydb_backend *be, struct mydb_lock *lk,
+                               void (*fn)(const char *digest, void *payload),
+                               void *payload) {
+  pgbe *p = PB(be);
+  pglock *pl = lk->impl;
+  if (!pl) return;
+  pthread_mutex_lock(&p->mu);
+  size_t n = pl->nobjs;
+  char *v = n ? malloc(n * MYDB_DIGEST_BUF) : NULL;
+  for (size_t i = 0; v && i < n; i++)
+    memcpy(v + i * MYDB_DIGEST_BUF, pl->objs[i]->digest, MYDB_DIGEST_BUF);
+  pthread_mutex_unlock(&p->mu);
+  if (n && !v) fn(NULL, payload); /* cannot name them: all of them */
+  for (size_t i = 0; v && i < n; i++) fn(v + i * MYDB_DIGEST_BUF, payload);
+  free(v);
 }
 
 static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
@@ -493,12 +686,21 @@ static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   pglock *pl = lk->impl;
   if (!pl) return;
   lk->impl = NULL;
+  pthread_mutex_lock(&p->mu);
+  for (pglock **x = &p->held; *x; x = &(*x)->next)
+    if (*x == pl) {
+      *x = pl->next;
+      break;
+    }
+  pthread_mutex_unlock(&p->mu);
   PGconn *c = pl->c;
   unsigned epoch = pl->epoch;
+  int ok = pl->unlocked;
+  stage_clear(pl);
+  free(pl->objs);
   free(pl);
   if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
-  char *key = lock_key(p, c, lk->tenant);
-  int ok = 0;
+  char *key = ok ? NULL : lock_key(p, c, lk->tenant);
   if (key && PQstatus(c) == CONNECTION_OK) {
     char sql[256];
     snprintf(sql, sizeof sql,
@@ -514,78 +716,91 @@ static void p_lock_release(mydb_backend *be, struct mydb_lock *lk) {
     PQfinish(c); /* the server drops the session's locks with it */
 }
 
-static const char HEX[] = "0123456789abcdef";
-
-static char *hex_put(char *o, const void *buf, size_t n) {
-  const unsigned char *s = buf;
-  for (size_t i = 0; i < n; i++) {
-    *o++ = HEX[s[i] >> 4];
-    *o++ = HEX[s[i] & 15];
-  }
-  return o;
-}
-
+/* One commit, one message: BEGIN; the staged objects; heads; journal;
+ * COMMIT; and with pending (mydb_head_commit_release: the lock goes next)
+ * the unlock, so that the release costs no round trip. */
 static int p_head_commit(mydb_backend *be, struct mydb_lock *lk,
                          const mydb_head_change *c, size_t n,
                          const char *line, size_t len,
                          mydb__pending *pending) {
-  (void)pending;
   pgbe *p = PB(be);
-  PGconn *conn = lk->impl ? ((pglock *)lk->impl)->c : NULL;
+  pglock *pl = lk->impl;
+  PGconn *conn = pl ? pl->c : NULL;
   if (!conn || PQstatus(conn) != CONNECTION_OK)
     return mydb__seterr(MYDB_EIO, "postgres: commit: the lock's connection "
                         "was lost (nothing committed)");
   char *lit = PQescapeLiteral(conn, lk->tenant, lk->tlen);
-  if (!lit) return mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
-  /* Every value is a hex string or the escaped tenant: the whole commit
-   * goes in one simple-protocol message, one round trip. */
-  size_t cap = 1024 + 6 * strlen(p->q) + 2 * strlen(lit) + 2 * len;
-  for (size_t i = 0; i < n; i++) cap += 2 * c[i].entry_len + 72;
-  char *sql = malloc(cap);
-  if (!sql) {
+  char *key = pending ? lock_key(p, conn, lk->tenant) : NULL;
+  if (!lit || (pending && !key)) {
     PQfreemem(lit);
+    PQfreemem(key);
+    return mydb__seterr(MYDB_ENOMEM, "postgres: out of memory");
+  }
+  /* Every value is a hex string or an escaped literal: the whole commit
+   * goes in one simple-protocol message, one round trip. */
+  mydb_buf b = MYDB_BUF_INIT;
+  mydb_buf_puts(&b, "BEGIN; ");
+  pthread_mutex_lock(&p->mu);
+  if (pl->nobjs) stage_sql(&b, p, lit, pl);
+  pthread_mutex_unlock(&p->mu);
+  mydb_buf_puts(&b, " WITH c AS (SELECT DISTINCT ON (e) decode(e, 'hex') AS "
+                "entry, d FROM unnest('{");
+  for (size_t i = 0; i < n; i++) {
+    if (i) mydb_buf_putc(&b, ',');
+    mydb_buf_putc(&b, '"');
+    buf_hex(&b, c[i].entry, c[i].entry_len);
+    mydb_buf_putc(&b, '"');
+  }
+  mydb_buf_puts(&b, "}'::text[], '{");
+  for (size_t i = 0; i < n; i++) {
+    if (i) mydb_buf_putc(&b, ',');
+    if (c[i].digest)
+      mydb_buf_put(&b, c[i].digest, MYDB_DIGEST_HEX);
+    else
+      mydb_buf_puts(&b, "NULL");
+  }
+  char tail[1024];
+  snprintf(tail, sizeof tail,
+           "}'::text[]) WITH ORDINALITY AS x(e, d, i) ORDER BY e, i DESC), "
+           "del AS (DELETE FROM %s.heads h USING c WHERE c.d IS NULL AND "
+           "h.tenant = %s AND h.entry = c.entry), "
+           "ins AS (INSERT INTO %s.heads SELECT %s, entry, d FROM c WHERE "
+           "d IS NOT NULL ON CONFLICT (tenant, entry) DO UPDATE SET "
+           "digest = excluded.digest) "
+           "INSERT INTO %s.journal (tenant, line) VALUES (%s, decode('",
+           p->q, lit, p->q, lit, p->q, lit);
+  mydb_buf_puts(&b, tail);
+  buf_hex(&b, line, len);
+  mydb_buf_puts(&b, "', 'hex')); COMMIT");
+  if (key) {
+    mydb_buf_puts(&b, "; SELECT pg_advisory_unlock(hashtextextended(");
+    mydb_buf_puts(&b, key);
+    mydb_buf_puts(&b, ", 0))");
+  }
+  mydb_buf_putc(&b, '\0');
+  PQfreemem(lit);
+  PQfreemem(key);
+  if (b.failed) {
+    mydb_buf_free(&b);
     return mydb__seterr(MYDB_ENOMEM, "out of memory committing");
   }
-  char *o = sql;
-  o += sprintf(o, "BEGIN; WITH c AS (SELECT DISTINCT ON (e) "
-               "decode(e, 'hex') AS entry, d FROM unnest('{");
-  for (size_t i = 0; i < n; i++) {
-    if (i) *o++ = ',';
-    *o++ = '"';
-    o = hex_put(o, c[i].entry, c[i].entry_len);
-    *o++ = '"';
-  }
-  o += sprintf(o, "}'::text[], '{");
-  for (size_t i = 0; i < n; i++) {
-    if (i) *o++ = ',';
-    if (c[i].digest) {
-      memcpy(o, c[i].digest, MYDB_DIGEST_HEX);
-      o += MYDB_DIGEST_HEX;
-    } else {
-      o += sprintf(o, "NULL");
-    }
-  }
-  o += sprintf(o,
-               "}'::text[]) WITH ORDINALITY AS x(e, d, i) ORDER BY e, i DESC), "
-               "del AS (DELETE FROM %s.heads h USING c WHERE c.d IS NULL AND "
-               "h.tenant = %s AND h.entry = c.entry), "
-               "ins AS (INSERT INTO %s.heads SELECT %s, entry, d FROM c WHERE "
-               "d IS NOT NULL ON CONFLICT (tenant, entry) DO UPDATE SET "
-               "digest = excluded.digest) "
-               "INSERT INTO %s.journal (tenant, line) VALUES (%s, decode('",
-               p->q, lit, p->q, lit, p->q, lit);
-  o = hex_put(o, line, len);
-  o += sprintf(o, "', 'hex')); COMMIT");
-  PQfreemem(lit);
-  PGresult *r = PQexec(conn, sql);
-  free(sql);
+  PGresult *r = PQexec(conn, b.data);
+  mydb_buf_free(&b);
   int rc = MYDB_OK;
-  if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+  ExecStatusType want = pending ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+  if (!r || PQresultStatus(r) != want)
     rc = pg_err(p, conn, r, "commit failed");
   PQclear(r);
   if (rc && PQstatus(conn) == CONNECTION_OK &&
       PQtransactionStatus(conn) != PQTRANS_IDLE)
     PQclear(PQexec(conn, "ROLLBACK"));
+  if (rc == MYDB_OK) {
+    pthread_mutex_lock(&p->mu);
+    stage_clear(pl); /* committed */
+    pl->owner = pthread_self(); /* (a lock passed to another thread) */
+    pl->unlocked = key != NULL;
+    pthread_mutex_unlock(&p->mu);
+  }
   return rc;
 }
 
@@ -720,6 +935,7 @@ static const mydb_refdb_ops pg_refdb = {
     .foreach = p_head_foreach,
     .lock_acquire = p_lock_acquire,
     .lock_release = p_lock_release,
+    .lock_uncommitted = p_lock_uncommitted,
     .commit = p_head_commit,
     .journal = p_journal,
 };
