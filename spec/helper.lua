@@ -289,6 +289,16 @@ function H.needs_disk(why)
   end
 end
 
+--- For a test about the store's own files under ROOT (their layout,
+-- modes, system calls on them): pending on the memory backend (no files)
+-- and on postgres (the store is tables on a server; the system calls are
+-- libpq's and the server's, not mydb's).
+function H.needs_files(why)
+  if H.BACKEND == "memory" or H.BACKEND == "postgres" then
+    test_pending(H.BACKEND .. " backend: " .. (why or "the store is not files under ROOT"))
+  end
+end
+
 --- For a test whose other process uses the remotes this process added: a
 -- memory or postgres store keeps its remotes in its process (remotes.lua).
 function H.needs_file_remotes(why)
