@@ -18,16 +18,32 @@ local function need_server()
 end
 
 local seq = 0
--- A TCP connection URI to the test server naming a fresh schema.
-local function tcp_url()
+-- A TCP connection URI naming a fresh schema, on the test server or on
+-- cluster c (own_cluster).
+local function tcp_url(c)
   seq = seq + 1
   local schema = ("spec_%d_%d_%d"):format(os.time(), math.random(1, 1e9), seq)
-  return ("postgresql://%s@127.0.0.1:%s/%s?schema=%s"):format(os.getenv("PGUSER"),
-    os.getenv("PGPORT"), os.getenv("PGDATABASE") or "postgres", schema)
+  return ("postgresql://%s@127.0.0.1:%s/%s?schema=%s"):format(c and c.user or os.getenv("PGUSER"),
+    c and c.port or os.getenv("PGPORT"), os.getenv("PGDATABASE") or "postgres", schema)
 end
 
-local function restart_server()
-  assert(os.execute("tools/pgcluster restart " .. PG_DIR .. " >/dev/null 2>&1"))
+-- The restart tests restart a cluster of their own (tools/pgcluster start,
+-- stopped in teardown): the suite's other spec files, which may run at
+-- the same time on the shared server (make test-backends runs it in
+-- shards), are not cut off by them.
+local own
+local function own_cluster()
+  if not own then
+    local out = H.read_cmd("tools/pgcluster start")
+    own = { dir = out:match("MYDB_PG_DIR=(%S+)"), port = out:match("PGPORT=(%d+)"),
+            user = out:match("PGUSER=(%S+)") }
+    assert(own.dir and own.port and own.user, "tools/pgcluster start: " .. out)
+  end
+  return own
+end
+
+local function restart_server(c)
+  assert(os.execute("tools/pgcluster restart " .. c.dir .. " >/dev/null 2>&1"))
 end
 
 -- The "ACK key" lines of a file written by a child: key -> true.
@@ -44,6 +60,10 @@ local function acks(path)
 end
 
 describe("postgres backend", function()
+  teardown(function()
+    if own then os.execute("tools/pgcluster stop " .. own.dir .. " >/dev/null 2>&1") end
+  end)
+
   it("a bad connection string or an unreachable server is a clear mydb error", function()
     need_server()
     local ok, err = pcall(mydb.open, "postgresql://nobody@127.0.0.1:1/x?schema=s")
@@ -129,12 +149,32 @@ describe("postgres backend", function()
     assert.is_true(statements <= 4 * puts, ("%d statements for %d puts"):format(statements, puts))
   end)
 
+  it("a store's remotes are kept in its schema: another process sees them, removal too", function()
+    need_server()
+    local url = tcp_url()
+    local db = mydb.open(url)
+    assert.is_true(db:add_remote("central", "postgres:elsewhere"))
+    assert.is_true(db:add_remote("disk", "/srv/mydb"))
+    local out = H.run_lua([[
+      local db = require("mydb").open(...)
+      local r = db:remotes()
+      print(r.central, r.disk)
+      db:remove_remote("disk")
+    ]], { args = { url }, memory_ok = true })
+    assert.equal("postgres:elsewhere\t/srv/mydb\n", out)
+    assert.same({ central = "postgres:elsewhere" }, db:remotes())
+    -- another schema on the same server has none
+    assert.same({}, mydb.open(tcp_url()):remotes())
+    db:close()
+  end)
+
   it("after a server restart the call in flight raises io, the next works, nothing acknowledged is lost", function()
     need_server()
-    local db = mydb.open(tcp_url())
+    local c = own_cluster()
+    local db = mydb.open(tcp_url(c))
     db:init("t")
     db:put("t", "u", "c", "before", { v = 1 })
-    restart_server()
+    restart_server(c)
     local ok, err = pcall(db.put, db, "t", "u", "c", "during", { v = 2 })
     assert.is_false(ok)
     assert.equal("io", err.code)
@@ -248,7 +288,8 @@ describe("postgres backend", function()
 
   it("a server restart during a load run: clients see io, continue, lose nothing acknowledged", function()
     need_server()
-    local url = tcp_url()
+    local c = own_cluster()
+    local url = tcp_url(c)
     local db = mydb.open(url)
     db:init("t")
     local dir = H.tmpdir()
@@ -282,7 +323,7 @@ describe("postgres backend", function()
     end
     local t0 = os.time()
     while total() < 30 and os.time() - t0 < 60 do H.sleep(0.1) end
-    restart_server()
+    restart_server(c)
     local after = total()
     t0 = os.time()
     while total() < after + 30 and os.time() - t0 < 60 do H.sleep(0.1) end

@@ -1177,8 +1177,9 @@ end
 
 --- Adds a remote, kept in the store (doc/FORMAT.md "Remotes").
 -- @param name 1 to 64 bytes of letters, digits, '.', '_', '-'
--- @param url the root of another mydb store, or "memory:ROOT" for a memory
--- store of this process
+-- @param url the root of another mydb store, "memory:ROOT" for a memory
+-- store of this process, or a PostgreSQL store ("postgresql://...?schema=NAME",
+-- or "postgres:ROOT" on libpq's default server)
 -- @return true
 -- @raise invalid_argument, already_exists (the name is taken), closed, io
 -- @usage

@@ -177,6 +177,11 @@ struct mydb_backend {
   int (*check)(mydb_backend *be, const char *tenant,
                void (*fn)(const char *what, const char *msg, void *payload),
                void *payload);
+  /* Optional (NULL: the store keeps none): store-wide settings (see
+   * mydb_setting_get); set with buf NULL removes. */
+  int (*setting_get)(mydb_backend *be, const char *key, mydb_blob **out);
+  int (*setting_set)(mydb_backend *be, const char *key, const void *buf,
+                     size_t len);
 
   /* Closes what the handle holds; mandatory. */
   void (*free)(mydb_backend *be);

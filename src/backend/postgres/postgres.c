@@ -110,13 +110,34 @@ static PGconn *connect_new(pgbe *p, int *rc) {
   return c;
 }
 
-/* The handle's connection, locked (p->mu held on success). */
+/* The held lock of this thread (any tenant), or NULL. p->mu held. */
+static struct pglock *my_lock(pgbe *p) {
+  for (pglock *l = p->held; l; l = l->next)
+    if (pthread_equal(l->owner, pthread_self())) return l;
+  return NULL;
+}
+
+/* The handle's connection, locked (p->mu held on success). A thread that
+ * holds a tenant lock uses the lock's connection (its reads see its own
+ * lock's state; a single-threaded handle keeps one connection in all);
+ * else the handle's, taken from the pool or made when there is none. */
 static PGconn *main_conn(pgbe *p, int *rc) {
   pthread_mutex_lock(&p->mu);
+  pglock *mine = my_lock(p);
+  if (mine) return mine->c;
   if (p->conn && (PQstatus(p->conn) != CONNECTION_OK ||
                   p->conn_epoch != p->epoch)) {
     PQfinish(p->conn);
     p->conn = NULL;
+  }
+  while (!p->conn && p->npool > 0) {
+    PGconn *c = p->pool[--p->npool];
+    if (PQstatus(c) == CONNECTION_OK && p->pool_epoch[p->npool] == p->epoch) {
+      p->conn = c;
+      p->conn_epoch = p->epoch;
+    } else {
+      PQfinish(c);
+    }
   }
   if (!p->conn) {
     p->conn_epoch = p->epoch;
@@ -610,6 +631,13 @@ static PGconn *pool_get(pgbe *p, int *rc, unsigned *epoch) {
       c = NULL;
     }
   }
+  /* none pooled: the handle's own, when idle (mu held: nobody uses it);
+   * main_conn takes it back from the pool after the release */
+  if (!c && p->conn && PQstatus(p->conn) == CONNECTION_OK &&
+      p->conn_epoch == *epoch && PQtransactionStatus(p->conn) == PQTRANS_IDLE) {
+    c = p->conn;
+    p->conn = NULL;
+  }
   pthread_mutex_unlock(&p->mu);
   return c ? c : connect_new(p, rc);
 }
@@ -908,6 +936,70 @@ static int p_gc_sweep(mydb_backend *be, const char *tenant,
   return rc;
 }
 
+/* ------------------------------------------------------------ settings */
+
+/* A setting is the meta row "setting:KEY" (the key checked by the core). */
+static int p_setting_get(mydb_backend *be, const char *key, mydb_blob **out) {
+  pgbe *p = PB(be);
+  char sql[256], k[80];
+  int rc = MYDB_OK;
+  snprintf(k, sizeof k, "setting:%s", key);
+  const char *vals[1] = {k};
+  snprintf(sql, sizeof sql, "SELECT value FROM %s.meta WHERE key = $1", p->q);
+  PGresult *r = NULL;
+  if ((rc = each_value(p, sql, 1, vals, &r))) return rc;
+  if (PQntuples(r) == 0) {
+    rc = mydb__seterr(MYDB_ENOTFOUND, "no setting '%s'", key);
+  } else {
+    size_t n = (size_t)PQgetlength(r, 0, 0);
+    mydb_blob *b = mydb__blob_new(n);
+    if (!b) {
+      rc = mydb__seterr(MYDB_ENOMEM, "out of memory");
+    } else {
+      if (n) memcpy(b->data, PQgetvalue(r, 0, 0), n);
+      *out = b;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int p_setting_set(mydb_backend *be, const char *key, const void *buf,
+                         size_t len) {
+  pgbe *p = PB(be);
+  char sql[256], k[80];
+  int rc = MYDB_OK;
+  snprintf(k, sizeof k, "setting:%s", key);
+  char *v = buf ? malloc(len + 1) : NULL;
+  if (buf && !v) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  if (v) {
+    memcpy(v, buf, len);
+    v[len] = '\0';
+    if (strlen(v) != len) {
+      free(v);
+      return mydb__seterr(MYDB_EINVAL, "postgres: a setting is text (no NUL)");
+    }
+  }
+  const char *vals[2] = {k, v};
+  if (v)
+    snprintf(sql, sizeof sql, "INSERT INTO %s.meta VALUES ($1, $2) ON "
+             "CONFLICT (key) DO UPDATE SET value = excluded.value", p->q);
+  else
+    snprintf(sql, sizeof sql, "DELETE FROM %s.meta WHERE key = $1", p->q);
+  int crc = MYDB_OK;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) {
+    free(v);
+    return crc;
+  }
+  PGresult *r = run(p, c, sql, v ? 2 : 1, vals, NULL, NULL, PGRES_COMMAND_OK,
+                    &rc);
+  PQclear(r);
+  main_done(p);
+  free(v);
+  return rc;
+}
+
 /* ------------------------------------------------------- open and close */
 
 static void p_free(mydb_backend *be) {
@@ -1062,6 +1154,8 @@ int mydb__backend_postgres(mydb *db, mydb_backend **out) {
   be->tenant_list = p_tenant_list;
   be->repack = NULL;
   be->check = NULL;
+  be->setting_get = p_setting_get;
+  be->setting_set = p_setting_set;
   be->free = p_free;
   *out = be;
   return MYDB_OK;
