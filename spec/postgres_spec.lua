@@ -168,6 +168,57 @@ describe("postgres backend", function()
     db:close()
   end)
 
+  local function psql(sql)
+    assert(os.execute("psql -qX -v ON_ERROR_STOP=1 -c " .. H.q(sql) .. " >/dev/null"))
+  end
+
+  it("a server error other than a lost connection is a clean mydb error", function()
+    need_server()
+    local url = tcp_url()
+    local schema = url:match("schema=([%w_]+)")
+    local db = mydb.open(url, { cache_bytes = 0 })
+    db:init("t")
+    db:put("t", "u", "c", "k", { v = 1 })
+    psql(("DROP TABLE %s.heads"):format(schema)) -- someone drops a table under the store
+    local ok, err = pcall(db.get, db, "t", "c", "k")
+    assert.is_false(ok)
+    assert.equal("corrupt", err.code, tostring(err))
+    assert.truthy(err.message:find("tables in schema " .. schema .. " are missing", 1, true), err.message)
+    assert.truthy(err.message:find("[42P01]", 1, true), err.message)
+    db:close()
+  end)
+
+  it("gc's mark waits for inserts in flight: what commits after it is kept", function()
+    need_server()
+    local url = tcp_url()
+    local schema = url:match("schema=([%w_]+)")
+    local db = mydb.open(url)
+    db:init("t")
+    local store = require("mydb.core").open(url, { fsync = false, cache_bytes = 0 })
+    local a, b = ("a"):rep(64), ("b"):rep(64)
+    -- a transaction inserts object a and commits 2 s later; meanwhile b is
+    -- inserted and committed (a greater seq, committed first)
+    local dir = H.tmpdir()
+    local ins = "INSERT INTO %s.objects (tenant, digest, bytes) VALUES ('t', '%s', 'x')"
+    os.execute(("psql -qX -c %s >/dev/null 2>&1 & echo $! > %s/pid"):format(
+      H.q(("BEGIN; " .. ins .. "; SELECT pg_sleep(2); COMMIT"):format(schema, a)), dir))
+    H.sleep(0.5)
+    psql(ins:format(schema, b))
+    local m1, m2 = store:gc_begin("t")
+    -- a was committed when the mark was read, or it must survive the sweep
+    local at_mark = store:exists("t", a)
+    os.execute("while kill -0 $(cat " .. dir .. "/pid) 2>/dev/null; do sleep 0.1; done")
+    assert.is_true(store:exists("t", a))
+    local lock = store:lock("t")
+    store:gc_sweep("t", m1, m2, {})
+    lock:release()
+    assert.is_true(at_mark or store:exists("t", a), "an object committed after gc's mark was swept")
+    assert.is_false(store:exists("t", b)) -- stored before the mark, unreachable: swept
+    store:close()
+    db:close()
+    H.rmrf(dir)
+  end)
+
   it("after a server restart the call in flight raises io, the next works, nothing acknowledged is lost", function()
     need_server()
     local c = own_cluster()

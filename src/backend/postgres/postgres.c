@@ -83,7 +83,25 @@ static void no_notice(void *arg, const char *msg) {
   (void)msg;
 }
 
-/* The error text of r (or of the connection) without its newline. */
+/* The mydb code of a server error, by its SQLSTATE class: a lost or
+ * refused connection and the server's resources (disk full, too many
+ * connections) are io; a serialization failure or deadlock is conflict
+ * (retry); a missing table or schema (dropped under the store) is corrupt;
+ * a value the server cannot take is invalid_argument. */
+static int sqlstate_code(const char *st) {
+  if (!st || strlen(st) != 5) return MYDB_EIO;
+  if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0)
+    return MYDB_ECONFLICT;
+  if (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0 ||
+      strcmp(st, "42703") == 0)
+    return MYDB_ECORRUPT;
+  if (strncmp(st, "22", 2) == 0 || strcmp(st, "54000") == 0)
+    return MYDB_EINVAL;
+  return MYDB_EIO;
+}
+
+/* The error text of r (or of the connection) without its newline, as a
+ * mydb error (sqlstate_code); a lost connection marks the others old. */
 static int pg_err(pgbe *p, PGconn *c, const PGresult *r, const char *what) {
   const char *m = r ? PQresultErrorMessage(r) : "";
   if (!m || !*m) m = c ? PQerrorMessage(c) : "no connection";
@@ -91,8 +109,15 @@ static int pg_err(pgbe *p, PGconn *c, const PGresult *r, const char *what) {
   while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
   int lost = c && PQstatus(c) == CONNECTION_BAD;
   if (lost) p->epoch++;
-  return mydb__seterr(MYDB_EIO, "postgres: %s%s: %.*s", what,
-                      lost ? " (connection lost)" : "", (int)n, m);
+  const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  int code = lost ? MYDB_EIO : sqlstate_code(st);
+  if (code == MYDB_ECORRUPT)
+    return mydb__seterr(code, "postgres: %s: the store's tables in schema %s "
+                        "are missing or not mydb's (dropped?): %.*s [%s]",
+                        what, p->schema, (int)n, m, st);
+  return mydb__seterr(code, "postgres: %s%s: %.*s%s%s%s", what,
+                      lost ? " (connection lost)" : "", (int)n, m,
+                      st ? " [" : "", st ? st : "", st ? "]" : "");
 }
 
 static PGconn *connect_new(pgbe *p, int *rc) {
@@ -857,14 +882,42 @@ static int p_gc_begin(mydb_backend *be, const char *tenant,
                       mydb_gc_mark *mark) {
   (void)tenant;
   pgbe *p = PB(be);
-  char sql[256];
-  PGresult *r = NULL;
-  snprintf(sql, sizeof sql, "SELECT coalesce(max(seq), 0)::text FROM "
-           "%s.objects", p->q);
-  int rc = each_value(p, sql, 0, NULL, &r);
-  if (rc == 0) mark->a = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  char sql[384];
+  /* seq is drawn when a row is inserted, not when it commits: a row of a
+   * transaction still open may hold a seq below a committed one's. The
+   * SHARE lock waits for every open insert to end (and holds new ones
+   * until the mark is read), so whatever commits after the mark has a
+   * greater seq and the sweep keeps it. One message; its results read
+   * one by one (the mark is the SELECT's). */
+  snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE %s.objects IN SHARE MODE; "
+           "SELECT coalesce(max(seq), 0)::text FROM %s.objects; COMMIT",
+           p->q, p->q);
+  int rc = MYDB_OK, crc = MYDB_OK, got = 0;
+  PGconn *c = main_conn(p, &crc);
+  if (!c) return crc;
+  if (!PQsendQuery(c, sql)) {
+    rc = pg_err(p, c, NULL, "gc");
+  } else {
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+      ExecStatusType t = PQresultStatus(r);
+      if (rc == MYDB_OK && t == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        mark->a = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        got = 1;
+      } else if (rc == MYDB_OK && t != PGRES_COMMAND_OK &&
+                 t != PGRES_TUPLES_OK) {
+        rc = pg_err(p, c, r, "gc");
+      }
+      PQclear(r);
+    }
+    if (rc == MYDB_OK && !got)
+      rc = mydb__seterr(MYDB_EIO, "postgres: gc: no mark read");
+  }
+  if (rc && PQstatus(c) == CONNECTION_OK &&
+      PQtransactionStatus(c) != PQTRANS_IDLE)
+    PQclear(PQexec(c, "ROLLBACK"));
+  main_done(p);
   mark->b = 0;
-  PQclear(r);
   return rc;
 }
 
