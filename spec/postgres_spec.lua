@@ -168,6 +168,24 @@ describe("postgres backend", function()
     db:close()
   end)
 
+  it("objects written under the tenant lock wait for its commit: seen by their writer only, gone without a commit", function()
+    need_server()
+    local url = tcp_url()
+    local db = mydb.open(url)
+    db:init("t")
+    local core = require "mydb.core"
+    local store = core.open(url, { fsync = false, cache_bytes = 0 })
+    local other = core.open(url, { fsync = false, cache_bytes = 0 })
+    local lock = store:lock("t")
+    local d = store:write("t", "staged bytes")
+    assert.equal("staged bytes", store:read("t", d)) -- its writer reads it
+    assert.is_false(other:exists("t", d))          -- nobody else sees it yet
+    lock:release()                                 -- no commit: dropped
+    assert.is_false(store:exists("t", d))
+    assert.is_false(other:exists("t", d))
+    store:close(); other:close(); db:close()
+  end)
+
   local function psql(sql)
     assert(os.execute("psql -qX -v ON_ERROR_STOP=1 -c " .. H.q(sql) .. " >/dev/null"))
   end
