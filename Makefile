@@ -2,7 +2,8 @@
 #
 #   make quickstart   install what is missing, build, run examples/quickstart.lua
 #   make test         install what is missing, build, run every test
-#   make test-backends  the spec suite on each storage backend (loose, pack, memory)
+#   make test-backends  the spec suite on each storage backend (loose, pack, memory,
+#                     postgres on a throwaway cluster)
 #   make bench        the benchmark (see bench/README.md)
 #   make doc          doc/REFERENCE.md (the API reference) from the sources
 #   make install PREFIX=/usr/local
@@ -22,9 +23,10 @@ SAN       ?=
 # The include folders: the public headers, then each part of src/ (see
 # doc/ARCHITECTURE.md; `make check-deps` keeps the parts free of cycles).
 INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
-            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua
+            -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua \
+            -I/usr/include/postgresql
 CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
-LDLIBS_CORE = -lcrypto -lpthread
+LDLIBS_CORE = -lcrypto -lpthread -lpq
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
 LUA_CMOD   = $(PREFIX)/lib/lua/5.4
@@ -33,7 +35,7 @@ BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace luarocks
+DEB_PKGS = lua5.4 liblua5.4-dev lua-cjson libssl-dev lua-busted libreadline-dev strace luarocks libpq-dev postgresql
 
 BUILD = build
 
@@ -57,7 +59,7 @@ export LUA_PATH  := $(CURDIR)/$(STAGE)/?.lua;$(CURDIR)/$(STAGE)/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-powerloss install uninstall clean bench doc
+.PHONY: all module deps stage quickstart test check-deps test-c test-lua test-backends test-backends-run test-powerloss install uninstall clean bench doc
 
 all: deps module
 
@@ -156,10 +158,25 @@ test-powerloss: all
 # The whole spec suite once per storage backend (spec/helper.lua reads
 # MYDB_BACKEND), the backends at once (tools/parallel), and the C backend
 # tests.
-BACKENDS ?= loose pack memory
+# postgres: against a throwaway cluster (tools/pgcluster run: initdb in a
+# temporary directory, as nobody when root, removed at the end), whose
+# libpq environment the C tests and every busted process inherit.
+BACKENDS ?= loose pack memory postgres
+PG_RUN = $(if $(filter postgres,$(BACKENDS)),tools/pgcluster run,)
 test-backends: all $(BUILD)/test_backends
+	$(PG_RUN) $(MAKE) --no-print-directory test-backends-run
+
+# postgres: its suite in PG_SHARDS processes (tools/spec_shards.lua, by the
+# seconds per file measured on postgres in tools/spec_weights_postgres: its
+# calls wait on the server, so more processes than cores still pay), the
+# crash spec with 100 kills (postgres_spec kills 100 writers as well).
+PG_SHARDS ?= 3
+PG_BUSTED = $(foreach i,$(shell seq 1 $(PG_SHARDS)),\
+  "MYDB_BACKEND=postgres MYDB_CRASH_KILLS=100 $(LUA) /usr/bin/busted $$($(LUA) tools/spec_shards.lua $(PG_SHARDS) $(i) tools/spec_weights_postgres)")
+test-backends-run:
 	$(BUILD)/test_backends
-	tools/parallel $(foreach b,$(BACKENDS),"MYDB_BACKEND=$(b) $(LUA) /usr/bin/busted")
+	tools/parallel $(foreach b,$(filter-out postgres,$(BACKENDS)),"MYDB_BACKEND=$(b) $(LUA) /usr/bin/busted") \
+	  $(if $(filter postgres,$(BACKENDS)),$(PG_BUSTED))
 
 # The spec files dealt into SPEC_SHARDS groups run at once (by their weights
 # in tools/spec_weights: tools/spec_shards.lua), for the slow sanitizer run.
@@ -185,6 +202,7 @@ bench: all
 	$(LUA) bench/diff.lua $(DIFF_ARGS)
 	$(LUA) bench/merge.lua $(MERGE_ARGS)
 	$(LUA) bench/sync.lua $(SYNC_ARGS)
+	PGCLUSTER_FSYNC=on tools/pgcluster run $(LUA) bench/postgres.lua $(POSTGRES_ARGS)
 	$(LUA) bench/chart.lua $(CHART_ARGS)
 
 # ---- documentation --------------------------------------------------------------
@@ -198,6 +216,12 @@ doc:
 	@if command -v ldoc >/dev/null 2>&1; then \
 	  ldoc -c config.ld . >/dev/null && echo "mydb: HTML reference in $(BUILD)/doc/index.html"; \
 	else echo "mydb: no HTML reference ($(LDOC_PKGS) is not installed)"; fi
+
+# bench/postgres.lua's limit: a bare libpq round trip, from C.
+bench: $(BUILD)/pgping
+$(BUILD)/pgping: bench/pgping.c
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(WARN) $(DEFS) -I/usr/include/postgresql $< -o $@ -lpq
 
 # ---- mydb-lua (rules in src/cli/cli.mk) -----------------------------------------
 -include src/cli/cli.mk

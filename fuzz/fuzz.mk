@@ -9,7 +9,9 @@
 #                         build/), then the C tests (make test-c, leak
 #                         detection on) and the whole spec suite run under
 #                         them
-#   make test-valgrind    examples/*.lua under valgrind memcheck, and
+#   make test-valgrind    examples/*.lua under valgrind memcheck, the C
+#                         backend contract tests on postgres (a throwaway
+#                         cluster, tools/pgcluster), and
 #                         build/test_oom_api (allocation failures injected
 #                         through the module; its api case at a stride of 15)
 #   make fuzz             builds the libFuzzer targets into build-fuzz/ and
@@ -87,6 +89,8 @@ test-asan: deps fuzz-deps
 	  module $(ASAN_BUILD)/mydb-lua $(ASAN_BUILD)/cli/ptyrun
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=gcc OPT="-O1 -g" SAN="$(ASAN_FLAGS)" test-c
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  tools/pgcluster run $(ASAN_BUILD)/test_backends postgres
 	@rm -rf $(ASAN_BUILD)/tree && mkdir -p $(ASAN_BUILD)/tree && \
 	for f in $(CURDIR)/* $(CURDIR)/.busted; do \
 	  case "$${f##*/}" in build|build-*|mydb-lua|mydb) continue;; esac; \
@@ -99,7 +103,7 @@ test-asan: deps fuzz-deps
 
 # The examples under valgrind, each in a scratch directory (they make their
 # own temporary stores), with the normal build; "N passed, N failed" last.
-test-valgrind: all fuzz-deps $(BUILD)/test_oom_api
+test-valgrind: all fuzz-deps $(BUILD)/test_oom_api $(BUILD)/test_backends
 	@pass=0; fail=0; \
 	if $(VALGRIND) $(BUILD)/test_oom_api $(BUILD) test/test_oom_api.lua 15 >/dev/null; then \
 	  pass=$$((pass + 1)); echo "valgrind: test_oom_api: clean"; \
@@ -111,6 +115,9 @@ test-valgrind: all fuzz-deps $(BUILD)/test_oom_api
 	  else fail=$$((fail + 1)); echo "valgrind: $$ex: ERRORS"; fi; \
 	  rm -rf "$$d"; \
 	done; \
+	if tools/pgcluster run $(VALGRIND) $(BUILD)/test_backends postgres >/dev/null; then \
+	  pass=$$((pass + 1)); echo "valgrind: test_backends postgres: clean"; \
+	else fail=$$((fail + 1)); echo "valgrind: test_backends postgres: ERRORS"; fi; \
 	echo "$$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---- libFuzzer ---------------------------------------------------------------------
@@ -152,6 +159,9 @@ fuzz: fuzz-build
 	    echo "fuzz: $$t FAILED (input saved as $(FUZZ_BUILD)/crash-$$t-*)"; \
 	  fi; \
 	done; \
+	if tools/pgcluster run $(VALGRIND) $(BUILD)/test_backends postgres >/dev/null; then \
+	  pass=$$((pass + 1)); echo "valgrind: test_backends postgres: clean"; \
+	else fail=$$((fail + 1)); echo "valgrind: test_backends postgres: ERRORS"; fi; \
 	echo "$$pass passed, $$fail failed"; test $$fail -eq 0
 
 clean-san:

@@ -269,5 +269,15 @@ int mydb_repack(mydb *db, const char *tenant, mydb_gc_stats *st);
 int mydb_check(mydb *db, const char *tenant,
                void (*fn)(const char *what, const char *msg, void *payload),
                void *payload);
+/* A store-wide setting (key: 1 to 64 bytes of letters, digits, '_', '.'),
+ * for stores with no directory of their own to keep such files in
+ * (postgres: the meta table). *out: a new blob (mydb_blob_release), or
+ * MYDB_ENOTFOUND when unset; MYDB_EINVAL when the backend keeps none
+ * (the file backends keep their settings as files under ROOT). */
+int mydb_setting_get(mydb *db, const char *key, mydb_blob **out);
+/* Sets a store-wide setting (replaced whole, atomically); buf NULL
+ * removes it. */
+int mydb_setting_set(mydb *db, const char *key, const void *buf,
+                     size_t len);
 
 #endif

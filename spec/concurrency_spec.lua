@@ -192,16 +192,26 @@ describe("mydb.Db", function()
       H.needs_disk()
       local seeds = {}
       for round = 1, 3 do
+        -- (the writer says when its first commit is in: starting a process
+        -- and connecting take their time on a loaded machine)
+        local started = os.tmpname()
+        os.remove(started)
         local pid, cleanup = H.spawn_lua([[
-          local root, round = ...
+          local root, round, started = ...
           local db = require("mydb").open(root, { fsync = true })
           local i = 0
           while true do
             i = i + 1
             db:save("t", "w", "doc", { round = round, i = i, pad = string.rep("p", i % 500) })
             db:put("t", "w", "recs", ("r%s-%06d"):format(round, i), { i = i })
+            if i == 1 then io.open(started, "w"):close() end
           end
-        ]], { args = { S.root, tostring(round) } })
+        ]], { args = { S.root, tostring(round), started } })
+        for _ = 1, 1500 do
+          if H.file_exists(started) then break end
+          H.sleep(0.02)
+        end
+        os.remove(started)
         H.sleep(0.25 + 0.1 * round)
         os.execute("kill -9 " .. pid .. " 2>/dev/null")
         -- wait until it is gone

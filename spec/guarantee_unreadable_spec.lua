@@ -11,6 +11,7 @@ describe("guarantee: an unreadable store is a problem", function()
 
   it("tenants() raises io, verify() reports 'unreadable', mydb-lua --verify fails", function()
     H.needs_disk("another process, as another user, reads the store")
+    H.needs_files("makes a tenant's directory unreadable")
     if not sh("command -v setpriv >/dev/null 2>&1") or io.popen("id -u"):read("l") ~= "0" then
       pending("needs root and setpriv to run a check as another user")
       return

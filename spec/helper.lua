@@ -198,7 +198,7 @@ function H.sha256_file(path)
 end
 
 -- ------------------------------------------------------------ backends
--- MYDB_BACKEND=loose|pack|memory runs the specs against that storage
+-- MYDB_BACKEND=loose|pack|memory|postgres runs the specs against that storage
 -- backend (`make test-backends` runs the suite once per backend): every
 -- mydb.open that names no backend uses it. H.BACKEND is the one in use;
 -- without MYDB_BACKEND it is the default of a new store.
@@ -213,13 +213,33 @@ else
     local open = mydb.open
     H.open_unpatched = open
     mydb._spec_backend = H.BACKEND
+    -- (postgres: a root that holds a file store - ROOT/.mydb, made by a
+    -- spec that names its backend - stays that store)
+    local function file_store(root)
+      if H.BACKEND ~= "postgres" or type(root) ~= "string" then return false end
+      local f = io.open(root .. "/.mydb", "rb")
+      if f then f:close() end
+      return f ~= nil
+    end
     mydb.open = function(root, opts)
-      if opts == nil or (type(opts) == "table" and opts.backend == nil) then
+      if (opts == nil or (type(opts) == "table" and opts.backend == nil)) and not file_store(root) then
         local o = { backend = H.BACKEND }
         for k, v in pairs(opts or {}) do o[k] = v end
         opts = o
       end
       return open(root, opts)
+    end
+    -- a copy's source is a store of the backend in use too (a postgres
+    -- store's root names a schema: opened without a backend, the same
+    -- path would be a new pack store)
+    if H.BACKEND == "postgres" then
+      local copy = mydb.copy
+      mydb.copy = function(src, dst, opts)
+        local o = { src_backend = not file_store(src) and H.BACKEND or nil,
+                    backend = H.BACKEND }
+        for k, v in pairs(opts or {}) do o[k] = v end
+        return copy(src, dst, o)
+      end
     end
   end
 end
@@ -266,6 +286,25 @@ end
 function H.needs_disk(why)
   if H.BACKEND == "memory" then
     test_pending("memory backend: " .. (why or "another process must see the store"))
+  end
+end
+
+--- For a test about the store's own files under ROOT (their layout,
+-- modes, system calls on them): pending on the memory backend (no files)
+-- and on postgres (the store is tables on a server; the system calls are
+-- libpq's and the server's, not mydb's).
+function H.needs_files(why)
+  if H.BACKEND == "memory" or H.BACKEND == "postgres" then
+    test_pending(H.BACKEND .. " backend: " .. (why or "the store is not files under ROOT"))
+  end
+end
+
+--- For a test whose other process uses the remotes this process added: a
+-- memory store keeps its remotes in its process (remotes.lua; a postgres
+-- store keeps them in its schema).
+function H.needs_file_remotes(why)
+  if H.BACKEND == "memory" then
+    test_pending(H.BACKEND .. " backend: " .. (why or "the store's remotes live in its process"))
   end
 end
 

@@ -142,20 +142,28 @@ function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 -- ------------------------------------------------------------------ API
 
 --- Opens a store at root (default ".mytools_db"), creating it if needed.
--- @param root the store's directory (a string), or nil for ".mytools_db"
+-- @param root the store's directory (a string), or nil for ".mytools_db";
+-- for a PostgreSQL store, a libpq URI "postgresql://..." (its query
+-- parameter schema=NAME names the store's schema, default "mydb"), or the
+-- store's schema name when opts.conninfo is given
 -- @param opts nil or a table: fsync (default true: fsync files and
 -- directories on every write); cache_bytes (default 64 MiB: the
--- verified-object cache budget); backend: "loose", "pack" or "memory"
--- (default: the store's own, as recorded in ROOT/.mydb; "loose" for a new
--- store); segment_bytes (the pack backend's segment size, default 64 MiB);
+-- verified-object cache budget); backend: "loose", "pack", "memory" or
+-- "postgres" (default: the store's own, as recorded in ROOT/.mydb;
+-- "postgres" for a postgresql:// root; "pack" for a new store);
+-- conninfo: a libpq connection string (keywords or URI), root then being
+-- the store's schema on that server (see doc/FORMAT.md "PostgreSQL backend");
+-- segment_bytes (the pack backend's segment size, default 64 MiB);
 -- ttl_field; budget: the default budgets of string expressions (filters,
 -- expression indexes): {memory=, time=, instructions=, query_time=}, see mydb.query;
 -- create (default true): false opens only an existing store, else raises
--- not_found (a mistyped path creates nothing; a memory store has no files to find)
+-- not_found (a mistyped path creates nothing; a memory store has no files
+-- to find; a postgres store's tables are made on first use whatever create says)
 -- @return a db handle (also a to-be-closed value)
 -- @raise invalid_argument (bad root or option), not_found (create = false
 -- and no store at root), io (the directory cannot be
--- made or read), corrupt (the store's files are damaged)
+-- made or read, or the PostgreSQL server cannot be reached), corrupt (the
+-- store's files are damaged)
 -- @usage
 -- local other <close> = mydb.open(root, { backend = "pack" })
 -- other:init("acme")
@@ -164,11 +172,21 @@ function mydb.open(root, opts)
   if root == nil then root = DEFAULT_ROOT end
   check_string(root, "root", 1, 4096)
   opts = validate.open_options(opts)
-  if opts.create == false and opts.backend ~= "memory" and not store_exists(root) then
+  local backend = opts.backend
+  if opts.conninfo then
+    -- postgres: root names the store, a schema on conninfo's server
+    -- (doc/FORMAT.md "PostgreSQL backend")
+    local sep = opts.conninfo:match("^postgres") and (opts.conninfo:find("?", 1, true) and "&" or "?") or " "
+    root = opts.conninfo .. sep .. "schema=" .. root
+    backend = "postgres"
+  end
+  local on_files = backend ~= "memory" and backend ~= "postgres"
+                   and not root:match("^postgresql://") and not root:match("^postgres://")
+  if opts.create == false and on_files and not store_exists(root) then
     raise("not_found", "no store at '%s'", root)
   end
   local store = core.open(root, { fsync = opts.fsync ~= false, cache_bytes = opts.cache_bytes,
-                                  backend = opts.backend, segment_bytes = opts.segment_bytes })
+                                  backend = backend, segment_bytes = opts.segment_bytes })
   return setmetatable({
     _store = store, _root = root, _init_known = {}, _backend = store:backend(),
     _nodes = collection.node_cache(), _colinfo = {}, _colcount = 0,
@@ -1159,8 +1177,9 @@ end
 
 --- Adds a remote, kept in the store (doc/FORMAT.md "Remotes").
 -- @param name 1 to 64 bytes of letters, digits, '.', '_', '-'
--- @param url the root of another mydb store, or "memory:ROOT" for a memory
--- store of this process
+-- @param url the root of another mydb store, "memory:ROOT" for a memory
+-- store of this process, or a PostgreSQL store ("postgresql://...?schema=NAME",
+-- or "postgres:ROOT" on libpq's default server)
 -- @return true
 -- @raise invalid_argument, already_exists (the name is taken), closed, io
 -- @usage

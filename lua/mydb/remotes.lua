@@ -3,10 +3,13 @@
 --
 -- A url is the root of another mydb store on disk (it must hold ROOT/.mydb
 -- or ROOT/refs when used), or "memory:ROOT" for a memory store of this
--- process. A store on disk keeps its remotes in ROOT/.remotes (a JSON map,
--- replaced whole by an atomic rename; no tenant id starts with '.', so it
--- never looks like a tenant); a memory store keeps them in a table of this
--- process, by root, until the process ends.
+-- process, or a PostgreSQL store (remotes.parse_url). A store on disk keeps
+-- its remotes in ROOT/.remotes (a JSON map, replaced whole by an atomic
+-- rename; no tenant id starts with '.', so it never looks like a tenant); a
+-- postgres store the same JSON map in its schema (the store's setting
+-- "remotes": the meta table's row "setting:remotes", replaced whole in one
+-- statement); a memory store keeps them in a table of this process, by
+-- root, until the process ends.
 local core = require "mydb.core"
 local errors = require "mydb.errors"
 local validate = require "mydb.validate"
@@ -30,11 +33,36 @@ end
 
 --- The url's backend and root: "memory:ROOT" -> "memory", ROOT; a path ->
 -- nil (the store's own), path.
+-- A PostgreSQL store: "postgresql://..." or "postgres://..." (a libpq URI,
+-- schema=NAME naming the store's schema), or "postgres:ROOT" (the store
+-- that mydb.open(ROOT, {backend = "postgres"}) opens: on libpq's default
+-- server, PGHOST...).
 function remotes.parse_url(url)
   validate.string(url, "url", 1, 4096)
   local root = url:match("^memory:(.+)$")
   if root then return "memory", root end
+  if url:match("^postgresql://") or url:match("^postgres://") then return "postgres", url end
+  root = url:match("^postgres:(.+)$")
+  if root then return "postgres", root end
   return nil, url
+end
+
+-- Stores whose remotes live in this process (no ROOT directory to keep them).
+local function in_process(db)
+  return db._backend == "memory"
+end
+
+-- Stores that keep their remotes as a setting of their own (postgres).
+local function in_setting(db)
+  return db._backend == "postgres"
+end
+
+local function read_setting(db)
+  local text = db._store:setting("remotes")
+  if not text then return {} end
+  local ok, map = pcall(core.decode, text)
+  if not ok or type(map) ~= "table" then raise("corrupt", "the store's remotes are not a JSON map") end
+  return map
 end
 
 local function read_file(path)
@@ -66,23 +94,25 @@ end
 
 --- name -> url of db's remotes.
 function remotes.list(db)
-  if db._backend == "memory" then
+  if in_setting(db) then return read_setting(db) end
+  if in_process(db) then
     local out = {}
-    for k, v in pairs(in_memory[db._root] or {}) do out[k] = v end
+    for k, v in pairs(in_memory[db._backend .. ":" .. db._root] or {}) do out[k] = v end
     return out
   end
   return read_file(db._root .. FILE)
 end
 
 local function save(db, map)
-  if db._backend == "memory" then in_memory[db._root] = map; return end
+  if in_setting(db) then db._store:set_setting("remotes", next(map) and core.encode(map) or "{}"); return end
+  if in_process(db) then in_memory[db._backend .. ":" .. db._root] = map; return end
   write_file(db._root .. FILE, map)
 end
 
 function remotes.add(db, name, url)
   remotes.check_name(name)
   local backend, root = remotes.parse_url(url)
-  if root == db._root and (backend == "memory") == (db._backend == "memory") then
+  if root == db._root and (backend or "file") == ((in_process(db) or in_setting(db)) and db._backend or "file") then
     raise("invalid_argument", "remote '%s': the url names this store itself", name)
   end
   local map = remotes.list(db)
@@ -113,7 +143,7 @@ end
 -- hold a store already: a remote is never created by using it.
 function remotes.open(open, url)
   local backend, root = remotes.parse_url(url)
-  if backend ~= "memory" then
+  if backend == nil then
     -- the store's own backend (ROOT/.mydb; a store of the original layout,
     -- refs/ without .mydb, is loose)
     local f = io.open(root .. "/.mydb", "rb")

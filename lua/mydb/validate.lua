@@ -10,7 +10,7 @@ local raise = errors.raise
 local validate = {}
 
 local ENTRY_MAX, USER_MAX, KEY_MAX = 1024, 256, 1024
-local BACKENDS = { loose = true, pack = true, memory = true }
+local BACKENDS = { loose = true, pack = true, memory = true, postgres = true }
 
 function validate.string(v, what, min, max)
   if type(v) ~= "string" then
@@ -80,7 +80,7 @@ end
 
 local function check_backend(name, v)
   if not BACKENDS[v] then
-    raise("invalid_argument", "%s must be \"loose\", \"pack\" or \"memory\", got %s", name,
+    raise("invalid_argument", "%s must be \"loose\", \"pack\", \"memory\" or \"postgres\", got %s", name,
       type(v) == "string" and ("%q"):format(v) or type(v))
   end
 end
@@ -110,6 +110,11 @@ function validate.open_options(opts)
       query.budget(v, nil, "budget") -- validates
     elseif k == "ttl_field" then
       if type(v) ~= "string" or #v == 0 then raise("invalid_argument", "ttl_field must be a non-empty string") end
+    elseif k == "conninfo" then
+      if type(v) ~= "string" or #v > 4000 then raise("invalid_argument", "conninfo must be a string (a libpq connection string)") end
+      if opts.backend ~= nil and opts.backend ~= "postgres" then
+        raise("invalid_argument", "conninfo is for backend \"postgres\", not %q", tostring(opts.backend))
+      end
     else
       raise("invalid_argument", "unknown option '%s'", tostring(k))
     end

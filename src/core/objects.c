@@ -218,3 +218,37 @@ int mydb_check(mydb *db, const char *tenant,
   if (!db->be->check) return MYDB_OK;
   return db->be->check(db->be, tenant, fn, payload);
 }
+
+static int check_setting_key(const char *key) {
+  size_t n = key ? strlen(key) : 0;
+  int ok = n >= 1 && n <= 64;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (key[i] >= 'a' && key[i] <= 'z') || (key[i] >= 'A' && key[i] <= 'Z') ||
+         (key[i] >= '0' && key[i] <= '9') || key[i] == '_' || key[i] == '.';
+  if (!ok)
+    return mydb__seterr(MYDB_EINVAL, "invalid setting name (1 to 64 letters, "
+                        "digits, '_', '.')");
+  return MYDB_OK;
+}
+
+int mydb_setting_get(mydb *db, const char *key, mydb_blob **out) {
+  int rc;
+  if (out) *out = NULL;
+  if ((rc = mydb__check_db(db)) || (rc = check_setting_key(key))) return rc;
+  if (!out) return mydb__seterr(MYDB_EINVAL, "setting_get: out is NULL");
+  if (!db->be->setting_get)
+    return mydb__seterr(MYDB_EINVAL, "the %s backend keeps no settings",
+                        db->be->name);
+  return db->be->setting_get(db->be, key, out);
+}
+
+int mydb_setting_set(mydb *db, const char *key, const void *buf,
+                     size_t len) {
+  int rc;
+  if ((rc = mydb__check_db(db)) || (rc = check_setting_key(key))) return rc;
+  if (!db->be->setting_set)
+    return mydb__seterr(MYDB_EINVAL, "the %s backend keeps no settings",
+                        db->be->name);
+  if (!buf) len = 0;
+  return db->be->setting_set(db->be, key, buf, len);
+}

@@ -68,7 +68,7 @@ static int store_file_create(mydb *db, const char *name, char have[16]) {
 
 static int known_backend(const char *name) {
   return strcmp(name, "loose") == 0 || strcmp(name, "pack") == 0 ||
-         strcmp(name, "memory") == 0;
+         strcmp(name, "memory") == 0 || strcmp(name, "postgres") == 0;
 }
 
 /* ------------------------------------------------------------- handles */
@@ -108,7 +108,7 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
   const char *want = opts.backend;
   if (want && !known_backend(want))
     return mydb__seterr(MYDB_EINVAL, "mydb_open: unknown backend '%.32s' "
-                        "(loose, pack or memory)", want);
+                        "(loose, pack, memory or postgres)", want);
   size_t seg = opts.segment_bytes ? opts.segment_bytes : MYDB_SEGMENT_DEFAULT;
   if (seg < MYDB_SEGMENT_MIN || seg > MYDB_SEGMENT_MAX)
     return mydb__seterr(MYDB_EINVAL, "mydb_open: segment_bytes %zu out of "
@@ -143,8 +143,11 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
     return rc;
   }
 
-  if (want && strcmp(want, "memory") == 0) { /* no files at all */
-    rc = mydb__backend_memory(db, &db->be);
+  if (!want && mydb__pg_root(db->root)) want = "postgres";
+  if (want && (strcmp(want, "memory") == 0 || strcmp(want, "postgres") == 0)) {
+    /* no files at all */
+    rc = want[0] == 'm' ? mydb__backend_memory(db, &db->be)
+                        : mydb__backend_postgres(db, &db->be);
     if (rc) goto fail;
     *out = db;
     return MYDB_OK;
@@ -191,7 +194,8 @@ int mydb_open(mydb **out, const char *root, const mydb_options *opts_in) {
         goto fail;
     }
   }
-  if (!known_backend(have) || strcmp(have, "memory") == 0) {
+  if (!known_backend(have) || strcmp(have, "memory") == 0 ||
+      strcmp(have, "postgres") == 0) {
     rc = mydb__seterr(MYDB_ECORRUPT, "%s/.mydb names an unknown backend "
                       "'%s'", db->root, have);
     goto fail;

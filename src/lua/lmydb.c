@@ -17,6 +17,7 @@
  *   store:gc_begin(tenant|nil) -> a, b     store:gc_sweep(tenant|nil, a, b, keep)
  *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
  *   store:journal(tenant) -> the head history in the loose journal's format
+ *   store:setting(key) -> string | nil   store:set_setting(key, string|nil)
  *   store:lock(tenant) -> lock     lock:head(entry)
  *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
@@ -601,6 +602,34 @@ static int store_journal(lua_State *L) {
   return 1;
 }
 
+/* store:setting(key) -> the store-wide setting, or nil when unset (see
+ * mydb_setting_get; raises invalid_argument where the backend keeps none). */
+static int store_setting(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *key = luaL_checkstring(L, 2);
+  mydb_blob **b = lmydb_blob_slot(L);
+  int rc = mydb_setting_get(s->db, key, b);
+  if (rc == MYDB_ENOTFOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, mydb_blob_data(*b), mydb_blob_len(*b));
+  lmydb_blob_done(b);
+  return 1;
+}
+
+/* store:set_setting(key, value | nil): nil removes it. */
+static int store_set_setting(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *key = luaL_checkstring(L, 2);
+  size_t len = 0;
+  const char *v = lua_isnoneornil(L, 3) ? NULL : luaL_checklstring(L, 3, &len);
+  int rc = mydb_setting_set(s->db, key, v, len);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  return 0;
+}
+
 /* store:backend() -> "loose" | "pack" | "memory" */
 static int store_backend(lua_State *L) {
   lstore *s = check_store(L);
@@ -719,6 +748,8 @@ int luaopen_mydb_core(lua_State *L) {
       {"gc_begin", store_gc_begin},       {"gc_sweep", store_gc_sweep},
       {"repack", store_repack},           {"check", store_check},
       {"journal", store_journal},
+      {"setting", store_setting},
+      {"set_setting", store_set_setting},
       {"close", store_close},             {NULL, NULL}};
   static const luaL_Reg lock_methods[] = {
       {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};

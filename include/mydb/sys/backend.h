@@ -27,7 +27,8 @@
  *   pack    append-only log segments with an index, objects and commits in
  *           one log;
  *   memory  hash maps in the process, shared by the handles opened on the
- *           same root string.
+ *           same root string;
+ *   postgres  tables in a schema of a PostgreSQL database (libpq).
  *
  * Every function returns MYDB_OK or a negative MYDB_E* code with the
  * thread's message set (mydb__seterr). `tenant` NULL means the shared refs
@@ -176,6 +177,11 @@ struct mydb_backend {
   int (*check)(mydb_backend *be, const char *tenant,
                void (*fn)(const char *what, const char *msg, void *payload),
                void *payload);
+  /* Optional (NULL: the store keeps none): store-wide settings (see
+   * mydb_setting_get); set with buf NULL removes. */
+  int (*setting_get)(mydb_backend *be, const char *key, mydb_blob **out);
+  int (*setting_set)(mydb_backend *be, const char *key, const void *buf,
+                     size_t len);
 
   /* Closes what the handle holds; mandatory. */
   void (*free)(mydb_backend *be);
@@ -185,5 +191,10 @@ struct mydb_backend {
 int mydb__backend_loose(struct mydb *db, mydb_backend **out);
 int mydb__backend_memory(struct mydb *db, mydb_backend **out);
 int mydb__backend_pack(struct mydb *db, mydb_backend **out);
+/* root is a libpq conninfo (URI or keywords, schema=NAME) or a name
+ * (doc/FORMAT.md "PostgreSQL"). */
+int mydb__backend_postgres(struct mydb *db, mydb_backend **out);
+/* 1 if root is a postgresql:// or postgres:// URI. */
+int mydb__pg_root(const char *root);
 
 #endif
