@@ -86,6 +86,10 @@ static int state_close(lua_State *L) {
   return 0;
 }
 
+/* The cached state's key in the registry (for lmydb_decode_spans, which
+ * is no codec function and has not its upvalue). */
+static const char state_key = 0;
+
 static codec_state *new_state(lua_State *L, int cached) {
   codec_state *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
@@ -1701,5 +1705,43 @@ void lmydb_open_codec(lua_State *L) {
       {"collection_bytes", l_collection_bytes},
       {NULL, NULL}};
   new_state(L, 1); /* the cached state, shared as upvalue 1 */
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key); /* and lmydb_decode_spans' */
   luaL_setfuncs(L, fns, 1);
+}
+
+/* Decodes n stored documents (each its own, as core.decode_into) into
+ * out[1..n]: for C readers that hold the bytes (ltree_read.c decodes a
+ * leaf's values from the piece itself, without a string per value). */
+void lmydb_decode_spans(lua_State *L, int ctx, int out, const lmydb_span *spans, size_t n) {
+  ctx = ctx ? lua_absindex(L, ctx) : 0;
+  out = lua_absindex(L, out);
+  int base = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key);
+  codec_state *st = lua_touserdata(L, -1);
+  if (st && !st->busy) {
+    st->busy = 1;
+  } else {
+    lua_pop(L, 1);
+    st = new_state(L, 0);
+  }
+  lua_toclose(L, -1); /* released however the decoding ends */
+  int slot = lua_gettop(L);
+  lua_pushliteral(L, "");
+  dec d;
+  dec_setup(L, &d, st, lua_gettop(L), ctx);
+  int top = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
+    d.start = d.p = spans[i].p;
+    d.end = d.start + spans[i].len;
+    d.next_id = 0;
+    d.depth = 0;
+    d.track = has_id_tag(d.start, spans[i].len);
+    decode_value(&d);
+    dec_finish(&d);
+    lua_rawseti(L, out, (lua_Integer)i + 1);
+    lua_settop(L, top);
+  }
+  lua_closeslot(L, slot);
+  lua_settop(L, base);
 }
