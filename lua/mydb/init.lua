@@ -666,8 +666,9 @@ function Db:records(tenant, entry, digest)
   local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   in_history(self, tenant, entry, digest)
-  local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
-  return query.wrap(it, {}, self:_hidden(info))
+  local it, _, _, cursor = collection.range(self:_tree(tenant, info), info.root,
+    { ctx = self:_ctx(path_name(entry)) })
+  return query.wrap(it, {}, self:_hidden(info)), nil, nil, cursor -- (a for loop closes it)
 end
 
 --- Iterates key, stored JSON text of each record, in key order, without
@@ -716,11 +717,11 @@ function Db:_query(tenant, entry, opts, clock)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
   in_history(self, tenant, entry, plan.digest)
-  local it = collection.range(self:_tree(tenant, info), info.root, {
+  local it, _, _, cursor = collection.range(self:_tree(tenant, info), info.root, {
     lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
     ctx = self:_ctx(path_name(entry)),
   })
-  return query.wrap(it, plan, self:_hidden(info))
+  return query.wrap(it, plan, self:_hidden(info)), nil, nil, cursor
 end
 
 --- Like query, across every record collection of a tenant (entries in name
@@ -773,8 +774,9 @@ function Db:query_index(tenant, entry, name, opts)
   in_history(self, tenant, entry, plan.digest)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
-  local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
-  return query.wrap(rows, plan, self:_hidden(info))
+  local rows, _, _, cursor = scan.index_rows(self, tenant, entry, info, name, plan,
+    self:_ctx(path_name(entry)))
+  return query.wrap(rows, plan, self:_hidden(info)), nil, nil, cursor
 end
 
 --- Whether entry exists at the head of the handle's branch.
