@@ -1735,11 +1735,40 @@ ltree *lmydb_tree_check(lua_State *L, int idx) {
   return t;
 }
 
-tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32]) {
-  tnode *n = load(t, digest);
-  if (!n) return NULL;
-  n->refs++;
-  release_held(t);
+tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
+  tnode *n;
+  if (!scan) {
+    if (!(n = load(t, digest))) return NULL;
+    n->refs++;
+    release_held(t);
+    return n;
+  }
+  /* load() for a leaf of a long scan: kept in the cache only while the
+   * cache has room, never by evicting (a scan larger than the cache would
+   * turn it over for pieces read once; and a node not cached goes back to
+   * the pool for the next leaf instead of the heap) */
+  pend *p = pend_get(t, digest);
+  char key[MYDB_TENANT_MAX + 1 + 32];
+  int kl = cache_key(t, digest, key);
+  lmydb_nodes *c = t->store->nodes;
+  if (p) n = p->node;
+  else n = cache_get(c, key, (size_t)kl);
+  if (n) {
+    n->refs++;
+    return n;
+  }
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  mydb_blob *b = NULL;
+  int rc = mydb_object_read_once(t->store->db, &b, t->tenant, hex);
+  if (rc != MYDB_OK) {
+    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+    return NULL;
+  }
+  n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  if (n && c->bytes + n->size <= c->limit) cache_put(c, n);
   return n;
 }
 

@@ -19,8 +19,9 @@ ltree *lmydb_tree_check(lua_State *L, int idx);
 /* The node of a raw digest (pending, cached, or read, verified and
  * parsed), with a reference of the caller's own; NULL on failure (the
  * session keeps the message: lmydb_tree_raise). Only between
- * lmydb_tree_check and the return to Lua. */
-tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32]);
+ * lmydb_tree_check and the return to Lua. scan: a piece read once by a
+ * long scan, cached only if the cache has room for it without evicting. */
+tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan);
 /* Drops a reference (NULL allowed). */
 void lmydb_tree_unref(tnode *n);
 /* Raises the session's failure after releasing what its operation held. */

@@ -146,7 +146,7 @@ static void descend(lua_State *L, cursor *c, const unsigned char *root, const ch
   int depth = 0;
   const unsigned char *d = root;
   for (;;) {
-    tnode *n = depth > MAX_HEIGHT ? NULL : lmydb_tree_load(c->t, d);
+    tnode *n = depth > MAX_HEIGHT ? NULL : lmydb_tree_load(c->t, d, 0);
     if (!n) {
       if (depth > MAX_HEIGHT) lmydb_tree_corrupt(c->t, "is too deep");
       for (int j = 0; j < depth; j++) lmydb_tree_unref(chain[j]);
@@ -180,7 +180,7 @@ static int step(lua_State *L, cursor *c, int dir) {
   lmydb_tree_check(L, lua_upvalueindex(2)); /* the session, before reading */
   c->idx[a] = dir > 0 ? c->idx[a] + 1 : c->idx[a] - 1;
   for (int g = a - 1; g >= 0; g--) {
-    tnode *n = lmydb_tree_load(c->t, child(c->path[g + 1], c->idx[g + 1]));
+    tnode *n = lmydb_tree_load(c->t, child(c->path[g + 1], c->idx[g + 1]), g == 0);
     if (!n) cursor_fail(L, c);
     lmydb_tree_unref(c->path[g]);
     c->path[g] = n;
