@@ -640,8 +640,8 @@ function Db:get(tenant, entry, key, digest)
     if hidden and hidden(v) then return nil end
     return v
   end
-  local list = {}
-  for leaf in collection.leaves(t, info.root) do core.decode_into(leaf.vals, list, ctx) end
+  local list, n = {}, 0
+  for _, v in collection.range(t, info.root, { ctx = ctx }) do n = n + 1; list[n] = v end
   if hidden then
     local kept = {}
     for _, v in ipairs(list) do if not hidden(v) then kept[#kept + 1] = v end end
