@@ -10,7 +10,9 @@
 -- and decodes them. A tree handle `t` is {store=, tenant=, nodes=cache,
 -- c=session}: writes (update, update_many, build, flush) and point reads
 -- (get) run in C (src/lua/ltree.c, core.tree: a node cache per store
--- handle, pieces spliced and hashed once); the other reads walk Lua nodes.
+-- handle, pieces spliced and hashed once), and so do range and iter
+-- (src/lua/ltree_read.c, core.tree_cursor); leaves and load_node (diffs,
+-- changes) walk Lua nodes.
 -- The Lua implementation of the writes is kept as collection.oracle (its
 -- handles also hold pending={digest=bytes}, built={digest=node}): the
 -- specs check the C path against it (spec/tree_c_spec.lua).
