@@ -5,6 +5,14 @@
 --   lua5.4 bench/versus.lua [--quick] [--rounds R] [--n N] [--small N]
 --       [--prefill P] [--cap S] [--updates U] [--strace-puts K]
 --       [--engines pack,loose,memory,sqlite,vsqlite] [--dir D] [--writes-only]
+--       [--scans-only] [--large L] [--large-engines E]
+--
+-- --scans-only: only the range and scan rows (no writes, no point gets, no
+-- history, no system call count). --large L: a full scan of L records
+-- (default 1,000,000; --quick 100,000; 0: none), on the engines of
+-- --large-engines (default pack,memory,sqlite of --engines: loose keeps a
+-- file per piece and vsqlite scans the same table as sqlite), with the
+-- growth of the process's resident memory over those scans.
 --
 -- Engines:
 --   pack, loose, memory  mydb with that backend (fsync on/off per row)
@@ -240,13 +248,14 @@ function workloads.read(h, a, dir)
   local deadline = now() + a.cap
   t0 = now()
   repeat
+    if a.scans then break end
     for _ = 1, 16 do
       local rec = h:get(keys[rg(a.n) + 1])
       if rec == nil then error("missing record") end
     end
     n = n + 16
   until now() > deadline
-  r.get = n / (now() - t0)
+  if not a.scans then r.get = n / (now() - t0) end
   table.sort(keys)
   n = 0
   deadline = now() + a.cap
@@ -265,7 +274,7 @@ function workloads.read(h, a, dir)
     n = n + 1
   until now() > deadline
   r.scan = n * a.n / (now() - t0)
-  if a.updates > 0 and a.engine ~= "memory" then
+  if a.updates > 0 and a.engine ~= "memory" and not a.scans then
     h:checkpoint()
     local s0 = dir_bytes(dir)
     local u = 0
@@ -292,6 +301,39 @@ function workloads.scan_small(h, a, dir)
     n = n + 1
   until now() > deadline
   return { scan_small = n * a.small / (now() - t0) }
+end
+
+--- Resident memory of this process, bytes (/proc/self/status VmRSS).
+local function rss()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 end
+  local s = f:read("a")
+  f:close()
+  return (tonumber(s:match("VmRSS:%s*(%d+)")) or 0) * 1024
+end
+
+--- A large collection's scan (flat to 1,000,000 records?), loaded in
+-- chunks of 200,000 (one put_many or transaction each: each a bulk merge
+-- on mydb), and the resident memory the scans added.
+function workloads.scan_large(h, a, dir)
+  local keys = random_keys(a.large, 55)
+  local chunk = 200000
+  for i = 1, #keys, chunk do
+    h:bulk(items_for(keys, i, math.min(i + chunk - 1, #keys), 0))
+    collectgarbage()
+  end
+  keys = nil
+  collectgarbage()
+  collectgarbage()
+  local m0 = rss()
+  local n, deadline, t0 = 0, now() + a.cap, now()
+  repeat
+    assert(h:scan() == a.large)
+    n = n + 1
+  until now() > deadline
+  local r = { scan_large = n * a.large / (now() - t0) }
+  r.scan_mem = rss() - m0
+  return r
 end
 
 --- K durable puts after a prefill (for strace -c: run with K and 2K).
@@ -378,6 +420,9 @@ local ROWS = {
   { "range of 100 records (from + limit 100), ranges/s", "range", "read", target = 1.0 },
   { "full scan of %s records, records/s", "scan", "read", target = 1.0 },
   { "full scan of %S records, records/s", "scan_small", "small", target = 1.0 },
+  { "full scan of %L records, records/s", "scan_large", "large", target = 1.0 },
+  { "resident memory added by the scans of %L records", "scan_mem", "large", bytes = true,
+    lower = true, plain = true },
   { "bulk load %s records (durable), records/s", "bulk", "read", target = 1.0 },
   { "store size after bulk load + checkpoint, bytes/record", "size", "read", bytes = true,
     lower = true, target = 1.0 },
@@ -414,6 +459,10 @@ local function main()
   local updates = a.updates or (quick and 100 or 500)
   local strace_puts = a["strace-puts"] or (quick and 50 or 200)
   local root = a.dir or "/tmp/mydb-bench-versus"
+  local large = a.large or (quick and 100000 or 1000000)
+  if large == true then large = 1000000 end
+  local scans = a["scans-only"]
+  local writes = not scans
   local list = {}
   for e in (a.engines or "pack,loose,memory,sqlite,vsqlite"):gmatch("[^,]+") do
     if not engines[e] then error("unknown engine " .. e) end
@@ -425,8 +474,10 @@ local function main()
   local uname = io.popen("uname -srm"):read("l")
   print(("mydb %s versus SQLite, %s, Lua %s; %d rounds, engines interleaved; medians")
     :format(core._VERSION, uname, _VERSION:sub(5), rounds))
-  print(("sizes: collection %d records, small scan %d, prefill before puts %d, %s s per timed cell, %d updates")
-    :format(n, small, prefill, cap, updates))
+  print(("sizes: collection %d records, small scan %d, large scan %d, prefill before puts %d, %s s per timed cell, %d updates")
+    :format(n, small, large, prefill, cap, updates))
+  local large_on = {}
+  for e in (a["large-engines"] or "pack,memory,sqlite"):gmatch("[^,]+") do large_on[e] = true end
   if not have_sqlite then
     print("SQLite: not installed (Debian package lua-sql-sqlite3); its columns are empty")
   end
@@ -445,7 +496,7 @@ local function main()
   local t_all = now()
   for round = 1, rounds do
     local t_round = now()
-    for _, e in ipairs(list) do
+    for _, e in ipairs(writes and list or {}) do
       if not skip(e) then
         local dir = root .. "/" .. e
         for _, d in ipairs({ "on", "off" }) do
@@ -459,7 +510,8 @@ local function main()
     for _, e in ipairs(a["writes-only"] and {} or list) do
       if not skip(e) then
         add(e, run_child { engine = e, w = "read", durable = e == "memory" and "off" or "on",
-                           dir = root .. "/" .. e, n = n, cap = cap, updates = updates }, "@read")
+                           dir = root .. "/" .. e, n = n, cap = cap, updates = updates,
+                           scans = scans and 1 or nil }, "@read")
       end
     end
     for _, e in ipairs(a["writes-only"] and {} or list) do
@@ -468,9 +520,15 @@ local function main()
                            small = small, cap = cap }, "@small")
       end
     end
+    for _, e in ipairs((a["writes-only"] or large == 0) and {} or list) do
+      if not skip(e) and large_on[e] then
+        add(e, run_child { engine = e, w = "scan_large", durable = "off", dir = root .. "/" .. e,
+                           large = large, cap = cap }, "@large")
+      end
+    end
     io.stderr:write(("versus: round %d of %d done in %.0f s\n"):format(round, rounds, now() - t_round))
   end
-  for _, e in ipairs(a["writes-only"] and {} or list) do
+  for _, e in ipairs((a["writes-only"] or scans) and {} or list) do
     if not skip(e) and e ~= "memory" then
       local s = syscalls_per_put({ engine = e, w = "syscalls", durable = "on", dir = root .. "/" .. e,
                                    prefill = prefill }, strace_puts)
@@ -483,6 +541,7 @@ local function main()
     if not results[e] then return nil end
     local f = field .. "@" .. mode
     if mode == "read" and field == "scan_small" then f = "scan_small@small" end
+    if mode == "read" and (field == "scan_large" or field == "scan_mem") then f = field .. "@large" end
     return median(results[e][f] or {})
   end
   local cols = {}
@@ -499,11 +558,13 @@ local function main()
   print("| " .. table.concat(head, " | ") .. " |")
   print("|" .. table.concat(sep, "|") .. "|")
   for _, row in ipairs(ROWS) do
-    local label = row[1]:gsub("%%s", fmt_num(n)):gsub("%%S", fmt_num(small))
+    local label = row[1]:gsub("%%s", fmt_num(n)):gsub("%%S", fmt_num(small)):gsub("%%L", fmt_num(large))
     local field, mode = row[2], row[3]
     local cells = { label }
+    local any = false
     for _, e in ipairs(cols) do
-      local v = val(e, field, mode == "small" and "small" or mode)
+      if val(e, field, mode) ~= nil then any = true end
+      local v = val(e, field, mode)
       if skip(e) then cells[#cells + 1] = "not installed"
       elseif v == nil then cells[#cells + 1] = ""
       elseif row.bytes then cells[#cells + 1] = fmt_bytes(v)
@@ -526,7 +587,7 @@ local function main()
     end
     cells[#cells + 1] = ratio
     cells[#cells + 1] = verdict
-    print("| " .. table.concat(cells, " | ") .. " |")
+    if any then print("| " .. table.concat(cells, " | ") .. " |") end
   end
   print()
   print("Ratios are mydb pack / SQLite (for sizes: pack's bytes / SQLite's; lower is better).")

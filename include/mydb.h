@@ -123,6 +123,11 @@ int mydb_object_write(mydb *db, char out[MYDB_DIGEST_BUF], const char *tenant,
  * I/O. Release *out with mydb_blob_release. */
 int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
                      const char *digest);
+/* mydb_object_read for an object read once (a long scan's pieces): served
+ * from the cache if it is there, but not added to it, so that a scan larger
+ * than the cache does not turn it over. */
+int mydb_object_read_once(mydb *db, mydb_blob **out, const char *tenant,
+                          const char *digest);
 /* mydb_object_write for a caller that hashed buf itself (mydb's codec
  * names each piece by the digest of the bytes it builds): digest must be
  * the SHA-256 of buf, 64 lowercase hex characters. Not checked here, so

@@ -544,6 +544,33 @@ static void test_cache(void) {
   mydb_close(w);
 }
 
+/* mydb_object_read_once: served from the cache, never added to it. */
+static void test_read_once(void) {
+  char root[PATH_MAX], p[PATH_MAX];
+  make_root(root, "read_once");
+  mydb *w = open_db(root, 0);
+  CHECK_RC(mydb_tenant_init(w, "t"), 0);
+  char d1[MYDB_DIGEST_BUF], d2[MYDB_DIGEST_BUF];
+  CHECK_RC(mydb_object_write(w, d1, "t", "read once", 9), 0);
+  CHECK_RC(mydb_object_write(w, d2, "t", "read twice", 10), 0);
+  mydb *on = open_db(root, 1);
+  mydb_blob *b;
+  CHECK_RC(mydb_object_read_once(on, &b, "t", d1), 0);
+  CHECK(mydb_blob_len(b) == 9 && memcmp(mydb_blob_data(b), "read once", 9) == 0);
+  mydb_blob_release(b);
+  CHECK_RC(mydb_object_read(on, &b, "t", d2), 0); /* cached */
+  mydb_blob_release(b);
+  unlink(obj_path(p, root, "t", d1));
+  unlink(obj_path(p, root, "t", d2));
+  CHECK_RC(mydb_object_read(on, &b, "t", d1), MYDB_ENOTFOUND); /* was not kept */
+  CHECK_RC(mydb_object_read_once(on, &b, "t", d2), 0);         /* the cache's */
+  CHECK(mydb_blob_len(b) == 10);
+  mydb_blob_release(b);
+  CHECK_RC(mydb_object_read_once(on, &b, "t", "zz"), MYDB_EINVAL);
+  mydb_close(on);
+  mydb_close(w);
+}
+
 static int collect_entry(const char *e, size_t len, const char *d, void *pl) {
   char *s = pl;
   CHECK(strlen(d) == 64);
@@ -1414,6 +1441,7 @@ int main(void) {
   test_tenant_foreach_order();
   test_objects();
   test_cache();
+  test_read_once();
   test_heads();
   test_kill_writer();
   test_tmp_sweep();

@@ -116,6 +116,12 @@ function cases.api()
   assert(db:load(T, "cfg").a == 2)
   db:put(T, "u", "users", "k2", { name = "two" })
   assert(db:get(T, "users", "k2").name == "two")
+  -- the collection cursor (src/lua/ltree_read.c): a whole scan, and one
+  -- left early (its cursor closed by the for loop)
+  local n = 0
+  for _, v in db:records(T, "users") do n = n + #v.name end
+  assert(n == 6)
+  for k in db:query(T, "users", { from = "k2", reverse = true }) do assert(k == "k2"); break end
   assert(#db:history(T, "cfg") == 2)
   assert(#db:tenants() == 1)
   local problems = db:verify()

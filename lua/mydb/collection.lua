@@ -10,7 +10,9 @@
 -- and decodes them. A tree handle `t` is {store=, tenant=, nodes=cache,
 -- c=session}: writes (update, update_many, build, flush) and point reads
 -- (get) run in C (src/lua/ltree.c, core.tree: a node cache per store
--- handle, pieces spliced and hashed once); the other reads walk Lua nodes.
+-- handle, pieces spliced and hashed once), and so do range and iter
+-- (src/lua/ltree_read.c, core.tree_cursor); leaves and load_node (diffs,
+-- changes) walk Lua nodes.
 -- The Lua implementation of the writes is kept as collection.oracle (its
 -- handles also hold pending={digest=bytes}, built={digest=node}): the
 -- specs check the C path against it (spec/tree_c_spec.lua).
@@ -497,8 +499,8 @@ function collection.leaves(t, root, from)
 end
 
 --- Iterator over key, raw value in key order (from the first key >= from,
--- when given).
-function collection.iter(t, root, from)
+-- when given): the Lua walk (collection.iter reads through C).
+local function oracle_iter(t, root, from)
   local next_leaf = collection.leaves(t, root, from)
   local leaf, i = next_leaf()
   return function()
@@ -536,8 +538,9 @@ end
 
 --- Iterator over key, decoded value within bounds, a leaf at a time,
 -- decoding only the records in range. o: lo, lo_excl, hi, hi_excl, reverse,
--- ctx. Bounds are keys (strings); nil means unbounded.
-function collection.range(t, root, o)
+-- ctx. Bounds are keys (strings); nil means unbounded. The Lua walk
+-- (collection.range reads through C).
+local function oracle_range(t, root, o)
   if not root then return function() return nil end end
   local lo, hi, rev = o.lo, o.hi, o.reverse
   local function in_lo(k) return lo == nil or k > lo or (k == lo and not o.lo_excl) end
@@ -597,7 +600,7 @@ local function oracle_update_many(t, root, count, changes)
     local nk, nv, j = {}, {}, 1
     local changed = false
     local function push(k, v) nk[#nk + 1] = k; nv[#nv + 1] = v end
-    for k, v in collection.iter(t, root) do
+    for k, v in oracle_iter(t, root) do
       while j <= #keys and keys[j] < k do
         local nvv = changes[keys[j]]
         if nvv then push(keys[j], nvv); changed = true end
@@ -679,7 +682,7 @@ end
 --- The Lua implementation of the writes: the oracle of the C one.
 collection.oracle = {
   build = oracle_build, update = oracle_update, update_many = oracle_update_many,
-  flush = oracle_flush, get = oracle_get,
+  flush = oracle_flush, get = oracle_get, range = oracle_range, iter = oracle_iter,
 }
 
 -- --------------------------------------------------------- the C write path
@@ -774,6 +777,29 @@ function collection.flush(t, root, write_root)
   if in_lua(t) then return oracle_flush(t, root, write_root) end
   local embed, stored = session(t):flush(root, write_root)
   return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
+end
+
+-- ------------------------------------------------------------ the C reader
+
+--- Iterator over key, decoded value within bounds (src/lua/ltree_read.c:
+-- values decoded from the pieces' bytes a leaf at a time, only the records
+-- in range; the cursor holds the pieces of its path, nothing more). o: lo,
+-- lo_excl, hi, hi_excl, reverse, ctx. Bounds are keys (strings); nil means
+-- unbounded. Returns next, nil, nil, cursor: a generic for closes the
+-- cursor when it is left early (cursor:close() does it by hand).
+function collection.range(t, root, o)
+  if in_lua(t) then return oracle_range(t, root, o) end
+  local nxt, cur = core.tree_cursor(session(t), root, o.lo, o.lo_excl, o.hi, o.hi_excl,
+    o.reverse, false, o.ctx)
+  return nxt, nil, nil, cur
+end
+
+--- Iterator over key, raw value in key order (from the first key >= from,
+-- when given); returns next, nil, nil, cursor as collection.range.
+function collection.iter(t, root, from)
+  if in_lua(t) then return oracle_iter(t, root, from) end
+  local nxt, cur = core.tree_cursor(session(t), root, from, false, nil, false, false, true)
+  return nxt, nil, nil, cur
 end
 
 --- collection.flush with write_root, for a caller that wants only the

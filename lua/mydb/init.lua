@@ -658,8 +658,8 @@ function Db:get(tenant, entry, key, digest)
     if hidden and hidden(v) then return nil end
     return v
   end
-  local list = {}
-  for leaf in collection.leaves(t, info.root) do core.decode_into(leaf.vals, list, ctx) end
+  local list, n = {}, 0
+  for _, v in collection.range(t, info.root, { ctx = ctx }) do n = n + 1; list[n] = v end
   if hidden then
     local kept = {}
     for _, v in ipairs(list) do if not hidden(v) then kept[#kept + 1] = v end end
@@ -684,8 +684,9 @@ function Db:records(tenant, entry, digest)
   local d = read_version(self, "records", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   in_history(self, tenant, entry, digest)
-  local it = collection.range(self:_tree(tenant, info), info.root, { ctx = self:_ctx(path_name(entry)) })
-  return query.wrap(it, {}, self:_hidden(info))
+  local it, _, _, cursor = collection.range(self:_tree(tenant, info), info.root,
+    { ctx = self:_ctx(path_name(entry)) })
+  return query.wrap(it, {}, self:_hidden(info)), nil, nil, cursor -- (a for loop closes it)
 end
 
 --- Iterates key, stored JSON text of each record, in key order, without
@@ -734,11 +735,11 @@ function Db:_query(tenant, entry, opts, clock)
   local d = self:_resolve(tenant, entry, plan.digest)
   local info = self:_collection_info(tenant, entry, d)
   in_history(self, tenant, entry, plan.digest)
-  local it = collection.range(self:_tree(tenant, info), info.root, {
+  local it, _, _, cursor = collection.range(self:_tree(tenant, info), info.root, {
     lo = plan.lo, hi = plan.hi, hi_excl = plan.hi_excl, reverse = plan.reverse,
     ctx = self:_ctx(path_name(entry)),
   })
-  return query.wrap(it, plan, self:_hidden(info))
+  return query.wrap(it, plan, self:_hidden(info)), nil, nil, cursor
 end
 
 --- Like query, across every record collection of a tenant (entries in name
@@ -791,8 +792,9 @@ function Db:query_index(tenant, entry, name, opts)
   in_history(self, tenant, entry, plan.digest)
   local ix = info.indexes[name]
   if not ix then raise("not_found", "entry '%s' has no index '%s'", entry, name) end
-  local rows = scan.index_rows(self, tenant, entry, info, name, plan, self:_ctx(path_name(entry)))
-  return query.wrap(rows, plan, self:_hidden(info))
+  local rows, _, _, cursor = scan.index_rows(self, tenant, entry, info, name, plan,
+    self:_ctx(path_name(entry)))
+  return query.wrap(rows, plan, self:_hidden(info)), nil, nil, cursor
 end
 
 --- Whether entry exists at the head of the handle's branch.

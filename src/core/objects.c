@@ -87,8 +87,8 @@ int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
   return MYDB_OK;
 }
 
-int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
-                     const char *digest) {
+static int object_read(mydb *db, mydb_blob **out, const char *tenant,
+                       const char *digest, int keep) {
   int rc;
   if (out) *out = NULL;
   if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||
@@ -123,13 +123,23 @@ int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
                         mydb__where_kind(tenant), mydb__where_name(tenant),
                         hex, db->be->name);
   }
-  if (db->cache.max && b->len <= MYDB__CACHE_OBJ_MAX) {
+  if (keep && db->cache.max && b->len <= MYDB__CACHE_OBJ_MAX) {
     pthread_mutex_lock(&db->mu);
     mydb__cache_put(&db->cache, tenant, digest, b);
     pthread_mutex_unlock(&db->mu);
   }
   *out = b;
   return MYDB_OK;
+}
+
+int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
+                     const char *digest) {
+  return object_read(db, out, tenant, digest, 1);
+}
+
+int mydb_object_read_once(mydb *db, mydb_blob **out, const char *tenant,
+                          const char *digest) {
+  return object_read(db, out, tenant, digest, 0);
 }
 
 int mydb_object_exists(mydb *db, const char *tenant, const char *digest) {

@@ -86,6 +86,10 @@ static int state_close(lua_State *L) {
   return 0;
 }
 
+/* The cached state's key in the registry (for lmydb_decode_spans, which
+ * is no codec function and has not its upvalue). */
+static const char state_key = 0;
+
 static codec_state *new_state(lua_State *L, int cached) {
   codec_state *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
@@ -752,6 +756,10 @@ typedef struct dec {
   lua_Integer next_id;
   int depth;
   int track;         /* 0: the input has no "__id__", ids need no table */
+  /* Sizes of the last plain object and array decoded at each depth: the
+   * next one's table is made that size (the documents of one decode_into
+   * or leaf are alike), not grown and rehashed field by field. */
+  unsigned char fields[8], items[8];
 } dec;
 
 static int dec_fail(dec *d, const char *what) {
@@ -793,12 +801,18 @@ static void read_string(dec *d) {
 
 /* Pushes the string literal at p. Fast path: a literal with no escape and
  * no control byte is pushed straight from the input, without a copy. */
+/* The bytes that end push_string's fast path: '"', '\\' and controls. */
+static const unsigned char str_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1};
+
 static void push_string(dec *d) {
   skip_ws(d);
   if (d->p < d->end && *d->p == '"') {
     const unsigned char *q = (const unsigned char *)d->p + 1;
     const unsigned char *end = (const unsigned char *)d->end;
-    while (q < end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
+    while (end - q >= 4 && !(str_stop[q[0]] | str_stop[q[1]] | str_stop[q[2]] | str_stop[q[3]])) q += 4;
+    while (q < end && !str_stop[*q]) q++;
     if (q < end && *q == '"') {
       lua_pushlstring(d->L, d->p + 1, (size_t)(q - (const unsigned char *)d->p - 1));
       d->p = (const char *)q + 1;
@@ -880,13 +894,19 @@ static void set_seen(dec *d, lua_Integer id, int idx) {
 }
 
 static int has_id_tag(const char *p, size_t len) {
-  return memmem(p, len, "\"__id__\"", 8) != NULL;
+  /* (memchr for '_' first: most documents have none, and memmem's setup
+     cost more than the search for a 100-byte record) */
+  const char *end = p + len;
+  for (const char *u = p + 1; u < end && (u = memchr(u, '_', (size_t)(end - u))) != NULL; u++)
+    if (u[-1] == '"' && end - u >= 7 && memcmp(u, "__id__\"", 7) == 0) return 1;
+  return 0;
 }
 
 /* After '[' of a table array. */
 static void decode_array(dec *d) {
   lua_State *L = d->L;
-  lua_newtable(L);
+  int depth = d->depth < 8 ? d->depth : 0;
+  lua_createtable(L, depth ? d->items[depth] : 0, 0);
   int t = lua_gettop(L);
   set_seen(d, new_id(d), t);
   lua_Integer i = 0;
@@ -896,9 +916,10 @@ static void decode_array(dec *d) {
     lua_rawseti(L, t, ++i);
     char c = peek(d);
     d->p++;
-    if (c == ']') return;
+    if (c == ']') break;
     if (c != ',') dec_fail(d, "expected ',' or ']'");
   }
+  if (depth) d->items[depth] = (unsigned char)(i > 255 ? 255 : i);
 }
 
 /* [[k,v],...] into the table at t. */
@@ -924,9 +945,11 @@ static void decode_pairs(dec *d, int t) {
 }
 
 /* Fields "k":v,... (after the first key was read into st->str) until '}'. */
-static void decode_fields(dec *d, int t, int have_key) {
+static int decode_fields(dec *d, int t, int have_key) {
   lua_State *L = d->L;
+  int n = 0;
   for (;;) {
+    n++;
     if (have_key) {
       push_str(d);
       have_key = 0;
@@ -941,7 +964,7 @@ static void decode_fields(dec *d, int t, int have_key) {
     lua_rawset(L, t);
     char c = peek(d);
     d->p++;
-    if (c == '}') return;
+    if (c == '}') return n;
     if (c != ',') dec_fail(d, "expected ',' or '}'");
   }
 }
@@ -966,10 +989,12 @@ static void decode_object(dec *d) {
   }
   read_string(d);
   if (!(d->st->str.len >= 2 && d->st->str.data[0] == '_' && d->st->str.data[1] == '_')) {
-    lua_newtable(L);
+    int depth = d->depth < 8 ? d->depth : 0;
+    lua_createtable(L, 0, depth ? d->fields[depth] : 0);
     int t = lua_gettop(L);
     set_seen(d, new_id(d), t);
-    decode_fields(d, t, 1);
+    int n = decode_fields(d, t, 1);
+    if (depth) d->fields[depth] = (unsigned char)(n > 255 ? 255 : n);
     return;
   }
   int base = lua_gettop(L);
@@ -1701,5 +1726,43 @@ void lmydb_open_codec(lua_State *L) {
       {"collection_bytes", l_collection_bytes},
       {NULL, NULL}};
   new_state(L, 1); /* the cached state, shared as upvalue 1 */
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key); /* and lmydb_decode_spans' */
   luaL_setfuncs(L, fns, 1);
+}
+
+/* Decodes n stored documents (each its own, as core.decode_into) into
+ * out[1..n]: for C readers that hold the bytes (ltree_read.c decodes a
+ * leaf's values from the piece itself, without a string per value). */
+void lmydb_decode_spans(lua_State *L, int ctx, int out, const lmydb_span *spans, size_t n) {
+  ctx = ctx ? lua_absindex(L, ctx) : 0;
+  out = lua_absindex(L, out);
+  int base = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key);
+  codec_state *st = lua_touserdata(L, -1);
+  if (st && !st->busy) {
+    st->busy = 1;
+  } else {
+    lua_pop(L, 1);
+    st = new_state(L, 0);
+  }
+  lua_toclose(L, -1); /* released however the decoding ends */
+  int slot = lua_gettop(L);
+  lua_pushliteral(L, "");
+  dec d;
+  dec_setup(L, &d, st, lua_gettop(L), ctx);
+  int top = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
+    d.start = d.p = spans[i].p;
+    d.end = d.start + spans[i].len;
+    d.next_id = 0;
+    d.depth = 0;
+    d.track = has_id_tag(d.start, spans[i].len);
+    decode_value(&d);
+    dec_finish(&d);
+    lua_rawseti(L, out, (lua_Integer)i + 1);
+    lua_settop(L, top);
+  }
+  lua_closeslot(L, slot);
+  lua_settop(L, base);
 }

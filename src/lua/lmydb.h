@@ -41,10 +41,22 @@ void lmydb_open_guards(lua_State *L);
  * format) into out: 1; 0 for a first version; -1 if the bytes name none. */
 int lmydb_snapshot_parent(const char *data, size_t len, char out[MYDB_DIGEST_BUF]);
 
+/* A span of bytes (a stored document inside a piece). */
+typedef struct lmydb_span {
+  const char *p;
+  size_t len;
+} lmydb_span;
+/* Decodes n stored documents (lcodec.c) into the table at stack index out,
+ * out[1..n]; ctx: stack index of a codec context, or 0. Raises a mydb
+ * error (corrupt) on a malformed one. */
+void lmydb_decode_spans(lua_State *L, int ctx, int out, const lmydb_span *spans, size_t n);
+
 /* Registers the codec functions into the table at the top of the stack. */
 void lmydb_open_codec(lua_State *L);
 /* Adds the binary inner piece and chunk hash functions (lpiece.c). */
 void lmydb_open_piece(lua_State *L);
+/* Adds core.tree_cursor, the collection tree's reader (ltree_read.c). */
+void lmydb_open_read(lua_State *L);
 /* Adds core.tree, the collection tree's write path (ltree.c). */
 void lmydb_open_tree(lua_State *L);
 /* Frees a store's node cache (NULL allowed). */

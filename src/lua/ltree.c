@@ -49,6 +49,7 @@
 #include "internal.h"
 #include "jsonstr.h"
 #include "lmydb.h"
+#include "ltree.h"
 #include "mydb.h"
 #include "varint.h"
 
@@ -1720,4 +1721,74 @@ void lmydb_open_tree(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_tree);
   lua_setfield(L, -2, "tree");
+}
+
+/* ------------------------------------------- for the readers (ltree_read.c) */
+
+ltree *lmydb_tree_check(lua_State *L, int idx) {
+  ltree *t = luaL_checkudata(L, idx, TREE_MT);
+  if (!t->store || !t->store->db || !t->store->nodes)
+    lmydb_error(L, "closed", "attempt to use a closed store");
+  t->x = t->store->nodes->x;
+  t->code = NULL;
+  release_held(t);
+  return t;
+}
+
+tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
+  tnode *n;
+  if (!scan) {
+    if (!(n = load(t, digest))) return NULL;
+    n->refs++;
+    release_held(t);
+    return n;
+  }
+  /* load() for a leaf of a long scan: kept in the cache only while the
+   * cache has room, never by evicting (a scan larger than the cache would
+   * turn it over for pieces read once; and a node not cached goes back to
+   * the pool for the next leaf instead of the heap) */
+  pend *p = pend_get(t, digest);
+  char key[MYDB_TENANT_MAX + 1 + 32];
+  int kl = cache_key(t, digest, key);
+  lmydb_nodes *c = t->store->nodes;
+  if (p) n = p->node;
+  else n = cache_get(c, key, (size_t)kl);
+  if (n) {
+    n->refs++;
+    return n;
+  }
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  mydb_blob *b = NULL;
+  int rc = mydb_object_read_once(t->store->db, &b, t->tenant, hex);
+  if (rc != MYDB_OK) {
+    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+    return NULL;
+  }
+  n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  if (n && c->bytes + n->size <= c->limit) cache_put(c, n);
+  return n;
+}
+
+void lmydb_tree_unref(tnode *n) { node_unref(n); }
+
+int lmydb_tree_raise(lua_State *L, ltree *t) { return raise_failure(L, t); }
+
+void lmydb_tree_corrupt(ltree *t, const char *why) {
+  fail(t, "corrupt", "collection tree of tenant '%s' %s", t->tenant, why);
+}
+
+int lmydb_node_leaf(const tnode *n) { return n->leaf; }
+
+size_t lmydb_node_count(const tnode *n) { return n->n; }
+
+void lmydb_node_item(const tnode *n, size_t i, const char **key, size_t *klen, const char **val,
+                     size_t *vlen) {
+  const titem *it = &n->items[i];
+  *key = it->key;
+  *klen = it->klen;
+  *val = it->val;
+  *vlen = it->vlen;
 }
