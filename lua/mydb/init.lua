@@ -673,7 +673,9 @@ end
 -- @param tenant the tenant
 -- @param entry the collection's name
 -- @param digest nil (latest) or a version digest of entry
--- @return an iterator of key, value
+-- @return an iterator of key, value (then nil, nil and
+-- a to-be-closed cursor: a generic for closes it, so a loop left early
+-- lets go of what it read)
 -- @raise invalid_argument, closed, not_initialized, not_found, type_mismatch
 -- @usage
 -- db:put_many("acme", "alice", "users", { u1 = 1, u2 = 2 })
@@ -694,7 +696,9 @@ end
 -- @param tenant the tenant
 -- @param entry the collection's name
 -- @param digest nil (latest) or a version digest of entry
--- @return an iterator of key, JSON text
+-- @return an iterator of key, JSON text (then nil, nil and
+-- a to-be-closed cursor: a generic for closes it, so a loop left early
+-- lets go of what it read)
 -- @raise invalid_argument, closed, not_initialized, not_found, type_mismatch
 -- @usage
 -- db:put("acme", "alice", "users", "u1", { age = 31 })
@@ -711,7 +715,9 @@ end
 -- @param entry the collection's name
 -- @param opts nil or a table: prefix, from, to (inclusive), reverse, limit,
 -- digest, filter (a function (key, value) -> boolean or a string expression)
--- @return an iterator of key, value
+-- @return an iterator of key, value (then nil, nil and
+-- a to-be-closed cursor: a generic for closes it, so a loop left early
+-- lets go of what it read)
 -- @raise invalid_argument (bad option or expression), closed,
 -- not_initialized, not_found, type_mismatch
 -- @usage
@@ -746,7 +752,9 @@ end
 -- order).
 -- @param tenant the tenant
 -- @param opts nil or query's options, without digest
--- @return an iterator of entry, key, value
+-- @return an iterator of entry, key, value (then nil, nil and
+-- a to-be-closed cursor: a generic for closes it, so a loop left early
+-- lets go of what it read)
 -- @raise invalid_argument, closed, not_initialized
 -- @usage
 -- db:put("acme", "alice", "users", "u1", 1)
@@ -769,7 +777,9 @@ end
 -- @param entry the collection's name
 -- @param name the index's name
 -- @param opts nil or query's options (bounds as index keys)
--- @return an iterator of key, value, index key
+-- @return an iterator of key, value, index key (then nil, nil and
+-- a to-be-closed cursor: a generic for closes it, so a loop left early
+-- lets go of what it read)
 -- @raise invalid_argument, closed, not_initialized, not_found (no entry or
 -- no such index)
 -- @usage
