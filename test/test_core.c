@@ -20,6 +20,7 @@
 
 #include "delta.h"
 #include "fsutil.h"
+#include "internal.h" /* (the object cache: test_cache_superseded) */
 #include "jsonstr.h"
 #include "mydb.h"
 
@@ -494,6 +495,62 @@ static void test_objects(void) {
   mydb_blob_release(b);
   free(bb);
   mydb_close(db2);
+  mydb_close(db);
+}
+
+/* The bases a commit's writes replaced leave the object cache once the
+ * head commit is durable, and only then: not when the lock is released
+ * without a commit (a retry's deltas need them). */
+static void test_cache_superseded(void) {
+  char root[PATH_MAX];
+  make_root(root, "cache_sup");
+  mydb_options o = MYDB_OPTIONS_INIT;
+  o.backend = "pack"; /* (write_near: the backend that keeps deltas) */
+  o.fsync = 0;
+  o.cache_bytes = (size_t)1 << 20;
+  mydb *db;
+  CHECK_RC(mydb_open(&db, root, &o), 0);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  char a[MYDB_DIGEST_BUF], b[MYDB_DIGEST_BUF], c[MYDB_DIGEST_BUF];
+  const char *va = "{\"v\":\"version a of the piece\"}";
+  const char *vb = "{\"v\":\"version b of the piece\"}";
+  const char *vc = "{\"v\":\"version c of the piece\"}";
+  CHECK_RC(mydb_sha256_hex(a, va, strlen(va)), 0);
+  CHECK_RC(mydb_sha256_hex(b, vb, strlen(vb)), 0);
+  CHECK_RC(mydb_sha256_hex(c, vc, strlen(vc)), 0);
+  CHECK_RC(mydb_object_write_near(db, a, "t", va, strlen(va), NULL), 0);
+  mydb_head_change ch = {"e", 1, NULL};
+
+  /* b replaces a; a stays cached until the commit publishing b is made */
+  mydb_lock *lk;
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  CHECK_RC(mydb_object_write_near(db, b, "t", vb, strlen(vb), a), 0);
+  CHECK(mydb__cache_contains(&db->cache, "t", a));
+  CHECK(mydb__cache_contains(&db->cache, "t", b));
+  ch.digest = b;
+  CHECK_RC(mydb_head_commit_release(lk, &ch, 1), 0);
+  CHECK(!mydb__cache_contains(&db->cache, "t", a));
+  CHECK(mydb__cache_contains(&db->cache, "t", b));
+
+  /* c replaces b but the lock goes without a commit (pack drops c): b
+   * stays, and the next commit (writing nothing) does not drop it either */
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  CHECK_RC(mydb_object_write_near(db, c, "t", vc, strlen(vc), b), 0);
+  mydb_lock_release(lk);
+  CHECK(mydb__cache_contains(&db->cache, "t", b));
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  ch.entry = "f";
+  CHECK_RC(mydb_head_commit_release(lk, &ch, 1), 0);
+  CHECK(mydb__cache_contains(&db->cache, "t", b));
+
+  /* the retry writes c again and commits: now b goes */
+  CHECK_RC(mydb_lock_acquire(db, &lk, "t"), 0);
+  CHECK_RC(mydb_object_write_near(db, c, "t", vc, strlen(vc), b), 0);
+  ch.entry = "e";
+  ch.digest = c;
+  CHECK_RC(mydb_head_commit_release(lk, &ch, 1), 0);
+  CHECK(!mydb__cache_contains(&db->cache, "t", b));
+  CHECK(mydb__cache_contains(&db->cache, "t", c));
   mydb_close(db);
 }
 
@@ -1442,6 +1499,7 @@ int main(void) {
   test_objects();
   test_cache();
   test_read_once();
+  test_cache_superseded();
   test_heads();
   test_kill_writer();
   test_tmp_sweep();

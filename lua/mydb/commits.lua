@@ -231,12 +231,12 @@ end
 
 -- --------------------------------------------------------------- writing
 
--- Myers' skew-binary jump: the parent's jump's jump when the two spans
--- below the parent are equal, else the parent.
 -- The commit's bytes: what core.encode(c) gives (canonical JSON: keys in
 -- byte order), built directly - the generic encoder sorted and walked the
 -- table for a tenth of a put's time. Strings and the time go through the
 -- codec, so escaping and the shortest round-trip number are its own.
+-- core.commit_bytes (src/lua/lcommit.c) builds them and their id in one
+-- call; this Lua builder is its oracle (spec/commit_bytes_spec.lua).
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -267,8 +267,10 @@ local function commit_bytes(c)
   add(',"time":', core.encode(c.time), ',"user_id":', core.encode(c.user_id), "}")
   return table.concat(out)
 end
-commits.bytes = commit_bytes
+commits.bytes_lua = commit_bytes
 
+-- Myers' skew-binary jump: the parent's jump's jump when the two spans
+-- below the parent are equal, else the parent.
 -- (id, height, time of the jump of a child of p; reads p's jump, and
 -- that one's parent when it is also its jump)
 local function jump_of(db, tenant, p)
@@ -334,8 +336,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     c.jump, c.jump_height, c.jump_time = jump_of(db, tenant, parent)
     c.jump_parent = c.jump == parent.id or nil
   end
-  local bytes = commit_bytes(c)
-  local id = core.sha256(bytes)
+  local bytes, id = core.commit_bytes(c)
   db._store:write(tenant, bytes, id, parent and parent.id)
   c.parents, c.prev, c.id = c.parents or {}, prev, id
   memo_put(db._commits, tenant .. "/" .. id, c)

@@ -112,4 +112,44 @@ void mydb__cache_remove(mydb__cache *c, const char *tenant,
 void mydb__cache_free(mydb__cache *c) {
   while (c->last) centry_drop(c, c->last);
   mydb__htab_free(&c->t);
+  free(c->sup);
+  c->sup = NULL;
+  c->nsup = 0;
+}
+
+/* ------------------------------------------------- superseded bases */
+
+#define SUP_MAX 128 /* a put notes ~6 (its pieces' and its commit's bases) */
+
+struct mydb__superseded {
+  char tenant[MYDB_TENANT_MAX + 1];
+  char digest[MYDB_DIGEST_HEX];
+};
+
+void mydb__cache_supersede(mydb__cache *c, const char *tenant,
+                           const char *base) {
+  if (c->max == 0 || !tenant || strlen(tenant) > MYDB_TENANT_MAX) return;
+  if (!c->sup && !(c->sup = malloc(SUP_MAX * sizeof *c->sup))) return;
+  if (c->nsup == SUP_MAX) return;
+  struct mydb__superseded *r = &c->sup[c->nsup++];
+  strcpy(r->tenant, tenant);
+  memcpy(r->digest, base, MYDB_DIGEST_HEX);
+}
+
+void mydb__cache_settle(mydb__cache *c, const char *tenant, int evict) {
+  size_t i = 0;
+  while (i < c->nsup) {
+    struct mydb__superseded *r = &c->sup[i];
+    if (strcmp(r->tenant, tenant) != 0) {
+      i++;
+      continue;
+    }
+    if (evict) {
+      char digest[MYDB_DIGEST_BUF];
+      memcpy(digest, r->digest, MYDB_DIGEST_HEX);
+      digest[MYDB_DIGEST_HEX] = '\0';
+      mydb__cache_remove(c, tenant, digest);
+    }
+    *r = c->sup[--c->nsup]; /* (the order of notes does not matter) */
+  }
 }

@@ -88,6 +88,11 @@ void mydb__lock_drop(mydb_lock *lk) {
 
 void mydb_lock_release(mydb_lock *lk) {
   if (!lk) return;
+  if (lk->db) { /* no commit: what its writes replaced stays current */
+    pthread_mutex_lock(&lk->db->mu);
+    mydb__cache_settle(&lk->db->cache, lk->tenant, 0);
+    pthread_mutex_unlock(&lk->db->mu);
+  }
   mydb__lock_drop(lk);
   free(lk);
 }

@@ -77,6 +77,11 @@ int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
     rc = odb->write_near(db->be, tenant, digest, buf, len, base,
                          bb ? bb->data : NULL, bb ? bb->len : 0);
     if (bb) mydb_blob_release(bb);
+    if (rc == MYDB_OK && tenant && db->cache.max && strcmp(base, digest) != 0) {
+      pthread_mutex_lock(&db->mu);
+      mydb__cache_supersede(&db->cache, tenant, base);
+      pthread_mutex_unlock(&db->mu);
+    }
   } else {
     rc = odb->write(db->be, tenant, digest, buf, len);
   }

@@ -134,12 +134,19 @@ int mydb_head_commit_release(mydb_lock *lk, const mydb_head_change *changes,
   if (!lk) return mydb__seterr(MYDB_EINVAL, "head_commit: lock is NULL");
   mydb__pending pending = {NULL, 0, 0, 0};
   mydb *db = lk->db;
+  char tenant[MYDB_TENANT_MAX + 1];
+  memcpy(tenant, lk->tenant, sizeof tenant);
   int rc = commit(lk, changes, n, &pending);
   mydb__lock_drop(lk); /* other writers may append while this one syncs */
   free(lk);
   if (pending.sync) {
     int src = db->be->refdb->sync(db->be, &pending);
     if (rc == MYDB_OK) rc = src;
+  }
+  if (db) { /* the bases the commit's writes replaced: dropped once durable */
+    pthread_mutex_lock(&db->mu);
+    mydb__cache_settle(&db->cache, tenant, rc == MYDB_OK);
+    pthread_mutex_unlock(&db->mu);
   }
   return rc;
 }

@@ -254,6 +254,24 @@ static void put_string(mydb_buf *b, const char *s, size_t len) {
   }
 }
 
+/* A number or a string at idx as core.encode writes it (lcommit.c builds
+ * a commit's bytes with it: the codec stays the one owner of the number and
+ * string forms). 0, or -1 if the value is neither. */
+int lmydb_put_scalar(lua_State *L, int idx, mydb_buf *b) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    if (lua_isinteger(L, idx)) put_integer(b, lua_tointeger(L, idx));
+    else put_float(b, (double)lua_tonumber(L, idx));
+    return 0;
+  }
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    put_string(b, s, len);
+    return 0;
+  }
+  return -1;
+}
+
 static int encode_value(enc *e, int idx);
 
 /* Calls f(v) under pcall; on error keeps the error value on top. */

@@ -776,6 +776,7 @@ int luaopen_mydb_core(lua_State *L) {
   lmydb_open_piece(L);
   lmydb_open_tree(L);
   lmydb_open_read(L);
+  lmydb_open_commit(L);
   lmydb_open_sandbox(L);
   luaL_getmetatable(L, LMYDB_ERROR_MT);
   lua_setfield(L, -2, "error_mt");

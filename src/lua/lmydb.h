@@ -53,6 +53,11 @@ void lmydb_decode_spans(lua_State *L, int ctx, int out, const lmydb_span *spans,
 
 /* Registers the codec functions into the table at the top of the stack. */
 void lmydb_open_codec(lua_State *L);
+/* lcodec.c: a number or string at idx, encoded as core.encode does, onto b
+ * (0; -1 if it is neither). */
+int lmydb_put_scalar(lua_State *L, int idx, mydb_buf *b);
+/* Adds core.commit_bytes (lcommit.c). */
+void lmydb_open_commit(lua_State *L);
 /* Adds the binary inner piece and chunk hash functions (lpiece.c). */
 void lmydb_open_piece(lua_State *L);
 /* Adds core.tree_cursor, the collection tree's reader (ltree_read.c). */
