@@ -1350,6 +1350,7 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
     c.size = 0;
     t->x->cut.n = 0;
     size_t j = 0;
+    int edited = 0;
     for (;;) {
       if (j < node->n) {
         titem *oi = &node->items[j];
@@ -1368,9 +1369,12 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
           i++;
           j++;
         } else {
-          r = cut_add(&c, item_of(oi));
+          /* before the region's first edit, the old piece's own items: it
+           * closed at its last one only (no chunk hash needed before) */
+          r = !edited && j + 1 < node->n ? cut_carry(&c, item_of(oi)) : cut_add(&c, item_of(oi));
           j++;
         }
+        if (cmp <= 0) edited = 1;
         if (r < 0) return -1;
         continue;
       }
