@@ -82,7 +82,7 @@ local function apply(P, changes, write_root, many)
     -- may cut an unchanged piece again); the same root above, the same
     -- flush below and the same stored objects at checkpoints prove the
     -- same tree
-    assert.is_true(next(tc.c:pending()) ~= nil, "a change builds pieces")
+    assert.equal(cc, next(tc.c:pending()) ~= nil, "pieces built exactly when the tree changed")
   else
     assert.same(pending_o, tc.c:pending(), "pending pieces and their bases")
   end
