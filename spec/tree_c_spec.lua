@@ -74,7 +74,19 @@ local function apply(P, changes, write_root, many)
   assert.equal(co, cc, "changed")
   local pending_o = {}
   for d in pairs(to.pending) do pending_o[d] = to.base[d] or false end
-  assert.same(pending_o, tc.c:pending(), "pending pieces and their bases")
+  local grouped = (n > 1 or many) and n > 1 and P.root ~= nil and not (n > 64 and n * 8 > P.count)
+  if grouped then
+    -- update_many grouped by piece (ltree.c update_grouped) cuts each
+    -- touched run of pieces once, the oracle one change at a time: the
+    -- pending sets differ (the oracle's intermediate pieces; a grouped run
+    -- may cut an unchanged piece again); the same root above, the same
+    -- flush below and the same stored objects at checkpoints prove the
+    -- same tree
+    -- (a change to an empty tree builds none)
+    assert.equal(cc and rc ~= nil, next(tc.c:pending()) ~= nil, "pieces built exactly when the tree changed")
+  else
+    assert.same(pending_o, tc.c:pending(), "pending pieces and their bases")
+  end
   local ec, _, sc = collection.flush(tc, rc, write_root)
   local eo, _, so = oracle.flush(to, ro, write_root)
   assert.equal(so, sc, "stored root")

@@ -350,6 +350,7 @@ typedef struct ltree {
   scratch *x;         /* the store's, set by each operation */
   char tenant[MYDB_TENANT_MAX + 1];
   mydb__htab pend;
+  int keep_leaves; /* a grouped update_many ran: flush caches its leaves */
   /* the failure of the current operation */
   const char *code;
   char msg[512];
@@ -1281,6 +1282,190 @@ static int update_one(ltree *t, const unsigned char **root, const char *key, siz
   return 0;
 }
 
+/* ------------------------------------------------- grouped batch updates */
+
+/* An edit of one level's sequence of items, by key: set (a record, or the
+ * entry of a new piece) or delete. */
+typedef struct kedit {
+  citem it;
+  int del;
+} kedit;
+
+typedef struct kedits {
+  kedit *v;
+  size_t n, cap;
+} kedits;
+
+static int kedit_push(ltree *t, kedits *e, const citem *it, int del) {
+  if (grow((void **)&e->v, &e->cap, e->n + 1, sizeof *e->v)) return oom(t);
+  e->v[e->n].it = *it;
+  e->v[e->n].del = del;
+  e->n++;
+  return 0;
+}
+
+/* The path from root (at height H) down to the piece of level h where key
+ * lives or would go, into t->x->path[h..H]. */
+static int descend_to(ltree *t, const unsigned char *root, int H, int h, const char *key, size_t kl) {
+  const unsigned char *d = root;
+  for (int g = H;; g--) {
+    tnode *n = load(t, d);
+    if (!n) return -1;
+    if (n->leaf != (g == 0))
+      return fail(t, "corrupt", "collection tree of tenant '%s' has leaves at different depths", t->tenant);
+    t->x->path[g].node = n;
+    t->x->path[g].idx = 0;
+    if (g == h) return 0;
+    size_t idx = floor_index(n, key, kl);
+    t->x->path[g].idx = idx;
+    d = (const unsigned char *)n->items[idx].val;
+  }
+}
+
+/* Applies the sorted edits E to level h of the tree (root at height H):
+ * each run of old pieces the edits touch is cut again from its first
+ * piece's start until the new cut meets an old boundary (from there the
+ * items, so the pieces, are the old ones: the chunking depends only on the
+ * items since the last boundary). The entries of level h+1 that change go
+ * to F as edits (h < H), or, at the root's level, every new entry to
+ * t->x->lv[0]. */
+static int apply_level(ltree *t, const unsigned char *root, int H, int h, const kedits *E, kedits *F) {
+  size_t i = 0;
+  vec *nw = &t->x->lv[0];
+  vec *olds = &t->x->lv[1];
+  F->n = 0;
+  if (h == H) nw->n = 0;
+  while (i < E->n) {
+    if (descend_to(t, root, H, h, E->v[i].it.key, E->v[i].it.klen)) return -1;
+    pstep *P = t->x->path;
+    tnode *node = P[h].node;
+    size_t first_new = h == H ? 0 : nw->n;
+    if (h != H) nw->n = first_new = 0;
+    olds->n = 0;
+    citem oe = {node->items[0].key, node->items[0].klen, (const char *)node->digest, 32, node->total, NULL};
+    if (vec_push(t, olds, &oe)) return -1;
+    cutter c;
+    c.t = t;
+    c.level = h;
+    c.out = nw;
+    c.base = node->digest;
+    c.size = 0;
+    t->x->cut.n = 0;
+    size_t j = 0;
+    int edited = 0;
+    for (;;) {
+      if (j < node->n) {
+        titem *oi = &node->items[j];
+        int cmp = i < E->n ? kcmp(E->v[i].it.key, E->v[i].it.klen, oi->key, oi->klen) : 1;
+        int r = 0;
+        if (cmp < 0) {
+          if (!E->v[i].del) r = cut_add(&c, E->v[i].it);
+          i++;
+        } else if (cmp == 0) {
+          if (!E->v[i].del) {
+            citem it = E->v[i].it;
+            it.key = oi->key;
+            it.src = oi;
+            r = cut_add(&c, it);
+          }
+          i++;
+          j++;
+        } else {
+          /* before the region's first edit, the old piece's own items: it
+           * closed at its last one only (no chunk hash needed before) */
+          r = !edited && j + 1 < node->n ? cut_carry(&c, item_of(oi)) : cut_add(&c, item_of(oi));
+          j++;
+        }
+        if (cmp <= 0) edited = 1;
+        if (r < 0) return -1;
+        continue;
+      }
+      /* the end of an old piece: go on to the next one unless the new cut
+       * has met this boundary and no edit falls before the next piece */
+      int r = step(t, P, h, H);
+      if (r < 0) return -1;
+      if (r == 0) {
+        for (; i < E->n; i++)
+          if (!E->v[i].del && cut_add(&c, E->v[i].it) < 0) return -1;
+        if (cut_finish(&c)) return -1;
+        break;
+      }
+      tnode *next = P[h].node;
+      if (t->x->cut.n == 0 && (i >= E->n || kcmp(E->v[i].it.key, E->v[i].it.klen, next->items[0].key, next->items[0].klen) >= 0))
+        break;
+      citem ne = {next->items[0].key, next->items[0].klen, (const char *)next->digest, 32, next->total, NULL};
+      if (vec_push(t, olds, &ne)) return -1;
+      node = next;
+      j = 0;
+    }
+    if (h == H) continue;
+    /* level h+1's edits: the old entries deleted, the new ones set (both
+     * in key order); an entry the same as the old one is no edit */
+    size_t a = 0, b = first_new;
+    while (a < olds->n || b < nw->n) {
+      int cmp = a >= olds->n ? 1 : b >= nw->n ? -1
+                : kcmp(olds->v[a].key, olds->v[a].klen, nw->v[b].key, nw->v[b].klen);
+      if (cmp == 0 && memcmp(olds->v[a].val, nw->v[b].val, 32) == 0) {
+        a++;
+        b++;
+      } else if (cmp <= 0 && cmp != 0) {
+        if (kedit_push(t, F, &olds->v[a], 1)) return -1;
+        a++;
+      } else {
+        if (kedit_push(t, F, &nw->v[b], 0)) return -1;
+        b++;
+        if (cmp == 0) a++;
+      }
+    }
+  }
+  return 0;
+}
+
+/* update_many below the bulk threshold: the sorted changes applied level by
+ * level, each touched piece cut once (the same tree as applying them one by
+ * one: the cut of a level depends on its items only). */
+static int update_grouped(ltree *t, const unsigned char **root, size_t n, int64_t *delta, int *changed) {
+  kedits E = {0}, F = {0};
+  int rc = -1;
+  t->keep_leaves = 1;
+  int H = descend(t, *root, NULL, 0);
+  if (H < 0) goto done;
+  /* level 0's edits, without those that change nothing, and the count */
+  for (size_t i = 0; i < n; i++) {
+    change *ch = &t->x->chg[i];
+    if (descend_to(t, *root, H, 0, ch->key, ch->klen)) goto done;
+    size_t at;
+    tnode *leaf = t->x->path[0].node;
+    int found = find(leaf, ch->key, ch->klen, &at);
+    citem it = {ch->key, ch->klen, ch->val, ch->vlen, 1, NULL};
+    if (found) {
+      if (ch->val && leaf->items[at].vlen == ch->vlen && memcmp(leaf->items[at].val, ch->val, ch->vlen) == 0) continue;
+      if (!ch->val) *delta -= 1;
+    } else {
+      if (!ch->val) continue;
+      *delta += 1;
+    }
+    if (kedit_push(t, &E, &it, ch->val == NULL)) goto done;
+  }
+  if (E.n == 0) { rc = 0; goto done; }
+  for (int h = 0; h <= H; h++) {
+    if (apply_level(t, *root, H, h, &E, &F)) goto done;
+    kedits sw = E;
+    E = F;
+    F = sw;
+    if (h < H && E.n == 0) { rc = 0; goto done; } /* (never: a change changes its piece) */
+  }
+  tnode *r;
+  if (finish_root(t, H + 1, 0, &r)) goto done;
+  *root = r ? r->digest : NULL;
+  *changed = 1;
+  rc = 0;
+done:
+  free(E.v);
+  free(F.v);
+  return rc;
+}
+
 static int cmp_change(const void *a, const void *b) {
   const change *x = a, *y = b;
   return kcmp(x->key, x->klen, y->key, y->klen);
@@ -1347,6 +1532,7 @@ static int update_many(ltree *t, const unsigned char **root, int64_t count, size
     *changed = 1;
     return 0;
   }
+  if (*root && n > 1) return update_grouped(t, root, n, delta, changed);
   for (size_t i = 0; i < n; i++) {
     int64_t d;
     int c;
@@ -1430,12 +1616,16 @@ static int flush(ltree *t, tnode **rootp, int write_root, tnode **embed) {
       /* inner pieces are on the next put's path; a leaf written is seldom
        * written again soon (and the object cache keeps its bytes): not
        * caching it lets its block go back to the pool (measured: puts
-       * as fast for sequential keys, faster for random ones) */
+       * as fast for sequential keys, faster for random ones); but a
+       * grouped batch touches most leaves, and the next batch most of
+       * the same: kept then, parsed and key-hashed once (callgrind: a
+       * batch of 100 into 10,000 records 27.0M -> 20.2M instructions) */
       if (has_base) cache_forget(t, base);
-      if (!n->leaf) cache_put(t->store->nodes, n);
+      if (!n->leaf || t->keep_leaves) cache_put(t->store->nodes, n);
     }
   }
   pend_clear(t, 0);
+  t->keep_leaves = 0;
   return 0;
 }
 
