@@ -4,16 +4,11 @@
 -- UTF-8, dropped entries, prev maps, merges' parent lists, jumps written
 -- or left out, integer and float times, messages or none - give the same
 -- bytes, and the id is their SHA-256.
+local H = require "spec.helper"
 local core = require "mydb.core"
 local commits = require "mydb.commits"
 
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 1103515245 + 12345) % 2147483648
-    return (x >> 4) % n + 1
-  end
-end
+local rng = H.rng
 
 local ODD = { "a", "b", '"', "\\", "\1", "\31", "é", "\u{2603}", "\xff", "\xc3", "z", "A", ".", "-" }
 

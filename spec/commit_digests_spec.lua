@@ -10,14 +10,7 @@ local mydb = require "mydb"
 
 local fixture = require "spec.commit_digests_fixture"
 
--- A deterministic generator: r(n) in 1..n.
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 1103515245 + 12345) % 2147483648
-    return (x >> 4) % n + 1
-  end
-end
+local rng = H.rng
 
 -- Runs the script on a fresh store of backend; returns {name = value} of
 -- what it observed (commit ids, versions, the sorted object list's hash).

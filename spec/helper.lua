@@ -777,4 +777,15 @@ function H.deep_equal(a, b, mt_check)
   return eq(a, b, "value")
 end
 
+-- A deterministic generator for reproducible random tests: H.rng(seed)
+-- returns r with r(n) in 1..n (a linear congruential generator: the same
+-- sequence on every machine, which recorded fixtures rely on).
+function H.rng(seed)
+  local x = seed
+  return function(n)
+    x = (x * 1103515245 + 12345) % 2147483648
+    return (x >> 4) % n + 1
+  end
+end
+
 return H

@@ -14,14 +14,7 @@ local collection = require "mydb.collection"
 
 local oracle = collection.oracle
 
--- A deterministic generator: r(n) in 1..n.
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (x * 1103515245 + 12345) % 2147483648
-    return (x >> 4) % n + 1
-  end
-end
+local rng = H.rng
 
 local function sorted_objects(store)
   local list = store:objects("t")

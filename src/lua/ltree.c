@@ -779,6 +779,25 @@ static int cache_key(const ltree *t, const unsigned char digest[32], char *key) 
   return (int)(tl + 1 + 32);
 }
 
+/* Reads a piece from the store (verified) and parses it into a node not
+ * yet cached; once: through mydb_object_read_once (a scan's leaf: served
+ * from the object cache but not added to it). */
+static tnode *read_node(ltree *t, const unsigned char digest[32], int once) {
+  char hex[MYDB_DIGEST_BUF];
+  mydb__hex(hex, digest, 32);
+  hex[MYDB_DIGEST_HEX] = '\0';
+  mydb_blob *b = NULL;
+  int rc = once ? mydb_object_read_once(t->store->db, &b, t->tenant, hex)
+                : mydb_object_read(t->store->db, &b, t->tenant, hex);
+  if (rc != MYDB_OK) {
+    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
+    return NULL;
+  }
+  tnode *n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
+  mydb_blob_release(b);
+  return n;
+}
+
 /* The node of a digest: built or seeded here, cached, or read from the
  * store (verified) and parsed. Valid until the operation ends. */
 static tnode *load(ltree *t, const unsigned char digest[32]) {
@@ -791,17 +810,7 @@ static tnode *load(ltree *t, const unsigned char digest[32]) {
     n->refs++;
     return hold(t, n) ? NULL : n;
   }
-  char hex[MYDB_DIGEST_BUF];
-  mydb__hex(hex, digest, 32);
-  hex[MYDB_DIGEST_HEX] = '\0';
-  mydb_blob *b = NULL;
-  int rc = mydb_object_read(t->store->db, &b, t->tenant, hex);
-  if (rc != MYDB_OK) {
-    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
-    return NULL;
-  }
-  n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
-  mydb_blob_release(b);
+  n = read_node(t, digest, 0);
   if (!n) return NULL;
   cache_put(t->store->nodes, n);
   return hold(t, n) ? NULL : n;
@@ -1947,17 +1956,7 @@ tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
     n->refs++;
     return n;
   }
-  char hex[MYDB_DIGEST_BUF];
-  mydb__hex(hex, digest, 32);
-  hex[MYDB_DIGEST_HEX] = '\0';
-  mydb_blob *b = NULL;
-  int rc = mydb_object_read_once(t->store->db, &b, t->tenant, hex);
-  if (rc != MYDB_OK) {
-    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
-    return NULL;
-  }
-  n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
-  mydb_blob_release(b);
+  n = read_node(t, digest, 1);
   if (n && c->bytes + n->size <= c->limit) cache_put(c, n);
   return n;
 }
