@@ -722,11 +722,14 @@ end
 -- A node parsed on first use: flush's caller keeps the root node (mydb.write
 -- remembers it for the next write), which the C path does not need.
 -- bytes: a leaf root's (embedded); else read then (an inner root is stored).
-local function lazy_node(t, digest, bytes)
+-- It holds the store and the tenant, never the tree handle: the next
+-- write's handle keeps this node (its root), so a node holding its own
+-- handle would chain every handle and session a db handle ever made.
+local function lazy_node(store, tenant, digest, bytes)
   return setmetatable({}, { __index = function(n, k)
     setmetatable(n, nil)
-    local where = digest .. " of tenant '" .. t.tenant .. "'"
-    for kk, v in pairs(parse_piece(where, bytes or t.store:read(t.tenant, digest))) do
+    local where = digest .. " of tenant '" .. tenant .. "'"
+    for kk, v in pairs(parse_piece(where, bytes or store:read(tenant, digest))) do
       rawset(n, kk, v)
     end
     return rawget(n, k)
@@ -776,7 +779,7 @@ function collection.flush(t, root, write_root)
   if not root then return nil end
   if in_lua(t) then return oracle_flush(t, root, write_root) end
   local embed, stored = session(t):flush(root, write_root)
-  return embed or ('"' .. stored .. '"'), lazy_node(t, stored, embed), stored
+  return embed or ('"' .. stored .. '"'), lazy_node(t.store, t.tenant, stored, embed), stored
 end
 
 -- ------------------------------------------------------------ the C reader
