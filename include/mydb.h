@@ -56,6 +56,9 @@ const char *mydb_errcode_name(int code);
 int mydb_sha256_hex(char out[MYDB_DIGEST_BUF], const void *buf, size_t len);
 /* 1 if s is exactly 64 lowercase hex characters, else 0. */
 int mydb_digest_valid(const char *s, size_t len);
+/* Bytes hashed by SHA-256 in this process so far, by every handle (a
+ * diagnostic: bench/versus.lua's bytes hashed per put). */
+uint64_t mydb_hashed_bytes(void);
 
 /* ------------------------------------------------------------------ store */
 

@@ -23,7 +23,16 @@
 
 #include "internal.h"
 
+/* (relaxed: a count, read only as a diagnostic) */
+static atomic_uint_least64_t hashed_bytes;
+
+uint64_t mydb_hashed_bytes(void) {
+  return (uint64_t)atomic_load_explicit(&hashed_bytes, memory_order_relaxed);
+}
+
 int mydb__sha256(unsigned char out[32], const void *buf, size_t len) {
+  atomic_fetch_add_explicit(&hashed_bytes, (uint_least64_t)len,
+                            memory_order_relaxed);
   SHA256_CTX c;
   if (!SHA256_Init(&c) || !SHA256_Update(&c, buf, len) || !SHA256_Final(out, &c))
     return mydb__seterr(MYDB_EIO, "sha256 failed (libcrypto SHA256)");
