@@ -82,6 +82,9 @@ struct mydb__lpk {
   parena *arenas;
   /* the tenant lock, when this handle holds it */
   int held, pins, fresh;
+  /* the directory was fsynced since this handle opened the file: its name
+   * is durable (another process may have created it and crashed before) */
+  int dir_synced;
   pthread_t owner;
   mydb_buf stage;    /* encoded object records, without the group framing */
   mydb__htab staged; /* digest -> pent (off: of the data in stage) */
@@ -181,6 +184,7 @@ static void file_reset(lpk *pk) {
   if (pk->fd >= 0) mydb__close(pk->fd);
   pk->fd = -1;
   pk->writable = 0;
+  pk->dir_synced = 0;
   idx_reset(pk);
 }
 
@@ -639,6 +643,7 @@ int mydb__lpk_append(mydb *db, lpk *pk) {
     if ((rc = create(db, pk))) return rc;
     created = 1;
   }
+  (void)created;
   if (!pk->writable)
     return mydb__seterr(MYDB_EIO, "%s is not writable", pk->path);
   /* the file as scanned: a torn tail past pk->end is a killed writer's
@@ -703,8 +708,11 @@ int mydb__lpk_append(mydb *db, lpk *pk) {
       pk->size = at;
       return rc;
     }
-    if (created && mydb__fsync_dir(pk->tdir) != 0)
-      return mydb__syserr(errno, "fsync", pk->tdir);
+    if (!pk->dir_synced || created) {
+      if (mydb__fsync_dir(pk->tdir) != 0)
+        return mydb__syserr(errno, "fsync", pk->tdir);
+      pk->dir_synced = 1;
+    }
   }
   /* index the staged objects at their place in the file */
   if (at == 0) {
