@@ -591,11 +591,14 @@ int mydb__lpk_stage(mydb *db, lpk *pk, const unsigned char d[32],
   memcpy(h + 1, d, 32);
   put32(h + 33, (uint32_t)len);
   put32(h + 37, mydb__crc32(mydb__crc32(0, h, 37), buf, len));
-  size_t off = pk->stage.len + OBJ_HDR;
+  size_t before = pk->stage.len, off = before + OBJ_HDR;
   mydb_buf_put(&pk->stage, h, OBJ_HDR);
   mydb_buf_put(&pk->stage, buf, len);
-  if (pk->stage.failed || !(e = arena_new(&pk->sarenas)))
+  if (pk->stage.failed || !(e = arena_new(&pk->sarenas))) {
+    pk->stage.len = before; /* (the stage holds whole records only) */
+    pk->stage.failed = 0;
     return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+  }
   memcpy(e->d, d, 32);
   e->off = off;
   e->len = (uint32_t)len;
@@ -603,8 +606,12 @@ int mydb__lpk_stage(mydb *db, lpk *pk, const unsigned char d[32],
   e->h.hash = mydb__hash(d, 32);
   e->h.key = (const char *)e->d;
   e->h.klen = 32;
-  if (mydb__htab_add(&pk->staged, &e->h) != 0)
+  if (mydb__htab_add(&pk->staged, &e->h) != 0) {
+    /* (the entry stays in its arena unlisted: drop its record too) */
+    pk->sarenas->n--;
+    pk->stage.len = before;
     return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");
+  }
   pk->scount++;
   if (pk->stage.len >= STAGE_FLUSH_BYTES) return mydb__lpk_append(db, pk);
   return MYDB_OK;
