@@ -387,18 +387,19 @@ static int scan_group(int fd, const char *path, uint64_t pos, uint64_t size,
 static int scan_header(int fd, const char *path, uint64_t size,
                        uint64_t *gen) {
   unsigned char h[FILE_HDR];
-  if (size < FILE_HDR) return 0;
-  ssize_t got = mydb__pread_all(fd, h, FILE_HDR, 0);
+  ssize_t got = size ? mydb__pread_all(fd, h, FILE_HDR, 0) : 0;
   if (got < 0) return mydb__syserr(errno, "read", path);
-  if (got < FILE_HDR) return 0;
-  if (memcmp(h, FILE_MAGIC, 8) == 0) {
+  size_t n = (size_t)got, m = n < 8 ? n : 8;
+  if (n == FILE_HDR && memcmp(h, FILE_MAGIC, 8) == 0) {
     *gen = get64(h + 8);
     return 1;
   }
-  for (int i = 0; i < FILE_HDR; i++)
-    if (h[i]) goto notours;
-  return 0; /* zeros: a header that never reached the disk */
-notours:
+  /* A header cut short (a prefix of it) or zeros (it never reached the
+   * disk): a torn first append. Anything else is not ours. */
+  if (n < FILE_HDR && memcmp(h, FILE_MAGIC, m) == 0) return 0;
+  size_t z = 0;
+  while (z < n && !h[z]) z++;
+  if (z == n) return 0;
   return mydb__seterr(MYDB_ECORRUPT, "%s is not a mydb packed file (bad "
                       "header)", path);
 }
@@ -653,17 +654,11 @@ int mydb__lpk_append(mydb *db, lpk *pk) {
   (void)created;
   if (!pk->writable)
     return mydb__seterr(MYDB_EIO, "%s is not writable", pk->path);
-  /* the file as scanned: a torn tail past pk->end is a killed writer's
-   * (the lock is held: no one else appends); also take in what another
-   * handle appended since */
-  struct stat st;
-  if (fstat(pk->fd, &st) != 0) return mydb__syserr(errno, "fstat", pk->path);
-  if ((uint64_t)st.st_size != pk->size &&
-      (rc = scan_more(pk, (uint64_t)st.st_size)) != MYDB_OK)
-    return rc;
-  if ((uint64_t)st.st_size > pk->end || pk->end == 0) {
-    if ((uint64_t)st.st_size > pk->end &&
-        mydb__ftruncate(pk->fd, (off_t)pk->end) != 0)
+  /* The file as scanned once this lock was taken (fresh: no one else
+   * appends while it is held): a tail past pk->end that is no whole group
+   * is a killed writer's torn append. */
+  if (pk->size > pk->end) {
+    if (mydb__ftruncate(pk->fd, (off_t)pk->end) != 0)
       return mydb__syserr(errno, "ftruncate", pk->path);
     pk->size = pk->end;
   }
