@@ -166,7 +166,7 @@ end
 -- that a test can damage or remove one object's file.
 function H.object_path(root, tenant, digest)
   local packed = ("%s/%s/packed"):format(root, tenant)
-  if H.BACKEND == "loose" and H.file_exists(packed) then
+  if H.file_exists(packed) then
     for _, o in ipairs((H.packed_objects(packed))) do
       local dir = ("%s/%s/objects/%s"):format(root, tenant, o.digest:sub(1, 24))
       os.execute("mkdir -p " .. shell_quote(dir))
