@@ -58,8 +58,9 @@ print("total:", total)
 print("a Money again:", getmetatable(total) == Money)
 print("registered handlers:", table.concat(mydb.handlers.list(), ", "))
 
--- The snapshot is plain JSON; the amounts are readable in it.
-local f = assert(io.open(("%s/shop/objects/%s/%s"):format(root, digest:sub(1, 24), digest), "rb"))
+-- The snapshot is plain JSON, appended as it is to shop/packed (the loose
+-- backend's file of committed objects); the amounts are readable in it.
+local f = assert(io.open(root .. "/shop/packed", "rb"))
 local json = f:read("a")
 f:close()
 print("stored as:", json:match('{"__special__":"Money"[^}]*}'))

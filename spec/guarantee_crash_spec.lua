@@ -230,9 +230,9 @@ describe("guarantee: crash safety", function()
         os.time() - t0, SEED))
     assert.equal(KILLS, stats.kills)
     assert.is_true(stats.logged > KILLS, "the writers wrote almost nothing")
-    if KILLS >= 100 and H.BACKEND == "loose" then
-      assert.is_true(stats.tmp_left > 0, "no kill landed mid-write (no temporary file was ever left)")
-    end
+    -- (loose: what a writer writes under the tenant lock is appended to
+    -- TENANT/packed, no temporary file: a kill mid-append leaves a torn
+    -- tail that the next writer truncates, checked by check_store)
   end)
 
   describe("a temporary file left in ROOT/.tmp", function()

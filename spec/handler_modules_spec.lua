@@ -418,7 +418,7 @@ describe("handler modules", function()
         local F64Array = require "mydb.handlers.f64array"
         db:save("t", "u", "a", F64Array.new({ 1, 2 }))
         print(db:load("t", "r").rows[2], getmetatable(db:load("t", "m")) == Money, #db:load("t", "a"))
-        local f = io.open(("db/t/objects/%s/%s"):format(d:sub(1, 24), d), "rb")
+        local f = io.open("db/t/packed", "rb") -- (the objects, stored as they are)
         print(f:read("a"):match('"rows":{"__ref__":"%x+"}') ~= nil)
         f:close()
       ]], { cwd = dir, memory_ok = true })

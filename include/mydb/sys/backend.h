@@ -22,8 +22,9 @@
  * only valid tenant ids, digests and entries, and returns raw bytes.
  *
  * Backends (doc/FORMAT.md), each in src/backend/NAME/:
- *   loose   one file per object, a JSON-lines head journal - the original
- *           layout;
+ *   loose   the original layout: a JSON-lines head journal, objects as
+ *           files, and what a tenant-lock holder writes appended at its
+ *           commit to one file per tenant (TENANT/packed);
  *   pack    append-only log segments with an index, objects and commits in
  *           one log;
  *   memory  hash maps in the process, shared by the handles opened on the

@@ -2,12 +2,20 @@
  * loose.c - the loose backend: the original layout (doc/FORMAT.md).
  *
  *   ROOT/refs/<digest[0:24]>/<digest>             shared refs
- *   ROOT/TENANT/objects/<digest[0:24]>/<digest>   snapshots and pieces
+ *   ROOT/TENANT/objects/<digest[0:24]>/<digest>   objects as files
+ *   ROOT/TENANT/packed                            packed objects (packed.c)
  *   ROOT/TENANT/head                              head journal (journal.c)
  *   ROOT/TENANT/lock                              flock()ed by writers
  *
- * An object is written once, to a temporary file renamed into place
+ * What a tenant-lock holder writes (collection pieces, snapshots, commits:
+ * a put, a batch, a commit) is staged and appended to TENANT/packed as one
+ * group at its commit, synced before the journal line (packed.c); what it
+ * stages but never commits is dropped at the release (lock_uncommitted).
+ * Every other object - written without the lock, and the shared refs - is
+ * written once as its own file, a temporary file renamed into place
  * (libgit2's loose-object write); an existing one is not written again.
+ * Reads look in the packed index first, then for the file; stores without
+ * a packed file (the original layout) read as before.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,12 +79,29 @@ static int l_tenant_list(mydb_backend *be,
 
 /* ------------------------------------------------------------- objects */
 
+#define LB(be) ((mydb__loose *)(be))
+
 static int l_object_write(mydb_backend *be, const char *tenant,
                           const char *digest, const void *buf, size_t len) {
   mydb *db = be->db;
   char path[PATH_MAX];
   size_t dirlen;
   int rc;
+  if (tenant) { /* a lock holder's: staged for its commit (packed.c) */
+    mydb__loose *lb = LB(be);
+    struct mydb__lpk *pk;
+    pthread_mutex_lock(&lb->mu);
+    rc = mydb__lpk_get(lb, tenant, &pk);
+    if (rc == MYDB_OK && mydb__lpk_holds(pk)) {
+      unsigned char d[32];
+      mydb__lpk_unhex(d, digest);
+      rc = mydb__lpk_stage(db, pk, d, buf, len);
+      pthread_mutex_unlock(&lb->mu);
+      return rc;
+    }
+    pthread_mutex_unlock(&lb->mu);
+    if (rc) return rc;
+  }
   if ((rc = mydb__object_path(db, path, &dirlen, tenant, digest))) return rc;
   struct stat st;
   if (stat(path, &st) == 0) {
@@ -100,10 +125,28 @@ static int l_object_write(mydb_backend *be, const char *tenant,
   return rc;
 }
 
+/* The packed copy of digest: MYDB_ENOTFOUND (no message) if none. */
+static int packed_read(mydb_backend *be, mydb_blob **out, const char *tenant,
+                       const char *digest) {
+  mydb__loose *lb = LB(be);
+  struct mydb__lpk *pk;
+  unsigned char d[32];
+  mydb__lpk_unhex(d, digest);
+  pthread_mutex_lock(&lb->mu);
+  int rc = mydb__lpk_get(lb, tenant, &pk);
+  if (rc == MYDB_OK)
+    rc = out ? mydb__lpk_read(pk, d, out) : mydb__lpk_exists(pk, d);
+  pthread_mutex_unlock(&lb->mu);
+  if (!out && rc == 0) rc = MYDB_ENOTFOUND;
+  return rc;
+}
+
 static int l_object_read(mydb_backend *be, mydb_blob **out,
                          const char *tenant, const char *digest) {
   char path[PATH_MAX];
   int rc;
+  if (tenant && (rc = packed_read(be, out, tenant, digest)) != MYDB_ENOTFOUND)
+    return rc;
   if ((rc = mydb__object_path(be->db, path, NULL, tenant, digest))) return rc;
   int fd = mydb__open(path, O_RDONLY, 0);
   if (fd < 0) {
@@ -150,6 +193,10 @@ static int l_object_exists(mydb_backend *be, const char *tenant,
                            const char *digest) {
   char path[PATH_MAX];
   int rc;
+  if (tenant) {
+    rc = packed_read(be, NULL, tenant, digest);
+    if (rc != MYDB_ENOTFOUND) return rc < 0 ? rc : 1;
+  }
   if ((rc = mydb__object_path(be->db, path, NULL, tenant, digest))) return rc;
   struct stat st;
   if (stat(path, &st) == 0) return 1;
@@ -217,18 +264,47 @@ static int walk_objects(mydb *db, const char *tenant,
 typedef struct foreach_ctx {
   int (*fn)(const char *name, void *payload);
   void *payload;
+  mydb__loose *lb;
+  struct mydb__lpk *pk; /* files also packed are named once */
 } foreach_ctx;
 
 static int foreach_cb(const char *sub, const char *name, void *payload) {
   (void)sub;
   foreach_ctx *c = payload;
+  if (c->pk && strlen(name) == MYDB_DIGEST_HEX &&
+      mydb_digest_valid(name, MYDB_DIGEST_HEX)) {
+    pthread_mutex_lock(&c->lb->mu);
+    int dup = mydb__lpk_has(c->pk, name);
+    pthread_mutex_unlock(&c->lb->mu);
+    if (dup) return 0;
+  }
   return c->fn(name, c->payload);
 }
 
+/* The packed objects, then the files. */
 static int l_object_foreach(mydb_backend *be, const char *tenant,
                             int (*fn)(const char *name, void *payload),
                             void *payload) {
-  foreach_ctx c = {fn, payload};
+  mydb__loose *lb = LB(be);
+  foreach_ctx c = {fn, payload, lb, NULL};
+  if (tenant) {
+    char *v = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&lb->mu);
+    int rc = mydb__lpk_get(lb, tenant, &c.pk);
+    if (rc == MYDB_OK) rc = mydb__lpk_names(c.pk, &v, &n);
+    pthread_mutex_unlock(&lb->mu);
+    if (rc) return rc;
+    if (n && mydb__loose_initialized(be->db, tenant) == 0) {
+      free(v);
+      return mydb__seterr(MYDB_ENOTINIT, "tenant '%s' is not initialized",
+                          tenant);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      rc = fn(v + i * MYDB_DIGEST_BUF, payload);
+    free(v);
+    if (rc) return rc;
+  }
   return walk_objects(be->db, tenant, foreach_cb, &c);
 }
 
@@ -238,15 +314,21 @@ static int l_object_foreach(mydb_backend *be, const char *tenant,
  * (file times may be coarser than the clock). */
 #define GC_SLACK_NS ((int64_t)2000000000)
 
+/* a: the time (files), b: the packed file's generation and end. */
 static int l_gc_begin(mydb_backend *be, const char *tenant,
                       mydb_gc_mark *mark) {
-  (void)be;
-  (void)tenant;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   mark->a = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - GC_SLACK_NS;
   mark->b = 0;
-  return MYDB_OK;
+  if (!tenant) return MYDB_OK;
+  mydb__loose *lb = LB(be);
+  struct mydb__lpk *pk;
+  pthread_mutex_lock(&lb->mu);
+  int rc = mydb__lpk_get(lb, tenant, &pk);
+  if (rc == MYDB_OK) mark->b = mydb__lpk_mark(pk, &rc);
+  pthread_mutex_unlock(&lb->mu);
+  return rc;
 }
 
 typedef struct sweep_ctx {
@@ -304,7 +386,32 @@ static int l_gc_sweep(mydb_backend *be, const char *tenant,
                       int (*keep)(const char *digest, void *payload),
                       void *payload, mydb_gc_stats *st) {
   sweep_ctx c = {mark, keep, payload, st, be->db->fsync};
-  return walk_objects(be->db, tenant, sweep_cb, &c);
+  int rc = walk_objects(be->db, tenant, sweep_cb, &c);
+  if (rc || !tenant) return rc;
+  /* the packed file: rewritten with what is kept (the lock is held) */
+  mydb__loose *lb = LB(be);
+  struct mydb__lpk *pk;
+  pthread_mutex_lock(&lb->mu);
+  rc = mydb__lpk_get(lb, tenant, &pk);
+  if (rc == MYDB_OK)
+    rc = mydb__lpk_sweep(be->db, pk, mark->b, keep, payload, st);
+  pthread_mutex_unlock(&lb->mu);
+  return rc;
+}
+
+/* The packed file's framing: every group's trailer and object's CRC. */
+static int l_check(mydb_backend *be, const char *tenant,
+                   void (*fn)(const char *what, const char *msg,
+                              void *payload),
+                   void *payload) {
+  if (!tenant) return MYDB_OK;
+  mydb__loose *lb = LB(be);
+  struct mydb__lpk *pk;
+  pthread_mutex_lock(&lb->mu);
+  int rc = mydb__lpk_get(lb, tenant, &pk);
+  if (rc == MYDB_OK) rc = mydb__lpk_check(pk, fn, payload);
+  pthread_mutex_unlock(&lb->mu);
+  return rc;
 }
 
 static int l_repack(mydb_backend *be, const char *tenant, mydb_gc_stats *st) {
@@ -366,20 +473,79 @@ static int l_lock_acquire(mydb_backend *be, struct mydb_lock *lk) {
       break;
     }
   pthread_mutex_unlock(&lb->mu);
-  if (fd < 0) return mydb__flock_tenant(be->db, lk->tenant, &lk->fd);
-  if (mydb__flock(fd, LOCK_EX) != 0) { /* (blocks without lb->mu) */
-    int rc = mydb__syserr(errno, "flock", lk->tenant);
-    mydb__close(fd);
-    return rc;
+  int rc;
+  if (fd < 0) {
+    if ((rc = mydb__flock_tenant(be->db, lk->tenant, &lk->fd))) return rc;
+  } else {
+    if (mydb__flock(fd, LOCK_EX) != 0) { /* (blocks without lb->mu) */
+      rc = mydb__syserr(errno, "flock", lk->tenant);
+      mydb__close(fd);
+      return rc;
+    }
+    lk->fd = fd;
   }
-  lk->fd = fd;
-  return MYDB_OK;
+  /* the holder's writes are staged in the tenant's packed state */
+  struct mydb__lpk *pk;
+  pthread_mutex_lock(&lb->mu);
+  rc = mydb__lpk_get(lb, lk->tenant, &pk);
+  if (rc == MYDB_OK) {
+    mydb__lpk_lock(pk);
+    lk->impl = pk;
+  }
+  pthread_mutex_unlock(&lb->mu);
+  if (rc) {
+    mydb__close(lk->fd); /* (drops the flock) */
+    lk->fd = -1;
+  }
+  return rc;
+}
+
+/* The objects staged under lk that no commit took (the dispatch forgets
+ * them from its cache before the release drops them). */
+static void l_lock_uncommitted(mydb_backend *be, struct mydb_lock *lk,
+                               void (*fn)(const char *digest, void *payload),
+                               void *payload) {
+  mydb__loose *lb = LB(be);
+  if (!lk->impl) return;
+  char *v = NULL;
+  pthread_mutex_lock(&lb->mu);
+  size_t n = mydb__lpk_staged_names(lk->impl, &v);
+  pthread_mutex_unlock(&lb->mu);
+  if (n == (size_t)-1) {
+    fn(NULL, payload); /* cannot name them: all of them */
+    return;
+  }
+  for (size_t i = 0; i < n; i++) fn(v + i * MYDB_DIGEST_BUF, payload);
+  free(v);
+}
+
+/* The staged objects go to TENANT/packed (durable) before the journal
+ * line that names them. */
+static int l_commit(mydb_backend *be, struct mydb_lock *lk,
+                    const mydb_head_change *c, size_t n, const char *line,
+                    size_t len, mydb__pending *pending) {
+  mydb__loose *lb = LB(be);
+  int rc = MYDB_OK;
+  if (lk->impl) {
+    pthread_mutex_lock(&lb->mu);
+    mydb__lpk_claim(lk->impl); /* (a lock passed to another thread) */
+    rc = mydb__lpk_append(be->db, lk->impl);
+    pthread_mutex_unlock(&lb->mu);
+  }
+  if (rc) return rc;
+  return mydb__loose_head_commit(be, lk, c, n, line, len, pending);
 }
 
 static void l_lock_release(mydb_backend *be, struct mydb_lock *lk) {
   mydb__loose *lb = (mydb__loose *)be;
   int fd = lk->fd;
   lk->fd = -1;
+  if (lk->impl) {
+    pthread_mutex_lock(&lb->mu);
+    mydb__lpk_unlock(lk->impl); /* (drops what no commit took) */
+    pthread_mutex_unlock(&lb->mu);
+    lk->impl = NULL;
+  }
   if (fd < 0) return;
   if (mydb__flock(fd, LOCK_UN) != 0) {
     mydb__close(fd); /* closing drops the flock too */
@@ -406,6 +572,7 @@ static void l_free(mydb_backend *be) {
   mydb__loose *lb = (mydb__loose *)be;
   pthread_mutex_lock(&lb->mu);
   mydb__loose_heads_free(lb);
+  mydb__lpk_free_all(lb);
   for (size_t i = 0; i < lb->nidle; i++) mydb__close(lb->idle[i].fd);
   lb->nidle = 0;
   pthread_mutex_unlock(&lb->mu);
@@ -429,7 +596,8 @@ static const mydb_refdb_ops loose_refdb = {
     .foreach = mydb__loose_head_foreach,
     .lock_acquire = l_lock_acquire,
     .lock_release = l_lock_release,
-    .commit = mydb__loose_head_commit,
+    .lock_uncommitted = l_lock_uncommitted,
+    .commit = l_commit,
     .journal = l_journal,
 };
 
@@ -451,7 +619,7 @@ int mydb__backend_loose(mydb *db, mydb_backend **out) {
   be->tenant_exists = l_tenant_exists;
   be->tenant_list = l_tenant_list;
   be->repack = l_repack;
-  be->check = NULL;
+  be->check = l_check;
   be->free = l_free;
   *out = be;
   return MYDB_OK;
