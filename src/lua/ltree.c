@@ -1957,7 +1957,10 @@ tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
     return n;
   }
   n = read_node(t, digest, 1);
-  if (n && c->bytes + n->size <= c->limit) cache_put(c, n);
+  /* (up to the trim goal: the inner nodes the walk loads next are cached
+   * without a trim, which would evict a quarter of the cache - the leaves
+   * a scan kept - each time) */
+  if (n && c->bytes + n->size <= c->limit / 4 * 3) cache_put(c, n);
   return n;
 }
 
