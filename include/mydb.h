@@ -131,6 +131,17 @@ int mydb_object_read(mydb *db, mydb_blob **out, const char *tenant,
  * than the cache does not turn it over. */
 int mydb_object_read_once(mydb *db, mydb_blob **out, const char *tenant,
                           const char *digest);
+/* mydb_object_read_once into a buffer the caller keeps for many reads (a
+ * long scan's pieces: no allocation per object once it is large enough).
+ * *buf is NULL or a block from malloc of *cap bytes; it is grown with
+ * realloc as getline(3) does (*buf and *cap are updated, also when the
+ * read fails: free(*buf) once done). On success it holds the object's
+ * *len bytes, then a NUL. Verified as every read (ECORRUPT, ENOTFOUND).
+ * For objects named by a tree read before the scan began: the store looks
+ * for other writers' appends (pack: a stat(2) per read) only when digest
+ * is not among the objects the handle knows, and then looks again. */
+int mydb_object_read_into(mydb *db, char **buf, size_t *cap, size_t *len,
+                          const char *tenant, const char *digest);
 /* mydb_object_write for a caller that hashed buf itself (mydb's codec
  * names each piece by the digest of the bytes it builds): digest must be
  * the SHA-256 of buf, 64 lowercase hex characters. Not checked here, so

@@ -539,6 +539,81 @@ static void t_cas(void) {
   mydb_close(db);
 }
 
+/* mydb_object_read_into: a scan's reads into one buffer, grown as
+ * needed; verified; objects another handle wrote after this one looked are
+ * still found (a miss looks again). */
+static int into_is(mydb *db, char **buf, size_t *cap, const char *tenant,
+                   const char *digest, const void *want, size_t len) {
+  size_t got = 12345;
+  int rc = mydb_object_read_into(db, buf, cap, &got, tenant, digest);
+  return rc == 0 && got == len && *cap > len && (*buf)[len] == '\0' &&
+         (len == 0 || memcmp(*buf, want, len) == 0);
+}
+
+static void t_read_into(void) {
+  char root[PATH_MAX], d[3][MYDB_DIGEST_BUF], late[MYDB_DIGEST_BUF];
+  make_root(root, "read_into");
+  static char big[20000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+  for (int cache = 0; cache < 2; cache++) {
+    mydb *w = open_db(root, cache), *r = open_db(root, cache);
+    CHECK_RC(mydb_tenant_init(w, "t"), 0);
+    CHECK_RC(mydb_object_write(w, d[0], "t", "alpha", 5), 0);
+    CHECK_RC(mydb_object_write(w, d[1], "t", big, sizeof big), 0);
+    CHECK_RC(mydb_object_write(w, d[2], "t", "", 0), 0);
+    CHECK_RC(commit1(w, "t", "e", d[0]), 0);
+    char *buf = NULL;
+    size_t cap = 0, len = 1;
+    for (int h = 0; h < 2; h++) {
+      mydb *db = h ? r : w;
+      CHECK(into_is(db, &buf, &cap, "t", d[0], "alpha", 5));
+      CHECK(into_is(db, &buf, &cap, "t", d[1], big, sizeof big));
+      CHECK(into_is(db, &buf, &cap, "t", d[2], "", 0));
+      CHECK(into_is(db, &buf, &cap, "t", d[0], "alpha", 5));
+    }
+    /* written through w after r looked: r finds it */
+    CHECK_RC(mydb_object_write(w, late, "t", "late", 4), 0);
+    CHECK_RC(commit1(w, "t", "f", late), 0);
+    CHECK(into_is(r, &buf, &cap, "t", late, "late", 4));
+    /* errors: the buffer stays the caller's */
+    char absent[MYDB_DIGEST_BUF];
+    mydb_sha256_hex(absent, "absent", 6);
+    CHECK_RC(mydb_object_read_into(r, &buf, &cap, &len, "t", absent),
+             MYDB_ENOTFOUND);
+    CHECK(len == 0);
+    CHECK_RC(mydb_object_read_into(r, &buf, &cap, &len, "nobody", absent),
+             MYDB_ENOTFOUND);
+    CHECK_RC(mydb_object_read_into(r, &buf, &cap, &len, "t", "zz"),
+             MYDB_EINVAL);
+    CHECK_RC(mydb_object_read_into(r, &buf, &cap, &len, ".t", d[0]),
+             MYDB_EINVAL);
+    CHECK_RC(mydb_object_read_into(r, NULL, &cap, &len, "t", d[0]),
+             MYDB_EINVAL);
+    CHECK_RC(mydb_object_read_into(r, &buf, NULL, &len, "t", d[0]),
+             MYDB_EINVAL);
+    CHECK_RC(mydb_object_read_into(r, &buf, &cap, NULL, "t", d[0]),
+             MYDB_EINVAL);
+    CHECK_RC(mydb_object_read_into(NULL, &buf, &cap, &len, "t", d[0]),
+             MYDB_EINVAL);
+    CHECK(into_is(r, &buf, &cap, "t", d[0], "alpha", 5));
+    free(buf);
+    /* a buffer the caller allocated */
+    cap = 2;
+    buf = malloc(cap);
+    CHECK(buf && into_is(r, &buf, &cap, "t", d[1], big, sizeof big));
+    free(buf);
+    buf = NULL;
+    mydb_close(r);
+    if (strcmp(cur_backend, "memory") != 0) { /* (gone with its handles) */
+      r = open_db(root, cache);
+      CHECK(into_is(r, &buf, &cap, "t", late, "late", 4));
+      free(buf);
+      mydb_close(r);
+    }
+    mydb_close(w);
+  }
+}
+
 static void common(const char *backend) {
   cur_backend = backend;
   t_tenants();
@@ -548,6 +623,7 @@ static void common(const char *backend) {
   t_gc();
   t_journal();
   t_cas();
+  t_read_into();
 }
 
 /* ------------------------------------------------------------- options */
@@ -818,6 +894,17 @@ static void t_pack_corrupt(void) {
   db = open_pack(root, 0, 1024);
   CHECK(get_is(db, "t", "e", dd[39]));
   CHECK_RC(mydb_object_read(db, &b, "t", dd[0]), MYDB_ECORRUPT);
+  {
+    /* a scan's read verifies too */
+    char *rb = NULL;
+    size_t rcap = 0, rlen = 7;
+    CHECK_RC(mydb_object_read_into(db, &rb, &rcap, &rlen, "t", dd[0]),
+             MYDB_ECORRUPT);
+    CHECK(rlen == 0 && strstr(mydb_errmsg(), "corrupt"));
+    CHECK_RC(mydb_object_read_into(db, &rb, &rcap, &rlen, "t", dd[2]), 0);
+    CHECK(rlen > 17 && memcmp(rb, "object number 2 ", 16) == 0);
+    free(rb);
+  }
   CHECK(read_is(db, "t", dd[1], NULL, 0) == 0 ||
         mydb_object_read(db, &b, "t", dd[1]) == 0);
   mydb_blob_release(b);
@@ -1096,6 +1183,26 @@ static void t_pack_repack(void) {
   CHECK(fsize(p) < 0); /* gone */
   CHECK(get_is(r, "t", "e", d) && read_is(r, "t", first, "0 ", 2) == 0);
   CHECK(read_is(r, "t", d, buf, strlen(buf)));
+  {
+    /* a scan's read through a handle loaded before a repack elsewhere:
+     * its segments are gone, the object is found in the new generation */
+    mydb *s = open_pack(root, 0, 4096);
+    CHECK(get_is(s, "t", "e", d));
+    mydb *x = open_pack(root, 0, 4096);
+    CHECK_RC(mydb_lock_acquire(x, &lk, "t"), 0);
+    memset(&st, 0, sizeof st);
+    CHECK_RC(mydb_repack(x, "t", &st), 0);
+    mydb_lock_release(lk);
+    mydb_close(x);
+    char *rb = NULL;
+    size_t rcap = 0, rlen = 0;
+    CHECK_RC(mydb_object_read_into(s, &rb, &rcap, &rlen, "t", d), 0);
+    CHECK(rlen == strlen(buf) && memcmp(rb, buf, rlen) == 0);
+    CHECK_RC(mydb_object_read_into(s, &rb, &rcap, &rlen, "t", first), 0);
+    CHECK(rlen == 102 && memcmp(rb, "0 ", 2) == 0);
+    free(rb);
+    mydb_close(s);
+  }
   mydb_blob *b = NULL;
   CHECK_RC(mydb_object_read(r, &b, "t", first), 0);
   mydb_blob_release(b);

@@ -147,6 +147,59 @@ int mydb_object_read_once(mydb *db, mydb_blob **out, const char *tenant,
   return object_read(db, out, tenant, digest, 0);
 }
 
+int mydb_object_read_into(mydb *db, char **buf, size_t *cap, size_t *len,
+                          const char *tenant, const char *digest) {
+  int rc;
+  if (len) *len = 0;
+  if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||
+      (rc = mydb__check_digest(digest)))
+    return rc;
+  if (!buf || !cap || !len)
+    return mydb__seterr(MYDB_EINVAL, "object_read_into: buf, cap or len is "
+                        "NULL");
+  /* the caller's buffer as a mydb_buf, handed back whatever happens (a
+   * realloc may have moved it) */
+  mydb_buf b = {*buf, 0, *buf ? *cap : 0, 0};
+  mydb_blob *hit = NULL;
+  if (db->cache.max) {
+    pthread_mutex_lock(&db->mu);
+    hit = mydb__cache_get(&db->cache, tenant, digest);
+    pthread_mutex_unlock(&db->mu);
+  }
+  if (hit) { /* verified when it was cached */
+    mydb_buf_put(&b, hit->data, hit->len);
+    mydb_blob_release(hit);
+  } else if (db->be->odb->read_into) {
+    rc = db->be->odb->read_into(db->be, &b, tenant, digest);
+  } else {
+    mydb_blob *o = NULL;
+    if ((rc = db->be->odb->read(db->be, &o, tenant, digest)) == MYDB_OK) {
+      mydb_buf_put(&b, o->data, o->len);
+      mydb_blob_release(o);
+    }
+  }
+  if (rc == MYDB_OK && mydb_buf_grow(&b, 1) == 0) b.data[b.len] = '\0';
+  if (rc == MYDB_OK && b.failed)
+    rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading object %s", digest);
+  *buf = b.data;
+  *cap = b.cap;
+  if (rc) return rc;
+  if (!hit) {
+    unsigned char md[32];
+    char hex[MYDB_DIGEST_BUF];
+    if ((rc = mydb__sha256(md, b.data, b.len))) return rc;
+    mydb__hex(hex, md, 32);
+    hex[MYDB_DIGEST_HEX] = '\0';
+    if (memcmp(hex, digest, MYDB_DIGEST_HEX) != 0)
+      return mydb__seterr(MYDB_ECORRUPT, "object %s in %s %s is corrupt: its "
+                          "bytes hash to %s (%s backend)", digest,
+                          mydb__where_kind(tenant), mydb__where_name(tenant),
+                          hex, db->be->name);
+  }
+  *len = b.len;
+  return MYDB_OK;
+}
+
 int mydb_object_exists(mydb *db, const char *tenant, const char *digest) {
   int rc;
   if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||

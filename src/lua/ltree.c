@@ -238,6 +238,8 @@ struct lmydb_nodes {
   size_t sweep; /* the bucket the next eviction starts at */
   struct scratch *x;
   npool *pool;
+  char *rd; /* the buffer a scan's pieces are read into (read_node) */
+  size_t rdcap;
 };
 
 static void cache_drop(lmydb_nodes *c, tnode *n) {
@@ -284,6 +286,7 @@ void lmydb_nodes_free(lmydb_nodes *c) {
   mydb__htab_free(&c->tab);
   scratch_free(c->x);
   pool_unref(c->pool);
+  free(c->rd);
   free(c);
 }
 
@@ -780,21 +783,33 @@ static int cache_key(const ltree *t, const unsigned char digest[32], char *key) 
 }
 
 /* Reads a piece from the store (verified) and parses it into a node not
- * yet cached; once: through mydb_object_read_once (a scan's leaf: served
- * from the object cache but not added to it). */
+ * yet cached; once: a scan's leaf, through mydb_object_read_into (served
+ * from the object cache but not added to it; read into the buffer the
+ * cache keeps for it, not a blob of its own; no look for other writers'
+ * appends unless it is missing: the tree was read before the scan). */
 static tnode *read_node(ltree *t, const unsigned char digest[32], int once) {
   char hex[MYDB_DIGEST_BUF];
   mydb__hex(hex, digest, 32);
   hex[MYDB_DIGEST_HEX] = '\0';
-  mydb_blob *b = NULL;
-  int rc = once ? mydb_object_read_once(t->store->db, &b, t->tenant, hex)
-                : mydb_object_read(t->store->db, &b, t->tenant, hex);
-  if (rc != MYDB_OK) {
-    fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
-    return NULL;
+  tnode *n;
+  int rc;
+  if (once) {
+    lmydb_nodes *c = t->store->nodes;
+    size_t len;
+    rc = mydb_object_read_into(t->store->db, &c->rd, &c->rdcap, &len, t->tenant, hex);
+    n = rc == MYDB_OK ? parse_piece(t, digest, c->rd, len) : NULL;
+    if (c->rdcap > ((size_t)1 << 20)) { /* (not kept for a piece that large) */
+      free(c->rd);
+      c->rd = NULL;
+      c->rdcap = 0;
+    }
+  } else {
+    mydb_blob *b = NULL;
+    rc = mydb_object_read(t->store->db, &b, t->tenant, hex);
+    n = rc == MYDB_OK ? parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b)) : NULL;
+    mydb_blob_release(b);
   }
-  tnode *n = parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b));
-  mydb_blob_release(b);
+  if (rc != MYDB_OK) fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
   return n;
 }
 
@@ -1957,7 +1972,10 @@ tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
     return n;
   }
   n = read_node(t, digest, 1);
-  if (n && c->bytes + n->size <= c->limit) cache_put(c, n);
+  /* (up to the trim goal: the inner nodes the walk loads next are cached
+   * without a trim, which would evict a quarter of the cache - the leaves
+   * a scan kept - each time) */
+  if (n && c->bytes + n->size <= c->limit / 4 * 3) cache_put(c, n);
   return n;
 }
 

@@ -49,6 +49,7 @@
 
 struct mydb;
 struct mydb_lock;
+struct mydb_buf; /* src/util/buf.h */
 typedef struct mydb_backend mydb_backend;
 
 /* A commit appended but perhaps not yet durable (group commit): what a
@@ -101,6 +102,15 @@ typedef struct mydb_odb_ops {
   int (*write_near)(mydb_backend *be, const char *tenant, const char *digest,
                     const void *buf, size_t len, const char *base,
                     const void *base_buf, size_t base_len);
+
+  /* read, into out (what it held is replaced: out->len is the object's
+   * length; grown with mydb_buf_grow), for mydb_object_read_into: a long
+   * scan's pieces, named by a tree read before it began. The store need
+   * not look for other writers' appends unless digest is missing from what
+   * it knows (pack: no stat per read). Optional: NULL means read, then a
+   * copy. */
+  int (*read_into)(mydb_backend *be, struct mydb_buf *out, const char *tenant,
+                   const char *digest);
 } mydb_odb_ops;
 
 /* ------------------------------------------------------------- ref store

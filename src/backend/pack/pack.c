@@ -359,6 +359,29 @@ static int read_stored(mydb *db, pspace *ps, const ploc *l, int staged,
   return MYDB_OK;
 }
 
+/* The bytes of the whole object at l (in the log) into buf, replacing
+ * what it held, with a NUL after them (its length: buf->len). pb->mu held.
+ * A missing segment is MYDB_ECORRUPT, as in read_stored. */
+static int read_into(mydb *db, pspace *ps, const ploc *l, mydb_buf *buf) {
+  if (l->len > SIZE_MAX - 64)
+    return corrupt_delta(ps, l, "its length is impossible");
+  size_t i = mydb__pack_segidx(ps, l->seg);
+  if (i == (size_t)-1) return MYDB_ENOTFOUND;
+  int fd = mydb__pack_segfd(db, ps, i);
+  if (fd < 0) return fd;
+  buf->len = 0;
+  if (mydb_buf_grow(buf, (size_t)l->len + 1) != 0) {
+    buf->failed = 0; /* (the buffer is whole: usable for the next read) */
+    return mydb__seterr(MYDB_ENOMEM, "out of memory reading an object (%llu "
+                        "bytes)", (unsigned long long)l->len);
+  }
+  ssize_t got = mydb__pread_all(fd, buf->data, (size_t)l->len, (off_t)l->off);
+  if (got < 0) return mydb__syserr(errno, "read", ps->dir);
+  buf->len = (size_t)got; /* short: the digest check reports it */
+  buf->data[buf->len] = '\0';
+  return MYDB_OK;
+}
+
 /* The whole bytes of the object at l, a delta rebuilt from its chain (at
  * most `left` more steps). pb->mu held. Unverified, as any read here. */
 static int read_whole(mydb *db, pspace *ps, const ploc *l, int staged,
@@ -506,27 +529,35 @@ static int not_found(const char *tenant, const char *digest) {
                       mydb__where_kind(tenant), mydb__where_name(tenant));
 }
 
-static int k_object_read(mydb_backend *be, mydb_blob **out,
-                         const char *tenant, const char *digest) {
+/* The stored bytes of digest: into a new blob (*out), or into buf (a scan's
+ * buffer, reused: whole objects are read into it directly). fresh: look
+ * for other writers' appends first (one stat: a gc or repack elsewhere
+ * shows at once); else only when digest is missing from what this handle
+ * knows (a scan's pieces, named by a tree read before it began, are in
+ * the index already: no stat per piece). */
+static int object_get(mydb_backend *be, const char *tenant,
+                      const char *digest, int fresh, mydb_blob **out,
+                      mydb_buf *buf) {
   mydb *db = be->db;
   pbackend *pb = PB(be);
   int rc;
-  /* refreshed first (one stat): a gc or repack elsewhere shows at once */
-  pspace *ps = space_open(be, tenant, 1, &rc);
+  pspace *ps = space_open(be, tenant, fresh, &rc);
   if (!ps) return rc == MYDB_ENOTINIT ? not_found(tenant, digest) : rc;
   unsigned char d[32];
   mydb__pack_unhex(d, digest);
+  mydb_blob *b = NULL;
   const ploc *sl = mydb__pack_staged(ps, d);
   if (sl) { /* written under this thread's tenant lock, not yet appended */
-    rc = read_whole(db, ps, sl, 1, out, PACK_DELTA_DEPTH * 2);
-    pthread_mutex_unlock(&pb->mu);
-    return rc;
+    rc = read_whole(db, ps, sl, 1, &b, PACK_DELTA_DEPTH * 2);
+    goto done;
   }
   int moved = 0;
   for (int attempt = 0;; attempt++) {
     const ploc *l = find(ps, digest);
-    int fd = l ? read_whole(db, ps, l, 0, out, PACK_DELTA_DEPTH * 2)
-               : MYDB_ENOTFOUND;
+    int fd;
+    if (!l) fd = MYDB_ENOTFOUND;
+    else if (buf && l->depth == 0) fd = read_into(db, ps, l, buf);
+    else fd = read_whole(db, ps, l, 0, &b, PACK_DELTA_DEPTH * 2);
     if (fd == MYDB_OK) {
       rc = MYDB_OK;
       break;
@@ -547,8 +578,29 @@ static int k_object_read(mydb_backend *be, mydb_blob **out,
     if ((rc = mydb__pack_refresh(db, ps))) break;
     moved = ps->nsegs && ps->segs[0].num != first;
   }
+done:
   pthread_mutex_unlock(&pb->mu);
+  if (rc == MYDB_OK && b && buf) { /* (a delta rebuilt, or staged bytes) */
+    buf->len = 0;
+    mydb_buf_put(buf, b->data, b->len);
+    if (mydb_buf_grow(buf, 1) == 0) buf->data[buf->len] = '\0';
+    if (buf->failed)
+      rc = mydb__seterr(MYDB_ENOMEM, "out of memory reading an object "
+                        "(%zu bytes)", b->len);
+  }
+  if (buf || rc != MYDB_OK) mydb_blob_release(b);
+  else *out = b;
   return rc;
+}
+
+static int k_object_read(mydb_backend *be, mydb_blob **out,
+                         const char *tenant, const char *digest) {
+  return object_get(be, tenant, digest, 1, out, NULL);
+}
+
+static int k_object_read_into(mydb_backend *be, mydb_buf *out,
+                              const char *tenant, const char *digest) {
+  return object_get(be, tenant, digest, 0, NULL, out);
 }
 
 static int k_object_exists(mydb_backend *be, const char *tenant,
@@ -1112,6 +1164,7 @@ static const mydb_odb_ops pack_odb = {
     .gc_begin = k_gc_begin,
     .gc_sweep = k_gc_sweep,
     .write_near = k_object_write_near,
+    .read_into = k_object_read_into,
 };
 
 static const mydb_refdb_ops pack_refdb = {
