@@ -58,11 +58,17 @@ int mydb_sha256_hex(char out[MYDB_DIGEST_BUF], const void *buf, size_t len) {
   return MYDB_OK;
 }
 
+/* Branch-free over the 64 characters (the compiler vectorizes it): a
+ * digest's characters are random, so the two-range test per character with
+ * an early exit mispredicted about every other character - 160 ns a call,
+ * measured, against 8 ns; a put validates ~30 digests on pack. */
 int mydb_digest_valid(const char *s, size_t len) {
   if (!s || len != MYDB_DIGEST_HEX) return 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return 0;
+  unsigned bad = 0;
+  for (size_t i = 0; i < MYDB_DIGEST_HEX; i++) {
+    unsigned char c = (unsigned char)s[i];
+    bad |= (unsigned)((unsigned char)(c - '0') > 9) &
+           (unsigned)((unsigned char)(c - 'a') > 5);
   }
-  return 1;
+  return !bad;
 }

@@ -240,6 +240,7 @@ struct lmydb_nodes {
   npool *pool;
   char *rd; /* the buffer a scan's pieces are read into (read_node) */
   size_t rdcap;
+  struct kmemo *km; /* the keys' chunk hashes (item_hash); NULL until used */
 };
 
 static void cache_drop(lmydb_nodes *c, tnode *n) {
@@ -287,6 +288,7 @@ void lmydb_nodes_free(lmydb_nodes *c) {
   scratch_free(c->x);
   pool_unref(c->pool);
   free(c->rd);
+  free(c->km);
   free(c);
 }
 
@@ -863,9 +865,40 @@ static uint64_t level_hash(uint64_t h, int level) {
   return (z ^ (z >> 31)) >> 32;
 }
 
-static uint64_t item_hash(citem *it) {
+/* The chunk hashes of keys, memoized per store handle: a put re-cuts the
+ * rest of its leaf from the insertion on, and the leaf was mostly parsed
+ * afresh (a written leaf is not kept in the node cache), so its keys' hashes
+ * were computed again each time: ~22 SHA-256 calls a put, 1 of them for the
+ * new key. Direct-mapped by mydb__hash of the key; a slot holds the key
+ * itself (keys up to KMEMO_KEY bytes; longer ones are not memoized), so a
+ * hit is exact: the hash is a function of the key's bytes alone. */
+#define KMEMO_SLOTS 32768 /* a power of 2; 1 MiB a store handle */
+#define KMEMO_KEY 23
+
+typedef struct kmemo {
+  uint64_t hash;
+  unsigned char klen; /* 0: empty (an empty key is never memoized) */
+  char key[KMEMO_KEY];
+} kmemo;
+
+static uint64_t memo_hash(lmydb_nodes *c, const char *key, size_t klen) {
+  if (!c || klen == 0 || klen > KMEMO_KEY) return chunk_hash(key, klen);
+  if (!c->km) {
+    c->km = calloc(KMEMO_SLOTS, sizeof *c->km);
+    if (!c->km) return chunk_hash(key, klen); /* (no memo: still correct) */
+  }
+  kmemo *m = &c->km[mydb__hash(key, klen) & (KMEMO_SLOTS - 1)];
+  if (m->klen == klen && memcmp(m->key, key, klen) == 0) return m->hash;
+  uint64_t h = chunk_hash(key, klen);
+  m->hash = h;
+  m->klen = (unsigned char)klen;
+  memcpy(m->key, key, klen);
+  return h;
+}
+
+static uint64_t item_hash(lmydb_nodes *c, citem *it) {
   if (it->src && it->src->has_hash) return it->src->hash;
-  uint64_t h = chunk_hash(it->key, it->klen);
+  uint64_t h = memo_hash(c, it->key, it->klen);
   if (it->src) {
     it->src->hash = h;
     it->src->has_hash = 1;
@@ -875,12 +908,12 @@ static uint64_t item_hash(citem *it) {
 
 /* collection.closes: does a piece of `before` bytes close after the item
  * of `size` bytes? */
-static int closes(citem *it, int level, size_t before, size_t size) {
+static int closes(lmydb_nodes *c, citem *it, int level, size_t before, size_t size) {
   size_t s = before + size;
   if (s < MIN_PIECE) return 0;
   if (s >= MAX_PIECE) return 1;
   uint64_t a = s / 8, b = before / 8;
-  return level_hash(item_hash(it), level) < a * a * a * a - b * b * b * b;
+  return level_hash(item_hash(c, it), level) < a * a * a * a - b * b * b * b;
 }
 
 /* ----------------------------------------------------------------- pieces */
@@ -1032,7 +1065,7 @@ static int cut_add(cutter *c, citem it) {
   if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
   size_t before = c->size, sz = item_size(c, &it);
   c->size = before + sz;
-  if (closes(&c->t->x->cut.v[c->t->x->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
+  if (closes(c->t->store->nodes, &c->t->x->cut.v[c->t->x->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
   return 0;
 }
 
