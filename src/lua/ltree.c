@@ -908,7 +908,8 @@ static uint64_t item_hash(lmydb_nodes *c, citem *it) {
 
 /* collection.closes: does a piece of `before` bytes close after the item
  * of `size` bytes? */
-static int closes(lmydb_nodes *c, citem *it, int level, size_t before, size_t size) {
+static int closes(lmydb_nodes *c, citem *it, int level, size_t before,
+                  size_t size) {
   size_t s = before + size;
   if (s < MIN_PIECE) return 0;
   if (s >= MAX_PIECE) return 1;
@@ -1065,7 +1066,9 @@ static int cut_add(cutter *c, citem it) {
   if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
   size_t before = c->size, sz = item_size(c, &it);
   c->size = before + sz;
-  if (closes(c->t->store->nodes, &c->t->x->cut.v[c->t->x->cut.n - 1], c->level, before, sz)) return cut_close(c) ? -1 : 1;
+  if (closes(c->t->store->nodes, &c->t->x->cut.v[c->t->x->cut.n - 1],
+             c->level, before, sz))
+    return cut_close(c) ? -1 : 1;
   return 0;
 }
 
