@@ -17,6 +17,17 @@ local function size(path)
   return n
 end
 
+-- The end of a segment's last whole-looking record (doc/FORMAT.md,
+-- "Records"): past it a writer with fsync on leaves a zone of zeros.
+local function data_end(path)
+  local bytes = H.read_file(path)
+  local off = 0
+  while off + 24 <= #bytes and bytes:sub(off + 1, off + 4) == "MDBR" do
+    off = off + 24 + string.unpack("<I8", bytes, off + 9)
+  end
+  return off
+end
+
 local function append(path, bytes)
   local f = assert(io.open(path, "ab"))
   f:write(bytes)
@@ -65,7 +76,7 @@ describe("pack backend", function()
     fill()
     local p = seg(root, "t", 1)
     local n = size(p)
-    for _, torn in ipairs({ "MDB", "MDBR\2\0\0\0\100\0\0\0\0\0\0\0", ("\0"):rep(3000) }) do
+    for _, torn in ipairs({ "MDB", "MDBR\2\0\0\0\100\0\0\0\0\0\0\0", "\1" .. ("\0"):rep(3000) }) do
       append(p, torn)
       local db = open()
       assert.equal(20, db:load("t", "doc").i)
@@ -73,6 +84,13 @@ describe("pack backend", function()
       db:close()
       assert.equal(n, size(p))
     end
+    -- zeros are a zone (a writer with fsync on leaves one): the end, kept
+    append(p, ("\0"):rep(3000))
+    local db = open()
+    assert.equal(20, db:load("t", "doc").i)
+    db:close()
+    assert.equal(n + 3000, size(p))
+    assert.equal(n, data_end(p))
     local db = open()
     db:save("t", "u", "doc", { i = 21 })
     db:close()
@@ -82,7 +100,7 @@ describe("pack backend", function()
   it("raises corrupt for a damaged record below the durable point, and verify reports it", function()
     fill({ fsync = true })
     local p = seg(root, "t", 1)
-    poke(p, math.floor(size(p) / 2), flip)
+    poke(p, math.floor(data_end(p) / 2), flip)
     local db = open({ cache_bytes = 0 })
     H.assert_error_code(function() db:load("t", "doc") end, "corrupt")
     local problems = db:verify()
@@ -96,7 +114,7 @@ describe("pack backend", function()
     fill({ fsync = true })
     local p = seg(root, "t", 1)
     local n = size(p)
-    poke(p, n - 2, flip) -- inside the last commit line, acknowledged
+    poke(p, data_end(p) - 2, flip) -- inside the last commit line, acknowledged
     local db = open({ cache_bytes = 0 })
     H.assert_error_code(function() db:load("t", "c") end, "corrupt")
     local problems = db:verify()
@@ -128,6 +146,67 @@ describe("pack backend", function()
     db:close()
   end)
 
+  it("writes durable commits over a zone of zeros, cut back before a seal", function()
+    local db = open({ fsync = true, segment_bytes = 1 << 20 })
+    db:init("t")
+    for i = 1, 40 do db:put("t", "u", "c", ("k%04d"):format(i), { i = i }) end
+    local p = seg(root, "t", 1)
+    local n, e = size(p), data_end(p)
+    assert.is_true(n > e, "no zone after the records")
+    assert.equal(("\0"):rep(n - e), H.read_file(p):sub(e + 1))
+    -- another process reads every commit, and stops at the zeros
+    local other = open()
+    assert.equal(40, #other:get("t", "c"))
+    assert.same({}, other:verify())
+    db:put("t", "u", "c", "k0041", { i = 41 })
+    assert.equal(41, #other:get("t", "c"))
+    other:close()
+    db:close()
+    -- a roll-over seals a segment at its records' end
+    db = open({ fsync = true, segment_bytes = 8192 })
+    for i = 1, 60 do db:put("t", "u", "d", ("k%04d"):format(i), { i = i, pad = ("q"):rep(40) }) end
+    db:close()
+    assert.is_truthy(size(seg(root, "t", 2)))
+    local q = seg(root, "t", 2)
+    assert.equal(size(q), data_end(q))
+    assert.equal(4, H.read_file(q):byte(data_end(q) - 8 - 24 + 5)) -- the seal
+    db = open({ fsync = true })
+    assert.equal(60, #db:get("t", "d"))
+    assert.same({}, db:verify())
+    db:close()
+  end)
+
+  it("never brings back whole records a power cut left behind zeros in a zone", function()
+    local db = open({ fsync = true })
+    db:init("t")
+    db:save("t", "u", "doc", { i = 1 })
+    db:close()
+    local p = seg(root, "t", 1)
+    local bytes = H.read_file(p)
+    local e = data_end(p)
+    assert.is_true(#bytes > e + 8192, "no zone to write into")
+    -- what a cut append can leave: its first page lost, its later pages
+    -- (whole-looking records: copies of the segment's own) on disk
+    local copy = bytes:sub(1, e)
+    H.write_file(p, bytes:sub(1, e) .. ("\0"):rep(4096) .. copy .. bytes:sub(e + 4096 + #copy + 1))
+    db = open({ fsync = true, cache_bytes = 0 })
+    assert.equal(1, db:load("t", "doc").i)
+    assert.same({}, db:verify())
+    db:save("t", "u", "doc", { i = 2 })
+    db:close()
+    -- the first append of a handle read the zone, found more than zeros,
+    -- and cut it: only zeros follow the records now
+    local after = H.read_file(p)
+    local e2 = data_end(p)
+    assert.is_true(e2 > e)
+    assert.equal(("\0"):rep(#after - e2), after:sub(e2 + 1))
+    db = open({ fsync = true, cache_bytes = 0 })
+    assert.equal(2, db:load("t", "doc").i)
+    assert.equal(2, #db:history("t", "doc"))
+    assert.same({}, db:verify())
+    db:close()
+  end)
+
   it("recovers a tenant and the refs from an init cut by a power loss", function()
     local db = open({ fsync = true })
     db:init("t")
@@ -154,7 +233,7 @@ describe("pack backend", function()
     db:save("t", "u", "e", { x = 1 })
     db:close()
     local p = seg(root, "t", 1)
-    H.write_file(p, H.read_file(p):sub(1, size(p) - 5))
+    H.write_file(p, H.read_file(p):sub(1, data_end(p) - 5))
     H.assert_error_code(function() open():load("t", "e") end, "corrupt")
   end)
 

@@ -5,7 +5,8 @@
  * Reading the log. A space's state (objects map, heads) is the replay of
  * its chain of segments from the chain's start (ROOT/.../pack/start), or
  * from where its index reaches. A scan stops at:
- *   - the end of the file after a whole record: up to date;
+ *   - the end of the file after a whole record, or zero bytes where the
+ *     next record's header would be (a zone, below): up to date;
  *   - a seal: continue with the segment it names;
  *   - a record that is not whole (a bad header or checksum, a payload past
  *     the end of the file, anything malformed) at or after the segment's
@@ -22,8 +23,28 @@
  * the end of a whole record, and is written only after the fdatasync that
  * made it durable (a power cut may lose the write: then it names an
  * earlier point, never a later one).
- * Readers see other processes' appends by one stat() of the active
- * segment: the same size means nothing changed (as the loose journal).
+ * Readers see other processes' appends by one pread() at the end they
+ * know: the end of the file, or zeros, means nothing changed.
+ *
+ * Zones. An fdatasync that must also make a file's new size durable
+ * commits the file system's journal: on ext4 here it costs twice as much
+ * as one that writes data blocks over blocks already there (doc/design/
+ * put-path.md). So a writer with fsync on first extends the active segment
+ * with a zone of zeros (ZONE bytes, not synced by itself) and appends its
+ * records over it; the first commit's fdatasync makes the new size
+ * durable, the next ones only their blocks. (SQLite's WAL is fast for the
+ * same reason: after a checkpoint it is written over from the start.)
+ * Past the last whole record of a segment, then, lie zeros; or, after a
+ * crash, a torn append: a killed appender's (its first bytes at the end:
+ * never zeros, since a write is copied in order) or, after a power cut,
+ * any bytes, whole-looking records too, behind zeros. Readers stop at the
+ * zeros. An appender must not write over such bytes blindly (a record
+ * ending where an old whole one begins would bring it back), so before
+ * its first append a handle reads the whole zone past the end, under the
+ * append lock, and truncates the segment at the end if it holds anything
+ * but zeros (zone_ok). That holds for the process's life: a power cut
+ * ends it, and a killed appender leaves bytes at the end, which the next
+ * appender sees. A segment is cut back to its records before its seal.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +63,9 @@
 #include "pack.h"
 
 #define CHUNK ((size_t)1 << 20)         /* read size of scans */
+#define FIRST_READ ((size_t)16 << 10)   /* first read of a scan from the
+                                           end (the rest may be a zone) */
+#define ZONE ((uint64_t)256 << 10)      /* zeros a durable writer adds */
 #define BIG_PAYLOAD ((uint64_t)8 << 20) /* CRC'd in chunks, not buffered */
 
 /* ------------------------------------------------------------- encoding */
@@ -78,6 +102,12 @@ static int hdr_ok(const unsigned char *h) {
   return memcmp(h, PACK_MAGIC, 4) == 0 &&
          get_le32(h + 20) == mydb__crc32(0, h, 20) && h[5] == 0 &&
          h[6] == 0 && h[7] == 0;
+}
+
+static const unsigned char zero_block[64 << 10];
+
+static int all_zero(const unsigned char *p, size_t n) {
+  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 static int hexval(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
@@ -231,6 +261,8 @@ void mydb__pack_space_reset(pspace *ps) {
   ps->tail = 0;
   ps->tail_bytes = 0;
   ps->tail_clean = 0;
+  ps->zone_ok = 0;
+  ps->fsize = 0;
 }
 
 /* A delta's chain length: one more than its base's (the base digest
@@ -299,7 +331,7 @@ int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
 typedef struct rbuf {
   int fd;
   char *buf;
-  size_t cap, len;
+  size_t cap, len, step;
   uint64_t base, size;
 } rbuf;
 
@@ -312,7 +344,8 @@ static int rb_get(rbuf *rb, uint64_t off, size_t n, const char **out,
     *out = rb->buf + (off - rb->base);
     return 0;
   }
-  size_t want = n > CHUNK ? n : CHUNK;
+  size_t want = n > rb->step ? n : rb->step;
+  if (rb->step < CHUNK) rb->step *= 2;
   if (want > rb->size - off) want = (size_t)(rb->size - off);
   if (want > rb->cap) {
     char *nb = realloc(rb->buf, want);
@@ -370,7 +403,8 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
   uint64_t segnum = ps->segs[i].num;
   struct stat st;
   if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", path);
-  rbuf rb = {fd, NULL, 0, 0, 0, (uint64_t)st.st_size};
+  rbuf rb = {fd, NULL, 0, 0, from ? FIRST_READ : CHUNK, 0,
+             (uint64_t)st.st_size};
   mydb_buf k = MYDB_BUF_INIT, p = MYDB_BUF_INIT;
   uint64_t off = from;
   *stop = STOP_END;
@@ -387,10 +421,16 @@ static int scan_seg(mydb *db, pspace *ps, size_t i, uint64_t from,
   }
   while (off < rb.size) {
     const char *h;
-    int r = rb_get(&rb, off, PACK_HDR, &h, path);
+    size_t hn = rb.size - off < PACK_HDR ? (size_t)(rb.size - off) : PACK_HDR;
+    int r = rb_get(&rb, off, hn, &h, path);
     if (r < 0) { rc = r; break; }
     if (r == 1) NOT_WHOLE("the segment ends inside a record header");
     const unsigned char *uh = (const unsigned char *)h;
+    if (all_zero(uh, hn)) { /* a zone: the end, past the durable point */
+      if (off >= durable) break;
+      NOT_WHOLE("zero bytes where a record should begin");
+    }
+    if (hn < PACK_HDR) NOT_WHOLE("the segment ends inside a record header");
     if (!hdr_ok(uh)) NOT_WHOLE("bad record header");
     int type = uh[4];
     uint64_t len = get_le64(uh + 8), pcrc = get_le32(uh + 16);
@@ -533,6 +573,8 @@ static int scan_chain(mydb *db, pspace *ps, uint64_t from, int *torn) {
       mydb__psync_unref(ps->sync);
       ps->sync = NULL;
     }
+    ps->zone_ok = 0; /* (another writer's segment: not looked at yet) */
+    ps->fsize = 0;
     from = 0;
   }
   /* remember the active segment's identity for refreshes */
@@ -820,6 +862,7 @@ static int load(mydb *db, pspace *ps) {
       if (rc == MYDB_OK && stop == STOP_TORN) {
         ps->end = at;
         (void)mydb__ftruncate(fd, (off_t)at);
+        ps->fsize = 0;
       } else if (rc == MYDB_OK) {
         ps->end = at;
         if (stop == STOP_SEAL) { /* rare: it went on; read it all again */
@@ -879,24 +922,39 @@ int mydb__pack_refresh(mydb *db, pspace *ps) {
     ps->foreign = 1;
     return load_afresh(db, ps);
   }
-  char p[PATH_MAX];
-  int rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num);
-  if (rc) return rc;
-  struct stat st;
-  if (stat(p, &st) != 0 || st.st_ino != ps->ino || st.st_dev != ps->dev ||
-      (uint64_t)st.st_size < ps->end) {
-    /* replaced or removed behind the chain's back: read afresh */
+  /* One read at the end: the byte before it (is the file shorter?) and
+   * what follows - nothing, zeros (a zone) or a record: someone else's
+   * append, or a seal (a roll-over or a repack elsewhere: the chain goes
+   * on). A segment is never replaced under its name while a chain
+   * reaches it: a repack seals it into the new chain first. */
+  int fd = mydb__pack_segfd(db, ps, ps->nsegs - 1);
+  unsigned char b[PACK_HDR + 1];
+  ssize_t got = -1;
+  if (fd >= 0) {
+    uint64_t at = ps->end ? ps->end - 1 : 0;
+    if (mydb__fault_point()) return mydb__syserr(errno, "read", ps->dir);
+    /* (one pread: a regular file reads short only at its end) */
+    while ((got = pread(fd, b, sizeof b - (ps->end ? 0 : 1), (off_t)at)) < 0 &&
+           errno == EINTR) {}
+    if (got < 0) return mydb__syserr(errno, "read", ps->dir);
+  }
+  if (got < 0 || (ps->end && got == 0)) {
+    /* removed, or cut below what this handle read: read afresh */
     ps->foreign = 1;
     return load_afresh(db, ps);
   }
-  if ((uint64_t)st.st_size == ps->end) {
-    /* (the lock held: nobody can add bytes until it is released) */
-    if (ps->locked) ps->tail_clean = 1;
+  const unsigned char *h = ps->end ? b + 1 : b;
+  size_t hn = (size_t)got - (ps->end ? 1 : 0);
+  if (all_zero(h, hn)) {
+    /* nothing new (the lock held: nobody can add bytes until it is
+     * released; bytes past a zero header: see "Zones") */
+    if (hn == 0) ps->zone_ok = 1;
+    if (ps->locked) ps->tail_clean = ps->zone_ok;
     return MYDB_OK;
   }
   int torn;
   ps->foreign = 1;
-  rc = scan_chain(db, ps, ps->end, &torn);
+  int rc = scan_chain(db, ps, ps->end, &torn);
   /* (a seal may lead into a generation a later repack already removed) */
   return rc == MYDB_ECORRUPT ? load_afresh(db, ps) : rc;
 }
@@ -1122,6 +1180,12 @@ static int roll_over(mydb *db, pspace *ps) {
   int oldfd = ps->segs[i].fd, fd = -1, rc;
   char p[PATH_MAX];
   if ((rc = mydb__pack_segpath(ps, p, cur))) return rc;
+  /* the seal ends the file: no zone after it */
+  struct stat st;
+  if (fstat(oldfd, &st) != 0) return mydb__syserr(errno, "fstat", p);
+  if ((uint64_t)st.st_size > ps->end &&
+      mydb__ftruncate(oldfd, (off_t)ps->end) != 0)
+    return mydb__syserr(errno, "ftruncate", p);
   if (db->fsync && mydb__fdatasync(oldfd) != 0) {
     rc = mydb__syserr(errno, "fdatasync", p);
     mydb__pack_sync_failed(db, ps);
@@ -1153,7 +1217,8 @@ static int roll_over(mydb *db, pspace *ps) {
   if (db->fsync && !ps->noindex)
     mydb__pack_synced(ps, cur, ps->end + PACK_HDR + 8);
   ps->end = 0;
-  struct stat st;
+  ps->fsize = 0;
+  ps->zone_ok = 1; /* (made here, empty) */
   if (fstat(fd, &st) == 0) {
     ps->dev = st.st_dev;
     ps->ino = st.st_ino;
@@ -1165,6 +1230,60 @@ static int roll_over(mydb *db, pspace *ps) {
   ps->dirty = 0; /* the old segment was synced */
   if (!ps->noindex) (void)mydb__pack_write_index(db, ps); /* a cache */
   return 0;
+}
+
+/* 1 if the bytes of the active segment from ps->end to size are zeros or
+ * none, 0 if not (a torn append), or an error. The lock held. A handle
+ * that knows the zone (zone_ok) looks at the first header only: a torn
+ * append in its lifetime begins there (see "Zones"); else at all of it. */
+static int zone_clean(pspace *ps, int fd, uint64_t size, const char *path) {
+  uint64_t off = ps->end, stop = ps->zone_ok ? ps->end + PACK_HDR : size;
+  if (stop > size) stop = size;
+  unsigned char *buf = malloc(sizeof zero_block);
+  if (!buf) return mydb__seterr(MYDB_ENOMEM, "out of memory");
+  int clean = 1;
+  while (clean && off < stop) {
+    size_t n = stop - off < sizeof zero_block ? (size_t)(stop - off)
+                                              : sizeof zero_block;
+    ssize_t got = mydb__pread_all(fd, buf, n, (off_t)off);
+    if (got < 0) {
+      clean = mydb__syserr(errno, "read", path);
+      break;
+    }
+    if ((size_t)got < n) clean = 0; /* (shorter than it was: cut it) */
+    else clean = all_zero(buf, n);
+    off += n;
+  }
+  free(buf);
+  return clean;
+}
+
+/* Writes a zone of zeros after the active segment's last byte, so that
+ * the appends up to `need` write over blocks already in the file (see
+ * "Zones"). Best effort: a failure leaves a plain append to do it. The
+ * lock held, the bytes past ps->end known to be zeros. */
+static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  uint64_t size = (uint64_t)st.st_size, to = need + ZONE;
+  ps->fsize = size;
+  if (size >= need || size < ps->end) return;
+  if (to > db->segment_bytes) to = db->segment_bytes;
+  if (to <= size) return;
+  struct iovec iov[8];
+  int n = 0;
+  for (uint64_t left = to - size; left && n < 8; n++) {
+    size_t k = left < sizeof zero_block ? (size_t)left : sizeof zero_block;
+    iov[n] = (struct iovec){(void *)(uintptr_t)zero_block, k};
+    left -= k;
+  }
+  if (to - size > 8 * sizeof zero_block) to = size + 8 * sizeof zero_block;
+  if (pwritev_all(fd, iov, n, (off_t)size) != 0) {
+    (void)mydb__ftruncate(fd, (off_t)size);
+    ps->fsize = 0;
+    return;
+  }
+  ps->fsize = to;
 }
 
 /* Before an append of rlen bytes (the lock held): the active segment's
@@ -1184,15 +1303,25 @@ static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
     return mydb__seterr(MYDB_EIO, "an earlier fdatasync of %s failed (its "
                         "unsynced data may be lost): no more appends to it "
                         "until a repack rewrites the space", p);
-  /* The append lock is held: bytes past the last whole record are a torn
-   * write of a killed appender (unless this lock's holder saw the file end
-   * there: tail_clean). */
+  /* The append lock is held: bytes past the last whole record are a zone
+   * or a torn write (unless this lock's holder saw the file end there, or
+   * zeros follow in a zone it knows: tail_clean). */
   if (!ps->tail_clean) {
     struct stat st;
     if (fstat(fd, &st) != 0) return mydb__syserr(errno, "fstat", p);
-    if ((uint64_t)st.st_size > ps->end &&
-        mydb__ftruncate(fd, (off_t)ps->end) != 0)
-      return mydb__syserr(errno, "ftruncate", p);
+    uint64_t size = (uint64_t)st.st_size;
+    if (size > ps->end) {
+      int clean = zone_clean(ps, fd, size, p);
+      if (clean < 0) return clean;
+      if (!clean) {
+        if (mydb__ftruncate(fd, (off_t)ps->end) != 0)
+          return mydb__syserr(errno, "ftruncate", p);
+        size = ps->end;
+      }
+    }
+    ps->fsize = size;
+    ps->zone_ok = 1;
+    ps->tail_clean = ps->locked;
   }
   if (ps->end > 0 && ps->end + rlen + PACK_HDR + 8 > db->segment_bytes) {
     if ((rc = roll_over(db, ps))) return rc;
@@ -1200,8 +1329,23 @@ static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
     if ((rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num)))
       return rc;
   }
+  /* (not for a repack's new generation: it writes whole objects, once) */
+  if (db->fsync && !ps->noindex && rlen <= ZONE / 4 &&
+      ps->end + rlen > ps->fsize)
+    zone_extend(db, ps, fd, ps->end + rlen);
   *fdp = fd;
   return MYDB_OK;
+}
+
+/* After an append of rlen bytes at ps->end, or a failed one. */
+static void appended(pspace *ps, uint64_t rlen, int ok) {
+  if (!ok) {
+    ps->tail_clean = 0;
+    ps->fsize = 0;
+    return;
+  }
+  ps->tail_clean = ps->locked;
+  if (ps->end + rlen > ps->fsize) ps->fsize = ps->end + rlen;
 }
 
 int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
@@ -1213,10 +1357,10 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   size_t i = ps->nsegs - 1;
   if ((rc = mydb__pack_write_record(fd, ps->end, type, a, alen, b, blen, p))) {
     (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
-    ps->tail_clean = 0;
+    appended(ps, rlen, 0);
     return rc;
   }
-  ps->tail_clean = ps->locked;
+  appended(ps, rlen, 1);
   /* Apply: the state follows the log. */
   if (type == REC_OBJECT || type == REC_DELTA) {
     int depth = type == REC_DELTA ? delta_depth(ps, b) : 0;
@@ -1259,10 +1403,10 @@ int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
   if (pwritev_all(fd, iov, n, (off_t)ps->end) != 0) {
     rc = mydb__syserr(errno, "append to", p);
     (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
-    ps->tail_clean = 0;
+    appended(ps, rlen, 0);
     return rc; /* (the stage is kept: a retried commit appends it again) */
   }
-  ps->tail_clean = ps->locked;
+  appended(ps, rlen, 1);
   /* Apply: the state follows the log. */
   uint64_t seg = ps->segs[ps->nsegs - 1].num, base = ps->end;
   size_t count = ps->staged.n;

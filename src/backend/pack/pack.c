@@ -983,12 +983,8 @@ static int repack_space(mydb *db, pspace *ps, const drop_set *drop,
       goto fail;
     }
     /* the old chain is whole to its seal, the new generation durable */
-    if (db->fsync) {
-      struct stat nst;
-      if (fstat(nfd, &nst) == 0)
-        mydb__pack_synced(ps, nw.segs[nw.nsegs - 1].num,
-                          (uint64_t)nst.st_size);
-    }
+    if (db->fsync)
+      mydb__pack_synced(ps, nw.segs[nw.nsegs - 1].num, nw.end);
   }
   /* 3. the new chain starts there (the commit point for new readers) */
   int moved = 1;

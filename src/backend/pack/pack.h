@@ -103,7 +103,14 @@ typedef struct pspace {
   int lk_fresh;     /* refreshed since the tenant lock was taken: the
                        state is current until it is released */
   int tail_clean;   /* the lock held since the active segment was seen to
-                       end at `end` (no torn bytes to truncate) */
+                       end at `end`, or to go on with zeros only (no torn
+                       bytes to truncate) */
+  int zone_ok;      /* what lies past `end` in the active segment is known
+                       to this process: zeros (a zone a writer prepared),
+                       then at most a killed appender's torn record, whose
+                       first bytes are at `end` (log.c, "Zones") */
+  uint64_t fsize;   /* the active segment's size as last seen (0: not
+                       known) */
   int foreign;      /* a refresh found records this handle did not write
                        (another writer is active: worth asking pack/synced
                        before an fdatasync) */
