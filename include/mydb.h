@@ -59,6 +59,11 @@ int mydb_digest_valid(const char *s, size_t len);
 /* Bytes hashed by SHA-256 in this process so far, by every handle (a
  * diagnostic: bench/versus.lua's bytes hashed per put). */
 uint64_t mydb_hashed_bytes(void);
+/* Zero bytes the pack backend's durable writers have written ahead of
+ * their records in this process so far (zones: doc/FORMAT.md; a
+ * diagnostic: bench/versus.lua leaves them out of the bytes written per
+ * put). */
+uint64_t mydb_zone_bytes(void);
 
 /* ------------------------------------------------------------------ store */
 

@@ -697,6 +697,12 @@ static int l_ref_name_valid(lua_State *L) { return push_valid(L, mydb_ref_name_v
 
 static int l_digest_valid(lua_State *L) { return push_valid(L, mydb_digest_valid); }
 
+/* core.zone_bytes() -> zero bytes pack's durable writers wrote ahead */
+static int l_zone_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mydb_zone_bytes());
+  return 1;
+}
+
 /* core.hashed_bytes() -> bytes SHA-256 has hashed in this process */
 static int l_hashed_bytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)mydb_hashed_bytes());
@@ -767,6 +773,7 @@ int luaopen_mydb_core(lua_State *L) {
                                  {"ref_name_valid", l_ref_name_valid},
                                  {"digest_valid", l_digest_valid},
                                  {"hashed_bytes", l_hashed_bytes},
+                                 {"zone_bytes", l_zone_bytes},
                                  {"tenant_valid", l_tenant_valid},
                                  {"_fault", l_fault},
                                  {NULL, NULL}};

@@ -1258,6 +1258,13 @@ static int zone_clean(pspace *ps, int fd, uint64_t size, const char *path) {
   return clean;
 }
 
+/* (relaxed: a count, read only as a diagnostic) */
+static atomic_uint_least64_t zone_bytes;
+
+uint64_t mydb_zone_bytes(void) {
+  return (uint64_t)atomic_load_explicit(&zone_bytes, memory_order_relaxed);
+}
+
 /* Writes a zone of zeros after the active segment's last byte, so that
  * the appends up to `need` write over blocks already in the file (see
  * "Zones"). Best effort: a failure leaves a plain append to do it. The
@@ -1283,6 +1290,8 @@ static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
     ps->fsize = 0;
     return;
   }
+  atomic_fetch_add_explicit(&zone_bytes, (uint_least64_t)(to - size),
+                            memory_order_relaxed);
   ps->fsize = to;
 }
 
