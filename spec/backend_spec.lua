@@ -41,6 +41,28 @@ describe("backends", function()
       again:close()
     end)
 
+    it("refuses a store whose ROOT/.mydb names a format it does not read, changing nothing", function()
+      local db = mydb.open(dir .. "/db", { backend = "pack", fsync = false })
+      db:init("t")
+      db:save("t", "u", "e", 1)
+      db:close()
+      local marker = dir .. "/db/.mydb"
+      local body = H.read_file(marker)
+      for _, newer in ipairs({ "2", "10", "\"x\"" }) do
+        local f = assert(io.open(marker, "wb"))
+        f:write((body:gsub('"format":1', '"format":' .. newer)))
+        f:close()
+        local err = H.assert_error_code(H.open_unpatched, "corrupt", dir .. "/db", { fsync = false })
+        assert.truthy(err.message:find("format", 1, true), err.message)
+      end
+      local f = assert(io.open(marker, "wb"))
+      f:write(body)
+      f:close()
+      local again = H.open_unpatched(dir .. "/db", { fsync = false })
+      assert.equal(1, again:load("t", "e"))
+      again:close()
+    end)
+
     it("memory: no files at all; handles on one root share the store until the last closes", function()
       local root = dir .. "/mem/db"
       local a = mydb.open(root, { backend = "memory" })

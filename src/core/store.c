@@ -48,6 +48,16 @@ static int store_file_read(const mydb *db, char name[16]) {
     return mydb__seterr(MYDB_ECORRUPT, "%s does not name a backend", p);
   memcpy(name, v, (size_t)(q - v));
   name[q - v] = '\0';
+  /* A later layout will say so here: refuse it rather than misread it
+   * (no "format": written before the field existed, i.e. 1). */
+  static const char fkey[] = "\"format\":";
+  const char *f = strstr(buf, fkey);
+  if (f) {
+    f += sizeof fkey - 1;
+    if (f[0] != '1' || (f[1] >= '0' && f[1] <= '9'))
+      return mydb__seterr(MYDB_ECORRUPT, "%s: store format %.8s is not one "
+                          "this mydb reads (1): a newer mydb wrote it", p, f);
+  }
   return 1;
 }
 
