@@ -30,7 +30,8 @@
  * commits the file system's journal: on ext4 here it costs twice as much
  * as one that writes data blocks over blocks already there (doc/design/
  * put-path.md). So a writer with fsync on first extends the active segment
- * with a zone of zeros (ZONE bytes, not synced by itself) and appends its
+ * with a zone of zeros (zone_size(): 16-256 KiB, an eighth of the
+ * segment so far; not synced by itself) and appends its
  * records over it; the first commit's fdatasync makes the new size
  * durable, the next ones only their blocks. (SQLite's WAL is fast for the
  * same reason: after a checkpoint it is written over from the start.)
@@ -65,7 +66,8 @@
 #define CHUNK ((size_t)1 << 20)         /* read size of scans */
 #define FIRST_READ ((size_t)16 << 10)   /* first read of a scan from the
                                            end (the rest may be a zone) */
-#define ZONE ((uint64_t)256 << 10)      /* zeros a durable writer adds */
+#define ZONE_MIN ((uint64_t)16 << 10)  /* zeros a durable writer adds: */
+#define ZONE_MAX ((uint64_t)256 << 10) /* 1/8 of its segment, within these */
 #define BIG_PAYLOAD ((uint64_t)8 << 20) /* CRC'd in chunks, not buffered */
 
 /* ------------------------------------------------------------- encoding */
@@ -1265,14 +1267,30 @@ uint64_t mydb_zone_bytes(void) {
   return (uint64_t)atomic_load_explicit(&zone_bytes, memory_order_relaxed);
 }
 
+/* The zone to write ahead of an append at `end`: an eighth of the segment
+ * so far, from 16 to 256 KiB, so that a small tenant's segment is not
+ * mostly zeros (a store may hold many tenants). */
+static uint64_t zone_size(uint64_t end) {
+  uint64_t z = end / 8;
+  return z < ZONE_MIN ? ZONE_MIN : z > ZONE_MAX ? ZONE_MAX : z;
+}
+
 /* Writes a zone of zeros after the active segment's last byte, so that
  * the appends up to `need` write over blocks already in the file (see
  * "Zones"). Best effort: a failure leaves a plain append to do it. The
  * lock held, the bytes past ps->end known to be zeros. */
 static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return;
-  uint64_t size = (uint64_t)st.st_size, to = need + ZONE;
+  /* The size this handle last saw, if it is past the records: the file
+   * may have grown since (another writer's zone: zeros, which this one
+   * writes over with zeros) or been cut at the records (then the zeros
+   * written here leave a hole, which reads as zeros too). */
+  uint64_t size = ps->fsize;
+  if (size < ps->end || size == 0) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return;
+    size = (uint64_t)st.st_size;
+  }
+  uint64_t to = need + zone_size(ps->end);
   ps->fsize = size;
   if (size >= need || size < ps->end) return;
   if (to > db->segment_bytes) to = db->segment_bytes;
@@ -1339,7 +1357,7 @@ static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
       return rc;
   }
   /* (not for a repack's new generation: it writes whole objects, once) */
-  if (db->fsync && !ps->noindex && rlen <= ZONE / 4 &&
+  if (db->fsync && !ps->noindex && rlen <= zone_size(ps->end) / 4 &&
       ps->end + rlen > ps->fsize)
     zone_extend(db, ps, fd, ps->end + rlen);
   *fdp = fd;
