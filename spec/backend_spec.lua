@@ -48,7 +48,7 @@ describe("backends", function()
       db:close()
       local marker = dir .. "/db/.mydb"
       local body = H.read_file(marker)
-      for _, newer in ipairs({ "2", "10", "\"x\"" }) do
+      for _, newer in ipairs({ "2", "10", "1.5", "\"x\"" }) do
         local f = assert(io.open(marker, "wb"))
         f:write((body:gsub('"format":1', '"format":' .. newer)))
         f:close()

@@ -54,7 +54,8 @@ static int store_file_read(const mydb *db, char name[16]) {
   const char *f = strstr(buf, fkey);
   if (f) {
     f += sizeof fkey - 1;
-    if (f[0] != '1' || (f[1] >= '0' && f[1] <= '9'))
+    if (f[0] != '1' || (f[1] != '}' && f[1] != ',' && f[1] != ' ' &&
+                        f[1] != '\n'))
       return mydb__seterr(MYDB_ECORRUPT, "%s: store format %.8s is not one "
                           "this mydb reads (1): a newer mydb wrote it", p, f);
   }
