@@ -83,6 +83,14 @@ struct mydb_lock {
   char tenant[MYDB_TENANT_MAX + 1];
 };
 
+/* core/objects.c - mydb_object_write_near with the base's bytes given by
+ * the caller (NULL: looked up in the object cache) and, offer = 0, the
+ * bytes not copied into the object cache (the caller keeps them: ltree's
+ * node cache, which serves the next put's reads of the piece). */
+int mydb__object_write_piece(mydb *db, const char *digest, const char *tenant,
+                             const void *buf, size_t len, const char *base,
+                             const void *base_buf, size_t base_len, int offer);
+
 /* format/names.c - argument checks: each sets the message and returns
  * MYDB_EINVAL, or 0. */
 int mydb__check_db(const mydb *db);

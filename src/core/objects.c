@@ -56,6 +56,14 @@ int mydb_object_write_hashed(mydb *db, const char *digest, const char *tenant,
 
 int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
                            const void *buf, size_t len, const char *base) {
+  return mydb__object_write_piece(db, digest, tenant, buf, len, base, NULL, 0,
+                                  1);
+}
+
+int mydb__object_write_piece(mydb *db, const char *digest, const char *tenant,
+                             const void *buf, size_t len, const char *base,
+                             const void *base_buf, size_t base_len,
+                             int offer) {
   int rc;
   if ((rc = mydb__check_db(db)) || (rc = check_where(tenant)) ||
       (rc = mydb__check_digest(digest)) ||
@@ -66,16 +74,20 @@ int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
   if (!buf) buf = "";
   const mydb_odb_ops *odb = db->be->odb;
   if (base && odb->write_near) {
-    /* the base's bytes, if cached (the piece a put replaces was read or
-     * written a moment ago): the backend need not read it back */
+    /* the base's bytes: the caller's, or cached (the piece a put replaces
+     * was read or written a moment ago): the backend need not read it */
     mydb_blob *bb = NULL;
-    if (db->cache.max) {
+    if (!base_buf && db->cache.max) {
       pthread_mutex_lock(&db->mu);
       bb = mydb__cache_get(&db->cache, tenant, base);
       pthread_mutex_unlock(&db->mu);
     }
+    if (bb) {
+      base_buf = bb->data;
+      base_len = bb->len;
+    }
     rc = odb->write_near(db->be, tenant, digest, buf, len, base,
-                         bb ? bb->data : NULL, bb ? bb->len : 0);
+                         base_buf, base_buf ? base_len : 0);
     if (bb) mydb_blob_release(bb);
     if (rc == MYDB_OK && tenant && db->cache.max && strcmp(base, digest) != 0) {
       pthread_mutex_lock(&db->mu);
@@ -87,8 +99,9 @@ int mydb_object_write_near(mydb *db, const char *digest, const char *tenant,
   }
   if (rc) return rc;
   /* The bytes were hashed by the caller, so they are verified: readers
-   * that follow a write (the common case) hit the cache. */
-  cache_offer(db, tenant, digest, buf, len);
+   * that follow a write (the common case) hit the cache - unless the
+   * caller keeps them itself (ltree's node cache). */
+  if (offer) cache_offer(db, tenant, digest, buf, len);
   return MYDB_OK;
 }
 
