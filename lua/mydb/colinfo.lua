@@ -10,7 +10,7 @@ local raise = errors.raise
 
 local colinfo = {}
 
-local MEMO_MAX = 4096
+local MEMO_MAX = 256
 
 -- Checks the fields of a parsed collection snapshot (corrupt if bad).
 local function check_info(info, digest)

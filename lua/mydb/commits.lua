@@ -27,7 +27,7 @@ local raise = errors.raise
 local commits = {}
 
 local PREFIX = '{"commit":1,'
-local MEMO_MAX = 8192
+local MEMO_MAX = 1024
 local memo_put
 
 --- True if bytes are a commit object.
