@@ -1456,6 +1456,13 @@ static void test_delta(void) {
     kept++;
     ok &= n == d.len && n <= 32 + 4 + ins && memcmp(d.data, digest, 32) == 0;
     ok &= mydb__delta_size(d.data, d.len, sizeof base) == olen;
+    /* the spans are the longest common prefix, then suffix (byte by byte
+     * here; delta.c compares words) */
+    size_t lim = olen < sizeof base ? olen : sizeof base, pre = 0, suf = 0, dp, ds, dm;
+    const unsigned char *bd;
+    while (pre < lim && base[pre] == obj[pre]) pre++;
+    while (suf < lim - pre && base[sizeof base - 1 - suf] == obj[olen - 1 - suf]) suf++;
+    ok &= mydb__delta_parse(d.data, d.len, &bd, &dp, &ds, &dm) == 0 && dp == pre && ds == suf;
     mydb__delta_apply(out, base, sizeof base, d.data, d.len);
     ok &= memcmp(out, obj, olen) == 0;
     mydb_buf_free(&d);

@@ -7,13 +7,24 @@
 #include "delta.h"
 #include "varint.h"
 
+static int same8(const unsigned char *x, const unsigned char *y) {
+  uint64_t a, b;
+  memcpy(&a, x, 8);
+  memcpy(&b, y, 8);
+  return a == b;
+}
+
 size_t mydb__delta_make(mydb_buf *out, const unsigned char base_digest[32],
                         const void *base, size_t blen, const void *obj,
                         size_t olen) {
   const unsigned char *b = base, *o = obj;
   size_t lim = blen < olen ? blen : olen, pre = 0, suf = 0;
+  /* eight bytes at a time, then byte by byte: the same spans (a piece is
+   * a few KiB, and this runs for each piece a put writes) */
+  while (pre + 8 <= lim && same8(b + pre, o + pre)) pre += 8;
   while (pre < lim && b[pre] == o[pre]) pre++;
   lim -= pre;
+  while (suf + 8 <= lim && same8(b + blen - suf - 8, o + olen - suf - 8)) suf += 8;
   while (suf < lim && b[blen - 1 - suf] == o[olen - 1 - suf]) suf++;
   size_t mid = olen - pre - suf;
   unsigned char hdr[32 + 20];

@@ -18,17 +18,6 @@ int mydb_buf_grow(mydb_buf *b, size_t extra) {
   return 0;
 }
 
-void mydb_buf_put(mydb_buf *b, const void *p, size_t n) {
-  if (n == 0 || mydb_buf_grow(b, n) != 0) return;
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
-void mydb_buf_putc(mydb_buf *b, char c) {
-  if (b->cap > b->len && !b->failed) { b->data[b->len++] = c; return; }
-  mydb_buf_put(b, &c, 1);
-}
-
 void mydb_buf_puts(mydb_buf *b, const char *s) { mydb_buf_put(b, s, strlen(s)); }
 
 void mydb_buf_free(mydb_buf *b) {

@@ -258,6 +258,7 @@ void mydb__pack_space_reset(pspace *ps) {
   ps->sync = NULL;
   if (ps->syncfd >= 0) mydb__close(ps->syncfd);
   ps->syncfd = -1;
+  mydb_buf_free(&ps->dscratch);
   ps->loaded = 0;
   ps->end = 0;
   ps->tail = 0;

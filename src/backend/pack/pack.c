@@ -441,16 +441,16 @@ static int stage_near(mydb *db, pspace *ps, const unsigned char d[32],
                         MYDB_OK) {
       const void *bp = bb ? (const void *)bb->data : base_buf;
       size_t bn = bb ? bb->len : base_len;
-      mydb_buf delta = MYDB_BUF_INIT;
-      size_t n = mydb__delta_make(&delta, bd, bp, bn, buf, len);
+      mydb_buf *delta = &ps->dscratch;
+      delta->len = 0;
+      delta->failed = 0;
+      size_t n = mydb__delta_make(delta, bd, bp, bn, buf, len);
       int depth = bl->depth + 1;
       if (bb) mydb_blob_release(bb);
-      if (n > 0 && !delta.failed) {
-        int rc = mydb__pack_stage_delta(ps, d, delta.data, delta.len, depth);
-        mydb_buf_free(&delta);
-        return rc;
-      }
-      mydb_buf_free(&delta);
+      int made = n > 0 && !delta->failed, rc = MYDB_OK;
+      if (made) rc = mydb__pack_stage_delta(ps, d, delta->data, delta->len, depth);
+      if (delta->cap > ((size_t)64 << 10)) mydb_buf_free(delta); /* (kept: a piece's size) */
+      if (made) return rc;
     }
   }
   return mydb__pack_stage(ps, d, buf, len);

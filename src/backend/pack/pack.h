@@ -120,6 +120,7 @@ typedef struct pspace {
   pthread_mutex_t *mu; /* pb->mu and pb->cv (NULL: a private copy that */
   pthread_cond_t *cv;  /* never locks) */
   mydb_buf stage;   /* staged object records, encoded */
+  mydb_buf dscratch; /* a delta being made (stage_near), reused */
   mydb__htab staged; /* 32-byte digest -> ploc (off: into stage) */
   int noindex;      /* a repack's new generation: never write an index
                        nor a durable point */
