@@ -719,17 +719,17 @@ local function session(t)
   return s
 end
 
--- A node parsed on first use: flush's caller keeps the root node (mydb.write
--- remembers it for the next write), which the C path does not need.
--- bytes: a leaf root's (embedded); else read then (an inner root is stored).
--- It holds the store and the tenant, never the tree handle: the next
--- write's handle keeps this node (its root), so a node holding its own
--- handle would chain every handle and session a db handle ever made.
-local function lazy_node(store, tenant, digest, bytes)
+-- The node of a leaf root the snapshot embeds, parsed on first use:
+-- flush's caller keeps the root node (mydb.write remembers it for the next
+-- write), which the C path does not need. It holds the tenant and the
+-- bytes, never the tree handle: the next write's handle keeps this node
+-- (its root), so a node holding its own handle would chain every handle
+-- and session a db handle ever made.
+local function lazy_node(tenant, digest, bytes)
   return setmetatable({}, { __index = function(n, k)
     setmetatable(n, nil)
     local where = digest .. " of tenant '" .. tenant .. "'"
-    for kk, v in pairs(parse_piece(where, bytes or store:read(tenant, digest))) do
+    for kk, v in pairs(parse_piece(where, bytes)) do
       rawset(n, kk, v)
     end
     return rawget(n, k)
@@ -771,15 +771,18 @@ end
 --- Writes the new pieces reachable from root (the others were
 -- intermediate states), each with the piece it replaces as its base.
 -- Returns what the snapshot's "root" field holds (a leaf root's bytes,
--- embedded; an inner root's digest as a JSON string), the root node, and
--- the root's digest as stored (an inner root embedded by an older
+-- embedded; an inner root's digest as a JSON string), the root node (the C
+-- writer: nil for a stored root), and the root's digest as stored (an inner root embedded by an older
 -- snapshot is stored now, under the digest of its binary form).
 -- write_root: store a leaf root too (an index's root is always an object).
 function collection.flush(t, root, write_root)
   if not root then return nil end
   if in_lua(t) then return oracle_flush(t, root, write_root) end
   local embed, stored = session(t):flush(root, write_root)
-  return embed or ('"' .. stored .. '"'), lazy_node(t.store, t.tenant, stored, embed), stored
+  -- (a stored root needs no node: the next write's handle reads it by
+  -- digest, as it reads every piece)
+  if not embed then return '"' .. stored .. '"', nil, stored end
+  return embed, lazy_node(t.tenant, stored, embed), stored
 end
 
 -- ------------------------------------------------------------ the C reader

@@ -107,7 +107,7 @@ end
 function plan.collection(db, tenant, entry, parent, p, ctx)
   local info = parent and db:_collection_info(tenant, entry, parent)
   local state = state_of(info)
-  local t = db:_tree(tenant, info)
+  local t = db:_write_tree(tenant, entry, info)
   local meta_changed = plan_ttl(db, tenant, entry, t, state, p, ctx)
   if p.resolver ~= nil and (p.resolver or nil) ~= state.resolver then -- (mydb.merge)
     state.resolver = p.resolver or nil

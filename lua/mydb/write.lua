@@ -146,10 +146,12 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
 end
 
 -- What mydb.colinfo would parse from the snapshot of state, known without
--- parsing it (nil when the root node is not at hand): the caller keeps it,
--- so the next call does not read and parse the root piece just built.
+-- parsing it (nil when the node of a root the snapshot embeds is not at
+-- hand; a stored root, root_bytes '"<digest>"', needs none): the caller
+-- keeps it, so the next call does not read and parse the snapshot.
 local function built_info(state, root_bytes, root_node)
-  if state.root and not root_node then return nil end
+  if state.root and not root_node and root_bytes:byte(1) ~= 34 then return nil end -- '"'
+
   local ixs = {}
   for name, ix in pairs(state.indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
   return { count = state.count, root = state.root, node = root_node, root_bytes = root_bytes,
