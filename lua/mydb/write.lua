@@ -90,15 +90,19 @@ local function record_events(events, tenant, entry, user, made)
 end
 
 -- Plans one entry under the lock: adds what to write to staged and what
--- to tell to events; nothing is written yet.
+-- to tell to events (out.events nil: no listener); nothing is written yet.
 local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   local store = db._store
   local staged, events, results = out.staged, out.events, out.results
   local parent = line:version(entry)
   local dropped = p.fresh and parent or nil
   if dropped then
-    events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
-                            user_id = user }
+    if events then
+      if events then
+        events[#events + 1] = { action = "drop", tenant = tenant, entry = entry,
+                                old_digest = parent, user_id = user }
+      end
+    end
     parent = nil
   end
   -- (a record write to a collection version this handle knows - it wrote
@@ -121,23 +125,27 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   elseif p.drop then
     if parent then
       staged[#staged + 1] = { entry = entry, drop = true }
-      events[#events + 1] = { action = "drop", tenant = tenant, entry = entry, old_digest = parent,
-                              user_id = user }
+      if events then
+        events[#events + 1] = { action = "drop", tenant = tenant, entry = entry,
+                                old_digest = parent, user_id = user }
+      end
     end
   elseif p.save then
     if parent_bytes and write.is_collection(parent_bytes) then write.mismatch(entry, true) end
     local resolver = p.resolver
     if resolver == nil then resolver = parent_bytes and write.snapshot_resolver(parent_bytes) end
     staged[#staged + 1] = { entry = entry, bytes = snapshot_bytes(p.save, meta_parent, user, resolver or nil) }
-    events[#events + 1] = { action = "save", tenant = tenant, entry = entry, user_id = user,
-                            old_bytes = parent_bytes, new_json = p.save }
+    if events then
+      events[#events + 1] = { action = "save", tenant = tenant, entry = entry, user_id = user,
+                              old_bytes = parent_bytes, new_json = p.save }
+    end
   else
     if parent_bytes and not write.is_collection(parent_bytes) then write.mismatch(entry, false) end
     local state, made = plan.collection(db, tenant, entry, parent, p, ctx)
     if state then
       staged[#staged + 1] = { entry = entry, state = state, parent = meta_parent }
       results[entry].made = made
-      record_events(events, tenant, entry, user, made)
+      if events then record_events(events, tenant, entry, user, made) end
     end
   end
   if dropped and not (staged[#staged] and staged[#staged].entry == entry) then
@@ -206,12 +214,13 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
       error(err, 0)
     end
   end
-  local out = { results = {}, staged = {}, events = {} }
+  -- (the events are for on_change listeners: none, no events built)
+  local out = { results = {}, staged = {}, events = #db._listeners > 0 and {} or nil }
   -- 1. Plan every entry: any error leaves the store as it was.
   for _, entry in ipairs(entries) do
     stage_entry(db, line, tenant, user, entry, entry_plans[entry], ctx, out)
   end
-  local results, events = out.results, out.events
+  local results, events = out.results, out.events or {}
   if #out.staged == 0 and not (opts and opts.parents) then return results, {} end
   -- 2. Objects. 3. One journal line moves every touched head; it releases
   -- the lock, then waits for durability.
