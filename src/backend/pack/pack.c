@@ -195,12 +195,29 @@ static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
  * size with zero bytes after a power cut, garbage, or the record whole) is
  * no one's data - nothing is written to a space before start exists - so
  * the segment is rewritten from scratch. */
+/* fsync(2) of dir and of the directory holding it. */
+static int fsync_dir_and_parent(const char *dir) {
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", dir);
+  char *slash = strrchr(parent, '/');
+  if (slash) *slash = '\0';
+  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
+  if (slash && mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
+  return MYDB_OK;
+}
+
 static int space_create(mydb *db, const char *tenant) {
   char dir[PATH_MAX], p[PATH_MAX];
   int rc, created = 0;
-  /* done before: no lock (this thread may hold it as the tenant lock) */
-  if ((rc = space_initialized(db, tenant)) != 0) return rc < 0 ? rc : MYDB_OK;
   if ((rc = space_dir(db, dir, tenant))) return rc;
+  /* done before: no lock (this thread may hold it as the tenant lock). But
+   * perhaps just done by another process that has not synced the
+   * directories yet (its start file renamed into place, the rename not
+   * durable): returning says the space exists, so make that durable. */
+  if ((rc = space_initialized(db, tenant)) != 0) {
+    if (rc < 0) return rc;
+    return db->fsync ? fsync_dir_and_parent(dir) : MYDB_OK;
+  }
   if (mydb__mkdir(dir, &created) != 0) return mydb__syserr(errno, "mkdir", dir);
   if (created && db->fsync) { /* its name in ROOT/refs or ROOT/TENANT */
     char parent[PATH_MAX];
@@ -263,15 +280,17 @@ out:
 static int k_tenant_init(mydb_backend *be, const char *tenant) {
   mydb *db = be->db;
   char tdir[PATH_MAX];
-  int rc, created = 0;
+  int rc;
   if ((rc = mydb__path(db, tdir, tenant, NULL, NULL))) return rc;
-  if (mydb__mkdir(tdir, &created) != 0)
-    return mydb__syserr(errno, "mkdir", tdir);
+  if (mydb__mkdir(tdir, NULL) != 0) return mydb__syserr(errno, "mkdir", tdir);
   if ((rc = mydb__tenant_lockfile(db, tenant))) return rc;
   if ((rc = space_create(db, tenant))) return rc;
   if (db->fsync) {
+    /* the root too, also when another process made the directory: it may
+     * not have synced the root yet (two processes initializing one tenant
+     * at once: spec/powerloss pack-concurrent found the name lost) */
     if (mydb__fsync_dir(tdir) != 0) return mydb__syserr(errno, "fsync", tdir);
-    if (created && mydb__fsync_dir(db->rootlen ? db->root : "/") != 0)
+    if (mydb__fsync_dir(db->rootlen ? db->root : "/") != 0)
       return mydb__syserr(errno, "fsync", db->root);
   }
   return MYDB_OK;
