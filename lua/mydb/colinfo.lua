@@ -73,8 +73,7 @@ local KEEP_TREES = 256
 -- there is none): its C session is made once, not per put. One handle per
 -- entry, never shared by two entries: a commit updates each of its entries
 -- before it flushes any, and a flush drops its handle's other pending
--- pieces. A handle made while core.node_piece was replaced (the Lua writer,
--- spec/piece_format_spec.lua) is not reused after it changes.
+-- pieces.
 function colinfo.write_tree(db, tenant, entry, info)
   local bytes = info and info.root_bytes
   if bytes ~= nil and bytes:byte(1) ~= 34 then return colinfo.tree(db, tenant, info) end -- '"'
@@ -82,13 +81,8 @@ function colinfo.write_tree(db, tenant, entry, info)
   if not kept or kept.count >= KEEP_TREES then kept = { count = 0 }; db._write_trees = kept end
   local per = kept[tenant]
   if not per then per = {}; kept[tenant] = per end
-  local t = per[entry]
-  if t and t.store == db._store and t.nodes == db._nodes and t.node_piece == core.node_piece then
-    return t
-  end
-  t = collection.tree(db._store, tenant, db._nodes)
-  t.node_piece = core.node_piece
-  per[entry], kept.count = t, kept.count + 1
+  local t = collection.kept_tree(per[entry], db._store, tenant, db._nodes)
+  if t ~= per[entry] then per[entry], kept.count = t, kept.count + 1 end
   return t
 end
 

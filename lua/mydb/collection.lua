@@ -91,6 +91,19 @@ function collection.tree(store, tenant, nodes, root_digest, root_node, root_byte
   return t
 end
 
+--- A tree handle a caller keeps between writes: t itself while it still
+-- fits store and nodes, else a new one. Not reused once core.node_piece
+-- changed (spec/piece_format_spec.lua swaps in the Lua writer), since a
+-- handle picks its writer once.
+function collection.kept_tree(t, store, tenant, nodes)
+  if t and t.store == store and t.nodes == nodes and t.node_piece == core.node_piece then
+    return t
+  end
+  t = collection.tree(store, tenant, nodes)
+  t.node_piece = core.node_piece
+  return t
+end
+
 --- A node cache: immutable decoded pieces, map[tenant][digest].
 function collection.node_cache(limit)
   -- (pieces are ~1 KiB: 32,768 of them hold about as many bytes as the

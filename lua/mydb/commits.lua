@@ -128,17 +128,10 @@ end
 
 -- One tree handle per tenant and handle, kept (db._state_trees): a commit
 -- updates and flushes it, and its C session is made once, not per commit.
--- A handle made while core.node_piece was replaced (the Lua writer, for
--- spec/piece_format_spec.lua) is not reused after it changes.
 local function state_tree(db, tenant)
   local trees = db._state_trees
   if not trees then trees = {}; db._state_trees = trees end
-  local t = trees[tenant]
-  if t and t.store == db._store and t.nodes == db._nodes and t.node_piece == core.node_piece then
-    return t
-  end
-  t = collection.tree(db._store, tenant, db._nodes)
-  t.node_piece = core.node_piece
+  local t = collection.kept_tree(trees[tenant], db._store, tenant, db._nodes)
   trees[tenant] = t
   return t
 end
