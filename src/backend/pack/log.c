@@ -31,8 +31,7 @@
  * as one that writes data blocks over blocks already there (doc/design/
  * put-path.md). So a writer with fsync on extends the active segment
  * with a zone of zeros (zone_size(): 16-256 KiB, an eighth of the
- * segment so far; not synced by itself; a commit that needs a new zone
- * writes its zeros after its records, in the same pwritev) and appends
+ * segment so far; not synced by itself) and appends
  * its records over it; the first commit's fdatasync makes the new size
  * durable, the next ones only their blocks. (SQLite's WAL is fast for the
  * same reason: after a checkpoint it is written over from the start.)
