@@ -98,10 +98,8 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   local dropped = p.fresh and parent or nil
   if dropped then
     if events then
-      if events then
-        events[#events + 1] = { action = "drop", tenant = tenant, entry = entry,
-                                old_digest = parent, user_id = user }
-      end
+      events[#events + 1] = { action = "drop", tenant = tenant, entry = entry,
+                              old_digest = parent, user_id = user }
     end
     parent = nil
   end
@@ -159,7 +157,6 @@ end
 -- keeps it, so the next call does not read and parse the snapshot.
 local function built_info(state, root_bytes, root_node)
   if state.root and not root_node and root_bytes:byte(1) ~= 34 then return nil end -- '"'
-
   local ixs = {}
   for name, ix in pairs(state.indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
   return { count = state.count, root = state.root, node = root_node, root_bytes = root_bytes,

@@ -101,6 +101,17 @@ static int space_dir(const mydb *db, char *out, const char *tenant) {
 }
 
 /* 1 if the space's pack/start exists, 0 if not, or an error. */
+/* fsync(2) of dir and of the directory holding it. */
+static int fsync_dir_and_parent(const char *dir) {
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", dir);
+  char *slash = strrchr(parent, '/');
+  if (slash) *slash = '\0';
+  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
+  if (slash && mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
+  return MYDB_OK;
+}
+
 static int space_initialized(const mydb *db, const char *tenant) {
   char p[PATH_MAX];
   int rc = tenant ? mydb__path(db, p, tenant, "pack", "start")
@@ -195,17 +206,6 @@ static pspace *space_open(mydb_backend *be, const char *tenant, int refresh,
  * size with zero bytes after a power cut, garbage, or the record whole) is
  * no one's data - nothing is written to a space before start exists - so
  * the segment is rewritten from scratch. */
-/* fsync(2) of dir and of the directory holding it. */
-static int fsync_dir_and_parent(const char *dir) {
-  char parent[PATH_MAX];
-  snprintf(parent, sizeof parent, "%s", dir);
-  char *slash = strrchr(parent, '/');
-  if (slash) *slash = '\0';
-  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
-  if (slash && mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
-  return MYDB_OK;
-}
-
 static int space_create(mydb *db, const char *tenant) {
   char dir[PATH_MAX], p[PATH_MAX];
   int rc, created = 0;
