@@ -31,7 +31,8 @@
  * as one that writes data blocks over blocks already there (doc/design/
  * put-path.md). So a writer with fsync on extends the active segment
  * with a zone of zeros (zone_size(): 16-256 KiB, an eighth of the
- * segment so far; not synced by itself) and appends
+ * segment so far; not synced by itself; a commit that needs a new zone
+ * writes its zeros after its records, in the same pwritev) and appends
  * its records over it; the first commit's fdatasync makes the new size
  * durable, the next ones only their blocks. (SQLite's WAL is fast for the
  * same reason: after a checkpoint it is written over from the start.)
@@ -1276,34 +1277,51 @@ static uint64_t zone_size(uint64_t end) {
   return z < ZONE_MIN ? ZONE_MIN : z > ZONE_MAX ? ZONE_MAX : z;
 }
 
-/* Writes a zone of zeros after the active segment's last byte, so that
- * the appends up to `need` write over blocks already in the file (see
- * "Zones"). Best effort: a failure leaves a plain append to do it. The
- * lock held, the bytes past ps->end known to be zeros. */
-static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
-  /* The size this handle last saw, if it is past the records: the file
-   * may have grown since (another writer's zone: zeros, which this one
-   * writes over with zeros) or been cut at the records (then the zeros
-   * written here leave a hole, which reads as zeros too). */
+/* Where a zone written ahead of an append ending at `need` should end (0:
+ * none): the lock held, the bytes past ps->end known to be zeros. Uses
+ * the size this handle last saw, if it is past the records: the file may
+ * have grown since (another writer's zone: zeros, which this one writes
+ * over with zeros) or been cut at the records (then the zeros written
+ * leave a hole, which reads as zeros too). *sizep: the size it went by. */
+static uint64_t zone_target(mydb *db, pspace *ps, int fd, uint64_t need,
+                            uint64_t *sizep) {
   uint64_t size = ps->fsize;
   if (size < ps->end || size == 0) {
     struct stat st;
-    if (fstat(fd, &st) != 0) return;
+    if (fstat(fd, &st) != 0) return 0;
     size = (uint64_t)st.st_size;
   }
-  uint64_t to = need + zone_size(ps->end);
   ps->fsize = size;
-  if (size >= need || size < ps->end) return;
+  *sizep = size;
+  if (size >= need || size < ps->end) return 0;
+  uint64_t to = need + zone_size(ps->end);
   if (to > db->segment_bytes) to = db->segment_bytes;
-  if (to <= size) return;
-  struct iovec iov[8];
+  return to > size ? to : 0;
+}
+
+/* iovecs of zeros for the bytes [from, to), at most 8 (64 KiB each):
+ * returns their count; *end: where they stop. */
+static int zero_iovs(struct iovec *iov, uint64_t from, uint64_t to,
+                     uint64_t *end) {
   int n = 0;
-  for (uint64_t left = to - size; left && n < 8; n++) {
+  for (uint64_t left = to > from ? to - from : 0; left && n < 8; n++) {
     size_t k = left < sizeof zero_block ? (size_t)left : sizeof zero_block;
     iov[n] = (struct iovec){(void *)(uintptr_t)zero_block, k};
     left -= k;
+    from += k;
   }
-  if (to - size > 8 * sizeof zero_block) to = size + 8 * sizeof zero_block;
+  *end = from;
+  return n;
+}
+
+/* Writes a zone of zeros after the active segment's last byte, so that
+ * the appends up to `need` write over blocks already in the file (see
+ * "Zones"). Best effort: a failure leaves a plain append to do it. */
+static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
+  uint64_t size, to = zone_target(db, ps, fd, need, &size);
+  if (!to) return;
+  struct iovec iov[8];
+  int n = zero_iovs(iov, size, to, &to);
   if (pwritev_all(fd, iov, n, (off_t)size) != 0) {
     (void)mydb__ftruncate(fd, (off_t)size);
     ps->fsize = 0;
@@ -1318,7 +1336,7 @@ static void zone_extend(mydb *db, pspace *ps, int fd, uint64_t need) {
  * descriptor, ready - no earlier failed sync, no torn bytes after the last
  * whole record, room (or a new segment). */
 static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
-                          char p[PATH_MAX]) {
+                          char p[PATH_MAX], uint64_t *zone_to) {
   int rc;
   if (ps->nsegs == 0)
     return corrupt(ps, 0, 0, "no segment to append to (tenant not "
@@ -1357,10 +1375,16 @@ static int append_prepare(mydb *db, pspace *ps, uint64_t rlen, int *fdp,
     if ((rc = mydb__pack_segpath(ps, p, ps->segs[ps->nsegs - 1].num)))
       return rc;
   }
-  /* (not for a repack's new generation: it writes whole objects, once) */
+  /* (not for a repack's new generation: it writes whole objects, once)
+   * zone_to: the caller writes the zone's zeros after its records, in the
+   * same pwritev (no system call of the zone's own); else written here */
+  if (zone_to) *zone_to = 0;
   if (db->fsync && !ps->noindex && rlen <= zone_size(ps->end) / 4 &&
-      ps->end + rlen > ps->fsize)
-    zone_extend(db, ps, fd, ps->end + rlen);
+      ps->end + rlen > ps->fsize) {
+    uint64_t size;
+    if (zone_to) *zone_to = zone_target(db, ps, fd, ps->end + rlen, &size);
+    else zone_extend(db, ps, fd, ps->end + rlen);
+  }
   *fdp = fd;
   return MYDB_OK;
 }
@@ -1381,7 +1405,7 @@ int mydb__pack_append(mydb *db, pspace *ps, int type, const void *a,
   int rc, fd;
   char p[PATH_MAX];
   uint64_t rlen = PACK_HDR + (uint64_t)alen + blen;
-  if ((rc = append_prepare(db, ps, rlen, &fd, p))) return rc;
+  if ((rc = append_prepare(db, ps, rlen, &fd, p, NULL))) return rc;
   size_t i = ps->nsegs - 1;
   if ((rc = mydb__pack_write_record(fd, ps->end, type, a, alen, b, blen, p))) {
     (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
@@ -1418,23 +1442,38 @@ int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
   char p[PATH_MAX];
   uint64_t rlen = (uint64_t)ps->stage.len + (commit ? PACK_HDR + clen : 0);
   if (rlen == 0) return MYDB_OK;
-  if ((rc = append_prepare(db, ps, rlen, &fd, p))) return rc;
+  uint64_t zone_to;
+  if ((rc = append_prepare(db, ps, rlen, &fd, p, &zone_to))) return rc;
   unsigned char h[PACK_HDR];
-  struct iovec iov[3];
-  int n = 0;
-  if (ps->stage.len) iov[n++] = (struct iovec){ps->stage.data, ps->stage.len};
-  if (commit) {
-    hdr_make(h, REC_COMMIT, clen, mydb__crc32(0, commit, clen));
-    iov[n++] = (struct iovec){h, PACK_HDR};
-    iov[n++] = (struct iovec){(void *)(uintptr_t)commit, clen};
-  }
-  if (pwritev_all(fd, iov, n, (off_t)ps->end) != 0) {
-    rc = mydb__syserr(errno, "append to", p);
+  if (commit) hdr_make(h, REC_COMMIT, clen, mydb__crc32(0, commit, clen));
+  uint64_t need = ps->end + rlen, zend = need;
+  for (int with_zone = zone_to > need;; with_zone = 0) {
+    struct iovec iov[3 + 8]; /* (rebuilt for a retry: pwritev_all moves them) */
+    int n = 0;
+    if (ps->stage.len) iov[n++] = (struct iovec){ps->stage.data, ps->stage.len};
+    if (commit) {
+      iov[n++] = (struct iovec){h, PACK_HDR};
+      iov[n++] = (struct iovec){(void *)(uintptr_t)commit, clen};
+    }
+    if (with_zone) n += zero_iovs(iov + n, need, zone_to, &zend);
+    if (pwritev_all(fd, iov, n, (off_t)ps->end) == 0) break;
+    int err = errno;
     (void)mydb__ftruncate(fd, (off_t)ps->end); /* best effort */
+    if (with_zone) { /* the zone is best effort: the records alone, again */
+      ps->fsize = 0;
+      zend = need;
+      continue;
+    }
+    rc = mydb__syserr(err, "append to", p);
     appended(ps, rlen, 0);
     return rc; /* (the stage is kept: a retried commit appends it again) */
   }
   appended(ps, rlen, 1);
+  if (zend > need) {
+    atomic_fetch_add_explicit(&zone_bytes, (uint_least64_t)(zend - need),
+                              memory_order_relaxed);
+    ps->fsize = zend;
+  }
   /* Apply: the state follows the log. */
   uint64_t seg = ps->segs[ps->nsegs - 1].num, base = ps->end;
   size_t count = ps->staged.n;
