@@ -26,7 +26,7 @@ INCLUDES  = -Iinclude -Isrc/core -Isrc/os -Isrc/util -Isrc/format \
             -Isrc/backend/loose -Isrc/backend/pack -Isrc/lua \
             -I/usr/include/postgresql
 CFLAGS_ALL = $(OPT) $(WARN) $(DEFS) $(SAN) -fPIC $(INCLUDES) -I$(LUA_INC) $(CFLAGS)
-LDLIBS_CORE = -lcrypto -lpthread -lpq
+LDLIBS_CORE = -lcrypto -lpthread -lpq -lm
 
 LUA_SHARE  = $(PREFIX)/share/lua/5.4
 LUA_CMOD   = $(PREFIX)/lib/lua/5.4

@@ -3,6 +3,8 @@
  * "N passed, N failed" last and exits non-zero on any failure.
  */
 #include <dirent.h>
+#include <float.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,6 +25,7 @@
 #include "internal.h" /* (the object cache: test_cache_superseded) */
 #include "jsonstr.h"
 #include "mydb.h"
+#include "numtext.h"
 
 static int passed, failed;
 
@@ -1435,6 +1438,56 @@ static void test_many_entries(void) {
 
 /* Deltas (src/format/delta.c): every edit of one span round-trips; a delta
  * is kept only when under a quarter of the object; damaged ones refused. */
+/* mydb__numtext against the general way it shortcuts (the first of
+ * %.15g, %.16g, %.17g that strtod reads back): the same text for times,
+ * six-decimal values, random bit patterns and the edges of the shortcut. */
+static size_t numtext_reference(char *out, double d) {
+  int n = 0;
+  int first = (d != 0 && fabs(d) < DBL_MIN) ? 1 : 15;
+  for (int prec = first; prec <= 17; prec++) {
+    n = snprintf(out, MYDB_NUMTEXT_MAX, "%.*g", prec, d);
+    if (strtod(out, NULL) == d) break;
+  }
+  return (size_t)n;
+}
+
+static int numtext_same(double d) {
+  char a[MYDB_NUMTEXT_MAX], b[MYDB_NUMTEXT_MAX];
+  size_t na = mydb__numtext(a, d), nb = numtext_reference(b, d);
+  if (na == nb && memcmp(a, b, na) == 0) return 1;
+  fprintf(stderr, "numtext %.17g: '%.*s', reference '%.*s'\n", d, (int)na, a, (int)nb, b);
+  return 0;
+}
+
+static void test_numtext(void) {
+  static const double edges[] = {
+      1.0, -1.0, 0.999999, 1.000001, 0.5, 1e-4, 123.456, 0.1, 100.0, 1e15,
+      1764948000.123456, 1764948000.1234567, 1764948000.5, 4294967296.000001,
+      8589934591.999999, 8589934592.0, 8589934592.000002, 9999999999.999999,
+      12345678.9, 2.5e-310, DBL_MIN, DBL_MAX, -3.25, 1.0000005, 2.0000015};
+  int ok = 1;
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+    ok &= numtext_same(edges[i]);
+    ok &= numtext_same(nextafter(edges[i], 0));
+    ok &= numtext_same(nextafter(edges[i], INFINITY));
+  }
+  unsigned seed = 11;
+  for (int i = 0; i < 200000 && ok; i++) {
+    uint64_t r = (uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed) << 11 ^ (uint64_t)rand_r(&seed);
+    /* six decimals at every scale of the shortcut, times to the
+     * microsecond, numbers near them, and any bit pattern */
+    double six = (double)(r % 8600000000000000ULL) / 1e6;
+    double t = 1.7e9 + (double)(r % 100000000000000ULL) / 1e6;
+    uint64_t bits = r * 0x9e3779b97f4a7c15ULL;
+    double any;
+    memcpy(&any, &bits, sizeof any);
+    ok &= numtext_same(six) & numtext_same(-six) & numtext_same(t);
+    ok &= numtext_same(nextafter(t, 0)) & numtext_same(t / 7);
+    if (isfinite(any)) ok &= numtext_same(any);
+  }
+  CHECK(ok);
+}
+
 static void test_delta(void) {
   unsigned char base[2048], obj[2100], out[2100], digest[32];
   unsigned seed = 7;
@@ -1497,6 +1550,7 @@ int main(void) {
   }
   test_sha256();
   test_delta();
+  test_numtext();
   test_errors();
   test_tenant_valid();
   test_ref_name_valid();

@@ -36,6 +36,7 @@
 #include "jsonstr.h"
 #include "lmydb.h"
 #include "mydb.h"
+#include "numtext.h"
 
 #define CODEC_MAX_DEPTH 1000
 #define CODEC_STATE_MT "mydb.codec_state"
@@ -219,28 +220,25 @@ static void path_prepend(enc *e, int k) {
 }
 
 static void put_integer(mydb_buf *b, lua_Integer i) {
-  char tmp[32];
-  int n = snprintf(tmp, sizeof tmp, "%lld", (long long)i);
-  mydb_buf_put(b, tmp, (size_t)n);
+  char tmp[24];
+  size_t n = sizeof tmp;
+  /* (as unsigned: the most negative integer has no positive twin) */
+  unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+  do {
+    tmp[--n] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (i < 0) tmp[--n] = '-';
+  mydb_buf_put(b, tmp + n, sizeof tmp - n);
 }
 
 /* Shortest decimal that reads back to d, always marked as a float. */
 static void put_float(mydb_buf *b, double d) {
   if (isnan(d)) { mydb_buf_puts(b, "{\"__float__\":\"nan\"}"); return; }
   if (isinf(d)) { mydb_buf_puts(b, d > 0 ? "{\"__float__\":\"inf\"}" : "{\"__float__\":\"-inf\"}"); return; }
-  char tmp[40];
-  int n = 0;
-  /* 15 digits already give the shortest form of a normal double whose
-   * shortest form has fewer; subnormals carry fewer digits: search them
-   * from 1. */
-  int first = (d != 0 && fabs(d) < DBL_MIN) ? 1 : 15;
-  for (int prec = first; prec <= 17; prec++) {
-    n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-    if (strtod(tmp, NULL) == d) break;
-  }
-  for (int i = 0; i < n; i++)
-    if (tmp[i] == ',') tmp[i] = '.'; /* in case of a decimal-comma locale */
-  mydb_buf_put(b, tmp, (size_t)n);
+  char tmp[MYDB_NUMTEXT_MAX];
+  size_t n = mydb__numtext(tmp, d);
+  mydb_buf_put(b, tmp, n);
   if (!strpbrk(tmp, ".e")) mydb_buf_puts(b, ".0");
 }
 

@@ -675,12 +675,16 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
-/* core.realtime() -> seconds since the epoch, as a float (commit times:
- * os.time has whole seconds only). */
+/* core.realtime() -> seconds since the epoch to the microsecond, as a
+ * float (commit and tag times, doc/FORMAT.md: os.time has whole seconds
+ * only). The double nearest the six-decimal number: one division of the
+ * exact count of microseconds, so that the codec writes its text the short
+ * way (numtext.c) and it reads back the same. */
 static int l_realtime(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  lua_pushnumber(L, (lua_Number)us / 1e6);
   return 1;
 }
 
