@@ -113,11 +113,14 @@ static int all_zero(const unsigned char *p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-static int hexval(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
-
+/* (the digests given are valid: lower-case hex) */
 void mydb__pack_unhex(unsigned char out[32], const char *hex) {
-  for (int i = 0; i < 32; i++)
-    out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+  static const unsigned char v[256] = {
+      ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5,
+      ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11,
+      ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15};
+  const unsigned char *h = (const unsigned char *)hex;
+  for (int i = 0; i < 32; i++) out[i] = (unsigned char)(v[h[2 * i]] << 4 | v[h[2 * i + 1]]);
 }
 
 static uint64_t synced_read(int fd, uint64_t *seg);

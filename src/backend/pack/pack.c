@@ -321,11 +321,15 @@ static int k_tenant_list(mydb_backend *be,
 
 /* ------------------------------------------------------------- objects */
 
+static const ploc *find_raw(const pspace *ps, const unsigned char d[32]) {
+  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
+                                       (const char *)d, 32);
+}
+
 static const ploc *find(const pspace *ps, const char *digest) {
   unsigned char d[32];
   mydb__pack_unhex(d, digest);
-  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
-                                       (const char *)d, 32);
+  return find_raw(ps, d);
 }
 
 static int corrupt_delta(const pspace *ps, const ploc *l, const char *why) {
@@ -490,14 +494,14 @@ static int write_object(mydb_backend *be, const char *tenant,
     /* This thread holds the tenant lock: staged, appended with the commit
      * (durable with it); a large stage goes to the log early. */
     rc = MYDB_OK;
-    if (!find(ps, digest) &&
+    if (!find_raw(ps, d) &&
         (rc = stage_near(db, ps, d, buf, len, base, base_buf, base_len)) ==
             MYDB_OK && ps->stage.len >= STAGE_FLUSH_BYTES)
       rc = mydb__pack_append_stage(db, ps, NULL, 0);
     pthread_mutex_unlock(&pb->mu);
     return rc;
   }
-  const ploc *l = find(ps, digest);
+  const ploc *l = find_raw(ps, d);
   if (l) { /* content-addressed: already there */
     /* ... but perhaps not durable yet: another writer appended it and has
      * not synced. A tenant's own commit syncs its segment, which holds the
@@ -515,7 +519,7 @@ static int write_object(mydb_backend *be, const char *tenant,
     return MYDB_OK;
   }
   if ((rc = mydb__pack_lock(db, ps))) goto out;
-  if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK && !find(ps, digest))
+  if ((rc = mydb__pack_refresh(db, ps)) == MYDB_OK && !find_raw(ps, d))
     rc = mydb__pack_append(db, ps, REC_OBJECT, d, 32, buf, len);
   mydb__pack_unlock(ps);
   if (rc == MYDB_OK && !tenant && db->fsync) {
