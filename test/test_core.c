@@ -1488,6 +1488,34 @@ static void test_numtext(void) {
   CHECK(ok);
 }
 
+/* mydb__crc32 against the check value of CRC-32 and a bit-at-a-time
+ * reference, on every length to 100 at every alignment, and chained. */
+static uint32_t crc32_reference(const unsigned char *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  while (n--) {
+    c ^= *p++;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+  }
+  return ~c;
+}
+
+static void test_crc32(void) {
+  CHECK(mydb__crc32(0, "123456789", 9) == 0xCBF43926u);
+  CHECK(mydb__crc32(0, "", 0) == 0);
+  unsigned char buf[128];
+  unsigned seed = 5;
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)rand_r(&seed);
+  int ok = 1;
+  for (size_t off = 0; off < 8; off++)
+    for (size_t n = 0; n + off <= 108; n++) {
+      uint32_t want = crc32_reference(buf + off, n);
+      ok &= mydb__crc32(0, buf + off, n) == want;
+      size_t half = n / 3;
+      ok &= mydb__crc32(mydb__crc32(0, buf + off, half), buf + off + half, n - half) == want;
+    }
+  CHECK(ok);
+}
+
 static void test_delta(void) {
   unsigned char base[2048], obj[2100], out[2100], digest[32];
   unsigned seed = 7;
@@ -1551,6 +1579,7 @@ int main(void) {
   test_sha256();
   test_delta();
   test_numtext();
+  test_crc32();
   test_errors();
   test_tenant_valid();
   test_ref_name_valid();
