@@ -21,7 +21,6 @@
  * Memory: all scratch memory hangs off a userdata on the Lua stack, so an
  * error raised anywhere (by Lua, by a hook, or by us) leaks nothing.
  */
-#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

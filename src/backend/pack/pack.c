@@ -100,18 +100,24 @@ static int space_dir(const mydb *db, char *out, const char *tenant) {
                 : mydb__path(db, out, "refs", "pack", NULL);
 }
 
-/* 1 if the space's pack/start exists, 0 if not, or an error. */
-/* fsync(2) of dir and of the directory holding it. */
-static int fsync_dir_and_parent(const char *dir) {
+/* fsync(2) of the directory holding dir (dir's name in it). */
+static int fsync_parent(const char *dir) {
   char parent[PATH_MAX];
   snprintf(parent, sizeof parent, "%s", dir);
   char *slash = strrchr(parent, '/');
-  if (slash) *slash = '\0';
-  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
-  if (slash && mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
+  if (!slash) return MYDB_OK;
+  *slash = '\0';
+  if (mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
   return MYDB_OK;
 }
 
+/* fsync(2) of dir and of the directory holding it. */
+static int fsync_dir_and_parent(const char *dir) {
+  if (mydb__fsync_dir(dir) != 0) return mydb__syserr(errno, "fsync", dir);
+  return fsync_parent(dir);
+}
+
+/* 1 if the space's pack/start exists, 0 if not, or an error. */
 static int space_initialized(const mydb *db, const char *tenant) {
   char p[PATH_MAX];
   int rc = tenant ? mydb__path(db, p, tenant, "pack", "start")
@@ -219,13 +225,8 @@ static int space_create(mydb *db, const char *tenant) {
     return db->fsync ? fsync_dir_and_parent(dir) : MYDB_OK;
   }
   if (mydb__mkdir(dir, &created) != 0) return mydb__syserr(errno, "mkdir", dir);
-  if (created && db->fsync) { /* its name in ROOT/refs or ROOT/TENANT */
-    char parent[PATH_MAX];
-    memcpy(parent, dir, sizeof parent);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = '\0';
-    if (mydb__fsync_dir(parent) != 0) return mydb__syserr(errno, "fsync", parent);
-  }
+  if (created && db->fsync && (rc = fsync_parent(dir))) /* its name in ROOT/refs or ROOT/TENANT */
+    return rc;
   if ((rc = tenant ? mydb__path(db, p, tenant, "pack", "lock")
                    : mydb__path(db, p, "refs", "pack", "lock")))
     return rc;
