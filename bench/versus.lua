@@ -5,7 +5,14 @@
 --   lua5.4 bench/versus.lua [--quick] [--rounds R] [--n N] [--small N]
 --       [--prefill P] [--cap S] [--updates U] [--strace-puts K]
 --       [--engines pack,loose,memory,sqlite,vsqlite] [--dir D] [--writes-only]
---       [--scans-only] [--large L] [--large-engines E]
+--       [--scans-only] [--large L] [--large-engines E] [--cpu C]
+--
+-- --cpu C: every child runs pinned to CPU C (taskset; default: the first
+-- CPU this process may run on; --cpu none: unpinned). On a shared virtual
+-- machine the CPUs are not alike: on the 2-core machine of the README's
+-- figures a child on CPU 1 ran 40% slower than the same child on CPU 0,
+-- SQLite's as much as mydb's, so unpinned children made each ratio depend
+-- on where the two engines' children happened to land.
 --
 -- --scans-only: only the range and scan rows (no writes, no point gets, no
 -- history, no system call count). --large L: a full scan of L records
@@ -395,8 +402,11 @@ end
 
 -- ------------------------------------------------------------- driver
 
+-- The prefix that pins a child to one CPU ("" when unpinned): set by main.
+local pin = ""
+
 local function child_cmd(p)
-  local cmd = { "lua5.4", sh_quote(arg[0]), "--child", "1" }
+  local cmd = { pin .. "lua5.4", sh_quote(arg[0]), "--child", "1" }
   for k, v in pairs(p) do cmd[#cmd + 1] = "--" .. k .. " " .. sh_quote(tostring(v)) end
   return table.concat(cmd, " ")
 end
@@ -515,8 +525,25 @@ local function main()
   local function skip(e) return (e == "sqlite" or e == "vsqlite") and not have_sqlite end
 
   local uname = io.popen("uname -srm"):read("l")
+  local cpu = a.cpu
+  if cpu == nil then
+    local f = io.open("/proc/self/status")
+    local st = f and f:read("a") or ""
+    if f then f:close() end
+    cpu = st:match("Cpus_allowed_list:%s*(%d+)")
+  end
+  cpu = tostring(cpu)
+  if cpu ~= "none" and cpu ~= "nil" then
+    if not cpu:match("^%d+$") then error("--cpu takes a CPU number or none, got " .. cpu) end
+    if os.execute("taskset -c " .. cpu .. " true >/dev/null 2>&1") then
+      pin = "taskset -c " .. cpu .. " "
+    else
+      print("(taskset could not pin to CPU " .. cpu .. ": children unpinned)")
+    end
+  end
   print(("mydb %s versus SQLite, %s, Lua %s; %d rounds, engines interleaved; medians")
     :format(core._VERSION, uname, _VERSION:sub(5), rounds))
+  print(pin ~= "" and ("every child pinned to CPU %s (taskset)"):format(cpu) or "children unpinned")
   print(("sizes: collection %d records, small scan %d, large scan %d, prefill before puts %d, %s s per timed cell, %d updates")
     :format(n, small, large, prefill, cap, updates))
   local large_on = {}
