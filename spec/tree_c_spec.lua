@@ -340,6 +340,41 @@ describe("the collection tree in C", function()
     check_reads(P)
     close_pair(P)
   end)
+
+  it("keeps a leaf as it is when a record lands after its last one", function()
+    -- every leaf but a level's last ends at a boundary: a record between
+    -- leaf L's last key and the next leaf M's first starts a new piece that
+    -- replaces M (its pack delta base); L is not built or hashed again
+    local P = new_pair()
+    local items = {}
+    for i = 1, 3000 do items[("k%05d"):format(i * 3)] = core.encode({ i = i, pad = ("p"):rep(90) }) end
+    apply(P, items, true)
+    local function node(d) return collection.parse_piece(d, P.c:read("t", d)) end
+    local parent = node(P.root)
+    while not node(parent.digests[1]).leaf do parent = node(parent.digests[1]) end
+    assert.is_true(#parent.digests >= 3, "a level-1 piece with at least three leaves")
+    for i = 1, 3 do
+      local L, M = parent.digests[i], parent.digests[i + 1]
+      local lkeys, mkeys = node(L).keys, node(M).keys
+      local key = lkeys[#lkeys] .. "x"
+      assert.is_true(key < mkeys[1])
+      local tc = collection.tree(P.c, "t", P.cn, P.root)
+      collection.update(tc, P.root, key, core.encode("new"))
+      local pending, replaces_m = tc.c:pending(), 0
+      assert.is_nil(pending[L], "the leaf before the new record is not built again")
+      for _, base in pairs(pending) do
+        if base == M then replaces_m = replaces_m + 1 end
+      end
+      assert.equal(1, replaces_m, "the piece starting with the new record has the next leaf as its base")
+      -- (that session is dropped unflushed; the same put through both
+      -- writers: the same pending pieces and bases, root, flush, objects)
+      apply(P, { [key] = core.encode("new") }, true)
+    end
+    same_stores(P)
+    check_shape(P)
+    check_reads(P)
+    close_pair(P)
+  end)
 end)
 
 describe("the tree session", function()

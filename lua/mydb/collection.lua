@@ -226,13 +226,14 @@ local function cutter(t, level, out, base)
   local keys, as, bs, n, size = {}, {}, {}, 0, 0
   local extra = level == 0 and LEAF_ITEM or NODE_ITEM
   local ok, od, oc = out[1], out[2], out[3]
+  local base_at = 1 -- (the entry whose piece base is the base of)
   local function close()
     local d, count
     if level == 0 then d, count = make_leaf(t, keys, as)
     else d, count = make_node(t, keys, as, bs) end
     local m = #ok + 1
     ok[m], od[m], oc[m] = keys[1], d, count
-    if m == 1 and base and base ~= d then
+    if m == base_at and base and base ~= d then
       -- (a piece built earlier in this write is not stored: its own base)
       if t.pending[base] then base = t.base[base] end
       t.base[d] = base
@@ -250,6 +251,25 @@ local function cutter(t, level, out, base)
     if closes(key, level, before, item) then close(); return true end
     return false
   end
+  --- Adds the last item of the old piece d (count records below) whose
+  -- other items the cut holds: when it closes the piece, that piece is d,
+  -- which goes to out as it is (not built again) and the next piece cut
+  -- has no base until c.rebase gives one. True when it closed.
+  function c.add_old_last(key, a, b, d, count)
+    n = n + 1
+    keys[n], as[n], bs[n] = key, a, b
+    local before = size
+    local item = #key + extra + (level == 0 and #a or 0)
+    size = before + item
+    if not closes(key, level, before, item) then return false end
+    local m = #ok + 1
+    ok[m], od[m], oc[m] = keys[1], d, count
+    keys, as, bs, n, size = {}, {}, {}, 0, 0
+    base, base_at = nil, m + 1
+    return true
+  end
+  --- The base of the next piece cut (after c.add_old_last).
+  function c.rebase(d) if base_at == #ok + 1 then base = d end end
   --- Adds an item known not to close the piece: one of the items an old
   -- piece held before the first changed one (its boundary was further on).
   function c.carry(key, a, b)
@@ -434,10 +454,17 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
     return out, 1
   end
   local c = cutter(t, h, out, base)
-  local closed = false
-  -- (an old piece closes at its last item only: that one is tested again)
+  local closed, rebase = false, false
+  -- (an old piece closes at its last item only: that one is tested again.
+  -- A record added after a leaf's last one, the leaf not the root: when
+  -- that last record ends the leaf, the leaf stays as it is, and the piece
+  -- that starts with the new record replaces the next leaf, its base.)
+  local after_leaf = h == 0 and H > 0 and s == #keys + 1
   for i = 1, s - 1 do
     if i < #keys then c.carry(keys[i], a[i], b and b[i])
+    elseif after_leaf then
+      closed = c.add_old_last(keys[i], a[i], b and b[i], base, #keys)
+      rebase = closed
     else closed = c.add(keys[i], a[i], b and b[i]) end
   end
   for i = 1, #nk do closed = c.add(nk[i], na[i], nb and nb[i]) end
@@ -458,6 +485,8 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
       pieces = pieces + 1
       keys, a, b = columns(P[h].node)
       j = 1
+      if rebase then c.rebase(P[h + 1].node.digests[P[h + 1].idx]) end
+      rebase = false
     end
     closed = c.add(keys[j], a[j], b and b[j])
     if closed and j == #keys then return out, pieces end

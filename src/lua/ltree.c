@@ -1056,7 +1056,8 @@ typedef struct cutter {
   ltree *t;
   int level;
   vec *out;
-  const unsigned char *base; /* for the first piece cut, or NULL */
+  const unsigned char *base; /* for the piece cut at out index base_at, or NULL */
+  size_t base_at;
   size_t size;
 } cutter;
 
@@ -1068,7 +1069,7 @@ static int cut_close(cutter *c) {
   citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
              &nd->items[0]};
   if (vec_push(t, c->out, &e)) return -1;
-  if (m == 0) set_base(t, nd, c->base);
+  if (m == c->base_at) set_base(t, nd, c->base);
   t->x->cut.n = 0;
   c->size = 0;
   return 0;
@@ -1089,6 +1090,34 @@ static int cut_add(cutter *c, citem it) {
   return 0;
 }
 
+/* Adds old's last item, the cut so far holding old's other items in
+ * order: when it closes the piece, that piece is old itself, which goes
+ * to out as it is (its bytes are not built and hashed again) and the next
+ * piece cut gets no base until the caller gives one (cut_rebase). 1 when
+ * it closed, 0 when not, -1 on failure. */
+static int cut_add_old_last(cutter *c, citem it, tnode *old) {
+  ltree *t = c->t;
+  if (vec_push(t, &t->x->cut, &it)) return -1;
+  size_t before = c->size, sz = item_size(c, &it);
+  c->size = before + sz;
+  if (!closes(t->store->nodes, &t->x->cut.v[t->x->cut.n - 1], c->level, before, sz)) return 0;
+  pend *p = pend_get(t, old->digest);
+  if (p) p->seed = 0; /* (as make_piece: now a piece of the tree) */
+  citem e = {old->items[0].key, old->items[0].klen, (const char *)old->digest, 32, old->total,
+             &old->items[0]};
+  if (vec_push(t, c->out, &e)) return -1;
+  t->x->cut.n = 0;
+  c->size = 0;
+  c->base = NULL;
+  c->base_at = c->out->n;
+  return 1;
+}
+
+/* The base of the next piece cut (after cut_add_old_last). */
+static void cut_rebase(cutter *c, const unsigned char *base) {
+  if (c->base_at == c->out->n) c->base = base;
+}
+
 /* Adds an item known not to close the piece. */
 static int cut_carry(cutter *c, citem it) {
   if (vec_push(c->t, &c->t->x->cut, &it)) return -1;
@@ -1103,6 +1132,7 @@ static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned ch
   c->level = level;
   c->out = out;
   c->base = base;
+  c->base_at = 0;
   c->size = 0;
   t->x->cut.n = 0;
   out->n = 0;
@@ -1217,13 +1247,19 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
   for (int g = 0; g <= H; g++) P[g] = t->x->path[g];
   cutter c;
   cut_init(&c, t, h, out, base);
-  int closed = 0;
-  /* (an old piece closes at its last item only: that one is tested again) */
+  int closed = 0, rebase = 0;
+  /* (an old piece closes at its last item only: that one is tested again.
+   * A record added after a leaf's last one, the leaf not the root: when
+   * that last record ends the leaf, the leaf stays as it is, and the piece
+   * that starts with the new record replaces the next leaf, its base.) */
+  int after_leaf = h == 0 && H > 0 && s == node->n;
   for (size_t i = 0; i < s; i++) {
     int r = i + 1 < node->n ? cut_carry(&c, item_of(&node->items[i]))
+            : after_leaf    ? cut_add_old_last(&c, item_of(&node->items[i]), node)
                             : cut_add(&c, item_of(&node->items[i]));
     if (r < 0) return -1;
     closed = r;
+    rebase = after_leaf && r == 1;
   }
   for (size_t i = 0; i < nw->n; i++) {
     int r = cut_add(&c, nw->v[i]);
@@ -1249,6 +1285,8 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
       np++;
       node = P[h].node;
       j = 0;
+      if (rebase) cut_rebase(&c, node->digest);
+      rebase = 0;
     }
     int r = cut_add(&c, item_of(&node->items[j]));
     if (r < 0) return -1;
