@@ -377,6 +377,35 @@ describe("the collection tree in C", function()
   end)
 end)
 
+describe("the pieces a grouped batch cuts", function()
+  it("each touched run's first new piece has the run's first old piece as its base", function()
+    local P = new_pair()
+    local items = {}
+    for i = 1, 20000 do items[("k%06d"):format(i * 5)] = core.encode({ i = i, pad = ("p"):rep(90) }) end
+    apply(P, items, true)
+    local r = rng(9)
+    for _ = 1, 5 do
+      local changes = {}
+      for _ = 1, 100 do changes[("k%06d"):format(r(100000))] = core.encode({ r = r(1000) }) end
+      local tc = collection.tree(P.c, "t", P.cn, P.root)
+      collection.update_many(tc, P.root, P.count, changes)
+      local with_base = 0
+      for d, base in pairs(tc.c:pending()) do
+        if base then
+          with_base = with_base + 1
+          assert.is_true(P.c:exists("t", base), "a base is a stored piece")
+          assert.are_not.equal(d, base)
+        end
+      end
+      -- ~100 touched leaves in ~100 runs (a run per leaf at this density)
+      assert.is_true(with_base >= 50, ("%d pieces with a base"):format(with_base))
+      apply(P, changes, true, true)
+    end
+    same_stores(P)
+    close_pair(P)
+  end)
+end)
+
 describe("the tree session", function()
   it("raises corrupt for a piece that is not one, and closed after the store closes", function()
     local P = new_pair()

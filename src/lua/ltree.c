@@ -1464,6 +1464,7 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
     c.level = h;
     c.out = nw;
     c.base = node->digest;
+    c.base_at = 0;
     c.size = 0;
     t->x->cut.n = 0;
     size_t j = 0;
