@@ -472,6 +472,25 @@ describe("mydb.Db", function()
       assert.is_nil(S.db:get("t", "c", "a"))
     end)
 
+    it("refuses a function in a batch's put with unsupported_value naming the record", function()
+      local err = H.assert_error_code(function()
+        S.db:batch("t", "u", function(b)
+          b:put("c", "ok", 1)
+          b:put("c", "k\n2", { f = print })
+        end)
+      end, "unsupported_value")
+      assert.truthy(err.message:find('c["k\\\n2"].f', 1, true), err.message)
+      assert_nothing_written()
+    end)
+
+    it("refuses a function in a list item of put_many, naming the record by its key", function()
+      local item = setmetatable({ f = print }, { __index = { get_key = function() return "li" end } })
+      local err = H.assert_error_code(function() S.db:put_many("t", "u", "c", { item }) end,
+        "unsupported_value")
+      assert.truthy(err.message:find('c["li"]', 1, true), err.message)
+      assert_nothing_written()
+    end)
+
     it("refuses an instance of an unregistered class in a fresh entry and creates no entry", function()
       local Class = {}
       H.assert_error_code(function() S.db:save("t", "u", "fresh", setmetatable({}, Class)) end,

@@ -56,7 +56,7 @@ local function builder(plan, ctx, open)
     local p = entry_plan(entry, "records")
     validate.key(key)
     if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
-    ctx.root = path_name(entry, key)
+    encode.set_path(ctx, entry, key)
     p.records = p.records or {}
     p.records[key] = core.encode(value, ctx)
   end

@@ -15,14 +15,32 @@ function encode.path_name(entry, key)
   return ("%s[%q]"):format(entry, key)
 end
 
+--- Points ctx's error path (ctx.root) at entry["key"] without building
+-- that text: the encoder calls ctx.root, a function, only when it fails
+-- (src/lua/lcodec.c), so a put_many of N records does not format N paths.
+function encode.set_path(ctx, entry, key)
+  local fn = ctx.record_path
+  if not fn then
+    fn = function() return encode.path_name(ctx.path_entry, ctx.path_key) end
+    ctx.record_path = fn
+  end
+  ctx.path_entry, ctx.path_key, ctx.root = entry, key, fn
+end
+
+-- Where item i (a list's) or key (a map's) is, for messages.
+local function where_of(key, i)
+  if i then return ("items[%d]"):format(i) end
+  return ("key %s"):format(tostring(key))
+end
+
 -- Encodes one record of entry into changes_out.
-local function add(entry, ctx, changes_out, key, value, where)
+local function add(entry, ctx, changes_out, key, value, i)
   if type(key) ~= "string" then
-    raise("invalid_argument", "record key %s must be a string, got %s", where, type(key))
+    raise("invalid_argument", "record key %s must be a string, got %s", where_of(key, i), type(key))
   end
   validate.key(key)
-  if value == nil then raise("invalid_argument", "value of %s must not be nil", where) end
-  ctx.root = encode.path_name(entry, key)
+  if value == nil then raise("invalid_argument", "value of %s must not be nil", where_of(key, i)) end
+  encode.set_path(ctx, entry, key)
   changes_out[key] = core.encode(value, ctx)
 end
 
@@ -46,12 +64,12 @@ function encode.items(entry, items, ctx, changes_out)
       if not ok then
         raise("invalid_argument", "items[%d] has no usable get_key() method: %s", i, tostring(key))
       end
-      add(entry, ctx, changes_out, key, item, ("items[%d]"):format(i))
+      add(entry, ctx, changes_out, key, item, i)
       n = n + 1
     end
   else
     for key, value in pairs(items) do
-      add(entry, ctx, changes_out, key, value, ("key %s"):format(tostring(key)))
+      add(entry, ctx, changes_out, key, value, nil)
       n = n + 1
     end
   end

@@ -94,7 +94,7 @@ function Db:_ctx(root)
 end
 
 local is_collection = write.is_collection
-local path_name, encode_items = encode.path_name, encode.items
+local path_name, encode_items, set_path = encode.path_name, encode.items, encode.set_path
 
 -- Validates what every reading method takes (the handle, tenant, entry,
 -- optional digest) and returns the digest of the version to read.
@@ -346,7 +346,8 @@ function Db:put(tenant, user, entry, key, value, opts)
   if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
   opts = check_write_opts(opts)
   self:_require_init(tenant)
-  local ctx = self:_ctx(path_name(entry, key))
+  local ctx = self:_ctx()
+  set_path(ctx, entry, key)
   local raw = core.encode(value, ctx)
   local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx, opts)[entry]
   return r.made ~= nil and r.made[key] ~= nil
@@ -377,7 +378,7 @@ function Db:put_many(tenant, user, entry, items, opts)
   local ctx = self:_ctx(entry)
   local recs = {}
   if encode_items(entry, items, ctx, recs) == 0 then return false end
-  local r = self:_apply(tenant, user, { [entry] = { records = recs } }, ctx, opts)[entry]
+  local r = self:_apply(tenant, user, { [entry] = { records = recs, made_keys = true } }, ctx, opts)[entry]
   if not r.made then return false end
   for k in pairs(recs) do if r.made[k] then return true end end
   return false
@@ -408,7 +409,8 @@ function Db:delete(tenant, user, entry, key, opts)
   local d = self:_head(tenant, entry)
   if not d then return false end
   local info = self:_collection_info(tenant, entry, d) -- type_mismatch on a snapshot entry
-  local ctx = self:_ctx(path_name(entry, key))
+  local ctx = self:_ctx()
+  set_path(ctx, entry, key)
   local r = self:_apply(tenant, user, { [entry] = { records = { [key] = false } } }, ctx, opts)[entry]
   local m = r.made and r.made[key]
   if not m or not m.old or m.expired then return false end
@@ -649,7 +651,8 @@ function Db:get(tenant, entry, key, digest)
   local d = read_version(self, "get", tenant, entry, digest)
   local info = self:_collection_info(tenant, entry, d)
   in_history(self, tenant, entry, digest)
-  local ctx = self:_ctx(path_name(entry, key))
+  local ctx = self:_ctx(entry)
+  if key ~= nil then set_path(ctx, entry, key) end
   local t = self:_tree(tenant, info)
   local hidden = self:_hidden(info)
   if key ~= nil then

@@ -70,24 +70,33 @@ local function plan_index_ops(db, tenant, t, state, p, ctx)
 end
 
 -- The record changes that change something: eff {key = raw|false}, their
--- count, and made {key = {old=, new=, expired=}}.
+-- count, and made {key = {old=, new=, expired=}} (or {key = true}: below).
 local function effective_changes(db, tenant, t, state, p)
-  local changes, expired = {}, {}
-  for k, v in pairs(p.records or {}) do changes[k] = v end
+  local changes, expired, total = p.records or {}, {}, 0
   if state.ttl then
+    local all = {}
+    for k, v in pairs(changes) do all[k] = v end
     for _, k in ipairs(upkeep.expired_keys(db, tenant, state, db:_now())) do
-      if changes[k] == nil then changes[k] = false; expired[k] = true end
+      if all[k] == nil then all[k] = false; expired[k] = true end
     end
+    changes = all
   end
-  local eff, n, made = {}, 0, {}
+  -- p.made_keys (put_many): made[k] = true is all the caller reads, when
+  -- no index and no listener needs what a record was and became
+  local light = p.made_keys and not next(state.indexes) and #db._listeners == 0
+  local n, made = 0, {}
   for k, v in pairs(changes) do
+    total = total + 1
     local old = collection.get(t, state.root, k)
     if (v and old ~= v) or (not v and old ~= nil) then
-      eff[k] = v
       n = n + 1
-      made[k] = { old = old, new = v or nil, expired = expired[k] or false }
+      made[k] = light or { old = old, new = v or nil, expired = expired[k] or false }
     end
   end
+  -- (every change real, as in a load of new records: no copy of them)
+  if n == total then return changes, n, made end
+  local eff = {}
+  for k in pairs(made) do eff[k] = changes[k] end
   return eff, n, made
 end
 

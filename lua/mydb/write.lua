@@ -13,6 +13,9 @@
 -- stored merge resolver, mydb.merge; alone on a snapshot entry it re-saves
 -- the value) and merge_parent = digest (the version written gets
 -- __parent__ = {current, merge_parent}).
+-- A records plan may hold made_keys = true (db:put_many): the result's
+-- made then maps each changed key to true when no index or listener needs
+-- the record's values before and after (mydb.plan).
 -- A save or records plan may also hold fresh = true (a batch that dropped
 -- the entry, then wrote to it): it starts a new chain, as after db:drop.
 -- commit() takes the tenant's lock, reads each entry's head, builds the new

@@ -726,7 +726,11 @@ static void enc_setup(lua_State *L, enc *e, codec_state *st, int ctx) {
 static int enc_raise(lua_State *L, enc *e, int ctx) {
   const char *root = "value";
   if (ctx && lua_istable(L, ctx)) {
-    lua_getfield(L, ctx, "root");
+    /* (a function: the path is built only now, on failure; mydb.encode) */
+    if (lua_getfield(L, ctx, "root") == LUA_TFUNCTION && lua_pcall(L, 0, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
     if (lua_type(L, -1) == LUA_TSTRING) root = lua_tostring(L, -1);
   }
   mydb_buf *p = &e->st->path;
