@@ -792,31 +792,26 @@ static int cache_key(const ltree *t, const unsigned char digest[32], char *key) 
 }
 
 /* Reads a piece from the store (verified) and parses it into a node not
- * yet cached; once: a scan's leaf, through mydb_object_read_into (served
- * from the object cache but not added to it; read into the buffer the
- * cache keeps for it, not a blob of its own; no look for other writers'
- * appends unless it is missing: the tree was read before the scan). */
-static tnode *read_node(ltree *t, const unsigned char digest[32], int once) {
+ * yet cached, through mydb_object_read_into: served from the object cache
+ * when it is there, but not added to it, and read into the buffer the
+ * node cache keeps for it, not a blob of its own (the node holds a copy of
+ * the bytes: the node cache is the one cache of pieces; a blob kept as
+ * well doubled the memory and, filled during a large load, left a
+ * 1,000,000-record scan after it at 480-520k records/s against 840-870k
+ * without it: put-path.md). No look for other writers' appends unless it
+ * is missing (content-addressed: what the index has is the piece). */
+static tnode *read_node(ltree *t, const unsigned char digest[32]) {
   char hex[MYDB_DIGEST_BUF];
   mydb__hex(hex, digest, 32);
   hex[MYDB_DIGEST_HEX] = '\0';
-  tnode *n;
-  int rc;
-  if (once) {
-    lmydb_nodes *c = t->store->nodes;
-    size_t len;
-    rc = mydb_object_read_into(t->store->db, &c->rd, &c->rdcap, &len, t->tenant, hex);
-    n = rc == MYDB_OK ? parse_piece(t, digest, c->rd, len) : NULL;
-    if (c->rdcap > ((size_t)1 << 20)) { /* (not kept for a piece that large) */
-      free(c->rd);
-      c->rd = NULL;
-      c->rdcap = 0;
-    }
-  } else {
-    mydb_blob *b = NULL;
-    rc = mydb_object_read(t->store->db, &b, t->tenant, hex);
-    n = rc == MYDB_OK ? parse_piece(t, digest, mydb_blob_data(b), mydb_blob_len(b)) : NULL;
-    mydb_blob_release(b);
+  lmydb_nodes *c = t->store->nodes;
+  size_t len;
+  int rc = mydb_object_read_into(t->store->db, &c->rd, &c->rdcap, &len, t->tenant, hex);
+  tnode *n = rc == MYDB_OK ? parse_piece(t, digest, c->rd, len) : NULL;
+  if (c->rdcap > ((size_t)1 << 20)) { /* (not kept for a piece that large) */
+    free(c->rd);
+    c->rd = NULL;
+    c->rdcap = 0;
   }
   if (rc != MYDB_OK) fail(t, mydb_errcode_name(rc), "%s", mydb_errmsg());
   return n;
@@ -834,7 +829,7 @@ static tnode *load(ltree *t, const unsigned char digest[32]) {
     n->refs++;
     return hold(t, n) ? NULL : n;
   }
-  n = read_node(t, digest, 0);
+  n = read_node(t, digest);
   if (!n) return NULL;
   cache_put(t->store->nodes, n);
   return hold(t, n) ? NULL : n;
@@ -2063,7 +2058,7 @@ tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
     n->refs++;
     return n;
   }
-  n = read_node(t, digest, 1);
+  n = read_node(t, digest);
   /* (up to the trim goal: the inner nodes the walk loads next are cached
    * without a trim, which would evict a quarter of the cache - the leaves
    * a scan kept - each time) */
