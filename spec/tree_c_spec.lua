@@ -377,6 +377,59 @@ describe("the collection tree in C", function()
   end)
 end)
 
+describe("the bases of a put's pieces", function()
+  it("gives every old piece a put replaced to a new piece as its base, but for merges", function()
+    -- A put that moves a boundary cuts on into the next old pieces: each
+    -- is the pack delta base of a new piece (and leaves the node cache at
+    -- the flush), unless the put merged more old pieces than it cut new ones.
+    local P = new_pair()
+    local items = {}
+    for i = 1, 3000 do items[("k%05d"):format(i * 7)] = core.encode({ i = i, pad = ("p"):rep(90) }) end
+    apply(P, items, true)
+    local function pieces(root)
+      local all, stack = {}, { root }
+      while #stack > 0 do
+        local d = table.remove(stack)
+        all[d] = true
+        local node = collection.parse_piece(d, P.c:read("t", d))
+        if not node.leaf then
+          for _, c in ipairs(node.digests) do stack[#stack + 1] = c end
+        end
+      end
+      return all
+    end
+    local r = rng(77)
+    local unbased, merged, moved = 0, 0, 0
+    for _ = 1, 200 do
+      local before = pieces(P.root)
+      local key = ("k%05d"):format(r(21000)) .. "x"
+      local value = core.encode({ pad = ("q"):rep(r(400)) })
+      local tc = collection.tree(P.c, "t", P.cn, P.root)
+      collection.update(tc, P.root, key, value)
+      local bases = {}
+      for _, base in pairs(tc.c:pending()) do if base then bases[base] = true end end
+      apply(P, { [key] = value }, true) -- (the same put through both writers)
+      local after = pieces(P.root)
+      local replaced, new = 0, 0
+      for d in pairs(before) do
+        if not after[d] then
+          replaced = replaced + 1
+          if not bases[d] then unbased = unbased + 1 end
+        end
+      end
+      for d in pairs(after) do if not before[d] then new = new + 1 end end
+      if replaced > new then merged = merged + replaced - new end
+      if replaced > 3 then moved = moved + 1 end
+    end
+    assert.is_true(moved >= 10, ("%d puts replaced more than a path's pieces"):format(moved))
+    assert.is_true(unbased <= merged, ("%d replaced pieces with no new piece based on them, %d merged away")
+      :format(unbased, merged))
+    same_stores(P)
+    check_shape(P)
+    close_pair(P)
+  end)
+end)
+
 describe("the pieces a grouped batch cuts", function()
   it("each touched run's first new piece has the run's first old piece as its base", function()
     local P = new_pair()

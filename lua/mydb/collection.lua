@@ -226,17 +226,20 @@ local function cutter(t, level, out, base)
   local keys, as, bs, n, size = {}, {}, {}, 0, 0
   local extra = level == 0 and LEAF_ITEM or NODE_ITEM
   local ok, od, oc = out[1], out[2], out[3]
-  local base_at = 1 -- (the entry whose piece base is the base of)
+  -- (the old pieces the next pieces cut replace, in key order: each piece
+  -- cut takes the first as its base)
+  local bases = { base }
   local function close()
     local d, count
     if level == 0 then d, count = make_leaf(t, keys, as)
     else d, count = make_node(t, keys, as, bs) end
     local m = #ok + 1
     ok[m], od[m], oc[m] = keys[1], d, count
-    if m == base_at and base and base ~= d then
+    local b = table.remove(bases, 1)
+    if b and b ~= d then
       -- (a piece built earlier in this write is not stored: its own base)
-      if t.pending[base] then base = t.base[base] end
-      t.base[d] = base
+      if t.pending[b] then b = t.base[b] end
+      t.base[d] = b
     end
     keys, as, bs, n, size = {}, {}, {}, 0, 0
   end
@@ -254,7 +257,7 @@ local function cutter(t, level, out, base)
   --- Adds the last item of the old piece d (count records below) whose
   -- other items the cut holds: when it closes the piece, that piece is d,
   -- which goes to out as it is (not built again) and the next piece cut
-  -- has no base until c.rebase gives one. True when it closed.
+  -- has no base until c.step gives one. True when it closed.
   function c.add_old_last(key, a, b, d, count)
     n = n + 1
     keys[n], as[n], bs[n] = key, a, b
@@ -265,11 +268,16 @@ local function cutter(t, level, out, base)
     local m = #ok + 1
     ok[m], od[m], oc[m] = keys[1], d, count
     keys, as, bs, n, size = {}, {}, {}, 0, 0
-    base, base_at = nil, m + 1
+    bases = {} -- (d was the base: it stays)
     return true
   end
-  --- The base of the next piece cut (after c.add_old_last).
-  function c.rebase(d) if base_at == #ok + 1 then base = d end end
+  --- The cut went on into the old piece d: it is the base of a piece
+  -- cut after those the bases before it go to (so every old piece a recut
+  -- replaces is some new piece's base, unless more old pieces were merged
+  -- than new ones cut; ltree.c cut_step, CUT_BASES).
+  function c.step(d)
+    if #bases < 8 then bases[#bases + 1] = d end
+  end
   --- Adds an item known not to close the piece: one of the items an old
   -- piece held before the first changed one (its boundary was further on).
   function c.carry(key, a, b)
@@ -454,7 +462,7 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
     return out, 1
   end
   local c = cutter(t, h, out, base)
-  local closed, rebase = false, false
+  local closed = false
   -- (an old piece closes at its last item only: that one is tested again.
   -- A record added after a leaf's last one, the leaf not the root: when
   -- that last record ends the leaf, the leaf stays as it is, and the piece
@@ -464,7 +472,6 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
     if i < #keys then c.carry(keys[i], a[i], b and b[i])
     elseif after_leaf then
       closed = c.add_old_last(keys[i], a[i], b and b[i], base, #keys)
-      rebase = closed
     else closed = c.add(keys[i], a[i], b and b[i]) end
   end
   for i = 1, #nk do closed = c.add(nk[i], na[i], nb and nb[i]) end
@@ -476,6 +483,7 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
     if not P then errors.raise("corrupt", "collection tree of tenant '%s' ends early", t.tenant) end
     pieces = pieces + 1
     keys, a, b = columns(P[h].node)
+    c.step(P[h + 1].node.digests[P[h + 1].idx])
   end
   if j > #keys and closed then return out, pieces end -- in step already
   while true do
@@ -485,8 +493,7 @@ local function recut(t, start, h, H, s, span, nk, na, nb)
       pieces = pieces + 1
       keys, a, b = columns(P[h].node)
       j = 1
-      if rebase then c.rebase(P[h + 1].node.digests[P[h + 1].idx]) end
-      rebase = false
+      c.step(P[h + 1].node.digests[P[h + 1].idx])
     end
     closed = c.add(keys[j], a[j], b and b[j])
     if closed and j == #keys then return out, pieces end

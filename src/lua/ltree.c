@@ -1047,12 +1047,18 @@ static void set_base(ltree *t, tnode *d, const unsigned char *base) {
 
 /* ----------------------------------------------------------------- cutter */
 
+/* The most old pieces a cut remembers as bases (cut_step). */
+#define CUT_BASES 8
+
 typedef struct cutter {
   ltree *t;
   int level;
   vec *out;
-  const unsigned char *base; /* for the piece cut at out index base_at, or NULL */
-  size_t base_at;
+  /* the old pieces the next pieces cut replace, in key order: each piece
+   * cut takes the first as its base (a backend may store the new piece as
+   * the bytes that differ from it) */
+  const unsigned char *bases[CUT_BASES];
+  size_t nbases;
   size_t size;
 } cutter;
 
@@ -1060,11 +1066,13 @@ static int cut_close(cutter *c) {
   ltree *t = c->t;
   tnode *nd = make_piece(t, c->level, t->x->cut.v, t->x->cut.n);
   if (!nd) return -1;
-  size_t m = c->out->n;
   citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
              &nd->items[0]};
   if (vec_push(t, c->out, &e)) return -1;
-  if (m == c->base_at) set_base(t, nd, c->base);
+  if (c->nbases) {
+    set_base(t, nd, c->bases[0]);
+    memmove(c->bases, c->bases + 1, --c->nbases * sizeof c->bases[0]);
+  }
   t->x->cut.n = 0;
   c->size = 0;
   return 0;
@@ -1088,7 +1096,7 @@ static int cut_add(cutter *c, citem it) {
 /* Adds old's last item, the cut so far holding old's other items in
  * order: when it closes the piece, that piece is old itself, which goes
  * to out as it is (its bytes are not built and hashed again) and the next
- * piece cut gets no base until the caller gives one (cut_rebase). 1 when
+ * piece cut gets no base until the caller gives one (cut_step). 1 when
  * it closed, 0 when not, -1 on failure. */
 static int cut_add_old_last(cutter *c, citem it, tnode *old) {
   ltree *t = c->t;
@@ -1103,14 +1111,19 @@ static int cut_add_old_last(cutter *c, citem it, tnode *old) {
   if (vec_push(t, c->out, &e)) return -1;
   t->x->cut.n = 0;
   c->size = 0;
-  c->base = NULL;
-  c->base_at = c->out->n;
+  c->nbases = 0; /* (old was the base: it stays) */
   return 1;
 }
 
-/* The base of the next piece cut (after cut_add_old_last). */
-static void cut_rebase(cutter *c, const unsigned char *base) {
-  if (c->base_at == c->out->n) c->base = base;
+/* The cut went on into the old piece old: it is the base of a piece cut
+ * after those the bases before it go to. So every old piece a recut
+ * replaces is some new piece's base, unless more old pieces were merged
+ * than new ones cut: the pack stores that piece as a delta on it, and the
+ * flush drops it from the node cache (a put that moved a boundary left the
+ * old next piece cached and wrote the new one whole: 0.37 pieces a put in
+ * a 20,000-record collection). */
+static void cut_step(cutter *c, const unsigned char *old) {
+  if (c->nbases < CUT_BASES) c->bases[c->nbases++] = old;
 }
 
 /* Adds an item known not to close the piece. */
@@ -1126,8 +1139,8 @@ static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned ch
   c->t = t;
   c->level = level;
   c->out = out;
-  c->base = base;
-  c->base_at = 0;
+  c->bases[0] = base;
+  c->nbases = base != NULL;
   c->size = 0;
   t->x->cut.n = 0;
   out->n = 0;
@@ -1242,7 +1255,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
   for (int g = 0; g <= H; g++) P[g] = t->x->path[g];
   cutter c;
   cut_init(&c, t, h, out, base);
-  int closed = 0, rebase = 0;
+  int closed = 0;
   /* (an old piece closes at its last item only: that one is tested again.
    * A record added after a leaf's last one, the leaf not the root: when
    * that last record ends the leaf, the leaf stays as it is, and the piece
@@ -1254,7 +1267,6 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
                             : cut_add(&c, item_of(&node->items[i]));
     if (r < 0) return -1;
     closed = r;
-    rebase = after_leaf && r == 1;
   }
   for (size_t i = 0; i < nw->n; i++) {
     int r = cut_add(&c, nw->v[i]);
@@ -1270,6 +1282,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
     if (r == 0) return fail(t, "corrupt", "collection tree of tenant '%s' ends early", t->tenant);
     np++;
     node = P[h].node;
+    cut_step(&c, node->digest);
   }
   if (j >= node->n && closed) { *pieces = np; return 0; }
   for (;;) {
@@ -1280,8 +1293,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
       np++;
       node = P[h].node;
       j = 0;
-      if (rebase) cut_rebase(&c, node->digest);
-      rebase = 0;
+      cut_step(&c, node->digest);
     }
     int r = cut_add(&c, item_of(&node->items[j]));
     if (r < 0) return -1;
@@ -1458,8 +1470,8 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
     c.t = t;
     c.level = h;
     c.out = nw;
-    c.base = node->digest;
-    c.base_at = 0;
+    c.bases[0] = node->digest;
+    c.nbases = 1;
     c.size = 0;
     t->x->cut.n = 0;
     size_t j = 0;
