@@ -1120,8 +1120,8 @@ static int cut_add_old_last(cutter *c, citem it, tnode *old) {
  * replaces is some new piece's base, unless more old pieces were merged
  * than new ones cut: the pack stores that piece as a delta on it, and the
  * flush drops it from the node cache (a put that moved a boundary left the
- * old next piece cached and wrote the new one whole: 0.37 pieces a put in
- * a 20,000-record collection). */
+ * old next piece cached and wrote the new one whole: 0.37 leaves a put
+ * under random puts into 10,000-22,000 records). */
 static void cut_step(cutter *c, const unsigned char *old) {
   if (c->nbases < CUT_BASES) c->bases[c->nbases++] = old;
 }
