@@ -243,7 +243,8 @@ local PLACEHOLDER_DIGEST = ("0"):rep(64)
 --- Builds the codec context for one store (refs go to its ROOT/refs).
 -- Before each use the caller sets ctx.pending = {} (refs to write once the
 -- whole encode succeeded, so that a failed save writes nothing) and
--- ctx.root (the name used in error paths).
+-- ctx.root (the name used in error paths: a string, or a function the
+-- encoder calls only when it fails; mydb.encode.set_path).
 -- opts (optional, encoding only, store may be nil):
 --   no_policies = true  policies are not consulted (classes' own use_refs are)
 --   measure = true      ref handlers and ref fields are not serialized: a
