@@ -175,6 +175,40 @@ describe("mydb.Db", function()
       assert.equal(1, #S.db:history("t", "c"))
     end)
 
+    it("tells an equal put_many from a changing one among many records (both update paths)", function()
+      -- 300 records; then batches of 20 (merged into the leaves) and of
+      -- 300 (the whole tree rebuilt): equal ones change nothing, one new
+      -- value among equal ones makes one version
+      local function count()
+        local n = 0
+        for _ in S.db:records("t", "c") do n = n + 1 end
+        return n
+      end
+      local all = {}
+      for i = 1, 300 do all[("k%03d"):format(i)] = { n = i } end
+      assert.is_true(S.db:put_many("t", "u", "c", all))
+      local some = {}
+      for i = 1, 20 do some[("k%03d"):format(i * 7)] = { n = i * 7 } end
+      for _, batch in ipairs { some, all } do
+        local d = S.db:get_digest("t", "c")
+        local versions = #S.db:history("t", "c")
+        assert.is_false(S.db:put_many("t", "u", "c", batch))
+        assert.equal(d, S.db:get_digest("t", "c"))
+        local k = next(batch)
+        local was = batch[k]
+        batch[k] = { n = -1 }
+        assert.is_true(S.db:put_many("t", "u", "c", batch))
+        batch[k] = was
+        assert.equal(versions + 1, #S.db:history("t", "c"))
+        assert.equal(300, count())
+        assert.same({ n = -1 }, S.db:get("t", "c", k))
+        assert.is_true(S.db:put_many("t", "u", "c", { [k] = was })) -- (as it was)
+      end
+      local new = { k999 = { n = 999 }, k001 = { n = 1 } }
+      assert.is_true(S.db:put_many("t", "u", "c", new))
+      assert.equal(301, count())
+    end)
+
     it("returns false for an empty map on a new entry and creates nothing", function()
       assert.is_false(S.db:put_many("t", "u", "c", {}))
       assert.is_false(S.db:exists("t", "c"))

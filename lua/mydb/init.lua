@@ -380,6 +380,7 @@ function Db:put_many(tenant, user, entry, items, opts)
   if encode_items(entry, items, ctx, recs) == 0 then return false end
   local r = self:_apply(tenant, user, { [entry] = { records = recs, made_keys = true } }, ctx, opts)[entry]
   if not r.made then return false end
+  if r.made == true then return true end -- (mydb.plan: any record changed)
   for k in pairs(recs) do if r.made[k] then return true end end
   return false
 end

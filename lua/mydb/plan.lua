@@ -110,9 +110,20 @@ local function single_change(state, p)
   return k
 end
 
+-- Whether a plan's record changes need no look-up before the update: a
+-- put_many (made_keys) into a collection with neither a TTL field (nothing
+-- to expire) nor an index (nothing to reindex), with no listener (no
+-- events): all it reports is whether any record changed, which the tree's
+-- update tells.
+local function blind_many(db, state, p)
+  return p.made_keys and p.records and not state.ttl and not next(state.indexes)
+    and #db._listeners == 0
+end
+
 --- Plans one collection entry: returns the new state and the record
--- changes made ({key = {old = raw|nil, new = raw|nil, expired = bool}}), or
--- nil when nothing changes.
+-- changes made ({key = {old = raw|nil, new = raw|nil, expired = bool}}; for
+-- a put_many without TTL field, index or listener: true when any record
+-- changed), or nil when nothing changes.
 function plan.collection(db, tenant, entry, parent, p, ctx)
   local info = parent and db:_collection_info(tenant, entry, parent)
   local state = state_of(info)
@@ -137,6 +148,14 @@ function plan.collection(db, tenant, entry, parent, p, ctx)
     end
     state.tree = t
     return state, made
+  end
+  if blind_many(db, state, p) then
+    -- (one descent a record saved: the update skips equal values itself)
+    local root, delta, changed = collection.update_many(t, state.root, state.count, p.records)
+    if not changed and not meta_changed then return nil end
+    if changed then state.root, state.count = root, state.count + delta end
+    state.tree = t
+    return state, changed or {}
   end
   local eff, n, made = effective_changes(db, tenant, t, state, p)
   if n == 0 and not meta_changed then return nil end
