@@ -542,4 +542,30 @@ describe("mydb.Db", function()
       assert.equal('"a\\u0000b"', core.encode("a\0b"))
     end)
   end)
+  describe("core.encode's tables kept between calls", function()
+    -- (lcodec keeps the encoder's table of tables met and its key anchor
+    -- between calls: nothing of one call may show in the next)
+    it("encodes a table met in an earlier call, or in a failed one, as new", function()
+      local shared = { x = 1 }
+      local first = core.encode({ a = shared, b = shared })
+      assert.matches('"__id__"', first) -- (shared inside one call)
+      assert.equal('{"x":1}', core.encode(shared))
+      assert.equal(first, core.encode({ a = shared, b = shared }))
+      assert.has_error(function() core.encode({ a = shared, f = print }) end)
+      assert.equal('{"x":1}', core.encode(shared))
+      assert.equal('[{"x":1}]', core.encode({ shared }))
+    end)
+
+    it("encodes small values the same after a large one (tables dropped, not emptied)", function()
+      local big, many = {}, {}
+      for i = 1, 1000 do big["k" .. i] = i; many[i] = { i } end
+      local small = { b = { 1 }, a = "s" }
+      local before = core.encode(small)
+      assert.equal(1000, #cjson.decode(core.encode(many)))
+      local decoded = cjson.decode(core.encode(big))
+      assert.equal(1000, decoded.k1000)
+      assert.equal(before, core.encode(small))
+      assert.equal('{"a":"s","b":[1]}', before)
+    end)
+  end)
 end)

@@ -67,8 +67,9 @@ function Line:commit(changes, user, message, extra_parents)
   local id = commits.make(self.db, self.tenant, parent, changes, user, message, extra_parents)
   local heads
   if self.main then
-    heads = {}
-    for i, ch in ipairs(changes) do heads[i] = ch end
+    -- (changes is mydb.write's, made for this commit: it becomes the head
+    -- changes, the branch's head added)
+    heads = changes
     heads[#heads + 1] = { self.key, id }
   else
     heads = { { self.key, id } }

@@ -29,8 +29,7 @@ end
 --- {count=, root=digest, node=, root_bytes=, ttl=, resolver=, indexes=} of the
 -- collection snapshot digest of entry (type_mismatch on a snapshot entry).
 function colinfo.get(db, tenant, entry, digest)
-  local key = tenant .. "/" .. digest
-  local info = db._colinfo[key]
+  local info = colinfo.known(db, tenant, digest)
   if info then return info end
   local bytes = db._store:read(tenant, digest)
   if not write.is_collection(bytes) then
@@ -45,16 +44,25 @@ function colinfo.get(db, tenant, entry, digest)
   info = { count = count, root = root, node = node, root_bytes = root_bytes, ttl = extra.ttl,
            resolver = extra.resolver, indexes = extra.indexes or {} }
   check_info(info, digest)
-  if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
-  db._colinfo[key], db._colcount = info, db._colcount + 1
+  colinfo.remember(db, tenant, digest, info)
   return info
 end
 
 --- Remembers the info of a snapshot this handle just wrote (mydb.write
 -- built it: nothing to parse).
+-- (db._colinfo maps tenant -> digest -> info: a look-up builds no
+-- "tenant/digest" string)
 function colinfo.remember(db, tenant, digest, info)
   if db._colcount > MEMO_MAX then db._colinfo, db._colcount = {}, 0 end
-  db._colinfo[tenant .. "/" .. digest], db._colcount = info, db._colcount + 1
+  local m = db._colinfo[tenant]
+  if not m then m = {}; db._colinfo[tenant] = m end
+  m[digest], db._colcount = info, db._colcount + 1
+end
+
+--- The info remembered for tenant's snapshot digest, or nil.
+function colinfo.known(db, tenant, digest)
+  local m = db._colinfo[tenant]
+  return m and m[digest]
 end
 
 --- Forgets what was remembered (after a gc, say).

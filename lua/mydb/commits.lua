@@ -28,6 +28,7 @@ local commits = {}
 
 local PREFIX = '{"commit":1,'
 local MEMO_MAX = 1024
+local NONE = {} -- (no extra parents: never written)
 local memo_put
 
 --- True if bytes are a commit object.
@@ -63,28 +64,32 @@ end
 
 -- The memo keeps two generations: when the new one is full it becomes the
 -- old one, and a hit in the old one moves up (a hot path stays cached).
-local function memo_get(memo, key)
-  local c = memo.map[key]
+-- Each maps tenant -> id -> commit (a look-up builds no "tenant/id" string).
+local function memo_get(memo, tenant, id)
+  local m = memo.map[tenant]
+  local c = m and m[id]
   if c then return c end
-  c = memo.old[key]
+  local o = memo.old[tenant]
+  c = o and o[id]
   if c then
-    memo.old[key] = nil
-    memo_put(memo, key, c)
+    o[id] = nil
+    memo_put(memo, tenant, id, c)
   end
   return c
 end
 
-memo_put = function(memo, key, c)
+memo_put = function(memo, tenant, id, c)
   if memo.count >= MEMO_MAX then memo.old, memo.map, memo.count = memo.map, {}, 0 end
-  memo.map[key], memo.count = c, memo.count + 1
+  local m = memo.map[tenant]
+  if not m then m = {}; memo.map[tenant] = m end
+  m[id], memo.count = c, memo.count + 1
 end
 
 --- The decoded commit id of tenant (remembered per handle: commits are
 -- immutable). not_found if absent, invalid_argument if id is another object.
 function commits.read(db, tenant, id)
   local memo = db._commits
-  local key = tenant .. "/" .. id
-  local c = memo_get(memo, key)
+  local c = memo_get(memo, tenant, id)
   if c then return c end
   local ok, bytes = pcall(db._store.read, db._store, tenant, id)
   if not ok then
@@ -102,7 +107,7 @@ function commits.read(db, tenant, id)
   if t.height > 0 and not t.jump then -- the jump is the first parent
     t.jump, t.jump_height, t.jump_parent = t.parents[1], t.height - 1, true
   end
-  memo_put(memo, key, t)
+  memo_put(memo, tenant, id, t)
   return t
 end
 
@@ -313,7 +318,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   local state = root and collection.flush_stored(t, root)
   local now = core.realtime()
   if parent then now = math.max(now, parent.time) end
-  for _, p in ipairs(extra_parents or {}) do -- a merge is no older than what it merges
+  for _, p in ipairs(extra_parents or NONE) do -- a merge is no older than what it merges
     now = math.max(now, commits.read(db, tenant, p).time)
   end
   local c = {
@@ -325,14 +330,14 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   if next(prev) then c.prev = prev end
   if parent then
     c.parents = { parent.id }
-    for _, p in ipairs(extra_parents or {}) do c.parents[#c.parents + 1] = p end
+    for _, p in ipairs(extra_parents or NONE) do c.parents[#c.parents + 1] = p end
     c.jump, c.jump_height, c.jump_time = jump_of(db, tenant, parent)
     c.jump_parent = c.jump == parent.id or nil
   end
   local bytes, id = core.commit_bytes(c)
   db._store:write(tenant, bytes, id, parent and parent.id)
   c.parents, c.prev, c.id = c.parents or {}, prev, id
-  memo_put(db._commits, tenant .. "/" .. id, c)
+  memo_put(db._commits, tenant, id, c)
   return id, c
 end
 

@@ -14,8 +14,10 @@ local function state_of(info)
     count = info and info.count or 0, root = info and info.root,
     ttl = info and info.ttl, resolver = info and info.resolver, indexes = {},
   }
-  for name, ix in pairs(info and info.indexes or {}) do
-    state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+  if info then
+    for name, ix in pairs(info.indexes) do
+      state.indexes[name] = { count = ix.count, expr = ix.expr, root = ix.root }
+    end
   end
   return state
 end
@@ -48,7 +50,8 @@ end
 -- Index creation and removal; returns whether the metadata changed.
 local function plan_index_ops(db, tenant, t, state, p, ctx)
   local changed = false
-  for _, op in ipairs(p.index_ops or {}) do
+  if not p.index_ops then return false end
+  for _, op in ipairs(p.index_ops) do
     if op.drop then
       if state.indexes[op.name] then state.indexes[op.name] = nil; changed = true end
     else
@@ -144,7 +147,9 @@ function plan.collection(db, tenant, entry, parent, p, ctx)
     local made = {}
     if delta then
       state.root, state.count = root, state.count + delta
-      made[one] = { old = old, new = v or nil, expired = false }
+      -- (what a put replaced is for on_change listeners only; db:delete
+      -- reads what it removed)
+      made[one] = (v and #db._listeners == 0) or { old = old, new = v or nil, expired = false }
     end
     state.tree = t
     return state, made

@@ -29,6 +29,7 @@ local plan = require "mydb.plan"
 local branch = require "mydb.branch"
 
 local raise = errors.raise
+local NO_EVENTS = {} -- (what a commit with no listener returns: never written)
 
 local write = {}
 
@@ -93,10 +94,10 @@ local function record_events(events, tenant, entry, user, made)
 end
 
 -- Plans one entry under the lock: adds what to write to staged and what
--- to tell to events (out.events nil: no listener); nothing is written yet.
-local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
+-- to tell to events (nil: no listener) and the entry's result to
+-- results; nothing is written yet.
+local function stage_entry(db, line, tenant, user, entry, p, ctx, staged, events, results)
   local store = db._store
-  local staged, events, results = out.staged, out.events, out.results
   local parent = line:version(entry)
   local dropped = p.fresh and parent or nil
   if dropped then
@@ -108,7 +109,8 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, out)
   end
   -- (a record write to a collection version this handle knows - it wrote
   -- or parsed it: mydb.colinfo - needs no read of its bytes)
-  local known = parent and p.records and not p.save and db._colinfo[tenant .. "/" .. parent]
+  local colinfos = db._colinfo[tenant] -- (tenant -> digest -> info)
+  local known = parent and p.records and not p.save and colinfos and colinfos[parent]
   local parent_bytes = parent and not known and store:read(tenant, parent)
   results[entry] = { written = false }
   -- a merge's version names both sides (doc/FORMAT.md "Snapshots")
@@ -201,9 +203,15 @@ end
 -- table that gets the commit's id (commit).
 function write.commit(db, tenant, user, entry_plans, ctx, opts)
   local store = db._store
-  local entries = {}
-  for entry in pairs(entry_plans) do entries[#entries + 1] = entry end
-  table.sort(entries)
+  local entries
+  local e1 = next(entry_plans)
+  if e1 ~= nil and next(entry_plans, e1) == nil then
+    entries = e1 -- (one entry, as every put: no list to sort)
+  else
+    entries = {}
+    for entry in pairs(entry_plans) do entries[#entries + 1] = entry end
+    table.sort(entries)
+  end
   local lock <close> = store:lock(tenant)
   local line = branch.open(db, lock, tenant)
   if opts and opts.expect_tip ~= nil then
@@ -215,16 +223,20 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
     end
   end
   -- (the events are for on_change listeners: none, no events built)
-  local out = { results = {}, staged = {}, events = #db._listeners > 0 and {} or nil }
+  local results, staged, events = {}, {}, #db._listeners > 0 and {} or nil
   -- 1. Plan every entry: any error leaves the store as it was.
-  for _, entry in ipairs(entries) do
-    stage_entry(db, line, tenant, user, entry, entry_plans[entry], ctx, out)
+  if type(entries) == "string" then
+    stage_entry(db, line, tenant, user, entries, entry_plans[entries], ctx, staged, events, results)
+  else
+    for _, entry in ipairs(entries) do
+      stage_entry(db, line, tenant, user, entry, entry_plans[entry], ctx, staged, events, results)
+    end
   end
-  local results, events = out.results, out.events or {}
-  if #out.staged == 0 and not (opts and opts.parents) then return results, {} end
+  events = events or NO_EVENTS
+  if #staged == 0 and not (opts and opts.parents) then return results, NO_EVENTS end
   -- 2. Objects. 3. One journal line moves every touched head; it releases
   -- the lock, then waits for durability.
-  local changes = write_objects(store, tenant, user, out.staged, results, ctx)
+  local changes = write_objects(store, tenant, user, staged, results, ctx)
   -- 4. The tenant commit: one object (and its state's path) more.
   local commit_id, heads = line:commit(changes, user, opts and opts.message, opts and opts.parents)
   if opts and opts.out then opts.out.commit = commit_id end

@@ -49,7 +49,7 @@ typedef struct keyrec {
   double d;
   const char *s;
   size_t len;
-  int anchor;        /* index in the frame's anchor table */
+  lua_Integer anchor; /* index in the anchor table */
 } keyrec;
 
 typedef struct codec_state {
@@ -60,10 +60,69 @@ typedef struct codec_state {
   mydb_buf path;     /* encoder: path of the failing value, built on unwind */
   keyrec *keys;      /* stack of key records, one region per open table */
   size_t nkeys, capkeys;
+  /* The cached state's encoder tables, kept between calls (registry refs,
+   * LUA_NOREF until first used): the tables met (cycles and shared ones)
+   * and the anchor of the key records' strings, indexed as st->keys. Two
+   * tables and their parts were four allocations of every core.encode,
+   * a tenth of a put's. Emptied when the call ends; dropped when large. */
+  int seen_ref, anchor_ref;
+  size_t anchor_hi; /* highest anchor index set since emptied */
 } codec_state;
+
+/* Tables kept between calls: at most this many entries are emptied one by
+ * one at the end of a call; a larger one is dropped for the collector. */
+#define KEPT_TABLE_MAX 256
+
+static void drop_ref(lua_State *L, int *ref) {
+  if (*ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+}
+
+/* Pushes the kept table of *ref (made now if there is none). */
+static void push_kept(lua_State *L, int *ref) {
+  if (*ref == LUA_NOREF || lua_rawgeti(L, LUA_REGISTRYINDEX, *ref) != LUA_TTABLE) {
+    if (*ref != LUA_NOREF) lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
+/* Empties the kept tables after a call (or drops them when large). */
+static void empty_kept(lua_State *L, codec_state *st) {
+  if (st->anchor_ref != LUA_NOREF) {
+    if (st->anchor_hi > KEPT_TABLE_MAX) {
+      drop_ref(L, &st->anchor_ref);
+    } else {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, st->anchor_ref);
+      for (size_t i = 1; i <= st->anchor_hi; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, (lua_Integer)i);
+      }
+      lua_pop(L, 1);
+    }
+    st->anchor_hi = 0;
+  }
+  if (st->seen_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->seen_ref);
+    int t = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (n <= KEPT_TABLE_MAX && lua_next(L, t)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, t); /* (clearing a field during the traversal is allowed) */
+      n++;
+    }
+    if (n > KEPT_TABLE_MAX) drop_ref(L, &st->seen_ref);
+    lua_settop(L, t - 1);
+  }
+}
 
 static int state_gc(lua_State *L) {
   codec_state *st = luaL_checkudata(L, 1, CODEC_STATE_MT);
+  drop_ref(L, &st->seen_ref);
+  drop_ref(L, &st->anchor_ref);
   mydb_buf_free(&st->out);
   mydb_buf_free(&st->str);
   mydb_buf_free(&st->path);
@@ -78,6 +137,7 @@ static int state_gc(lua_State *L) {
 static int state_close(lua_State *L) {
   codec_state *st = luaL_checkudata(L, 1, CODEC_STATE_MT);
   if (!st->cached) return state_gc(L);
+  empty_kept(L, st);
   st->busy = 0;
   st->out.len = st->str.len = st->path.len = 0;
   st->nkeys = 0;
@@ -94,6 +154,7 @@ static codec_state *new_state(lua_State *L, int cached) {
   codec_state *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
   st->cached = cached;
+  st->seen_ref = st->anchor_ref = LUA_NOREF;
   if (luaL_newmetatable(L, CODEC_STATE_MT)) {
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
@@ -386,7 +447,14 @@ static size_t collect_keys(enc *e, int t, size_t n, int general) {
   codec_state *st = e->st;
   keys_reserve(L, st, n);
   size_t base = st->nkeys;
-  lua_createtable(L, (int)(n > INT32_MAX ? 0 : n), 0);
+  size_t at = 0; /* anchor index of the first key, minus one */
+  if (st->cached) {
+    push_kept(L, &st->anchor_ref);
+    at = base;
+    if (base + n > st->anchor_hi) st->anchor_hi = base + n;
+  } else {
+    lua_createtable(L, (int)(n > INT32_MAX ? 0 : n), 0);
+  }
   int anchor = lua_gettop(L);
   size_t i = 0;
   lua_pushnil(L);
@@ -396,7 +464,7 @@ static size_t collect_keys(enc *e, int t, size_t n, int general) {
     keyrec *k = &st->keys[base + i];
     memset(k, 0, sizeof *k);
     k->type = lua_type(L, -1);
-    k->anchor = (int)i + 1;
+    k->anchor = (lua_Integer)(at + i + 1);
     if (k->type == LUA_TSTRING) k->s = lua_tolstring(L, -1, &k->len);
     else if (k->type == LUA_TNUMBER) {
       k->isint = lua_isinteger(L, -1);
@@ -404,7 +472,7 @@ static size_t collect_keys(enc *e, int t, size_t n, int general) {
       else k->d = lua_tonumber(L, -1);
     } else if (k->type == LUA_TBOOLEAN) k->i = lua_toboolean(L, -1);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, anchor, (lua_Integer)i + 1);
+    lua_rawseti(L, anchor, k->anchor);
     i++;
   }
   st->nkeys = base + i;
@@ -716,7 +784,8 @@ static void enc_setup(lua_State *L, enc *e, codec_state *st, int ctx) {
     if (lua_getfield(L, ctx, "ref_save") == LUA_TFUNCTION) e->ref_save = lua_gettop(L);
     else lua_pop(L, 1);
   }
-  lua_newtable(L);
+  if (st->cached) push_kept(L, &st->seen_ref); /* (empty: state_close) */
+  else lua_newtable(L);
   e->seen = lua_gettop(L);
 }
 
