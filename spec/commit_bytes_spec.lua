@@ -30,7 +30,8 @@ local function random_commit(r)
               height = r(1000) - 1, size = r(5) == 1 and 0 or r(100000), entries = {} }
   local times = { 1700000000.25, 1700000000, 0.1, 1e21, 123.456789012345678, 2 ^ 53 + 0.0, 5e-324 }
   c.time = r(3) == 1 and (r(1e9) + r(1000) / 1024) or times[r(#times)]
-  for _ = 1, r(8) - 1 do c.entries[name(r)] = r(4) == 1 and false or digest(r) end
+  -- (up to 7 entries, or 19: lcommit.c sorts up to 8 names on the C stack)
+  for _ = 1, r(r(5) == 1 and 20 or 8) - 1 do c.entries[name(r)] = r(4) == 1 and false or digest(r) end
   if r(2) == 1 then c.message = name(r) .. " message\n\t" .. name(r) end
   if r(4) ~= 1 then
     c.parents = { digest(r) }

@@ -292,12 +292,6 @@ end
 function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   local t = state_tree(db, tenant)
   local upd, n = {}, 0
-  if parent then
-    -- the parent's own changes get its id in the state from now on
-    for name, v in pairs(parent.entries) do
-      if v then upd[name] = state_value(v, parent.id) end
-    end
-  end
   local entries, prev = {}, {}
   for _, ch in ipairs(changes) do
     local name, version = ch[1], ch[2]
@@ -308,6 +302,13 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     end
     upd[name] = version and state_value(version) or false
     n = n + 1
+  end
+  if parent then
+    -- the parent's own changes get its id in the state from now on (those
+    -- this commit changes again have their new value above)
+    for name, v in pairs(parent.entries) do
+      if v and entries[name] == nil then upd[name] = state_value(v, parent.id) end
+    end
   end
   local root, delta = parent and parent.state, 0
   local size = parent and parent.size or 0

@@ -81,7 +81,8 @@ static void put_map(lua_State *L, mydb_buf *b, const char *field) {
     n++;
     lua_pop(L, 1);
   }
-  key_span *keys = n ? lua_newuserdatauv(L, n * sizeof *keys, 0) : NULL;
+  key_span few[8]; /* (a commit names a few entries: no userdata) */
+  key_span *keys = n <= 8 ? few : lua_newuserdatauv(L, n * sizeof *keys, 0);
   size_t i = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) { /* the strings stay alive: the table holds them */
