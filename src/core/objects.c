@@ -88,8 +88,11 @@ int mydb__object_write_piece(mydb *db, const char *digest, const char *tenant,
     }
     rc = odb->write_near(db->be, tenant, digest, buf, len, base,
                          base_buf, base_buf ? base_len : 0);
+    int cached = bb != NULL;
     if (bb) mydb_blob_release(bb);
-    if (rc == MYDB_OK && tenant && db->cache.max && strcmp(base, digest) != 0) {
+    /* (a base the cache does not hold - a tree's piece, which the caller
+     * keeps in its node cache - is not looked for again at the commit) */
+    if (rc == MYDB_OK && cached && tenant && strcmp(base, digest) != 0) {
       pthread_mutex_lock(&db->mu);
       mydb__cache_supersede(&db->cache, tenant, base);
       pthread_mutex_unlock(&db->mu);
