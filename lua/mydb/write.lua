@@ -184,7 +184,9 @@ local function write_objects(store, tenant, user, staged, results, ctx)
       s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
       s.info = built_info(s.state, root_bytes, root_node)
     end
-    if s.bytes then digest = store:write(tenant, s.bytes) end
+    -- (a collection's snapshot is not offered to the object cache: what the
+    -- next write needs of it, mydb.colinfo keeps, built_info below)
+    if s.bytes then digest = store:write(tenant, s.bytes, nil, nil, not s.state) end
     if s.adopt then digest = s.adopt end
     changes[i] = { s.entry, digest }
     results[s.entry].written = true

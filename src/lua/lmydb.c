@@ -42,6 +42,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "internal.h" /* (mydb__object_write_piece: store:write's cache flag) */
 #include "lmydb.h"
 #include "mydb.h"
 
@@ -238,27 +239,32 @@ static int store_tenants(lua_State *L) {
   return push_names(L, b);
 }
 
-/* store:write(tenant|nil, bytes [, digest [, base]]) -> digest. With digest
- * (the codec's, computed as it built the bytes) the bytes are not hashed
- * again; base names the piece these bytes replace (mydb_object_write_near:
- * the pack backend may keep only the difference). */
+/* store:write(tenant|nil, bytes [, digest [, base [, cache]]]) -> digest.
+ * With digest (the codec's, computed as it built the bytes) the bytes are
+ * not hashed again; base names the piece these bytes replace
+ * (mydb_object_write_near: the pack backend may keep only the difference);
+ * cache false: the bytes are not offered to the object cache (a
+ * collection's snapshot, whose parsed form mydb.colinfo keeps). */
 static int store_write(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
   size_t len;
   const char *bytes = check_str(L, 3, "bytes", &len);
-  if (!lua_isnoneornil(L, 4)) {
-    const char *d = check_digest(L, 4);
-    const char *base = lua_isnoneornil(L, 5) ? NULL : check_digest(L, 5);
-    int rc = mydb_object_write_near(s->db, d, tenant, bytes, len, base);
-    if (rc != MYDB_OK) return core_error(L, rc);
-    lua_pushvalue(L, 4);
-    return 1;
-  }
+  int cache = lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
   char digest[MYDB_DIGEST_BUF];
-  int rc = mydb_object_write(s->db, digest, tenant, bytes, len);
+  const char *d;
+  if (!lua_isnoneornil(L, 4)) {
+    d = check_digest(L, 4);
+  } else {
+    int rc = mydb_sha256_hex(digest, bytes, len);
+    if (rc != MYDB_OK) return core_error(L, rc);
+    d = digest;
+  }
+  const char *base = lua_isnoneornil(L, 5) ? NULL : check_digest(L, 5);
+  int rc = mydb__object_write_piece(s->db, d, tenant, bytes, len, base, NULL, 0, cache);
   if (rc != MYDB_OK) return core_error(L, rc);
-  lua_pushlstring(L, digest, MYDB_DIGEST_HEX);
+  if (d == digest) lua_pushlstring(L, d, MYDB_DIGEST_HEX);
+  else lua_pushvalue(L, 4);
   return 1;
 }
 
