@@ -238,14 +238,36 @@ int mydb__pack_segcreate(mydb *db, pspace *ps, uint64_t num, int *out) {
 
 /* ----------------------------------------------------------------- state */
 
-static void objs_clear(mydb__htab *t) {
-  for (size_t i = 0; i < t->nb; i++) {
-    mydb__hnode *n = t->b[i];
-    while (n) {
-      mydb__hnode *next = n->next;
-      free(n);
-      n = next;
-    }
+static ploc *ploc_new(ppool *pool) {
+  if (!pool->chunks || pool->used == PPOOL_N) {
+    ppool_chunk *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->next = pool->chunks;
+    pool->chunks = c;
+    pool->used = 0;
+  }
+  return &pool->chunks->items[pool->used++];
+}
+
+/* Takes back the ploc ploc_new just gave (its insertion failed). */
+static void ploc_unnew(ppool *pool) { pool->used--; }
+
+/* Empties t and frees its plocs; keep_one: the newest chunk stays, for
+ * the next staged set. */
+static void objs_clear(mydb__htab *t, ppool *pool, int keep_one) {
+  ppool_chunk *c = pool->chunks;
+  pool->used = 0;
+  if (keep_one && c) {
+    ppool_chunk *rest = c->next;
+    c->next = NULL;
+    c = rest;
+  } else {
+    pool->chunks = NULL;
+  }
+  while (c) {
+    ppool_chunk *next = c->next;
+    free(c);
+    c = next;
   }
   mydb__htab_free(t);
 }
@@ -256,7 +278,7 @@ void mydb__pack_space_reset(pspace *ps) {
   free(ps->segs);
   ps->segs = NULL;
   ps->nsegs = ps->capsegs = 0;
-  objs_clear(&ps->objs);
+  objs_clear(&ps->objs, &ps->objs_pool, 0);
   mydb__hmap_clear(&ps->heads);
   if (ps->sync) mydb__psync_unref(ps->sync);
   ps->sync = NULL;
@@ -286,14 +308,14 @@ static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
   uint64_t h = mydb__hash(digest, 32);
   ploc *l = (ploc *)mydb__htab_find(&ps->objs, h, (const char *)digest, 32);
   if (!l) {
-    l = malloc(sizeof *l);
+    l = ploc_new(&ps->objs_pool);
     if (!l) return MYDB_ENOMEM;
     memcpy(l->digest, digest, 32);
     l->h.hash = h;
     l->h.key = (const char *)l->digest;
     l->h.klen = 32;
     if (mydb__htab_add(&ps->objs, &l->h) != 0) {
-      free(l);
+      ploc_unnew(&ps->objs_pool);
       return MYDB_ENOMEM;
     }
   }
@@ -322,7 +344,7 @@ int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
     }
     if (type == REC_GEN) {
       /* Everything before is superseded: the generation holds it all. */
-      objs_clear(&ps->objs);
+      objs_clear(&ps->objs, &ps->objs_pool, 0);
       mydb__hmap_clear(&ps->heads);
       size_t i = mydb__pack_segidx(ps, seg);
       if (i != (size_t)-1 && i > 0) seg_drop_before(ps, i);
@@ -1080,13 +1102,19 @@ void mydb__pack_unlock_tenant(pspace *ps) {
 /* --------------------------------------------------------------- staging */
 
 void mydb__pack_stage_drop(pspace *ps) {
-  objs_clear(&ps->staged);
   if (ps->stage.cap > ((size_t)64 << 10)) { /* (kept: a put's size) */
+    objs_clear(&ps->staged, &ps->staged_pool, 0);
     mydb_buf_free(&ps->stage);
   } else {
+    objs_clear(&ps->staged, &ps->staged_pool, 1);
     ps->stage.len = 0;
     ps->stage.failed = 0;
   }
+}
+
+void mydb__pack_stage_free(pspace *ps) {
+  objs_clear(&ps->staged, &ps->staged_pool, 0);
+  mydb_buf_free(&ps->stage);
 }
 
 const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]) {
@@ -1113,7 +1141,7 @@ static int stage_record(pspace *ps, int type, const unsigned char d[32],
   if (mydb__pack_staged(ps, d)) return MYDB_OK;
   if (len > SIZE_MAX / 2) /* (mydb_buf's own limit) */
     return mydb__seterr(MYDB_ENOMEM, "object too large to stage");
-  ploc *l = malloc(sizeof *l);
+  ploc *l = ploc_new(&ps->staged_pool);
   if (!l) return mydb__seterr(MYDB_ENOMEM, "out of memory");
   unsigned char h[PACK_HDR];
   hdr_make(h, type, (uint64_t)len + 32,
@@ -1131,7 +1159,7 @@ static int stage_record(pspace *ps, int type, const unsigned char d[32],
   l->len = len;
   l->depth = (unsigned char)depth;
   if (ps->stage.failed || mydb__htab_add(&ps->staged, &l->h) != 0) {
-    free(l);
+    ploc_unnew(&ps->staged_pool);
     ps->stage.len = at; /* (a failed buffer keeps nothing past at) */
     ps->stage.failed = 0;
     return mydb__seterr(MYDB_ENOMEM, "out of memory staging an object");

@@ -89,8 +89,7 @@ static void space_close(mydb *db, pbackend *pb, pspace *ps) {
     }
   }
   mydb__pack_space_reset(ps);
-  mydb__pack_stage_drop(ps);
-  mydb_buf_free(&ps->stage);
+  mydb__pack_stage_free(ps);
   if (ps->lockfd >= 0) mydb__close(ps->lockfd);
   free(ps);
 }

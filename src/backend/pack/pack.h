@@ -81,6 +81,20 @@ typedef struct ploc {
   unsigned char depth; /* 0: whole bytes; else a delta, chain length */
 } ploc;
 
+/* Where a space's plocs come from: chunks of PPOOL_N, handed out in order
+ * and freed all at once (the index is dropped whole; the staged set after
+ * each commit): not two mallocs an object written, one of them kept as
+ * long as the space. */
+#define PPOOL_N 85 /* (a chunk just under 8 KiB) */
+typedef struct ppool_chunk {
+  struct ppool_chunk *next;
+  ploc items[PPOOL_N];
+} ppool_chunk;
+typedef struct ppool {
+  ppool_chunk *chunks; /* the newest first */
+  size_t used;         /* items handed out of the newest */
+} ppool;
+
 typedef struct pspace {
   mydb__hnode h; /* in pb->spaces; key: tenant name, "" for the refs */
   struct pspace *prev, *next; /* LRU */
@@ -91,6 +105,7 @@ typedef struct pspace {
   dev_t dev;       /* of the active segment */
   ino_t ino;
   mydb__htab objs;  /* 32-byte digest -> ploc */
+  ppool objs_pool;  /* ... its plocs */
   mydb__htab heads; /* entry -> mydb__hentry */
   int lockfd;       /* pack/lock, or -1 */
   int syncfd;       /* pack/synced (read-only, for its poison), or -1 */
@@ -122,6 +137,7 @@ typedef struct pspace {
   mydb_buf stage;   /* staged object records, encoded */
   mydb_buf dscratch; /* a delta being made (stage_near), reused */
   mydb__htab staged; /* 32-byte digest -> ploc (off: into stage) */
+  ppool staged_pool; /* ... its plocs */
   int noindex;      /* a repack's new generation: never write an index
                        nor a durable point */
   /* a walk (mydb__pack_journal): called for each commit line */
@@ -183,6 +199,8 @@ int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
                             size_t clen);
 /* Drops the staged objects. */
 void mydb__pack_stage_drop(pspace *ps);
+/* Frees the staged set and the stage buffer (the space is going). */
+void mydb__pack_stage_free(pspace *ps);
 /* Writes the index of ps (its state as scanned). */
 int mydb__pack_write_index(mydb *db, pspace *ps);
 /* Opens segment i of the chain if needed; its fd or a negative error. */
