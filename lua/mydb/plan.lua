@@ -13,6 +13,7 @@ local function state_of(info)
   local state = {
     count = info and info.count or 0, root = info and info.root,
     ttl = info and info.ttl, resolver = info and info.resolver, indexes = {},
+    tree = nil, -- (set by plan.collection: named for the table's room)
   }
   if info then
     for name, ix in pairs(info.indexes) do

@@ -112,7 +112,8 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, staged, events
   local colinfos = db._colinfo[tenant] -- (tenant -> digest -> info)
   local known = parent and p.records and not p.save and colinfos and colinfos[parent]
   local parent_bytes = parent and not known and store:read(tenant, parent)
-  results[entry] = { written = false }
+  -- (the fields set later named here: the table is made with room for them)
+  results[entry] = { written = false, made = nil, digest = nil, info = nil }
   -- a merge's version names both sides (doc/FORMAT.md "Snapshots")
   local meta_parent = (parent and p.merge_parent) and { parent, p.merge_parent } or parent
   if p.resolver ~= nil and not p.save and not p.records and parent_bytes
@@ -146,7 +147,7 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, staged, events
     if parent_bytes and not write.is_collection(parent_bytes) then write.mismatch(entry, false) end
     local state, made = plan.collection(db, tenant, entry, parent, p, ctx)
     if state then
-      staged[#staged + 1] = { entry = entry, state = state, parent = meta_parent }
+      staged[#staged + 1] = { entry = entry, state = state, parent = meta_parent, bytes = nil, info = nil }
       results[entry].made = made
       if events then record_events(events, tenant, entry, user, made) end
     end
