@@ -269,7 +269,12 @@ static void objs_clear(mydb__htab *t, ppool *pool, int keep_one) {
     free(c);
     c = next;
   }
-  mydb__htab_free(t);
+  if (keep_one && t->nb && t->nb <= 64) { /* (a put's few: the buckets stay) */
+    memset(t->b, 0, t->nb * sizeof *t->b);
+    t->n = 0;
+  } else {
+    mydb__htab_free(t);
+  }
 }
 
 void mydb__pack_space_reset(pspace *ps) {
