@@ -137,6 +137,7 @@ local function in_history(self, tenant, entry, digest)
 end
 
 function Db:_collection_info(tenant, entry, digest) return colinfo.get(self, tenant, entry, digest) end
+function Db:_known_collection_info(tenant, digest) return colinfo.known(self, tenant, digest) end
 function Db:_tree(tenant, info) return colinfo.tree(self, tenant, info) end
 function Db:_write_tree(tenant, entry, info) return colinfo.write_tree(self, tenant, entry, info) end
 

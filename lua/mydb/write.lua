@@ -109,8 +109,7 @@ local function stage_entry(db, line, tenant, user, entry, p, ctx, staged, events
   end
   -- (a record write to a collection version this handle knows - it wrote
   -- or parsed it: mydb.colinfo - needs no read of its bytes)
-  local colinfos = db._colinfo[tenant] -- (tenant -> digest -> info)
-  local known = parent and p.records and not p.save and colinfos and colinfos[parent]
+  local known = parent and p.records and not p.save and db:_known_collection_info(tenant, parent)
   local parent_bytes = parent and not known and store:read(tenant, parent)
   -- (the fields set later named here: the table is made with room for them)
   results[entry] = { written = false, made = nil, digest = nil, info = nil }
@@ -186,7 +185,7 @@ local function write_objects(store, tenant, user, staged, results, ctx)
       s.info = built_info(s.state, root_bytes, root_node)
     end
     -- (a collection's snapshot is not offered to the object cache: what the
-    -- next write needs of it, mydb.colinfo keeps, built_info below)
+    -- next write needs of it is s.info, which mydb.colinfo keeps)
     if s.bytes then digest = store:write(tenant, s.bytes, nil, nil, not s.state) end
     if s.adopt then digest = s.adopt end
     changes[i] = { s.entry, digest }
