@@ -1715,6 +1715,30 @@ static void psync_fail(psync *s) {
   poison_write(s->syncfd, s->segnum); /* and the other processes know */
 }
 
+/* When the library is unloaded (core.so at lua_close, or the process's
+ * exit): the failed states no handle holds any more, kept only by their
+ * pin, are released (the pin is for the process's life, which ends here;
+ * the "synced" file keeps the poison for other processes). A state a
+ * handle still holds is left to it. */
+__attribute__((destructor)) static void psync_release_pinned(void) {
+  pthread_mutex_lock(&sync_mu);
+  psync **pp = &syncs;
+  while (*pp) {
+    psync *s = *pp;
+    if (s->refs == 1 && atomic_load(&s->failed)) {
+      *pp = s->next;
+      mydb__close(s->fd);
+      if (s->syncfd >= 0) mydb__close(s->syncfd);
+      pthread_cond_destroy(&s->cv);
+      pthread_mutex_destroy(&s->mu);
+      free(s);
+    } else {
+      pp = &s->next;
+    }
+  }
+  pthread_mutex_unlock(&sync_mu);
+}
+
 void mydb__pack_sync_failed(mydb *db, pspace *ps) {
   psync *s = mydb__psync_get(db, ps);
   if (!s) return;
