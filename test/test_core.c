@@ -1509,8 +1509,9 @@ static void test_numtext(void) {
 }
 
 /* mydb__crc32 against the check value of CRC-32 and a bit-at-a-time
- * reference, on every length to 108 at the first eight alignments, and
- * chained. */
+ * reference, on every length to 600 at the first sixteen alignments (the
+ * folding path takes 64 bytes and more, 16 at a time; the tables the
+ * rest), and chained at a third and at an odd split. */
 static uint32_t crc32_reference(const unsigned char *p, size_t n) {
   uint32_t c = 0xffffffffu;
   while (n--) {
@@ -1523,18 +1524,21 @@ static uint32_t crc32_reference(const unsigned char *p, size_t n) {
 static void test_crc32(void) {
   CHECK(mydb__crc32(0, "123456789", 9) == 0xCBF43926u);
   CHECK(mydb__crc32(0, "", 0) == 0);
-  unsigned char buf[128];
+  unsigned char buf[640];
   unsigned seed = 5;
   for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)rand_r(&seed);
   int ok = 1;
-  for (size_t off = 0; off < 8; off++)
-    for (size_t n = 0; n + off <= 108; n++) {
+  for (size_t off = 0; off < 16; off++)
+    for (size_t n = 0; n + off <= 600; n++) {
       uint32_t want = crc32_reference(buf + off, n);
       ok &= mydb__crc32(0, buf + off, n) == want;
-      size_t half = n / 3;
-      ok &= mydb__crc32(mydb__crc32(0, buf + off, half), buf + off + half, n - half) == want;
+      size_t third = n / 3, odd = n > 77 ? 77 : n;
+      ok &= mydb__crc32(mydb__crc32(0, buf + off, third), buf + off + third, n - third) == want;
+      ok &= mydb__crc32(mydb__crc32(0, buf + off, odd), buf + off + odd, n - odd) == want;
     }
   CHECK(ok);
+  memset(buf, 0xff, sizeof buf); /* (all ones: every carry-less product full) */
+  CHECK(mydb__crc32(0, buf, sizeof buf) == crc32_reference(buf, sizeof buf));
 }
 
 static void test_delta(void) {
