@@ -350,8 +350,15 @@ function Db:put(tenant, user, entry, key, value, opts)
   local ctx = self:_ctx()
   set_path(ctx, entry, key)
   local raw = core.encode(value, ctx)
-  local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx, opts)[entry]
-  return r.made ~= nil and r.made[key] ~= nil
+  local changed, digest, info, not_durable = write.put_one(self, tenant, user, entry, key, raw, ctx,
+    opts and opts.message)
+  if changed == nil then -- (not the simple case: the whole plan)
+    local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx, opts)[entry]
+    return r.made ~= nil and r.made[key] ~= nil
+  end
+  if info then colinfo.remember(self, tenant, digest, info) end
+  if not_durable then error(not_durable, 0) end
+  return changed
 end
 
 --- Adds or replaces many records in one version.

@@ -30,6 +30,7 @@ local branch = require "mydb.branch"
 
 local raise = errors.raise
 local NO_EVENTS = {} -- (what a commit with no listener returns: never written)
+local NONE = {} -- (a collection's indexes when it has none: never written)
 
 local write = {}
 
@@ -195,6 +196,22 @@ local function write_objects(store, tenant, user, staged, results, ctx)
   return changes
 end
 
+-- Moves the heads in one journal line, which releases the lock, then waits
+-- for durability. The contract: a write returns (durable with fsync on),
+-- or raises and is not visible; or, when only the sync after it failed,
+-- raises io with committed = true: visible, durability unknown (after a
+-- failed fsync the kernel may have dropped the pages: never claimed
+-- again). Returns that error (nil: durable); raises any other.
+local function publish(lock, heads)
+  local ok, err = pcall(lock.commit, lock, heads, true)
+  if ok then return nil end
+  if errors.is(err, "io") and tostring(err.message):find("committed but not durable", 1, true) then
+    err.committed = true
+    return err
+  end
+  error(err, 0)
+end
+
 --- Applies a plan ({entry = p}) for one tenant as one commit on the
 -- handle's current branch (opts.message: the commit's message). Returns
 -- {entry = {digest=, made=, written=}} and the events to emit.
@@ -242,23 +259,47 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
   -- 4. The tenant commit: one object (and its state's path) more.
   local commit_id, heads = line:commit(changes, user, opts and opts.message, opts and opts.parents)
   if opts and opts.out then opts.out.commit = commit_id end
-  local ok, err = pcall(lock.commit, lock, heads, true)
+  local err = publish(lock, heads)
   for _, ev in ipairs(events) do
     if ev.action ~= "drop" then ev.digest = results[ev.entry].digest end
     ev.commit = commit_id
   end
-  if not ok then
-    -- The contract: a write returns (durable with fsync on), or raises and
-    -- is not visible; or, when only the sync after it failed, raises io
-    -- with committed = true: visible, durability unknown (after a failed
-    -- fsync the kernel may have dropped the pages: never claimed again).
-    if errors.is(err, "io") and tostring(err.message):find("committed but not durable", 1, true) then
-      err.committed, err.results, err.commit = true, results, commit_id
-      return results, events, err
-    end
-    error(err, 0)
-  end
-  return results, events
+  if err then err.results, err.commit = results, commit_id end
+  return results, events, err
+end
+
+--- One record put into an existing collection, when nothing else needs
+-- planning: no on_change listener, no TTL field (the collection's or the
+-- handle's to adopt), no index, and a collection version this handle knows
+-- (mydb.colinfo: it wrote or parsed it). The same commit as write.commit's
+-- for { [entry] = { records = { [key] = raw } } } - the same objects and
+-- digests - without its plan, staging and result tables (a put's Lua
+-- allocations and instructions: doc/design/put-path.md). Returns whether
+-- the record changed, then the commit's info for mydb.colinfo (digest,
+-- info) and the io error of a commit that is visible but not durable; or
+-- nil when the put needs write.commit (nothing written: the lock is
+-- released).
+function write.put_one(db, tenant, user, entry, key, raw, ctx, message)
+  if #db._listeners > 0 or db._ttl_field or next(ctx.pending) then return nil end
+  local store = db._store
+  local lock <close> = store:lock(tenant)
+  local line = branch.open(db, lock, tenant)
+  local parent = line:version(entry)
+  local info = parent and db:_known_collection_info(tenant, parent)
+  if not info or info.ttl or next(info.indexes) then return nil end
+  local t = db:_write_tree(tenant, entry, info)
+  local root, delta = collection.update(t, info.root, key, raw)
+  if not delta then return false end
+  local state = { count = info.count + delta, root = root, ttl = nil, resolver = info.resolver,
+                  indexes = NONE }
+  local root_bytes, root_node
+  root_bytes, root_node, state.root = collection.flush(t, root)
+  local digest = store:write(tenant, collection_bytes(state, root_bytes, parent, user), nil, nil,
+    false)
+  local commit_id, heads = line:commit({ { entry, digest } }, user, message)
+  local err = publish(lock, heads)
+  if err then err.commit = commit_id end
+  return true, digest, built_info(state, root_bytes, root_node), err
 end
 
 return write
