@@ -88,3 +88,35 @@ describe("core.commit_bytes", function()
     assert.are.equal("invalid_argument", err.code)
   end)
 end)
+
+describe("store:write_commit", function()
+  it("writes the bytes core.commit_bytes builds, under their id, and checks its arguments", function()
+    local root = H.tmpdir()
+    finally(function() H.rmrf(root) end)
+    local store = core.open(root, { backend = "pack", fsync = false })
+    store:tenant_init("t")
+    local r = rng(13)
+    local prev
+    for i = 1, 50 do
+      local c = random_commit(r)
+      local bytes, want = core.commit_bytes(c)
+      local id = store:write_commit("t", c, prev)
+      assert.are.equal(want, id, "commit " .. i)
+      assert.are.equal(bytes, store:read("t", id), "commit " .. i)
+      prev = id
+    end
+    local c = { date = "d", entries = {}, height = 0, size = 0, time = 1, user_id = "u" }
+    for _, args in ipairs({
+      { nil, c }, { "bad/tenant", c }, { "t", "not a table" }, { "t", c, "not a digest" },
+      { "t", { date = "d", entries = "x", height = 0, size = 0, time = 1, user_id = "u" } },
+    }) do
+      local ok, err = pcall(store.write_commit, store, args[1], args[2], args[3])
+      assert.is_false(ok)
+      assert.are.equal("invalid_argument", type(err) == "table" and err.code or err)
+    end
+    store:close()
+    local ok, err = pcall(store.write_commit, store, "t", c)
+    assert.is_false(ok)
+    assert.are.equal("closed", err.code)
+  end)
+end)

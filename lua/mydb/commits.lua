@@ -312,7 +312,13 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   end
   local root, delta = parent and parent.state, 0
   local size = parent and parent.size or 0
-  if next(upd) then
+  local k1, v1 = next(upd)
+  if k1 ~= nil and next(upd, k1) == nil then
+    -- (one state change, as a put's: no map handed to the tree; the tree
+    -- is a function of its records, so the same pieces)
+    local r, d = collection.update(t, root, k1, v1 or nil)
+    root, delta = r, d or 0
+  elseif k1 ~= nil then
     local r, d = collection.update_many(t, root, size, upd)
     root, delta = r, d
   end
@@ -335,8 +341,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     c.jump, c.jump_height, c.jump_time = jump_of(db, tenant, parent)
     c.jump_parent = c.jump == parent.id or nil
   end
-  local bytes, id = core.commit_bytes(c)
-  db._store:write(tenant, bytes, id, parent and parent.id)
+  local id = db._store:write_commit(tenant, c, parent and parent.id)
   c.parents, c.prev, c.id = c.parents or {}, prev, id
   memo_put(db._commits, tenant, id, c)
   return id, c

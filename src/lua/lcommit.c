@@ -3,6 +3,8 @@
  * "Commits and refs"; mydb.commits builds the commit table).
  *
  *   core.commit_bytes(c) -> bytes, id
+ *   store:write_commit(tenant, c, base) -> id   (lmydb.c: built here, written
+ *                                               there; no bytes to Lua)
  *
  * c is the commit table commits.make fills: date, entries {name = version
  * | false}, height, jump / jump_height / jump_time (written unless
@@ -106,49 +108,46 @@ static void put_map(lua_State *L, mydb_buf *b, const char *field) {
   lua_settop(L, t);
 }
 
-/* Pushes c[field] (c at index 1); returns whether it is truthy. */
-static int field(lua_State *L, const char *name) {
-  lua_getfield(L, 1, name);
+/* Pushes c[field] (c at index c); returns whether it is truthy. */
+static int field(lua_State *L, int c, const char *name) {
+  lua_getfield(L, c, name);
   return lua_toboolean(L, -1);
 }
 
-static int l_commit_bytes(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  mydb_buf *b = lmydb_buf_new(L); /* index 2 */
+void lmydb_commit_build(lua_State *L, int c, mydb_buf *b) {
   mydb_buf_puts(b, "{\"commit\":1,\"date\":");
-  field(L, "date");
+  field(L, c, "date");
   put_scalar(L, -1, b, "date");
   lua_pop(L, 1);
   mydb_buf_puts(b, ",\"entries\":");
-  if (lua_getfield(L, 1, "entries") != LUA_TTABLE) bad(L, "entries");
+  if (lua_getfield(L, c, "entries") != LUA_TTABLE) bad(L, "entries");
   put_map(L, b, "entries");
   lua_pop(L, 1);
   mydb_buf_puts(b, ",\"height\":");
-  field(L, "height");
+  field(L, c, "height");
   put_tostring(L, -1, b, "height");
   lua_pop(L, 1);
-  int jump = field(L, "jump");
-  int jump_parent = field(L, "jump_parent");
+  int jump = field(L, c, "jump");
+  int jump_parent = field(L, c, "jump_parent");
   lua_pop(L, 1);
   if (jump && !jump_parent) {
     mydb_buf_puts(b, ",\"jump\":");
     put_quoted(L, -1, b, "jump");
     mydb_buf_puts(b, ",\"jump_height\":");
-    field(L, "jump_height");
+    field(L, c, "jump_height");
     put_tostring(L, -1, b, "jump_height");
     mydb_buf_puts(b, ",\"jump_time\":");
-    field(L, "jump_time");
+    field(L, c, "jump_time");
     put_scalar(L, -1, b, "jump_time");
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
-  if (field(L, "message")) {
+  if (field(L, c, "message")) {
     mydb_buf_puts(b, ",\"message\":");
     put_scalar(L, -1, b, "message");
   }
   lua_pop(L, 1);
-  if (field(L, "parents")) {
+  if (field(L, c, "parents")) {
     if (!lua_istable(L, -1)) bad(L, "parents");
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     mydb_buf_puts(b, ",\"parents\":[\"");
@@ -163,7 +162,7 @@ static int l_commit_bytes(lua_State *L) {
     mydb_buf_puts(b, "\"]");
   }
   lua_pop(L, 1);
-  if (field(L, "prev")) {
+  if (field(L, c, "prev")) {
     if (!lua_istable(L, -1)) bad(L, "prev");
     lua_pushnil(L);
     if (lua_next(L, -2)) {
@@ -174,24 +173,31 @@ static int l_commit_bytes(lua_State *L) {
   }
   lua_pop(L, 1);
   mydb_buf_puts(b, ",\"size\":");
-  field(L, "size");
+  field(L, c, "size");
   put_tostring(L, -1, b, "size");
   lua_pop(L, 1);
-  if (field(L, "state")) {
+  if (field(L, c, "state")) {
     mydb_buf_puts(b, ",\"state\":");
     put_quoted(L, -1, b, "state");
   }
   lua_pop(L, 1);
   mydb_buf_puts(b, ",\"time\":");
-  field(L, "time");
+  field(L, c, "time");
   put_scalar(L, -1, b, "time");
   lua_pop(L, 1);
   mydb_buf_puts(b, ",\"user_id\":");
-  field(L, "user_id");
+  field(L, c, "user_id");
   put_scalar(L, -1, b, "user_id");
   lua_pop(L, 1);
   mydb_buf_putc(b, '}');
   if (b->failed) lmydb_error(L, "out_of_memory", "out of memory building a commit");
+}
+
+static int l_commit_bytes(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  mydb_buf *b = lmydb_buf_new(L); /* index 2 */
+  lmydb_commit_build(L, 1, b);
   char id[MYDB_DIGEST_BUF];
   if (mydb_sha256_hex(id, b->data, b->len) != MYDB_OK) lmydb_error(L, "io", "%s", mydb_errmsg());
   lua_pushlstring(L, b->data, b->len);

@@ -268,6 +268,28 @@ static int store_write(lua_State *L) {
   return 1;
 }
 
+/* store:write_commit(tenant, c [, base]) -> id: the commit table c
+ * (core.commit_bytes's form, lcommit.c) built, hashed and written in one
+ * call, its bytes never handed to Lua; base: the parent commit, the piece
+ * it is near (mydb_object_write_near). */
+static int store_write_commit(lua_State *L) {
+  lstore *s = check_store(L);
+  const char *tenant = check_tenant(L, 2);
+  if (!lua_istable(L, 3))
+    lmydb_error(L, "invalid_argument", "a commit must be a table, got %s", luaL_typename(L, 3));
+  const char *base = lua_isnoneornil(L, 4) ? NULL : check_digest(L, 4);
+  lua_settop(L, 4);
+  mydb_buf *b = lmydb_buf_new(L); /* index 5: freed if a raise comes first */
+  lmydb_commit_build(L, 3, b);
+  char id[MYDB_DIGEST_BUF];
+  int rc = mydb_sha256_hex(id, b->data, b->len);
+  if (rc == MYDB_OK) rc = mydb__object_write_piece(s->db, id, tenant, b->data, b->len, base, NULL, 0, 1);
+  lmydb_buf_done(b);
+  if (rc != MYDB_OK) return core_error(L, rc);
+  lua_pushlstring(L, id, MYDB_DIGEST_HEX);
+  return 1;
+}
+
 static int store_read(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = opt_tenant(L, 2);
@@ -762,6 +784,7 @@ int luaopen_mydb_core(lua_State *L) {
   static const luaL_Reg store_methods[] = {
       {"tenant_init", store_tenant_init}, {"tenant_exists", store_tenant_exists},
       {"tenants", store_tenants},         {"write", store_write},
+      {"write_commit", store_write_commit},
       {"read", store_read},               {"exists", store_exists},
       {"objects", store_objects},         {"head", store_head},
       {"heads", store_heads},             {"lock", store_lock},

@@ -58,6 +58,9 @@ void lmydb_open_codec(lua_State *L);
 int lmydb_put_scalar(lua_State *L, int idx, mydb_buf *b);
 /* Adds core.commit_bytes (lcommit.c). */
 void lmydb_open_commit(lua_State *L);
+/* lcommit.c: the bytes of the commit table at stack index c onto b (the
+ * form core.commit_bytes returns); raises invalid_argument on a bad field. */
+void lmydb_commit_build(lua_State *L, int c, mydb_buf *b);
 /* Adds the binary inner piece and chunk hash functions (lpiece.c). */
 void lmydb_open_piece(lua_State *L);
 /* Adds core.tree_cursor, the collection tree's reader (ltree_read.c). */
