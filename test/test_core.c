@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "delta.h"
+#include "dfilter.h"
 #include "fsutil.h"
 #include "internal.h" /* (the object cache: test_cache_superseded) */
 #include "jsonstr.h"
@@ -1541,6 +1542,46 @@ static void test_crc32(void) {
   CHECK(mydb__crc32(0, buf, sizeof buf) == crc32_reference(buf, sizeof buf));
 }
 
+/* The digest filter: every digest added is "may"; of 100,000 absent ones
+ * few are (two bits of sixteen a digest: ~1.4%); it asks to be rebuilt
+ * when never built and when full; freed, it is as new. */
+static void test_dfilter(void) {
+  mydb__dfilter f = {0};
+  CHECK(mydb__dfilter_full(&f));
+  unsigned char d[32];
+  CHECK(mydb__dfilter_may(&f, (const unsigned char *)"01234567890123456789012345678901"));
+  mydb__dfilter_reset(&f, 1000);
+  int all = 1, rebuilt = 0;
+  for (unsigned i = 0; i < 50000; i++) {
+    (void)mydb__sha256(d, &i, sizeof i);
+    if (mydb__dfilter_full(&f)) { /* as the pack's index does: sized anew, all again */
+      rebuilt++;
+      mydb__dfilter_reset(&f, 2 * i);
+      for (unsigned j = 0; j < i; j++) {
+        unsigned char e[32];
+        (void)mydb__sha256(e, &j, sizeof j);
+        mydb__dfilter_add(&f, e);
+      }
+    }
+    mydb__dfilter_add(&f, d);
+  }
+  for (unsigned i = 0; i < 50000; i++) {
+    (void)mydb__sha256(d, &i, sizeof i);
+    all &= mydb__dfilter_may(&f, d);
+  }
+  CHECK(all);
+  CHECK(rebuilt >= 2);
+  unsigned fp = 0;
+  for (unsigned i = 50000; i < 150000; i++) {
+    (void)mydb__sha256(d, &i, sizeof i);
+    fp += (unsigned)mydb__dfilter_may(&f, d);
+  }
+  printf("  digest filter: %u false positives in 100,000 absent digests\n", fp);
+  CHECK(fp < 5000); /* (< 5%) */
+  mydb__dfilter_free(&f);
+  CHECK(mydb__dfilter_full(&f) && mydb__dfilter_may(&f, d));
+}
+
 static void test_delta(void) {
   unsigned char base[2048], obj[2100], out[2100], digest[32];
   unsigned seed = 7;
@@ -1605,6 +1646,7 @@ int main(void) {
   test_delta();
   test_numtext();
   test_crc32();
+  test_dfilter();
   test_errors();
   test_tenant_valid();
   test_ref_name_valid();

@@ -277,13 +277,38 @@ static void objs_clear(mydb__htab *t, ppool *pool, int keep_one) {
   }
 }
 
+/* Empties the object index and its filter. */
+static void index_clear(pspace *ps) {
+  objs_clear(&ps->objs, &ps->objs_pool, 0);
+  mydb__dfilter_free(&ps->objs_filter);
+}
+
+/* The index's ploc of raw digest d, or NULL; the filter answers most
+ * look-ups of a digest that is absent (a new object's) by itself. */
+static ploc *index_find(const pspace *ps, const unsigned char d[32]) {
+  if (!mydb__dfilter_may(&ps->objs_filter, d)) return NULL;
+  return (ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32), (const char *)d, 32);
+}
+
+const ploc *mydb__pack_index_find(const pspace *ps, const unsigned char d[32]) {
+  return index_find(ps, d);
+}
+
+/* The filter, sized anew for twice the index's objects, holding them all. */
+static void filter_build(pspace *ps) {
+  mydb__dfilter_reset(&ps->objs_filter, 2 * ps->objs.n);
+  for (size_t i = 0; i < ps->objs.nb; i++)
+    for (mydb__hnode *x = ps->objs.b[i]; x; x = x->next)
+      mydb__dfilter_add(&ps->objs_filter, ((const ploc *)x)->digest);
+}
+
 void mydb__pack_space_reset(pspace *ps) {
   for (size_t i = 0; i < ps->nsegs; i++)
     if (ps->segs[i].fd >= 0) mydb__close(ps->segs[i].fd);
   free(ps->segs);
   ps->segs = NULL;
   ps->nsegs = ps->capsegs = 0;
-  objs_clear(&ps->objs, &ps->objs_pool, 0);
+  index_clear(ps);
   mydb__hmap_clear(&ps->heads);
   if (ps->sync) mydb__psync_unref(ps->sync);
   ps->sync = NULL;
@@ -302,27 +327,27 @@ void mydb__pack_space_reset(pspace *ps) {
 /* A delta's chain length: one more than its base's (the base digest
  * starts the delta), or unknown when the base is not known (yet). */
 static int delta_depth(const pspace *ps, const unsigned char *delta) {
-  const ploc *b = (const ploc *)mydb__htab_find(
-      &ps->objs, mydb__hash(delta, 32), (const char *)delta, 32);
+  const ploc *b = mydb__pack_index_find(ps, delta);
   if (!b || b->depth >= PACK_DELTA_DEPTH) return PACK_DELTA_UNKNOWN;
   return b->depth + 1;
 }
 
 static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
                    uint64_t off, uint64_t len, int depth) {
-  uint64_t h = mydb__hash(digest, 32);
-  ploc *l = (ploc *)mydb__htab_find(&ps->objs, h, (const char *)digest, 32);
+  ploc *l = index_find(ps, digest);
   if (!l) {
     l = ploc_new(&ps->objs_pool);
     if (!l) return MYDB_ENOMEM;
     memcpy(l->digest, digest, 32);
-    l->h.hash = h;
+    l->h.hash = mydb__hash(digest, 32);
     l->h.key = (const char *)l->digest;
     l->h.klen = 32;
     if (mydb__htab_add(&ps->objs, &l->h) != 0) {
       ploc_unnew(&ps->objs_pool);
       return MYDB_ENOMEM;
     }
+    if (mydb__dfilter_full(&ps->objs_filter)) filter_build(ps);
+    else mydb__dfilter_add(&ps->objs_filter, digest);
   }
   /* the latest copy wins (a repack's new generation) */
   l->seg = seg;
@@ -349,7 +374,7 @@ int mydb__pack_apply(pspace *ps, int type, uint64_t seg, uint64_t off,
     }
     if (type == REC_GEN) {
       /* Everything before is superseded: the generation holds it all. */
-      objs_clear(&ps->objs, &ps->objs_pool, 0);
+      index_clear(ps);
       mydb__hmap_clear(&ps->heads);
       size_t i = mydb__pack_segidx(ps, seg);
       if (i != (size_t)-1 && i > 0) seg_drop_before(ps, i);

@@ -322,8 +322,7 @@ static int k_tenant_list(mydb_backend *be,
 /* ------------------------------------------------------------- objects */
 
 static const ploc *find_raw(const pspace *ps, const unsigned char d[32]) {
-  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
-                                       (const char *)d, 32);
+  return mydb__pack_index_find(ps, d);
 }
 
 static const ploc *find(const pspace *ps, const char *digest) {
@@ -347,8 +346,7 @@ static const ploc *locate(const pspace *ps, const unsigned char d[32],
   const ploc *l = mydb__pack_staged(ps, d);
   *staged = l != NULL;
   if (l) return l;
-  return (const ploc *)mydb__htab_find(&ps->objs, mydb__hash(d, 32),
-                                       (const char *)d, 32);
+  return mydb__pack_index_find(ps, d);
 }
 
 /* The bytes of l as stored (a delta's delta) in a new blob. pb->mu held.

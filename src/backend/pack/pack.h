@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "dfilter.h"
 #include "internal.h"
 
 #define PACK_HDR 24
@@ -106,6 +107,7 @@ typedef struct pspace {
   ino_t ino;
   mydb__htab objs;  /* 32-byte digest -> ploc */
   ppool objs_pool;  /* ... its plocs */
+  mydb__dfilter objs_filter; /* ... which digests it certainly lacks */
   mydb__htab heads; /* entry -> mydb__hentry */
   int lockfd;       /* pack/lock, or -1 */
   int syncfd;       /* pack/synced (read-only, for its poison), or -1 */
@@ -193,6 +195,8 @@ int mydb__pack_stage_delta(pspace *ps, const unsigned char d[32],
                            const void *delta, size_t len, int depth);
 /* The staged copy of d, or NULL. */
 const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]);
+/* The index's location of d (ps->objs, through its filter), or NULL. */
+const ploc *mydb__pack_index_find(const pspace *ps, const unsigned char d[32]);
 /* Appends the staged objects and (commit non-NULL) a head commit record in
  * one write (the lock held, ps refreshed); empties the stage. */
 int mydb__pack_append_stage(mydb *db, pspace *ps, const char *commit,
