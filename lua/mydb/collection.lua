@@ -800,14 +800,15 @@ end
 
 --- Sets key to raw value val (nil deletes). Returns the new root and the
 -- change in record count, or root and false when nothing changed; then the
--- key's raw value before (nil: absent).
-function collection.update(t, root, key, val)
+-- key's raw value before (nil: absent; also nil when want_old is false: a
+-- caller that does not read it saves the string).
+function collection.update(t, root, key, val, want_old)
   if in_lua(t) then
-    local old = root and oracle_get(t, root, key)
+    local old = root and want_old ~= false and oracle_get(t, root, key) or nil
     local r, d = oracle_update(t, root, key, val)
     return r, d, old
   end
-  return session(t):update(root, key, val)
+  return session(t):update(root, key, val, want_old ~= false)
 end
 
 --- Applies many changes (map key -> raw value, or false to delete).

@@ -316,7 +316,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   if k1 ~= nil and next(upd, k1) == nil then
     -- (one state change, as a put's: no map handed to the tree; the tree
     -- is a function of its records, so the same pieces)
-    local r, d = collection.update(t, root, k1, v1 or nil)
+    local r, d = collection.update(t, root, k1, v1 or nil, false)
     root, delta = r, d or 0
   elseif k1 ~= nil then
     local r, d = collection.update_many(t, root, size, upd)

@@ -58,17 +58,18 @@ function write.snapshot_resolver(bytes)
   return bytes:match('^{"__date__":"[^"]*","__parent__":%[[^%]]*%],"__resolver__":"([^"]*)"')
 end
 
-local function collection_bytes(state, root_bytes, parent, user)
+-- (a collection's state: count, root, ttl, resolver, indexes - plan.lua's
+-- state fields - passed one by one, as a put has no state table)
+local function collection_bytes(count, ttl, resolver, indexes, root_bytes, parent, user)
   local idx
-  if next(state.indexes) then
+  if next(indexes) then
     local t = {}
-    for name, ix in pairs(state.indexes) do
+    for name, ix in pairs(indexes) do
       t[name] = { count = ix.count, expr = ix.expr, root = ix.root }
     end
     idx = core.encode(t)
   end
-  return core.collection_bytes(state.count, idx, root_bytes, state.ttl, parent, user, now_date(),
-    state.resolver)
+  return core.collection_bytes(count, idx, root_bytes, ttl, parent, user, now_date(), resolver)
 end
 
 -- ----------------------------------------------------------------- commit
@@ -161,12 +162,12 @@ end
 -- parsing it (nil when the node of a root the snapshot embeds is not at
 -- hand; a stored root, root_bytes '"<digest>"', needs none): the caller
 -- keeps it, so the next call does not read and parse the snapshot.
-local function built_info(state, root_bytes, root_node)
-  if state.root and not root_node and root_bytes:byte(1) ~= 34 then return nil end -- '"'
+local function built_info(count, root, ttl, resolver, indexes, root_bytes, root_node)
+  if root and not root_node and root_bytes:byte(1) ~= 34 then return nil end -- '"'
   local ixs = {}
-  for name, ix in pairs(state.indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
-  return { count = state.count, root = state.root, node = root_node, root_bytes = root_bytes,
-           ttl = state.ttl, resolver = state.resolver, indexes = ixs }
+  for name, ix in pairs(indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
+  return { count = count, root = root, node = root_node, root_bytes = root_bytes,
+           ttl = ttl, resolver = resolver, indexes = ixs }
 end
 
 -- Writes refs, pieces and snapshots (content-addressed: harmless if the
@@ -176,14 +177,15 @@ local function write_objects(store, tenant, user, staged, results, ctx)
   local changes = {}
   for i, s in ipairs(staged) do
     local digest = false
-    if s.state then
-      for _, ix in pairs(s.state.indexes) do
+    local st = s.state
+    if st then
+      for _, ix in pairs(st.indexes) do
         if ix.tree then collection.flush_stored(ix.tree, ix.root) end
       end
-      local root_bytes, root_node, root = collection.flush(s.state.tree, s.state.root)
-      s.state.root = root
-      s.bytes = collection_bytes(s.state, root_bytes, s.parent, user)
-      s.info = built_info(s.state, root_bytes, root_node)
+      local root_bytes, root_node, root = collection.flush(st.tree, st.root)
+      st.root = root
+      s.bytes = collection_bytes(st.count, st.ttl, st.resolver, st.indexes, root_bytes, s.parent, user)
+      s.info = built_info(st.count, root, st.ttl, st.resolver, st.indexes, root_bytes, root_node)
     end
     -- (a collection's snapshot is not offered to the object cache: what the
     -- next write needs of it is s.info, which mydb.colinfo keeps)
@@ -288,18 +290,16 @@ function write.put_one(db, tenant, user, entry, key, raw, ctx, message)
   local info = parent and db:_known_collection_info(tenant, parent)
   if not info or info.ttl or next(info.indexes) then return nil end
   local t = db:_write_tree(tenant, entry, info)
-  local root, delta = collection.update(t, info.root, key, raw)
+  local root, delta = collection.update(t, info.root, key, raw, false)
   if not delta then return false end
-  local state = { count = info.count + delta, root = root, ttl = nil, resolver = info.resolver,
-                  indexes = NONE }
-  local root_bytes, root_node
-  root_bytes, root_node, state.root = collection.flush(t, root)
-  local digest = store:write(tenant, collection_bytes(state, root_bytes, parent, user), nil, nil,
-    false)
+  local count, resolver = info.count + delta, info.resolver
+  local root_bytes, root_node, stored = collection.flush(t, root)
+  local digest = store:write(tenant,
+    collection_bytes(count, nil, resolver, NONE, root_bytes, parent, user), nil, nil, false)
   local commit_id, heads = line:commit({ { entry, digest } }, user, message)
   local err = publish(lock, heads)
   if err then err.commit = commit_id end
-  return true, digest, built_info(state, root_bytes, root_node), err
+  return true, digest, built_info(count, stored, nil, resolver, NONE, root_bytes, root_node), err
 end
 
 return write

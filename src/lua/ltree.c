@@ -7,7 +7,8 @@
  *   core.tree(store, tenant) -> session (one per tree handle)
  *   session:seed(digest, bytes)        a root the snapshot embeds
  *   session:get(root, key)             -> raw value | nil
- *   session:update(root, key, raw|nil) -> root|nil, delta|false, old raw|nil
+ *   session:update(root, key, raw|nil [, want_old]) -> root|nil, delta|false,
+ *                                     old raw|nil (nil too when want_old is false)
  *   session:update_many(root, count, {key = raw|false})
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
@@ -1887,8 +1888,9 @@ static int tree_update(lua_State *L) {
   push_root(L, root);
   if (changed) lua_pushinteger(L, (lua_Integer)delta);
   else lua_pushboolean(L, 0);
-  if (old) lua_pushlstring(L, old->val, old->vlen); /* (a memory error here: held nodes are
-                                                       released by the next check_tree) */
+  if (old && (lua_isnone(L, 5) || lua_toboolean(L, 5)))
+    lua_pushlstring(L, old->val, old->vlen); /* (a memory error here: held nodes are
+                                                released by the next check_tree) */
   else lua_pushnil(L);
   release_held(t);
   return 3;
