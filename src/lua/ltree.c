@@ -180,14 +180,25 @@ typedef struct proto {
   int has_hash;
 } proto;
 
-/* One allocation: the node, its items, its bytes, the side buffer, the
- * cache key. */
-static tnode *node_make(npool *pool, const char *tenant, const unsigned char digest[32],
-                        int leaf, const char *bytes, size_t len, const proto *pv, size_t n,
-                        const char *side, size_t sidelen) {
+/* The node cache's hash of (tenant, digest): the digest's first word (a
+ * SHA-256: uniform) mixed with the tenant's hash, which a session computes
+ * once (no hash of the whole key a look-up). */
+static uint64_t node_hash(uint64_t tenant_hash, const unsigned char digest[32]) {
+  uint64_t h;
+  memcpy(&h, digest, 8);
+  return h ^ tenant_hash;
+}
+
+/* One allocation: the node, its cache key (right after it: a look-up that
+ * finds the node compares the key without another cache line far away),
+ * its items, its bytes, the side buffer. */
+static tnode *node_make(npool *pool, const char *tenant, uint64_t tenant_hash,
+                        const unsigned char digest[32], int leaf, const char *bytes, size_t len,
+                        const proto *pv, size_t n, const char *side, size_t sidelen) {
   size_t tl = strlen(tenant);
-  if (n > (SIZE_MAX / 2 - sizeof(tnode) - len - sidelen - tl - 64) / sizeof(titem)) return NULL;
-  size_t size = sizeof(tnode) + n * sizeof(titem) + len + sidelen + tl + 1 + 32, cap;
+  size_t cksize = (tl + 1 + 32 + 7) & ~(size_t)7; /* (the items after it: aligned) */
+  if (n > (SIZE_MAX / 2 - sizeof(tnode) - len - sidelen - cksize - 64) / sizeof(titem)) return NULL;
+  size_t size = sizeof(tnode) + cksize + n * sizeof(titem) + len + sidelen, cap;
   int cls;
   tnode *nd = pool_get(pool, size, &cls, &cap);
   if (!nd) return NULL;
@@ -195,14 +206,14 @@ static tnode *node_make(npool *pool, const char *tenant, const unsigned char dig
   nd->pool = pool;
   nd->cls = cls;
   size = cap;
-  nd->items = (titem *)(void *)(nd + 1);
+  char *ck = (char *)(nd + 1);
+  memcpy(ck, tenant, tl + 1);
+  memcpy(ck + tl + 1, digest, 32);
+  nd->items = (titem *)(void *)(ck + cksize);
   char *b = (char *)(nd->items + n);
   if (len) memcpy(b, bytes, len);
   char *s = b + len;
   if (sidelen) memcpy(s, side, sidelen);
-  char *ck = s + sidelen;
-  memcpy(ck, tenant, tl + 1);
-  memcpy(ck + tl + 1, digest, 32);
   nd->refs = 1;
   nd->leaf = leaf;
   nd->n = n;
@@ -214,7 +225,7 @@ static tnode *node_make(npool *pool, const char *tenant, const unsigned char dig
   nd->hex[MYDB_DIGEST_HEX] = '\0';
   nd->h.key = ck;
   nd->h.klen = tl + 1 + 32;
-  nd->h.hash = mydb__hash(ck, tl + 1 + 32);
+  nd->h.hash = node_hash(tenant_hash, digest);
   int64_t total = 0;
   for (size_t i = 0; i < n; i++) {
     titem *it = &nd->items[i];
@@ -264,9 +275,9 @@ static void cache_trim(lmydb_nodes *c) {
   }
 }
 
-static tnode *cache_get(lmydb_nodes *c, const char *key, size_t klen) {
+static tnode *cache_get(lmydb_nodes *c, uint64_t hash, const char *key, size_t klen) {
   if (!c) return NULL;
-  return (tnode *)(void *)mydb__htab_find(&c->tab, mydb__hash(key, klen), key, klen);
+  return (tnode *)(void *)mydb__htab_find(&c->tab, hash, key, klen);
 }
 
 /* Whether cache_put would keep n (the cache's one size rule). */
@@ -360,6 +371,7 @@ typedef struct ltree {
   lmydb_store *store; /* pinned by the user value */
   scratch *x;         /* the store's, set by each operation */
   char tenant[MYDB_TENANT_MAX + 1];
+  uint64_t tenant_hash; /* mydb__hash of tenant (node_hash) */
   mydb__htab pend;
   /* the failure of the current operation */
   const char *code;
@@ -778,7 +790,7 @@ static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *
     fail(t, "corrupt", "collection piece %s of tenant '%s' is damaged: %s", hex, t->tenant, c.why);
     return NULL;
   }
-  tnode *n = node_make(t->store->nodes->pool, t->tenant, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len);
+  tnode *n = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len);
   if (!n) oom(t);
   return n;
 }
@@ -825,7 +837,7 @@ static tnode *load(ltree *t, const unsigned char digest[32]) {
   if (p) return p->node;
   char key[MYDB_TENANT_MAX + 1 + 32];
   int kl = cache_key(t, digest, key);
-  tnode *n = cache_get(t->store->nodes, key, (size_t)kl);
+  tnode *n = cache_get(t->store->nodes, node_hash(t->tenant_hash, digest), key, (size_t)kl);
   if (n) {
     n->refs++;
     return hold(t, n) ? NULL : n;
@@ -843,7 +855,7 @@ static const tnode *known_node(ltree *t, const unsigned char digest[32]) {
   if (p) return p->node;
   char key[MYDB_TENANT_MAX + 1 + 32];
   int kl = cache_key(t, digest, key);
-  return cache_get(t->store->nodes, key, (size_t)kl);
+  return cache_get(t->store->nodes, node_hash(t->tenant_hash, digest), key, (size_t)kl);
 }
 
 /* Drops the piece a written one replaces from the node cache: the next
@@ -855,7 +867,7 @@ static const tnode *known_node(ltree *t, const unsigned char digest[32]) {
 static void cache_forget(ltree *t, const unsigned char digest[32]) {
   char key[MYDB_TENANT_MAX + 1 + 32];
   int kl = cache_key(t, digest, key);
-  tnode *n = cache_get(t->store->nodes, key, (size_t)kl);
+  tnode *n = cache_get(t->store->nodes, node_hash(t->tenant_hash, digest), key, (size_t)kl);
   if (n) cache_drop(t->store->nodes, n);
 }
 
@@ -1022,7 +1034,7 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
     p->seed = 0;
     return p->node;
   }
-  tnode *nd = node_make(t->store->nodes->pool, t->tenant, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len);
+  tnode *nd = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len);
   if (!nd) { oom(t); return NULL; }
   p = pend_add(t, nd, 0);
   node_unref(nd); /* the pending entry holds it */
@@ -1821,6 +1833,7 @@ static int l_tree(lua_State *L) {
   lua_setiuservalue(L, -2, 1); /* pins the store */
   t->store = s;
   memcpy(t->tenant, tenant, tl + 1);
+  t->tenant_hash = mydb__hash(tenant, tl);
   return 1;
 }
 
@@ -2067,7 +2080,7 @@ tnode *lmydb_tree_load(ltree *t, const unsigned char digest[32], int scan) {
   int kl = cache_key(t, digest, key);
   lmydb_nodes *c = t->store->nodes;
   if (p) n = p->node;
-  else n = cache_get(c, key, (size_t)kl);
+  else n = cache_get(c, node_hash(t->tenant_hash, digest), key, (size_t)kl);
   if (n) {
     n->refs++;
     return n;
