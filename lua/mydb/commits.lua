@@ -28,7 +28,7 @@ local commits = {}
 
 local PREFIX = '{"commit":1,'
 local MEMO_MAX = 1024
-local NONE = {} -- (no extra parents: never written)
+local NONE = {} -- (no extra parents, prev or parents: never written)
 local memo_put
 
 --- True if bytes are a commit object.
@@ -289,38 +289,47 @@ end
 -- that sets changes {{entry, version | false}, ...}; returns its id and
 -- decoded form. Writes its state pieces and itself (the commit as a
 -- near-copy of its parent: pack stores a delta).
+-- Adds a state change: the first one is kept as k1, v1; a map upd is made
+-- from the second on (a put's commit has one change: no map).
+local function add_change(upd, k1, v1, name, value)
+  if k1 == nil then return nil, name, value end
+  if not upd then upd = { [k1] = v1 } end
+  upd[name] = value
+  return upd, k1, v1
+end
+
 function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   local t = state_tree(db, tenant)
-  local upd, n = {}, 0
-  local entries, prev = {}, {}
+  local upd, k1, v1
+  local entries, prev = {}, nil
   for _, ch in ipairs(changes) do
     local name, version = ch[1], ch[2]
     entries[name] = version
     if parent and parent.entries[name] == nil then -- (else prev is the parent: left out)
       local _, by = commits.lookup(db, tenant, parent, name)
-      if by then prev[name] = by end
+      if by then prev = prev or {}; prev[name] = by end
     end
-    upd[name] = version and state_value(version) or false
-    n = n + 1
+    upd, k1, v1 = add_change(upd, k1, v1, name, version and state_value(version) or false)
   end
   if parent then
     -- the parent's own changes get its id in the state from now on (those
     -- this commit changes again have their new value above)
     for name, v in pairs(parent.entries) do
-      if v and entries[name] == nil then upd[name] = state_value(v, parent.id) end
+      if v and entries[name] == nil then
+        upd, k1, v1 = add_change(upd, k1, v1, name, state_value(v, parent.id))
+      end
     end
   end
   local root, delta = parent and parent.state, 0
   local size = parent and parent.size or 0
-  local k1, v1 = next(upd)
-  if k1 ~= nil and next(upd, k1) == nil then
-    -- (one state change, as a put's: no map handed to the tree; the tree
-    -- is a function of its records, so the same pieces)
-    local r, d = collection.update(t, root, k1, v1 or nil, false)
-    root, delta = r, d or 0
-  elseif k1 ~= nil then
+  if upd then
     local r, d = collection.update_many(t, root, size, upd)
     root, delta = r, d
+  elseif k1 ~= nil then
+    -- (one state change: the tree is a function of its records, so the
+    -- same pieces as update_many's)
+    local r, d = collection.update(t, root, k1, v1 or nil, false)
+    root, delta = r, d or 0
   end
   local state = root and collection.flush_stored(t, root)
   local now = core.realtime()
@@ -334,7 +343,7 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     message = message, entries = entries, size = size + delta, state = state,
     height = parent and parent.height + 1 or 0,
   }
-  if next(prev) then c.prev = prev end
+  c.prev = prev -- (nil: none)
   if parent then
     c.parents = { parent.id }
     for _, p in ipairs(extra_parents or NONE) do c.parents[#c.parents + 1] = p end
@@ -342,7 +351,9 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
     c.jump_parent = c.jump == parent.id or nil
   end
   local id = db._store:write_commit(tenant, c, parent and parent.id)
-  c.parents, c.prev, c.id = c.parents or {}, prev, id
+  -- (decoded commits are read, never changed: a commit with no prev or no
+  -- parent shares one empty table)
+  c.parents, c.prev, c.id = c.parents or NONE, prev or NONE, id
   memo_put(db._commits, tenant, id, c)
   return id, c
 end

@@ -89,7 +89,10 @@ function Db:_ctx(root)
     ctx = serializer.context(self._store)
     self._codec = ctx
   end
-  ctx.pending, ctx.root = {}, root
+  -- (the refs a value's encoding makes, to write with it: a fresh map
+  -- only when the last call left some)
+  if not ctx.pending or next(ctx.pending) then ctx.pending = {} end
+  ctx.root = root
   return ctx
 end
 

@@ -241,7 +241,7 @@ function serializer.changed() serializer.version = serializer.version + 1 end
 local PLACEHOLDER_DIGEST = ("0"):rep(64)
 
 --- Builds the codec context for one store (refs go to its ROOT/refs).
--- Before each use the caller sets ctx.pending = {} (refs to write once the
+-- Before each use the caller gives it an empty ctx.pending (refs to write once the
 -- whole encode succeeded, so that a failed save writes nothing) and
 -- ctx.root (the name used in error paths: a string, or a function the
 -- encoder calls only when it fails; mydb.encode.set_path).

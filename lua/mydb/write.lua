@@ -296,7 +296,8 @@ function write.put_one(db, tenant, user, entry, key, raw, ctx, message)
   local root_bytes, root_node, stored = collection.flush(t, root)
   local digest = store:write(tenant,
     collection_bytes(count, nil, resolver, NONE, root_bytes, parent, user), nil, nil, false)
-  local commit_id, heads = line:commit({ { entry, digest } }, user, message)
+  -- (room for the branch's head, which line:commit appends)
+  local commit_id, heads = line:commit({ { entry, digest }, nil }, user, message)
   local err = publish(lock, heads)
   if err then err.commit = commit_id end
   return true, digest, built_info(count, stored, nil, resolver, NONE, root_bytes, root_node), err
