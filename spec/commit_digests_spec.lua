@@ -14,9 +14,13 @@ local rng = H.rng
 
 -- Runs the script on a fresh store of backend; returns {name = value} of
 -- what it observed (commit ids, versions, the sorted object list's hash).
-local function run_script(backend)
+-- listen: an on_change listener is registered, so that every put goes
+-- through the whole plan (write.commit) instead of the simple put.
+local function run_script(backend, listen)
   local dir = H.tmpdir()
   local db = mydb.open(dir, { backend = backend, fsync = false })
+  local events = 0
+  if listen then db:on_change(function() events = events + 1 end) end
   local seen, order = {}, {}
   local function note(name, v) seen[name] = v; order[#order + 1] = name end
   local r = rng(42)
@@ -69,6 +73,7 @@ local function run_script(backend)
   table.sort(list)
   note("objects", core.sha256(table.concat(list, "\n")))
   note("object count", tostring(#list))
+  if listen then assert.is_true(events > 40, "the listener heard the writes") end
   db:close()
   H.rmrf(dir)
   return seen, order
@@ -106,4 +111,9 @@ describe("commit digests", function()
       for name in pairs(fixture) do assert.is_not_nil(seen[name], name) end
     end)
   end
+
+  it("the whole plan (a listener registered) gives the simple put's ids and objects", function()
+    local seen = pinned(function() return run_script("pack", true) end)
+    for name, v in pairs(fixture) do assert.are.equal(v, seen[name], name) end
+  end)
 end)

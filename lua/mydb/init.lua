@@ -255,15 +255,22 @@ function Db:is_initialized(tenant)
   return store:tenant_exists(tenant)
 end
 
--- Runs a plan through the one commit path, then tells the listeners.
-function Db:_apply(tenant, user, plan, ctx, opts)
-  local results, events, not_durable = write.commit(self, tenant, user, plan, ctx, opts)
+-- What follows a commit of a plan: the collection infos it built are
+-- remembered, the listeners told; then the error of a commit that is
+-- visible but not durable is raised. Returns the results.
+function Db:_settle(tenant, results, events, not_durable, ctx)
   for _, r in pairs(results) do
     if r.info then colinfo.remember(self, tenant, r.digest, r.info); r.info = nil end
   end
   changes.emit(self, events, ctx) -- what is visible, durable or not
   if not_durable then error(not_durable, 0) end
   return results
+end
+
+-- Runs a plan through the one commit path, then tells the listeners.
+function Db:_apply(tenant, user, plan, ctx, opts)
+  local results, events, not_durable = write.commit(self, tenant, user, plan, ctx, opts)
+  return self:_settle(tenant, results, events, not_durable, ctx)
 end
 
 --- Saves a whole value as a new version of entry (a snapshot entry).
@@ -353,14 +360,13 @@ function Db:put(tenant, user, entry, key, value, opts)
   local ctx = self:_ctx()
   set_path(ctx, entry, key)
   local raw = core.encode(value, ctx)
-  local changed, digest, info, not_durable = write.put_one(self, tenant, user, entry, key, raw, ctx,
-    opts and opts.message)
-  if changed == nil then -- (not the simple case: the whole plan)
-    local r = self:_apply(tenant, user, { [entry] = { records = { [key] = raw } } }, ctx, opts)[entry]
+  local changed, a, b, c = write.put(self, tenant, user, entry, key, raw, ctx, opts)
+  if changed == nil then -- (the whole plan: a, b, c are its results, events, error)
+    local r = self:_settle(tenant, a, b, c, ctx)[entry]
     return r.made ~= nil and r.made[key] ~= nil
   end
-  if info then colinfo.remember(self, tenant, digest, info) end
-  if not_durable then error(not_durable, 0) end
+  if b then colinfo.remember(self, tenant, a, b) end -- (a: the digest, b: its info)
+  if c then error(c, 0) end
   return changed
 end
 

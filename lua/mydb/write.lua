@@ -222,7 +222,8 @@ end
 -- tip the plan was made against (false: none): if the branch moved since,
 -- raises conflict with err.moved = true and writes nothing; opts.out, a
 -- table that gets the commit's id (commit).
-function write.commit(db, tenant, user, entry_plans, ctx, opts)
+-- (write.commit's work, the lock held and the branch open)
+local function commit_locked(db, lock, line, tenant, user, entry_plans, ctx, opts)
   local store = db._store
   local entries
   local e1 = next(entry_plans)
@@ -233,8 +234,6 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
     for entry in pairs(entry_plans) do entries[#entries + 1] = entry end
     table.sort(entries)
   end
-  local lock <close> = store:lock(tenant)
-  local line = branch.open(db, lock, tenant)
   if opts and opts.expect_tip ~= nil then
     local tip = line:tip()
     if (tip and tip.id or false) ~= opts.expect_tip then
@@ -270,25 +269,34 @@ function write.commit(db, tenant, user, entry_plans, ctx, opts)
   return results, events, err
 end
 
---- One record put into an existing collection, when nothing else needs
--- planning: no on_change listener, no TTL field (the collection's or the
--- handle's to adopt), no index, and a collection version this handle knows
--- (mydb.colinfo: it wrote or parsed it). The same commit as write.commit's
--- for { [entry] = { records = { [key] = raw } } } - the same objects and
--- digests - without its plan, staging and result tables (a put's Lua
+function write.commit(db, tenant, user, entry_plans, ctx, opts)
+  local lock <close> = db._store:lock(tenant)
+  return commit_locked(db, lock, branch.open(db, lock, tenant), tenant, user, entry_plans, ctx, opts)
+end
+
+--- A put of one record: one commit, the lock taken once. When nothing
+-- else needs planning - no on_change listener, no TTL field (the
+-- collection's or the handle's to adopt), no index, no ref to write with
+-- the value, and a collection version this handle knows (mydb.colinfo: it
+-- wrote or parsed it) - the commit is write.commit's for
+-- { [entry] = { records = { [key] = raw } } }, the same objects and
+-- digests, without its plan, staging and result tables (a put's Lua
 -- allocations and instructions: doc/design/put-path.md). Returns whether
--- the record changed, then the commit's info for mydb.colinfo (digest,
--- info) and the io error of a commit that is visible but not durable; or
--- nil when the put needs write.commit (nothing written: the lock is
--- released).
-function write.put_one(db, tenant, user, entry, key, raw, ctx, message)
-  if #db._listeners > 0 or db._ttl_field or next(ctx.pending) then return nil end
+-- the record changed, the new version's digest and its info for
+-- mydb.colinfo (nil: none to keep), and the io error of a commit that is
+-- visible but not durable; or, when the put needed the whole plan, nil
+-- and what write.commit returns (results, events, that error).
+function write.put(db, tenant, user, entry, key, raw, ctx, opts)
   local store = db._store
   local lock <close> = store:lock(tenant)
   local line = branch.open(db, lock, tenant)
   local parent = line:version(entry)
   local info = parent and db:_known_collection_info(tenant, parent)
-  if not info or info.ttl or next(info.indexes) then return nil end
+  if not info or info.ttl or next(info.indexes) or #db._listeners > 0 or db._ttl_field
+      or next(ctx.pending) then
+    return nil, commit_locked(db, lock, line, tenant, user,
+      { [entry] = { records = { [key] = raw } } }, ctx, opts)
+  end
   local t = db:_write_tree(tenant, entry, info)
   local root, delta = collection.update(t, info.root, key, raw, false)
   if not delta then return false end
@@ -297,7 +305,7 @@ function write.put_one(db, tenant, user, entry, key, raw, ctx, message)
   local digest = store:write(tenant,
     collection_bytes(count, nil, resolver, NONE, root_bytes, parent, user), nil, nil, false)
   -- (room for the branch's head, which line:commit appends)
-  local commit_id, heads = line:commit({ { entry, digest }, nil }, user, message)
+  local commit_id, heads = line:commit({ { entry, digest }, nil }, user, opts and opts.message)
   local err = publish(lock, heads)
   if err then err.commit = commit_id end
   return true, digest, built_info(count, stored, nil, resolver, NONE, root_bytes, root_node), err
