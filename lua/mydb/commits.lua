@@ -285,10 +285,6 @@ local function jump_of(db, tenant, p)
   return p.id, p.height, p.time
 end
 
---- Builds and writes the commit after parent (a decoded commit or nil)
--- that sets changes {{entry, version | false}, ...}; returns its id and
--- decoded form. Writes its state pieces and itself (the commit as a
--- near-copy of its parent: pack stores a delta).
 -- Adds a state change: the first one is kept as k1, v1; a map upd is made
 -- from the second on (a put's commit has one change: no map).
 local function add_change(upd, k1, v1, name, value)
@@ -298,6 +294,10 @@ local function add_change(upd, k1, v1, name, value)
   return upd, k1, v1
 end
 
+--- Builds and writes the commit after parent (a decoded commit or nil)
+-- that sets changes {{entry, version | false}, ...}; returns its id and
+-- decoded form. Writes its state pieces and itself (the commit as a
+-- near-copy of its parent: pack stores a delta).
 function commits.make(db, tenant, parent, changes, user, message, extra_parents)
   local t = state_tree(db, tenant)
   local upd, k1, v1

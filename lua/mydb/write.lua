@@ -214,15 +214,7 @@ local function publish(lock, heads)
   error(err, 0)
 end
 
---- Applies a plan ({entry = p}) for one tenant as one commit on the
--- handle's current branch (opts.message: the commit's message). Returns
--- {entry = {digest=, made=, written=}} and the events to emit.
--- For mydb.merge: opts.parents, the commit's parents after the branch's
--- tip (the commit is made even when no entry changes); opts.expect_tip, the
--- tip the plan was made against (false: none): if the branch moved since,
--- raises conflict with err.moved = true and writes nothing; opts.out, a
--- table that gets the commit's id (commit).
--- (write.commit's work, the lock held and the branch open)
+-- write.commit's work, the lock held and the branch open.
 local function commit_locked(db, lock, line, tenant, user, entry_plans, ctx, opts)
   local store = db._store
   local entries
@@ -269,6 +261,14 @@ local function commit_locked(db, lock, line, tenant, user, entry_plans, ctx, opt
   return results, events, err
 end
 
+--- Applies a plan ({entry = p}) for one tenant as one commit on the
+-- handle's current branch (opts.message: the commit's message). Returns
+-- {entry = {digest=, made=, written=}} and the events to emit.
+-- For mydb.merge: opts.parents, the commit's parents after the branch's
+-- tip (the commit is made even when no entry changes); opts.expect_tip, the
+-- tip the plan was made against (false: none): if the branch moved since,
+-- raises conflict with err.moved = true and writes nothing; opts.out, a
+-- table that gets the commit's id (commit).
 function write.commit(db, tenant, user, entry_plans, ctx, opts)
   local lock <close> = db._store:lock(tenant)
   return commit_locked(db, lock, branch.open(db, lock, tenant), tenant, user, entry_plans, ctx, opts)
