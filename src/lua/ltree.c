@@ -184,9 +184,7 @@ typedef struct proto {
  * SHA-256: uniform) mixed with the tenant's hash, which a session computes
  * once (no hash of the whole key a look-up). */
 static uint64_t node_hash(uint64_t tenant_hash, const unsigned char digest[32]) {
-  uint64_t h;
-  memcpy(&h, digest, 8);
-  return h ^ tenant_hash;
+  return mydb__digest_hash(digest) ^ tenant_hash;
 }
 
 /* One allocation: the node, its cache key (right after it: a look-up that
@@ -446,9 +444,8 @@ static void scratch_free(scratch *x) {
 }
 
 static pend *pend_get(ltree *t, const unsigned char digest[32]) {
-  uint64_t h;
-  memcpy(&h, digest, 8);
-  return (pend *)(void *)mydb__htab_find(&t->pend, h, (const char *)digest, 32);
+  return (pend *)(void *)mydb__htab_find(&t->pend, mydb__digest_hash(digest),
+                                         (const char *)digest, 32);
 }
 
 static void pend_del(ltree *t, pend *p) {
@@ -468,7 +465,7 @@ static pend *pend_add(ltree *t, tnode *n, int seed) {
   p->seed = seed;
   p->h.key = (const char *)n->digest;
   p->h.klen = 32;
-  memcpy(&p->h.hash, n->digest, 8);
+  p->h.hash = mydb__digest_hash(n->digest);
   if (mydb__htab_add(&t->pend, &p->h) != 0) {
     free(p);
     return NULL;

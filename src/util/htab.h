@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct mydb__hnode {
   struct mydb__hnode *next;
@@ -22,6 +23,13 @@ typedef struct mydb__htab {
 } mydb__htab;
 
 uint64_t mydb__hash(const void *p, size_t n);
+/* The hash of a raw 32-byte digest: its first word (a SHA-256 output is
+ * uniform already; no pass over its bytes). */
+static inline uint64_t mydb__digest_hash(const unsigned char d[32]) {
+  uint64_t h;
+  memcpy(&h, d, 8);
+  return h;
+}
 mydb__hnode *mydb__htab_find(const mydb__htab *t, uint64_t hash,
                              const char *key, size_t klen);
 /* Inserts n (n->hash, key, klen set; key not present). 0, or -1 when the

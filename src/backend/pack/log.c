@@ -287,7 +287,7 @@ static void index_clear(pspace *ps) {
  * look-ups of a digest that is absent (a new object's) by itself. */
 static ploc *index_find(const pspace *ps, const unsigned char d[32]) {
   if (!mydb__dfilter_may(&ps->objs_filter, d)) return NULL;
-  return (ploc *)mydb__htab_find(&ps->objs, mydb__pack_dhash(d), (const char *)d, 32);
+  return (ploc *)mydb__htab_find(&ps->objs, mydb__digest_hash(d), (const char *)d, 32);
 }
 
 const ploc *mydb__pack_index_find(const pspace *ps, const unsigned char d[32]) {
@@ -339,7 +339,7 @@ static int obj_put(pspace *ps, const unsigned char digest[32], uint64_t seg,
     l = ploc_new(&ps->objs_pool);
     if (!l) return MYDB_ENOMEM;
     memcpy(l->digest, digest, 32);
-    l->h.hash = mydb__pack_dhash(digest);
+    l->h.hash = mydb__digest_hash(digest);
     l->h.key = (const char *)l->digest;
     l->h.klen = 32;
     if (mydb__htab_add(&ps->objs, &l->h) != 0) {
@@ -1149,7 +1149,7 @@ void mydb__pack_stage_free(pspace *ps) {
 
 const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]) {
   if (ps->staged.n == 0) return NULL;
-  return (const ploc *)mydb__htab_find(&ps->staged, mydb__pack_dhash(d),
+  return (const ploc *)mydb__htab_find(&ps->staged, mydb__digest_hash(d),
                                        (const char *)d, 32);
 }
 
@@ -1181,7 +1181,7 @@ static int stage_record(pspace *ps, int type, const unsigned char d[32],
   mydb_buf_put(&ps->stage, d, 32);
   mydb_buf_put(&ps->stage, buf, len);
   memcpy(l->digest, d, 32);
-  l->h.hash = mydb__pack_dhash(d);
+  l->h.hash = mydb__digest_hash(d);
   l->h.key = (const char *)l->digest;
   l->h.klen = 32;
   l->seg = 0;

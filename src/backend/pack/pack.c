@@ -1107,7 +1107,7 @@ static int k_gc_sweep(mydb_backend *be, const char *tenant,
     mydb__pack_unhex((unsigned char *)key, d);
     x->key = key;
     x->klen = 32;
-    x->hash = mydb__pack_dhash((const unsigned char *)key);
+    x->hash = mydb__digest_hash((const unsigned char *)key);
     if (mydb__htab_add(&drop.t, x) != 0) {
       rc = mydb__seterr(MYDB_ENOMEM, "out of memory");
       break;

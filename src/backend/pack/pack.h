@@ -46,7 +46,6 @@
 #define MYDB_PACK_H
 
 #include <pthread.h>
-#include <string.h>
 #include <sys/types.h>
 
 #include "dfilter.h"
@@ -196,13 +195,6 @@ int mydb__pack_stage_delta(pspace *ps, const unsigned char d[32],
                            const void *delta, size_t len, int depth);
 /* The staged copy of d, or NULL. */
 const ploc *mydb__pack_staged(const pspace *ps, const unsigned char d[32]);
-/* The hash of a raw digest in the index, the staged set and a repack's
- * drop set: its first word (a SHA-256 output: uniform already). */
-static inline uint64_t mydb__pack_dhash(const unsigned char d[32]) {
-  uint64_t h;
-  memcpy(&h, d, 8);
-  return h;
-}
 /* The index's location of d (ps->objs, through its filter), or NULL. */
 const ploc *mydb__pack_index_find(const pspace *ps, const unsigned char d[32]);
 /* Appends the staged objects and (commit non-NULL) a head commit record in
