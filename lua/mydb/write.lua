@@ -27,6 +27,7 @@ local errors = require "mydb.errors"
 local collection = require "mydb.collection"
 local plan = require "mydb.plan"
 local branch = require "mydb.branch"
+local commits = require "mydb.commits"
 
 local raise = errors.raise
 local NO_EVENTS = {} -- (what a commit with no listener returns: never written)
@@ -46,7 +47,7 @@ end
 
 -- The snapshot bytes are built by the codec (src/lua/lcodec.c, the one
 -- owner of the snapshot format: doc/FORMAT.md "Snapshots").
-local function now_date() return os.date("%Y%m%d %H:%M:%S %z") end
+local now_date = commits.date
 
 local function snapshot_bytes(vjson, parent, user, resolver)
   return core.snapshot_bytes(vjson, parent, user, now_date(), resolver)
@@ -164,8 +165,11 @@ end
 -- keeps it, so the next call does not read and parse the snapshot.
 local function built_info(count, root, ttl, resolver, indexes, root_bytes, root_node)
   if root and not root_node and root_bytes:byte(1) ~= 34 then return nil end -- '"'
-  local ixs = {}
-  for name, ix in pairs(indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
+  local ixs = NONE
+  if next(indexes) then
+    ixs = {}
+    for name, ix in pairs(indexes) do ixs[name] = { count = ix.count, expr = ix.expr, root = ix.root } end
+  end
   return { count = count, root = root, node = root_node, root_bytes = root_bytes,
            ttl = ttl, resolver = resolver, indexes = ixs }
 end
@@ -289,12 +293,14 @@ end
 function write.put(db, tenant, user, entry, key, raw, ctx, opts)
   local store = db._store
   local lock <close> = store:lock(tenant)
-  local line = branch.open(db, lock, tenant)
+  local line = branch.open_kept(db, lock, tenant)
   local parent = line:version(entry)
   local info = parent and db:_known_collection_info(tenant, parent)
   if not info or info.ttl or next(info.indexes) or #db._listeners > 0 or db._ttl_field
       or next(ctx.pending) then
-    return nil, commit_locked(db, lock, line, tenant, user,
+    -- (a line of its own: the whole plan may run caller code - an index's
+    -- key function - which could put again through the kept one)
+    return nil, commit_locked(db, lock, branch.open(db, lock, tenant), tenant, user,
       { [entry] = { records = { [key] = raw } } }, ctx, opts)
   end
   local t = db:_write_tree(tenant, entry, info)
@@ -304,8 +310,7 @@ function write.put(db, tenant, user, entry, key, raw, ctx, opts)
   local root_bytes, root_node, stored = collection.flush(t, root)
   local digest = store:write(tenant,
     collection_bytes(count, nil, resolver, NONE, root_bytes, parent, user), nil, nil, false)
-  -- (room for the branch's head, which line:commit appends)
-  local commit_id, heads = line:commit({ { entry, digest }, nil }, user, opts and opts.message)
+  local commit_id, heads = line:commit_one(entry, digest, user, opts and opts.message)
   local err = publish(lock, heads)
   if err then err.commit = commit_id end
   return true, digest, built_info(count, stored, nil, resolver, NONE, root_bytes, root_node), err

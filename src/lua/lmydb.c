@@ -139,6 +139,8 @@ static int l_open(lua_State *L) {
   lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
   s->db = NULL;
   s->nodes = NULL;
+  s->commit_buf = (mydb_buf)MYDB_BUF_INIT;
+  s->commit_busy = 0;
   luaL_setmetatable(L, STORE_MT);
   /* user value: weak set of this store's live locks, released on close */
   lua_newtable(L);
@@ -179,6 +181,7 @@ static int store_close(lua_State *L) {
   }
   lmydb_nodes_free(s->nodes);
   s->nodes = NULL;
+  mydb_buf_free(&s->commit_buf);
   return 0;
 }
 
@@ -279,12 +282,27 @@ static int store_write_commit(lua_State *L) {
     lmydb_error(L, "invalid_argument", "a commit must be a table, got %s", luaL_typename(L, 3));
   const char *base = lua_isnoneornil(L, 4) ? NULL : check_digest(L, 4);
   lua_settop(L, 4);
-  mydb_buf *b = lmydb_buf_new(L); /* index 5: freed if a raise comes first */
+  /* The store's buffer, kept between calls (a put makes one commit: no
+   * buffer and no guard a call). The store owns it, so a raise while it is
+   * in use leaks nothing; it leaves it busy, and the calls after that build
+   * in a guarded buffer of their own (index 5). */
+  int own = !s->commit_busy;
+  mydb_buf *b = own ? &s->commit_buf : lmydb_buf_new(L);
+  if (own) {
+    if (b->failed) mydb_buf_free(b); /* (out of memory last time) */
+    b->len = 0;
+    s->commit_busy = 1;
+  }
   lmydb_commit_build(L, 3, b);
   char id[MYDB_DIGEST_BUF];
   int rc = mydb_sha256_hex(id, b->data, b->len);
   if (rc == MYDB_OK) rc = mydb__object_write_piece(s->db, id, tenant, b->data, b->len, base, NULL, 0, 1);
-  lmydb_buf_done(b);
+  if (own) {
+    s->commit_busy = 0;
+    if (b->cap > 65536) mydb_buf_free(b); /* (a huge message: not kept) */
+  } else {
+    lmydb_buf_done(b);
+  }
   if (rc != MYDB_OK) return core_error(L, rc);
   lua_pushlstring(L, id, MYDB_DIGEST_HEX);
   return 1;

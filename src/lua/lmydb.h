@@ -20,6 +20,8 @@ typedef struct lmydb_nodes lmydb_nodes;
 typedef struct lmydb_store {
   mydb *db;            /* NULL once closed */
   lmydb_nodes *nodes;  /* NULL until a tree is used */
+  mydb_buf commit_buf; /* store:write_commit's bytes, reused (lmydb.c) */
+  int commit_busy;     /* commit_buf in use (a raise left it so: not reused) */
 } lmydb_store;
 
 /* Raises a mydb error value {code = code, message = formatted}. Never returns. */
