@@ -321,6 +321,30 @@ describe("the collection tree in C", function()
     close_pair(P)
   end)
 
+  it("stores the root of one change in one call (update_stored), as update then flush_stored", function()
+    -- (a commit's state tree: one handle kept across commits, as commits.make)
+    local P = new_pair()
+    local r = rng(77)
+    local tc = collection.tree(P.c, "t", P.cn)
+    local to = collection.tree(P.o, "t", P.on)
+    local rc, ro, n = nil, nil, 0
+    for i = 1, 3000 do
+      local k = ("k%05d"):format(r(i < 1500 and 4000 or 300))
+      local v = r(4) ~= 1 and core.encode({ i = i, pad = ("p"):rep(r(120)) }) or nil
+      local sc, dc = collection.update_stored(tc, rc, k, v)
+      local r1, d1 = oracle.update(to, ro, k, v)
+      local so = r1 and select(3, oracle.flush(to, r1, true))
+      assert.equal(so, sc, "stored root")
+      assert.equal(d1 or 0, dc, "count change")
+      rc, ro, n = sc, so, n + dc
+      if i % 500 == 0 then same_stores(P) end
+    end
+    assert.is_true(n > 100, "a tree of more than one piece")
+    H.check_tree(P.dir .. "/c", "t", rc, n)
+    same_stores(P)
+    close_pair(P)
+  end)
+
   it("keeps a piece equal to the embedded root when it stops being the root", function()
     -- a root leaf whose last record closes it by the boundary rule: a record
     -- after it starts a second leaf, and the old root becomes a stored piece

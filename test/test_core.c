@@ -220,6 +220,19 @@ static void test_sha256(void) {
   longer[64] = 'a';
   longer[65] = 0;
   CHECK(mydb_digest_valid(longer, 65) == 0);
+
+  /* mydb__unhex: every byte value, in every position, back from mydb__hex */
+  for (int v = 0; v < 256; v++) {
+    unsigned char raw[32], back[32];
+    char hx[64];
+    for (int i = 0; i < 32; i++) raw[i] = (unsigned char)(v + 7 * i);
+    mydb__hex(hx, raw, 32);
+    mydb__unhex(back, hx);
+    CHECK(memcmp(raw, back, 32) == 0);
+  }
+  unsigned char abc[32];
+  mydb__unhex(abc, good);
+  CHECK(abc[0] == 0xba && abc[1] == 0x78 && abc[31] == 0xad);
 }
 
 static void test_errors(void) {

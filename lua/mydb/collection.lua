@@ -868,4 +868,14 @@ function collection.flush_stored(t, root)
   return stored
 end
 
+--- collection.update (nil val deletes), then collection.flush_stored, in
+-- one call: the stored root (nil: empty) and the change in record count.
+function collection.update_stored(t, root, key, val)
+  if in_lua(t) then
+    local r, d = collection.update(t, root, key, val, false)
+    return collection.flush_stored(t, r), d or 0
+  end
+  return session(t):update_stored(root, key, val)
+end
+
 return collection

@@ -333,18 +333,16 @@ function commits.make(db, tenant, parent, changes, user, message, extra_parents)
       end
     end
   end
-  local root, delta = parent and parent.state, 0
+  local root, delta, state = parent and parent.state, 0, nil
   local size = parent and parent.size or 0
-  if upd then
-    local r, d = collection.update_many(t, root, size, upd)
-    root, delta = r, d
-  elseif k1 ~= nil then
+  if k1 ~= nil and not upd then
     -- (one state change: the tree is a function of its records, so the
-    -- same pieces as update_many's)
-    local r, d = collection.update(t, root, k1, v1 or nil, false)
-    root, delta = r, d or 0
+    -- same pieces as update_many's; updated and stored in one call)
+    state, delta = collection.update_stored(t, root, k1, v1 or nil)
+  else
+    if upd then root, delta = collection.update_many(t, root, size, upd) end
+    state = root and collection.flush_stored(t, root)
   end
-  local state = root and collection.flush_stored(t, root)
   local now = core.realtime()
   if parent then now = math.max(now, parent.time) end
   for _, p in ipairs(extra_parents or NONE) do -- a merge is no older than what it merges

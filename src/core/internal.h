@@ -48,6 +48,9 @@ int mydb__syserr(int err, const char *op, const char *path);
 /* ------------------------------------------------------- format/sha256.c */
 int mydb__sha256(unsigned char out[32], const void *buf, size_t len);
 void mydb__hex(char *out, const unsigned char *in, size_t n);
+/* The 32 bytes of a digest's 64 lowercase hex digits, which the caller has
+ * checked (mydb_digest_valid). */
+void mydb__unhex(unsigned char out[32], const char *hex);
 
 /* ---------------------------------------------------------- util/blob.c */
 struct mydb_blob {

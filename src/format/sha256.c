@@ -47,6 +47,20 @@ void mydb__hex(char *out, const unsigned char *in, size_t n) {
   }
 }
 
+/* Arithmetic, no branch or table a digit: '0'-'9' are 0x30-0x39 and
+ * 'a'-'f' 0x61-0x66, so the low nibble, plus 9 when bit 6 is set, is the
+ * value. (A digest's digits are random: a test per digit mispredicts, as in
+ * mydb_digest_valid below; roots are parsed twice a put.) */
+void mydb__unhex(unsigned char out[32], const char *hex) {
+  const unsigned char *h = (const unsigned char *)hex;
+  for (size_t i = 0; i < 32; i++) {
+    unsigned hi = h[2 * i], lo = h[2 * i + 1];
+    hi = (hi & 15) + 9 * (hi >> 6);
+    lo = (lo & 15) + 9 * (lo >> 6);
+    out[i] = (unsigned char)(hi << 4 | lo);
+  }
+}
+
 int mydb_sha256_hex(char out[MYDB_DIGEST_BUF], const void *buf, size_t len) {
   unsigned char md[32];
   if (!out) return mydb__seterr(MYDB_EINVAL, "sha256: out is NULL");

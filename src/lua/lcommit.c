@@ -20,6 +20,7 @@
  * Scratch memory is guarded (lguard.c, a userdata for the key list): a
  * raise frees it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,12 @@ static void put_scalar(lua_State *L, int idx, mydb_buf *b, const char *field) {
 /* tostring(v) of a number field, as the Lua builder wrote it. */
 static void put_tostring(lua_State *L, int idx, mydb_buf *b, const char *field) {
   if (lua_type(L, idx) != LUA_TNUMBER) bad(L, field);
+  if (lua_isinteger(L, idx)) { /* (tostring's LUA_INTEGER_FMT, without a Lua string) */
+    char num[32];
+    int n = snprintf(num, sizeof num, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
+    mydb_buf_put(b, num, (size_t)n);
+    return;
+  }
   size_t len;
   const char *s = luaL_tolstring(L, idx, &len);
   mydb_buf_put(b, s, len);

@@ -37,19 +37,9 @@ static void put_varint(mydb_buf *b, uint64_t v) {
   mydb_buf_put(b, tmp, mydb__varint_put(tmp, v));
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 static int unhex32(unsigned char out[32], const char *s, size_t len) {
-  if (len != MYDB_DIGEST_HEX) return -1;
-  for (size_t i = 0; i < 32; i++) {
-    int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return -1;
-    out[i] = (unsigned char)(hi << 4 | lo);
-  }
+  if (!mydb_digest_valid(s, len)) return -1;
+  mydb__unhex(out, s);
   return 0;
 }
 

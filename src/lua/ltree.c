@@ -13,6 +13,9 @@
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
  *   session:flush(root, write_root)    -> embed|nil, root
+ *   session:update_stored(root, key, raw|nil) -> stored root|nil, delta
+ *                                      update, then flush with the root
+ *                                      written (a commit's state tree)
  *   session:piece(digest)              -> bytes of a piece built and not
  *                                         flushed (or seeded) | nil
  *   session:pending()                  -> {digest = base | false}
@@ -658,21 +661,6 @@ static int parse_leaf(pctx *c) {
   return c->p == c->end ? 0 : pfail(c, "trailing bytes");
 }
 
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  return -1;
-}
-
-static int unhex32(unsigned char out[32], const char *s) {
-  for (size_t i = 0; i < 32; i++) {
-    int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return -1;
-    out[i] = (unsigned char)(hi << 4 | lo);
-  }
-  return 0;
-}
-
 /* {"node":[[first_key,"digest",count],...]}: the first piece format's
  * inner pieces (and roots embedded by its snapshots). */
 static int parse_json_node(pctx *c) {
@@ -688,8 +676,9 @@ static int parse_json_node(pctx *c) {
     if (pstring(c, &off, &len, &in)) return -1;
     const char *hx = (in ? c->start : c->t->x->side.data) + off;
     unsigned char raw[32];
-    if (len != MYDB_DIGEST_HEX || !mydb_digest_valid(hx, len) || unhex32(raw, hx))
+    if (len != MYDB_DIGEST_HEX || !mydb_digest_valid(hx, len))
       return pfail(c, "bad node entry");
+    mydb__unhex(raw, hx);
     mydb_buf *s = &c->t->x->side;
     if (!in) s->len = off;
     pr->voff = s->len;
@@ -1785,8 +1774,9 @@ static const unsigned char *opt_root(lua_State *L, int arg, unsigned char out[32
   if (lua_isnoneornil(L, arg)) return NULL;
   size_t len;
   const char *s = lua_type(L, arg) == LUA_TSTRING ? lua_tolstring(L, arg, &len) : NULL;
-  if (!s || !mydb_digest_valid(s, len) || unhex32(out, s))
+  if (!s || !mydb_digest_valid(s, len))
     lmydb_error(L, "invalid_argument", "a root is a digest (64 lowercase hex characters) or nil");
+  mydb__unhex(out, s);
   return out;
 }
 
@@ -1981,6 +1971,44 @@ static int tree_flush(lua_State *L) {
   return 2;
 }
 
+/* Flushes root with the root written; *out: its node (NULL: no root). */
+static int flush_stored(ltree *t, const unsigned char *root, tnode **out) {
+  *out = NULL;
+  if (!root) return 0;
+  tnode *rn = load(t, root), *embed;
+  if (!rn) return -1;
+  rn->refs++; /* kept past the pending set's clearing */
+  if (hold(t, rn)) return -1;
+  if (flush(t, &rn, 1, &embed)) return -1;
+  *out = rn;
+  return 0;
+}
+
+/* session:update_stored(root, key, raw|nil) -> the stored root | nil and
+ * the change in record count (0: none): update, then flush with the root
+ * written, in one call - a commit's state tree, whose new root is written
+ * at once (no root string between the two, no embedded bytes). */
+static int tree_update_stored(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  size_t kl, vl = 0;
+  const char *key = luaL_checklstring(L, 3, &kl);
+  const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
+  int64_t delta;
+  int changed;
+  const titem *old;
+  tnode *rn;
+  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old) ||
+      flush_stored(t, root, &rn))
+    return raise_failure(L, t);
+  if (rn) lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
+  else lua_pushnil(L);
+  lua_pushinteger(L, changed ? (lua_Integer)delta : 0);
+  release_held(t);
+  return 2;
+}
+
 /* session:piece(digest) -> the bytes of a piece built here and not flushed
  * (or seeded), or nil. */
 static int tree_piece(lua_State *L) {
@@ -2035,6 +2063,7 @@ void lmydb_open_tree(lua_State *L) {
       {"seed", tree_seed},     {"get", tree_get},     {"update", tree_update},
       {"update_many", tree_update_many},              {"build", tree_build},
       {"flush", tree_flush},   {"piece", tree_piece}, {"pending", tree_pending},
+      {"update_stored", tree_update_stored},
       {"cache_limit", tree_cache_limit},
       {NULL, NULL}};
   luaL_newmetatable(L, TREE_MT);

@@ -115,12 +115,7 @@ static int all_zero(const unsigned char *p, size_t n) {
 
 /* (the digests given are valid: lower-case hex) */
 void mydb__pack_unhex(unsigned char out[32], const char *hex) {
-  static const unsigned char v[256] = {
-      ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5,
-      ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11,
-      ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15};
-  const unsigned char *h = (const unsigned char *)hex;
-  for (int i = 0; i < 32; i++) out[i] = (unsigned char)(v[h[2 * i]] << 4 | v[h[2 * i + 1]]);
+  mydb__unhex(out, hex);
 }
 
 static uint64_t synced_read(int fd, uint64_t *seg);
