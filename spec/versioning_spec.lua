@@ -47,6 +47,41 @@ describe("versioning", function()
       assert.equal(n, #db:log("t"))
     end)
 
+    it("puts from two handles, interleaved, each build on the other's last commit", function()
+      -- (a handle keeps its branch line and last write between puts: the
+      -- other handle's commit in between must be seen, not overwritten)
+      local a, b = S.db, S.open_again()
+      a:put("t", "u", "users", "k0", { n = 0 })
+      for i = 1, 40 do
+        local w = i % 3 == 0 and a or b
+        if i % 2 == 0 then w = a end
+        w:put("t", "u", "users", "k" .. i, { n = i })
+        if i % 7 == 0 then w:put("t", "u", "other", "x", { n = i }) end
+      end
+      for _, db in ipairs({ a, b }) do
+        local n = 0
+        for _ in db:records("t", "users") do n = n + 1 end
+        assert.equal(41, n, "every record of both handles")
+        local log = db:log("t", { max = 1000 })
+        assert.equal(41 + 5, #log)
+        for i = 1, #log - 1 do assert.equal(log[i + 1].id, log[i].parents[1], "a linear history") end
+      end
+      -- on another branch, then back on main through the other handle
+      a:branch("t", "dev")
+      a:checkout("t", "dev")
+      a:put("t", "u", "users", "d1", { n = 1 })
+      b:put("t", "u", "users", "m1", { n = 1 })
+      a:put("t", "u", "users", "d2", { n = 2 })
+      a:checkout("t", "main")
+      a:put("t", "u", "users", "m2", { n = 2 })
+      assert.same({ n = 1 }, a:get("t", "users", "m1"))
+      assert.is_nil(a:get("t", "users", "d1"))
+      a:checkout("t", "dev")
+      assert.same({ n = 2 }, a:get("t", "users", "d2"))
+      assert.is_nil(a:get("t", "users", "m1"))
+      assert.same({ n = 2 }, b:get("t", "users", "m2"))
+    end)
+
     it("records parents, user, date, time and the message given in opts", function()
       local db = S.db
       local t0 = core.realtime()

@@ -23,9 +23,14 @@ Line.__index = Line
 local function fill(self, db, lock, tenant)
   local name = refs.current(db, tenant)
   local key = refs.branch_key(name)
-  local id = lock:head(key)
+  local seen = self.head -- (a kept line: the tip it made or saw last)
   self.db, self.lock, self.tenant, self.name, self.key = db, lock, tenant, name, key
   self.main, self.head = name == refs.DEFAULT, nil
+  if seen and lock:head_is(key, seen.id) then
+    self.head = seen
+    return self
+  end
+  local id = lock:head(key)
   if id then
     self.head = commits.read(db, tenant, id)
   elseif not self.main then
@@ -57,7 +62,12 @@ end
 
 --- The entry's current version on the branch (nil: absent).
 function Line:version(entry)
-  if self.main then return self.lock:head(entry) end
+  if self.main then
+    -- (a kept line: the version its last commit_one wrote, while still the head)
+    local v = self.wrote == entry and self.version_written
+    if v and self.lock:head_is(entry, v) then return v end
+    return self.lock:head(entry)
+  end
   return (commits.lookup(self.db, self.tenant, self.head, entry))
 end
 
@@ -103,7 +113,10 @@ end
 function Line:commit_one(entry, version, user, message)
   local change = self.change
   change[1], change[2] = entry, version
-  local id = commits.make(self.db, self.tenant, self:tip(), self.changes, user, message)
+  local id, c = commits.make(self.db, self.tenant, self:tip(), self.changes, user, message)
+  -- (what the next put on this line checks against the heads first: its
+  -- tip and the entry's version, if this commit is published)
+  self.head, self.wrote, self.version_written = c, entry, version
   if not self.main then return id, { { self.key, id } } end
   local head = self.head_change
   head[1], head[2] = self.key, id

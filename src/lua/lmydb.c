@@ -18,7 +18,7 @@
  *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
  *   store:journal(tenant) -> the head history in the loose journal's format
  *   store:setting(key) -> string | nil   store:set_setting(key, string|nil)
- *   store:lock(tenant) -> lock     lock:head(entry)
+ *   store:lock(tenant) -> lock     lock:head(entry)  lock:head_is(entry, digest)
  *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
  *   store:close() (also __close, __gc)
@@ -485,6 +485,20 @@ static int lock_head(lua_State *L) {
   return 1;
 }
 
+/* lock:head_is(entry, digest) -> whether entry's head is digest (a caller
+ * that holds the string it expects: no new one). */
+static int lock_head_is(lua_State *L) {
+  llock *l = check_lock(L);
+  size_t elen;
+  const char *entry = check_entry(L, 2, &elen);
+  const char *want = check_digest(L, 3);
+  char digest[MYDB_DIGEST_BUF];
+  int rc = mydb_lock_head_get(l->lk, digest, entry, elen);
+  if (rc != MYDB_OK && rc != MYDB_ENOTFOUND) return core_error(L, rc);
+  lua_pushboolean(L, rc == MYDB_OK && memcmp(digest, want, MYDB_DIGEST_HEX) == 0);
+  return 1;
+}
+
 /* lock:commit({{entry, digest_or_false}, ...} [, release])
  * release: release the lock too, and with fsync on wait for durability
  * after releasing it (group commit; mydb_head_commit_release). */
@@ -496,7 +510,9 @@ static int lock_commit(lua_State *L) {
                      * changes array below took it: a bug) */
   lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   if (n < 1 || n > 1000000) lmydb_error(L, "invalid_argument", "commit needs 1 to 1000000 changes");
-  mydb_head_change *ch = lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
+  /* (a put's two changes, or a few: on the stack, no userdata) */
+  mydb_head_change few[8];
+  mydb_head_change *ch = n <= 8 ? few : lua_newuserdatauv(L, sizeof *ch * (size_t)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     if (lua_rawgeti(L, 2, i) != LUA_TTABLE) lmydb_error(L, "invalid_argument", "change %d is not a table", (int)i);
     lua_rawgeti(L, -1, 1);
@@ -815,7 +831,8 @@ int luaopen_mydb_core(lua_State *L) {
       {"set_setting", store_set_setting},
       {"close", store_close},             {NULL, NULL}};
   static const luaL_Reg lock_methods[] = {
-      {"head", lock_head}, {"commit", lock_commit}, {"release", lock_release}, {NULL, NULL}};
+      {"head", lock_head}, {"head_is", lock_head_is}, {"commit", lock_commit},
+      {"release", lock_release}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"sha256", l_sha256},
                                  {"key_hash", l_key_hash},
