@@ -56,6 +56,8 @@ void mydb__unhex(unsigned char out[32], const char *hex);
 struct mydb_blob {
   atomic_size_t refs;
   size_t len;
+  void *block; /* the allocation the last release frees (NULL: the blob's
+                * own; the memory backend's holds its object record too) */
   char data[]; /* len bytes, then a NUL (convenience for parsers) */
 };
 /* A blob of len bytes (uninitialized) with one reference, or NULL. */

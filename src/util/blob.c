@@ -13,6 +13,7 @@ mydb_blob *mydb__blob_new(size_t len) {
   if (!b) return NULL;
   atomic_init(&b->refs, 1);
   b->len = len;
+  b->block = NULL;
   b->data[len] = '\0';
   return b;
 }
@@ -30,5 +31,5 @@ void mydb_blob_release(mydb_blob *b) {
   if (!b) return;
   /* acq_rel: the freeing thread must see every other thread's accesses. */
   if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-    free(b);
+    free(b->block ? b->block : b);
 }

@@ -56,13 +56,40 @@ static mstore *registry;
 
 /* ------------------------------------------------------------- helpers */
 
+/* An object record and its bytes in one allocation: the blob's, freed by
+ * its last release (a reader may hold it after the store dropped the
+ * object), record included. The record is the store's while the blob has
+ * the store's reference. NULL when out of memory. */
+static mobj *mobj_new(const char *digest, const void *buf, size_t len) {
+  size_t at = (sizeof(mobj) + _Alignof(mydb_blob) - 1) / _Alignof(mydb_blob) *
+              _Alignof(mydb_blob);
+  if (len > SIZE_MAX - at - sizeof(mydb_blob) - 1) return NULL;
+  char *block = malloc(at + sizeof(mydb_blob) + len + 1);
+  if (!block) return NULL;
+  mobj *o = (mobj *)(void *)block;
+  mydb_blob *b = (mydb_blob *)(void *)(block + at);
+  atomic_init(&b->refs, 1);
+  b->len = len;
+  b->block = block;
+  memcpy(b->data, buf, len);
+  b->data[len] = '\0';
+  o->blob = b;
+  memcpy(o->digest, digest, MYDB_DIGEST_HEX);
+  o->h.hash = mydb__hash(digest, MYDB_DIGEST_HEX);
+  o->h.key = o->digest;
+  o->h.klen = MYDB_DIGEST_HEX;
+  return o;
+}
+
+/* Drops the store's reference: o is not to be used after. */
+static void mobj_free(mobj *o) { mydb_blob_release(o->blob); }
+
 static void objs_free(mydb__htab *t) {
   for (size_t i = 0; i < t->nb; i++) {
     mydb__hnode *n = t->b[i];
     while (n) {
       mydb__hnode *next = n->next;
-      mydb_blob_release(((mobj *)n)->blob);
-      free(n);
+      mobj_free((mobj *)n);
       n = next;
     }
   }
@@ -152,19 +179,8 @@ static int m_tenant_list(mydb_backend *be,
 static int m_object_write(mydb_backend *be, const char *tenant,
                           const char *digest, const void *buf, size_t len) {
   mstore *ms = MS(be);
-  mobj *o = malloc(sizeof *o);
-  mydb_blob *b = mydb__blob_new(len);
-  if (!o || !b) {
-    free(o);
-    mydb_blob_release(b);
-    return mydb__seterr(MYDB_ENOMEM, "out of memory storing %zu bytes", len);
-  }
-  memcpy(b->data, buf, len);
-  o->blob = b;
-  memcpy(o->digest, digest, MYDB_DIGEST_HEX);
-  o->h.hash = mydb__hash(digest, MYDB_DIGEST_HEX);
-  o->h.key = o->digest;
-  o->h.klen = MYDB_DIGEST_HEX;
+  mobj *o = mobj_new(digest, buf, len);
+  if (!o) return mydb__seterr(MYDB_ENOMEM, "out of memory storing %zu bytes", len);
   int rc = MYDB_OK, used = 0;
   pthread_mutex_lock(&ms->mu);
   mydb__htab *t = objects_of(ms, tenant);
@@ -178,10 +194,7 @@ static int m_object_write(mydb_backend *be, const char *tenant,
       used = 1;
   }
   pthread_mutex_unlock(&ms->mu);
-  if (!used) {
-    mydb_blob_release(b);
-    free(o);
-  }
+  if (!used) mobj_free(o);
   return rc;
 }
 
@@ -412,8 +425,7 @@ static int m_gc_sweep(mydb_backend *be, const char *tenant,
       if (!o || o->seq > max_seq) continue;
       st->bytes_freed += o->blob->len;
       mydb__htab_del(t, &o->h);
-      mydb_blob_release(o->blob);
-      free(o);
+      mobj_free(o);
       removed++;
     }
     st->objects_removed += removed;
