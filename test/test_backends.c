@@ -1013,6 +1013,128 @@ static void t_pack_index(void) {
   }
 }
 
+/* A roll-over rewrites the index only once the log has grown past it by
+ * PACK_INDEX_GROWTH (8) times its size: a few rewrites over a hundred
+ * roll-overs; a handle opened while the writer still runs loads the older
+ * index and scans the log after it. */
+static void t_pack_index_growth(void) {
+  enum { N = 3000 };
+  static char d[N][MYDB_DIGEST_BUF];
+  char root[PATH_MAX], p[PATH_MAX], sp[PATH_MAX], buf[256];
+  make_root(root, "idxgrowth");
+  mydb *db = open_pack(root, 0, 4096);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  xsnprintf(p, sizeof p, "%s/t/pack/index", root);
+  long last = -1;
+  int rewrites = 0, ok = 1;
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(buf, sizeof buf, "g%d-%0100d", i, i);
+    ok &= mydb_object_write(db, d[i], "t", buf, (size_t)n) == MYDB_OK;
+    if (i % 10 == 9) ok &= commit1(db, "t", "e", d[i]) == MYDB_OK;
+    long size = fsize(p); /* (it only grows: each rewrite holds more) */
+    if (size != last) {
+      rewrites++;
+      last = size;
+    }
+  }
+  CHECK(ok);
+  int segs = 0;
+  for (int k = 1; k < 1000; k++) {
+    seg_path(sp, root, "t", k);
+    if (fsize(sp) > 0) segs++;
+  }
+  CHECK(segs > 80);
+  /* at ~30, ~130, ~580 and ~2,600 objects, where each roll-over wrote it */
+  CHECK(rewrites >= 3 && rewrites <= 6);
+  mydb *r = open_pack(root, 0, 4096);
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(buf, sizeof buf, "g%d-%0100d", i, i);
+    ok &= read_is(r, "t", d[i], buf, (size_t)n);
+  }
+  CHECK(ok);
+  CHECK(get_is(r, "t", "e", d[N - 1]));
+  mydb_close(r);
+  mydb_close(db);
+}
+
+/* The whole file at p (malloc'd; *n its size), or NULL. */
+static char *slurp(const char *p, size_t *n) {
+  long sz = fsize(p);
+  int fd = sz >= 0 ? open(p, O_RDONLY) : -1;
+  char *b = fd >= 0 ? malloc((size_t)sz + 1) : NULL;
+  if (b && read(fd, b, (size_t)sz) != sz) {
+    free(b);
+    b = NULL;
+  }
+  if (fd >= 0) close(fd);
+  *n = b ? (size_t)sz : 0;
+  return b;
+}
+
+static void put_file(const char *p, const char *b, size_t n) {
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CHECK(fd >= 0 && write(fd, b, n) == (ssize_t)n);
+  if (fd >= 0) close(fd);
+}
+
+/* An index from before a repack, left by a crash that lost the repack's
+ * own index (never synced) and all but one removal of an old segment:
+ * every segment it names is there, but the chain's start says it is
+ * stale, and the space is read from the start. (A roll-over rewrites the
+ * index only now and then: it may be much older than the last segment.) */
+static void t_pack_index_before_repack(void) {
+  enum { N = 300, OLD = 64 };
+  static char d[N][MYDB_DIGEST_BUF];
+  static char *segs[OLD];
+  static size_t seglen[OLD];
+  char root[PATH_MAX], p[PATH_MAX], buf[256];
+  make_root(root, "idxrepack");
+  mydb *db = open_pack(root, 0, 4096);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  int ok = 1;
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(buf, sizeof buf, "r%d-%0100d", i, i);
+    ok &= mydb_object_write(db, d[i], "t", buf, (size_t)n) == MYDB_OK;
+    if (i % 10 == 9) ok &= commit1(db, "t", "e", d[i]) == MYDB_OK;
+  }
+  CHECK(ok);
+  xsnprintf(p, sizeof p, "%s/t/pack/index", root);
+  size_t ilen;
+  char *index = slurp(p, &ilen);
+  CHECK(index != NULL);
+  int nold = 0;
+  for (int k = 1; k < OLD; k++) {
+    seg_path(p, root, "t", k);
+    segs[k] = fsize(p) >= 0 ? slurp(p, &seglen[k]) : NULL;
+    if (segs[k]) nold = k;
+  }
+  CHECK(nold > 10);
+  mydb_gc_stats st;
+  memset(&st, 0, sizeof st);
+  CHECK_RC(mydb_repack(db, "t", &st), 0);
+  mydb_close(db);
+  /* the crash: the old index back, the old segments too but the last */
+  xsnprintf(p, sizeof p, "%s/t/pack/index", root);
+  put_file(p, index, ilen);
+  for (int k = 1; k < nold; k++) {
+    seg_path(p, root, "t", k);
+    if (segs[k]) put_file(p, segs[k], seglen[k]);
+  }
+  db = open_pack(root, 0, 4096);
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(buf, sizeof buf, "r%d-%0100d", i, i);
+    ok &= read_is(db, "t", d[i], buf, (size_t)n);
+  }
+  CHECK(ok);
+  CHECK(get_is(db, "t", "e", d[N - 1]));
+  problems pr = {0, ""};
+  CHECK_RC(mydb_check(db, "t", problem_cb, &pr), 0);
+  CHECK(pr.n == 0);
+  mydb_close(db);
+  free(index);
+  for (int k = 1; k < OLD; k++) free(segs[k]);
+}
+
 /* A reader opened before a writer rolls over follows the seals. */
 static void t_pack_rollover_reader(void) {
   char root[PATH_MAX], d[MYDB_DIGEST_BUF], buf[300];
@@ -1750,6 +1872,8 @@ static void pack_only(void) {
   t_pack_torn();
   t_pack_corrupt();
   t_pack_index();
+  t_pack_index_growth();
+  t_pack_index_before_repack();
   t_pack_rollover_reader();
   t_pack_truncated();
   t_pack_group_commit();

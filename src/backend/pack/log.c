@@ -314,6 +314,7 @@ void mydb__pack_space_reset(pspace *ps) {
   ps->end = 0;
   ps->tail = 0;
   ps->tail_bytes = 0;
+  ps->index_bytes = 0;
   ps->tail_clean = 0;
   ps->zone_ok = 0;
   ps->fsize = 0;
@@ -684,6 +685,7 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
     }
   mydb_buf_put(&b, hl.data, hl.len);
   mydb_buf_free(&hl);
+  uint64_t size = (uint64_t)b.len + 32;
   unsigned char md[32];
   int rc = b.failed ? mydb__seterr(MYDB_ENOMEM, "out of memory") : 0;
   if (!rc) rc = mydb__sha256(md, b.data, b.len);
@@ -712,6 +714,7 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
   }
   ps->tail = 0;
   ps->tail_bytes = 0;
+  ps->index_bytes = size;
   return MYDB_OK;
 }
 
@@ -808,6 +811,7 @@ static int read_index(mydb *db, pspace *ps, uint64_t *from, int *had) {
     return rc;
   }
   *from = cov;
+  ps->index_bytes = n;
   return 1;
 }
 
@@ -875,6 +879,19 @@ static int load(mydb *db, pspace *ps) {
   int had = 0;
   int rc = read_index(db, ps, &from, &had);
   if (rc < 0) return rc;
+  if (rc == 1) {
+    /* An index from before a repack moved the chain's start (the repack's
+     * own index lost in a crash; a roll-over need not have rewritten it
+     * since): its segments may all still be there, the old chain they
+     * hold leading into segments the repack already removed. */
+    uint64_t start;
+    int sr = chain_start(ps, &start);
+    if (sr != MYDB_OK && sr != MYDB_ENOTFOUND) return sr;
+    if (sr == MYDB_OK && ps->nsegs && start > ps->segs[0].num) {
+      mydb__pack_space_reset(ps);
+      rc = 0;
+    }
+  }
   if (rc == 0) {
     uint64_t start;
     rc = chain_start(ps, &start);
@@ -1288,7 +1305,10 @@ static int roll_over(mydb *db, pspace *ps) {
     ps->sync = NULL;
   }
   ps->dirty = 0; /* the old segment was synced */
-  if (!ps->noindex) (void)mydb__pack_write_index(db, ps); /* a cache */
+  /* (a cache: rewritten whole, so only once the log has grown past it by
+   * PACK_INDEX_GROWTH times its size - see there) */
+  if (!ps->noindex && ps->tail_bytes / PACK_INDEX_GROWTH >= ps->index_bytes)
+    (void)mydb__pack_write_index(db, ps);
   return 0;
 }
 
