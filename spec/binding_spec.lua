@@ -29,6 +29,32 @@ describe("mydb.core", function()
     lk2:release()
   end)
 
+  it("the spare lock is reused once released, never while held; head_is compares", function()
+    local d = store:write("t", "x")
+    store:tenant_init("u")
+    local a = store:lock("t", true)
+    a:commit({ { "a", d } }, true)
+    local b = store:lock("u", true) -- released: the same userdata, another tenant
+    assert.equal(a, b)
+    assert.is_nil(b:head("a")) -- u's heads, not t's
+    b:release()
+    local c = store:lock("t", true)
+    assert.equal(a, c)
+    assert.is_true(c:head_is("a", d))
+    assert.is_false(c:head_is("a", core.sha256("y")))
+    assert.is_false(c:head_is("none", d))
+    H.assert_error_code(c.head_is, "invalid_argument", c, "a", "nothex")
+    local e = store:lock("u", true) -- the spare is held: a new lock
+    assert.are_not.equal(c, e)
+    e:release()
+    local f <close> = store:lock("u", true)
+    assert.are_not.equal(e, f) -- (not kept: the spare was busy when e was made)
+    c:release()
+    f:release()
+    store:close() -- a spare held at close is released with the store
+    H.assert_error_code(store.lock, "closed", store, "t", true)
+  end)
+
   it("a bad entry in a commit is invalid_argument and keeps the lock", function()
     local lk = store:lock("t")
     for _, e in ipairs({ "", "a\0b", ("x"):rep(1025) }) do

@@ -292,7 +292,8 @@ end
 -- and what write.commit returns (results, events, that error).
 function write.put(db, tenant, user, entry, key, raw, ctx, opts)
   local store = db._store
-  local lock <close> = store:lock(tenant)
+  -- (the store's spare lock: released before this returns, whatever happens)
+  local lock <close> = store:lock(tenant, true)
   local line = branch.open_kept(db, lock, tenant)
   local parent = line:version(entry)
   local info = parent and db:_known_collection_info(tenant, parent)

@@ -18,7 +18,7 @@
  *   store:repack(tenant|nil) -> stats      store:check(tenant|nil) -> {msg, ...}
  *   store:journal(tenant) -> the head history in the loose journal's format
  *   store:setting(key) -> string | nil   store:set_setting(key, string|nil)
- *   store:lock(tenant) -> lock     lock:head(entry)  lock:head_is(entry, digest)
+ *   store:lock(tenant [, spare]) -> lock   lock:head(entry)  lock:head_is(entry, digest)
  *                                  lock:commit(changes [, release])
  *                                  lock:release() (also __close, __gc)
  *   store:close() (also __close, __gc)
@@ -136,7 +136,7 @@ static int l_open(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  lstore *s = lua_newuserdatauv(L, sizeof *s, 1);
+  lstore *s = lua_newuserdatauv(L, sizeof *s, 2); /* (2: store_lock's spare) */
   s->db = NULL;
   s->nodes = NULL;
   s->commit_buf = (mydb_buf)MYDB_BUF_INIT;
@@ -451,9 +451,26 @@ static llock *check_lock(lua_State *L) {
   return l;
 }
 
+/* store:lock(tenant [, spare]): spare - take the store's spare lock
+ * userdata when it is released, and keep the new one as the spare when
+ * there is none: a put takes a lock and releases it before returning, and
+ * then makes no userdata to finalize and no entry in the weak set of live
+ * locks each time. (Busy - a lock taken with it still held - a new one.) */
 static int store_lock(lua_State *L) {
   lstore *s = check_store(L);
   const char *tenant = check_tenant(L, 2);
+  int spare = lua_toboolean(L, 3);
+  lua_settop(L, 2);
+  if (spare && lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA) {
+    llock *sp = luaL_checkudata(L, 3, LOCK_MT);
+    if (!sp->lk) {
+      int rc = mydb_lock_acquire(s->db, &sp->lk, tenant);
+      if (rc != MYDB_OK) return core_error(L, rc);
+      return 1; /* (still in the live set: the store holds it) */
+    }
+    spare = 0; /* busy: a new one, not kept */
+  }
+  lua_settop(L, 2);
   llock *l = lua_newuserdatauv(L, sizeof *l, 1);
   l->lk = NULL;
   luaL_setmetatable(L, LOCK_MT);
@@ -466,6 +483,10 @@ static int store_lock(lua_State *L) {
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  if (spare) {
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2);
+  }
   return 1;
 }
 
