@@ -345,6 +345,35 @@ describe("the collection tree in C", function()
     close_pair(P)
   end)
 
+  it("updates and flushes one put in one call (update_flush), as update then flush", function()
+    -- (a put: new handles on the stored state each time, as mydb.write does)
+    local P = new_pair()
+    local r = rng(78)
+    local root, embed, count = nil, nil, 0
+    for i = 1, 2500 do
+      local k = ("k%05d"):format(r(i < 1200 and 3000 or 200))
+      local v = core.encode({ i = r(3) == 1 and 0 or i, pad = ("p"):rep(r(120)) })
+      local node = embed and collection.parse_piece("root", embed)
+      local tc = collection.tree(P.c, "t", P.cn, root, node, embed)
+      local to = collection.tree(P.o, "t", P.on, root, node, embed)
+      local dc, bc, _, sc = collection.update_flush(tc, root, k, v)
+      local r1, d1 = oracle.update(to, root, k, v)
+      assert.equal(d1, dc, "count change")
+      if d1 then
+        local bo, _, so = oracle.flush(to, r1)
+        assert.equal(bo, bc, "snapshot root")
+        assert.equal(so, sc, "stored root")
+        root, count = sc, count + d1
+        embed = bc:sub(1, 1) == "{" and bc or nil
+      end
+      if i % 500 == 0 then same_stores(P) end
+    end
+    assert.is_true(count > 100 and embed == nil, "a tree of more than one piece")
+    H.check_tree(P.dir .. "/c", "t", root, count)
+    same_stores(P)
+    close_pair(P)
+  end)
+
   it("keeps a piece equal to the embedded root when it stops being the root", function()
     -- a root leaf whose last record closes it by the boundary rule: a record
     -- after it starts a second leaf, and the old root becomes a stored piece

@@ -868,6 +868,21 @@ function collection.flush_stored(t, root)
   return stored
 end
 
+--- collection.update, then collection.flush (a leaf root embedded), in one
+-- call, for a put (val a raw value): false when nothing changed, else the
+-- change in record count and what flush returns.
+function collection.update_flush(t, root, key, val)
+  if in_lua(t) then
+    local r, d = collection.update(t, root, key, val, false)
+    if not d then return false end
+    return d, collection.flush(t, r)
+  end
+  local d, embed, stored = session(t):update_flush(root, key, val)
+  if not d then return false end
+  if not embed then return d, '"' .. stored .. '"', nil, stored end
+  return d, embed, lazy_node(t.tenant, stored, embed), stored
+end
+
 --- collection.update (nil val deletes), then collection.flush_stored, in
 -- one call: the stored root (nil: empty) and the change in record count.
 function collection.update_stored(t, root, key, val)

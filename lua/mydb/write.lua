@@ -305,10 +305,9 @@ function write.put(db, tenant, user, entry, key, raw, ctx, opts)
       { [entry] = { records = { [key] = raw } } }, ctx, opts)
   end
   local t = db:_write_tree(tenant, entry, info)
-  local root, delta = collection.update(t, info.root, key, raw, false)
+  local delta, root_bytes, root_node, stored = collection.update_flush(t, info.root, key, raw)
   if not delta then return false end
   local count, resolver = info.count + delta, info.resolver
-  local root_bytes, root_node, stored = collection.flush(t, root)
   local digest = store:write(tenant,
     collection_bytes(count, nil, resolver, NONE, root_bytes, parent, user), nil, nil, false)
   local commit_id, heads = line:commit_one(entry, digest, user, opts and opts.message)

@@ -13,6 +13,8 @@
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
  *   session:flush(root, write_root)    -> embed|nil, root
+ *   session:update_flush(root, key, raw) -> false | delta, embed|nil, root
+ *                                      update, then flush (a put)
  *   session:update_stored(root, key, raw|nil) -> stored root|nil, delta
  *                                      update, then flush with the root
  *                                      written (a commit's state tree)
@@ -1971,17 +1973,48 @@ static int tree_flush(lua_State *L) {
   return 2;
 }
 
-/* Flushes root with the root written; *out: its node (NULL: no root). */
-static int flush_stored(ltree *t, const unsigned char *root, tnode **out) {
-  *out = NULL;
+/* Flushes root (a leaf root written too when write_root); *out: its node
+ * (NULL: no root), *embed as flush's. */
+static int flush_root(ltree *t, const unsigned char *root, int write_root, tnode **out,
+                      tnode **embed) {
+  *out = *embed = NULL;
   if (!root) return 0;
-  tnode *rn = load(t, root), *embed;
+  tnode *rn = load(t, root);
   if (!rn) return -1;
   rn->refs++; /* kept past the pending set's clearing */
   if (hold(t, rn)) return -1;
-  if (flush(t, &rn, 1, &embed)) return -1;
+  if (flush(t, &rn, write_root, embed)) return -1;
   *out = rn;
   return 0;
+}
+
+/* session:update_flush(root, key, raw) -> false when nothing changed, else
+ * the change in record count, embed|nil and the root: update, then flush
+ * (a leaf root not written: embedded), in one call - a put. */
+static int tree_update_flush(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  size_t kl, vl;
+  const char *key = luaL_checklstring(L, 3, &kl);
+  const char *val = luaL_checklstring(L, 4, &vl);
+  int64_t delta;
+  int changed;
+  const titem *old;
+  tnode *rn, *embed;
+  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old)) return raise_failure(L, t);
+  if (!changed) {
+    release_held(t);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (flush_root(t, root, 0, &rn, &embed)) return raise_failure(L, t);
+  lua_pushinteger(L, (lua_Integer)delta);
+  if (embed) lua_pushlstring(L, embed->bytes, embed->len);
+  else lua_pushnil(L);
+  lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX); /* (a put leaves a root) */
+  release_held(t);
+  return 3;
 }
 
 /* session:update_stored(root, key, raw|nil) -> the stored root | nil and
@@ -1998,9 +2031,9 @@ static int tree_update_stored(lua_State *L) {
   int64_t delta;
   int changed;
   const titem *old;
-  tnode *rn;
+  tnode *rn, *embed;
   if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old) ||
-      flush_stored(t, root, &rn))
+      flush_root(t, root, 1, &rn, &embed))
     return raise_failure(L, t);
   if (rn) lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
   else lua_pushnil(L);
@@ -2063,7 +2096,7 @@ void lmydb_open_tree(lua_State *L) {
       {"seed", tree_seed},     {"get", tree_get},     {"update", tree_update},
       {"update_many", tree_update_many},              {"build", tree_build},
       {"flush", tree_flush},   {"piece", tree_piece}, {"pending", tree_pending},
-      {"update_stored", tree_update_stored},
+      {"update_stored", tree_update_stored}, {"update_flush", tree_update_flush},
       {"cache_limit", tree_cache_limit},
       {NULL, NULL}};
   luaL_newmetatable(L, TREE_MT);
