@@ -53,11 +53,18 @@ void mydb__hex(char *out, const unsigned char *in, size_t n);
 void mydb__unhex(unsigned char out[32], const char *hex);
 
 /* ---------------------------------------------------------- util/blob.c */
+/* An allocation shared by blobs (the memory backend's slabs): freed when
+ * its last user goes (each blob in it holds one). */
+typedef struct mydb__block {
+  atomic_size_t users;
+} mydb__block;
+void mydb__block_unuse(mydb__block *k);
+
 struct mydb_blob {
   atomic_size_t refs;
   size_t len;
-  void *block; /* the allocation the last release frees (NULL: the blob's
-                * own; the memory backend's holds its object record too) */
+  mydb__block *block; /* the allocation it lives in (NULL: its own): its
+                       * last release leaves that block */
   char data[]; /* len bytes, then a NUL (convenience for parsers) */
 };
 /* A blob of len bytes (uninitialized) with one reference, or NULL. */

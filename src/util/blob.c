@@ -30,6 +30,12 @@ size_t mydb_blob_len(const mydb_blob *b) { return b ? b->len : 0; }
 void mydb_blob_release(mydb_blob *b) {
   if (!b) return;
   /* acq_rel: the freeing thread must see every other thread's accesses. */
-  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-    free(b->block ? b->block : b);
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+    if (b->block) mydb__block_unuse(b->block);
+    else free(b);
+  }
+}
+
+void mydb__block_unuse(mydb__block *k) {
+  if (atomic_fetch_sub_explicit(&k->users, 1, memory_order_acq_rel) == 1) free(k);
 }
