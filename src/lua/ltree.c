@@ -408,8 +408,9 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   return 0;
 }
 
-static int vec_push(ltree *t, vec *v, const citem *it) {
-  if (grow((void **)&v->v, &v->cap, v->n + 1, sizeof *v->v)) return oom(t);
+/* (inline, the room checked first: a put pushes some 200 items) */
+static inline int vec_push(ltree *t, vec *v, const citem *it) {
+  if (v->n == v->cap && grow((void **)&v->v, &v->cap, v->n + 1, sizeof *v->v)) return oom(t);
   v->v[v->n++] = *it;
   return 0;
 }
