@@ -869,7 +869,7 @@ function collection.flush_stored(t, root)
 end
 
 --- collection.update, then collection.flush (a leaf root embedded), in one
--- call, for a put (val a raw value): false when nothing changed, else the
+-- call, for a put (nil val deletes): false when nothing changed, else the
 -- change in record count and what flush returns.
 function collection.update_flush(t, root, key, val)
   if in_lua(t) then
@@ -879,6 +879,7 @@ function collection.update_flush(t, root, key, val)
   end
   local d, embed, stored = session(t):update_flush(root, key, val)
   if not d then return false end
+  if not stored then return d end -- (empty)
   if not embed then return d, '"' .. stored .. '"', nil, stored end
   return d, embed, lazy_node(t.tenant, stored, embed), stored
 end

@@ -13,7 +13,7 @@
  *                                      -> root|nil, delta, changed
  *   session:build(keys, raws)          -> root|nil
  *   session:flush(root, write_root)    -> embed|nil, root
- *   session:update_flush(root, key, raw) -> false | delta, embed|nil, root
+ *   session:update_flush(root, key, raw|nil) -> false | delta, embed|nil, root|nil
  *                                      update, then flush (a put)
  *   session:update_stored(root, key, raw|nil) -> stored root|nil, delta
  *                                      update, then flush with the root
@@ -1877,20 +1877,34 @@ static int tree_get(lua_State *L) {
   return 1;
 }
 
-static int tree_update(lua_State *L) {
-  ltree *t = check_tree(L);
-  unsigned char rb[32];
-  const unsigned char *root = opt_root(L, 2, rb);
-  size_t kl, vl = 0;
-  const char *key = luaL_checklstring(L, 3, &kl);
-  const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
+/* An update's result: the new root (raw digest, or NULL), the change in
+ * record count, whether anything changed, the item replaced. */
+typedef struct updated {
+  const unsigned char *root;
   int64_t delta;
   int changed;
   const titem *old;
-  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old)) return raise_failure(L, t);
-  push_root(L, root);
-  if (changed) lua_pushinteger(L, (lua_Integer)delta);
+} updated;
+
+/* The update the arguments (root, key, raw|nil) of session:update and its
+ * one-call forms ask for (nil deletes): 0, or -1 (raise_failure). */
+static int update_args(lua_State *L, ltree *t, unsigned char rb[32], updated *u) {
+  u->root = opt_root(L, 2, rb);
+  size_t kl, vl = 0;
+  const char *key = luaL_checklstring(L, 3, &kl);
+  const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
+  return update_one(t, &u->root, key, kl, val, vl, &u->delta, &u->changed, &u->old);
+}
+
+static int tree_update(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  updated u;
+  if (update_args(L, t, rb, &u)) return raise_failure(L, t);
+  push_root(L, u.root);
+  if (u.changed) lua_pushinteger(L, (lua_Integer)u.delta);
   else lua_pushboolean(L, 0);
+  const titem *old = u.old;
   if (old && (lua_isnone(L, 5) || lua_toboolean(L, 5)))
     lua_pushlstring(L, old->val, old->vlen); /* (a memory error here: held nodes are
                                                 released by the next check_tree) */
@@ -1989,31 +2003,27 @@ static int flush_root(ltree *t, const unsigned char *root, int write_root, tnode
   return 0;
 }
 
-/* session:update_flush(root, key, raw) -> false when nothing changed, else
- * the change in record count, embed|nil and the root: update, then flush
- * (a leaf root not written: embedded), in one call - a put. */
+/* session:update_flush(root, key, raw|nil) -> false when nothing changed,
+ * else the change in record count, embed|nil and the root (nil: empty):
+ * update, then flush (a leaf root not written: embedded), in one call - a
+ * put. */
 static int tree_update_flush(lua_State *L) {
   ltree *t = check_tree(L);
   unsigned char rb[32];
-  const unsigned char *root = opt_root(L, 2, rb);
-  size_t kl, vl;
-  const char *key = luaL_checklstring(L, 3, &kl);
-  const char *val = luaL_checklstring(L, 4, &vl);
-  int64_t delta;
-  int changed;
-  const titem *old;
+  updated u;
   tnode *rn, *embed;
-  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old)) return raise_failure(L, t);
-  if (!changed) {
+  if (update_args(L, t, rb, &u)) return raise_failure(L, t);
+  if (!u.changed) {
     release_held(t);
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (flush_root(t, root, 0, &rn, &embed)) return raise_failure(L, t);
-  lua_pushinteger(L, (lua_Integer)delta);
+  if (flush_root(t, u.root, 0, &rn, &embed)) return raise_failure(L, t);
+  lua_pushinteger(L, (lua_Integer)u.delta);
   if (embed) lua_pushlstring(L, embed->bytes, embed->len);
   else lua_pushnil(L);
-  lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX); /* (a put leaves a root) */
+  if (rn) lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
+  else lua_pushnil(L);
   release_held(t);
   return 3;
 }
@@ -2025,20 +2035,13 @@ static int tree_update_flush(lua_State *L) {
 static int tree_update_stored(lua_State *L) {
   ltree *t = check_tree(L);
   unsigned char rb[32];
-  const unsigned char *root = opt_root(L, 2, rb);
-  size_t kl, vl = 0;
-  const char *key = luaL_checklstring(L, 3, &kl);
-  const char *val = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &vl);
-  int64_t delta;
-  int changed;
-  const titem *old;
+  updated u;
   tnode *rn, *embed;
-  if (update_one(t, &root, key, kl, val, vl, &delta, &changed, &old) ||
-      flush_root(t, root, 1, &rn, &embed))
+  if (update_args(L, t, rb, &u) || flush_root(t, u.root, 1, &rn, &embed))
     return raise_failure(L, t);
   if (rn) lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
   else lua_pushnil(L);
-  lua_pushinteger(L, changed ? (lua_Integer)delta : 0);
+  lua_pushinteger(L, u.changed ? (lua_Integer)u.delta : 0);
   release_held(t);
   return 2;
 }
