@@ -101,6 +101,21 @@ describe("mydb.Db", function()
       H.assert_error_code(function() S.db:put("t", "u", "c", nil, 1) end, "invalid_argument")
       assert.is_false(S.db:exists("t", "c"))
     end)
+
+    it("checks tenant, user and entry of every put, after good ones too", function()
+      assert.is_true(S.db:put("t", "u", "c", "k", 1))
+      local bad = {
+        { "../t", "u", "c", "invalid_argument" }, { 5, "u", "c", "invalid_argument" },
+        { "t", "", "c", "invalid_argument" }, { "t", 7, "c", "invalid_argument" },
+        { "t", "u", "", "invalid_argument" }, { "t", "u", "c\0d", "invalid_argument" },
+        { "t", "u", ("e"):rep(1025), "invalid_argument" }, { "nope", "u", "c", "not_initialized" },
+      }
+      for _, b in ipairs(bad) do
+        H.assert_error_code(function() S.db:put(b[1], b[2], b[3], "k2", 2) end, b[4])
+        assert.is_true(S.db:put("t", "u", "c", "k", { n = _ })) -- a good one between
+      end
+      assert.is_nil(S.db:get("t", "c", "k2"))
+    end)
   end)
 
   describe("get", function()

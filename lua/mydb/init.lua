@@ -350,9 +350,14 @@ function Db:_hidden(info) return ttl.hidden(self, info) end
 -- assert(db:put("acme", "alice", "users", "u1", { name = "Ann" }) == false)
 function Db:put(tenant, user, entry, key, value, opts)
   check_db(self, "put")
-  check_tenant(tenant)
-  check_user(user)
-  check_entry(entry)
+  -- (the names of the handle's last put, checked then: a loop of puts into
+  -- one collection checks them once)
+  if tenant ~= self._put_tenant or user ~= self._put_user or entry ~= self._put_entry then
+    check_tenant(tenant)
+    check_user(user)
+    check_entry(entry)
+    self._put_tenant, self._put_user, self._put_entry = tenant, user, entry
+  end
   check_key(key)
   if value == nil then raise("invalid_argument", "value must not be nil (use delete)") end
   opts = check_write_opts(opts)
