@@ -82,6 +82,25 @@ describe("versioning", function()
       assert.same({ n = 2 }, b:get("t", "users", "m2"))
     end)
 
+    it("puts into more tenants than a handle keeps branch lines for stay linear in each", function()
+      local db, other = S.db, S.open_again()
+      for round = 1, 2 do
+        for i = 1, 70 do
+          local t = "m" .. i
+          if round == 1 then db:init(t) end
+          db:put(t, "u", "c", "k" .. round, { r = round })
+          if i % 9 == 0 then other:put(t, "u", "c", "o" .. round, { r = round }) end
+        end
+      end
+      for i = 1, 70, 23 do
+        local t = "m" .. i
+        local log = db:log(t)
+        for j = 1, #log - 1 do assert.equal(log[j + 1].id, log[j].parents[1]) end
+        assert.same({ r = 2 }, db:get(t, "c", "k2"))
+        assert.same({ r = 1 }, other:get(t, "c", "k1"))
+      end
+    end)
+
     it("records parents, user, date, time and the message given in opts", function()
       local db = S.db
       local t0 = core.realtime()

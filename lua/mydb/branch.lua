@@ -47,15 +47,20 @@ end
 -- lock and runs no caller code meanwhile (mydb.write's simple put): the
 -- handle keeps one line per tenant and refills it, and line:commit_one's
 -- change lists with it, instead of five tables a put.
+local KEPT_LINES = 64 -- (tenants a handle keeps lines for: then it starts anew)
+
 function branch.open_kept(db, lock, tenant)
   local kept = db._kept_lines
-  if not kept then kept = {}; db._kept_lines = kept end
+  if not kept or (kept[tenant] == nil and kept.n >= KEPT_LINES) then
+    kept = { n = 0 }
+    db._kept_lines = kept
+  end
   local self = kept[tenant]
   if not self then
     local change, head = {}, {}
     self = setmetatable({ changes = { change }, heads = { change, head }, change = change,
                           head_change = head }, Line)
-    kept[tenant] = self
+    kept[tenant], kept.n = self, kept.n + 1
   end
   return fill(self, db, lock, tenant)
 end
