@@ -1969,25 +1969,6 @@ static int tree_build(lua_State *L) {
   return 1;
 }
 
-/* session:flush(root, write_root) -> embed|nil (a leaf root's bytes), root */
-static int tree_flush(lua_State *L) {
-  ltree *t = check_tree(L);
-  unsigned char rb[32];
-  const unsigned char *root = opt_root(L, 2, rb);
-  int write_root = lua_toboolean(L, 3);
-  if (!root) return 0;
-  tnode *rn = load(t, root), *embed;
-  if (!rn) return raise_failure(L, t);
-  rn->refs++; /* kept past the pending set's clearing */
-  if (hold(t, rn)) return raise_failure(L, t);
-  if (flush(t, &rn, write_root, &embed)) return raise_failure(L, t);
-  if (embed) lua_pushlstring(L, embed->bytes, embed->len);
-  else lua_pushnil(L);
-  lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
-  release_held(t);
-  return 2;
-}
-
 /* Flushes root (a leaf root written too when write_root); *out: its node
  * (NULL: no root), *embed as flush's. */
 static int flush_root(ltree *t, const unsigned char *root, int write_root, tnode **out,
@@ -2001,6 +1982,22 @@ static int flush_root(ltree *t, const unsigned char *root, int write_root, tnode
   if (flush(t, &rn, write_root, embed)) return -1;
   *out = rn;
   return 0;
+}
+
+/* session:flush(root, write_root) -> embed|nil (a leaf root's bytes), root */
+static int tree_flush(lua_State *L) {
+  ltree *t = check_tree(L);
+  unsigned char rb[32];
+  const unsigned char *root = opt_root(L, 2, rb);
+  int write_root = lua_toboolean(L, 3);
+  if (!root) return 0;
+  tnode *rn, *embed;
+  if (flush_root(t, root, write_root, &rn, &embed)) return raise_failure(L, t);
+  if (embed) lua_pushlstring(L, embed->bytes, embed->len);
+  else lua_pushnil(L);
+  lua_pushlstring(L, rn->hex, MYDB_DIGEST_HEX);
+  release_held(t);
+  return 2;
 }
 
 /* session:update_flush(root, key, raw|nil) -> false when nothing changed,
