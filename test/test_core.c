@@ -190,6 +190,44 @@ static int get_is(mydb *db, const char *tenant, const char *entry,
 
 /* ---------------------------------------------------------------- tests */
 
+/* mydb__sha256_strides: the digest of every length, resumed from every
+ * whole stride, is SHA-256's; the states it keeps are those a later resume
+ * needs; only the bytes after the resume point are counted as hashed. */
+static void test_sha256_strides(void) {
+  enum { MAXLEN = 5 * MYDB_SHA_STRIDE + 70 };
+  static unsigned char buf[MAXLEN];
+  for (size_t i = 0; i < MAXLEN; i++) buf[i] = (unsigned char)(i * 131 + (i >> 7));
+  mydb__shastate st[MAXLEN / MYDB_SHA_STRIDE + 1], st2[MAXLEN / MYDB_SHA_STRIDE + 1];
+  const size_t lens[] = {0, 1, 63, 64, 65, 255, 256, 257, 511, 512, 1000, 1024,
+                         1088, MAXLEN - 1, MAXLEN};
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    size_t len = lens[li];
+    unsigned char want[32], got[32];
+    CHECK_RC(mydb__sha256(want, buf, len), MYDB_OK);
+    memset(st, 0, sizeof st);
+    CHECK_RC(mydb__sha256_strides(got, buf, len, 0, st), MYDB_OK);
+    CHECK(memcmp(got, want, 32) == 0);
+    for (size_t k = 1; k * MYDB_SHA_STRIDE <= len; k++) {
+      /* resume after k strides from the states kept, the rest rewritten */
+      memset(st2, 0xA5, sizeof st2);
+      memcpy(st2, st, k * sizeof st[0]);
+      uint64_t h0 = mydb_hashed_bytes();
+      memset(got, 0, 32);
+      CHECK_RC(mydb__sha256_strides(got, buf, len, k * MYDB_SHA_STRIDE, st2), MYDB_OK);
+      CHECK(memcmp(got, want, 32) == 0);
+      CHECK(mydb_hashed_bytes() - h0 == len - k * MYDB_SHA_STRIDE);
+      CHECK(memcmp(st2, st, (len / MYDB_SHA_STRIDE) * sizeof st[0]) == 0);
+    }
+  }
+  /* a state that is not the prefix's gives another digest (the states are
+   * used, not recomputed) */
+  unsigned char want[32], got[32];
+  CHECK_RC(mydb__sha256_strides(want, buf, 600, 0, st), MYDB_OK);
+  st[1].h[0] ^= 1;
+  CHECK_RC(mydb__sha256_strides(got, buf, 600, 2 * MYDB_SHA_STRIDE, st), MYDB_OK);
+  CHECK(memcmp(got, want, 32) != 0);
+}
+
 static void test_sha256(void) {
   char d[MYDB_DIGEST_BUF];
   CHECK_RC(mydb_sha256_hex(d, "", 0), MYDB_OK);
@@ -1656,6 +1694,7 @@ int main(void) {
     return 2;
   }
   test_sha256();
+  test_sha256_strides();
   test_delta();
   test_numtext();
   test_crc32();

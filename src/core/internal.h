@@ -47,6 +47,19 @@ int mydb__syserr(int err, const char *op, const char *path);
 
 /* ------------------------------------------------------- format/sha256.c */
 int mydb__sha256(unsigned char out[32], const void *buf, size_t len);
+/* SHA-256 resumed part-way: the state after each whole stride of bytes is
+ * kept, so a piece rebuilt with its first bytes unchanged is hashed from
+ * its first changed stride on (the digest is the same SHA-256). */
+#define MYDB_SHA_STRIDE 256
+typedef struct mydb__shastate {
+  uint32_t h[8]; /* the chaining value after a whole number of strides */
+} mydb__shastate;
+/* The digest of buf[0..len), hashing only buf[from..len): from is a
+ * multiple of MYDB_SHA_STRIDE and st[from / stride - 1] the state after
+ * buf[0..from) (st unused when from is 0). Sets st[k] for every whole
+ * stride k at or after from (len / stride of them in all). */
+int mydb__sha256_strides(unsigned char out[32], const void *buf, size_t len,
+                         size_t from, mydb__shastate *st);
 void mydb__hex(char *out, const unsigned char *in, size_t n);
 /* The 32 bytes of a digest's 64 lowercase hex digits, which the caller has
  * checked (mydb_digest_valid). */

@@ -20,6 +20,7 @@
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init/Update/Final */
 #include <openssl/sha.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -37,6 +38,38 @@ int mydb__sha256(unsigned char out[32], const void *buf, size_t len) {
   if (!SHA256_Init(&c) || !SHA256_Update(&c, buf, len) || !SHA256_Final(out, &c))
     return mydb__seterr(MYDB_EIO, "sha256 failed (libcrypto SHA256)");
   return MYDB_OK;
+}
+
+/* The chaining value is SHA256_CTX's h (public in openssl/sha.h, the
+ * low-level API's context); between whole 64-byte blocks the context is h
+ * and the bit count alone (num 0: no partial block), so a kept h and the
+ * offset it stands for make a context that hashes on as if it had hashed
+ * the bytes before. */
+int mydb__sha256_strides(unsigned char out[32], const void *buf, size_t len,
+                         size_t from, mydb__shastate *st) {
+  const unsigned char *p = buf;
+  SHA256_CTX c;
+  if (from > len || from % MYDB_SHA_STRIDE) from = 0; /* (never: the caller's bug) */
+  atomic_fetch_add_explicit(&hashed_bytes, (uint_least64_t)(len - from),
+                            memory_order_relaxed);
+  if (!SHA256_Init(&c)) goto fail;
+  if (from) {
+    memcpy(c.h, st[from / MYDB_SHA_STRIDE - 1].h, sizeof c.h);
+    uint64_t bits = (uint64_t)from * 8;
+    c.Nl = (SHA_LONG)bits;
+    c.Nh = (SHA_LONG)(bits >> 32);
+  }
+  size_t k = from / MYDB_SHA_STRIDE;
+  for (; (k + 1) * MYDB_SHA_STRIDE <= len; k++) {
+    if (!SHA256_Update(&c, p + k * MYDB_SHA_STRIDE, MYDB_SHA_STRIDE)) goto fail;
+    memcpy(st[k].h, c.h, sizeof st[k].h);
+  }
+  if (!SHA256_Update(&c, p + k * MYDB_SHA_STRIDE, len - k * MYDB_SHA_STRIDE) ||
+      !SHA256_Final(out, &c))
+    goto fail;
+  return MYDB_OK;
+fail:
+  return mydb__seterr(MYDB_EIO, "sha256 failed (libcrypto SHA256)");
 }
 
 void mydb__hex(char *out, const unsigned char *in, size_t n) {

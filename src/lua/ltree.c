@@ -164,6 +164,11 @@ typedef struct tnode {
   titem *items;
   const char *bytes;
   size_t len;
+  /* the SHA-256 state after each whole stride of bytes (mydb__sha256_strides):
+   * kept for pieces built here, so that the piece built from this one
+   * hashes only from its first changed stride on; nck 0 for pieces read */
+  mydb__shastate *ck;
+  size_t nck;
   size_t size;     /* bytes of the allocation (the cache's budget) */
   int64_t total;   /* records below */
   unsigned char digest[32];
@@ -197,11 +202,13 @@ static uint64_t node_hash(uint64_t tenant_hash, const unsigned char digest[32]) 
  * its items, its bytes, the side buffer. */
 static tnode *node_make(npool *pool, const char *tenant, uint64_t tenant_hash,
                         const unsigned char digest[32], int leaf, const char *bytes, size_t len,
-                        const proto *pv, size_t n, const char *side, size_t sidelen) {
+                        const proto *pv, size_t n, const char *side, size_t sidelen,
+                        const mydb__shastate *st, size_t nst) {
   size_t tl = strlen(tenant);
   size_t cksize = (tl + 1 + 32 + 7) & ~(size_t)7; /* (the items after it: aligned) */
   if (n > (SIZE_MAX / 2 - sizeof(tnode) - len - sidelen - cksize - 64) / sizeof(titem)) return NULL;
-  size_t size = sizeof(tnode) + cksize + n * sizeof(titem) + len + sidelen, cap;
+  if (nst > len / MYDB_SHA_STRIDE) return NULL; /* (never: one a stride of bytes) */
+  size_t size = sizeof(tnode) + cksize + n * sizeof(titem) + nst * sizeof *st + len + sidelen, cap;
   int cls;
   tnode *nd = pool_get(pool, size, &cls, &cap);
   if (!nd) return NULL;
@@ -213,7 +220,10 @@ static tnode *node_make(npool *pool, const char *tenant, uint64_t tenant_hash,
   memcpy(ck, tenant, tl + 1);
   memcpy(ck + tl + 1, digest, 32);
   nd->items = (titem *)(void *)(ck + cksize);
-  char *b = (char *)(nd->items + n);
+  nd->ck = (mydb__shastate *)(void *)(nd->items + n);
+  nd->nck = nst;
+  if (nst) memcpy(nd->ck, st, nst * sizeof *st);
+  char *b = (char *)(nd->ck + nst);
   if (len) memcpy(b, bytes, len);
   char *s = b + len;
   if (sidelen) memcpy(s, side, sidelen);
@@ -363,6 +373,8 @@ typedef struct scratch {
   size_t nheld, capheld;
   proto *pv;
   size_t pcap;
+  mydb__shastate *st; /* the strides' states of the piece being built */
+  size_t stcap;
   mydb_buf side, out;
   vec lv[2], cut, items;
   change *chg;
@@ -439,6 +451,7 @@ static void scratch_free(scratch *x) {
   while (x->nheld) node_unref(x->held[--x->nheld]);
   free(x->held);
   free(x->pv);
+  free(x->st);
   mydb_buf_free(&x->side);
   mydb_buf_free(&x->out);
   free(x->lv[0].v);
@@ -779,7 +792,7 @@ static tnode *parse_piece(ltree *t, const unsigned char digest[32], const char *
     fail(t, "corrupt", "collection piece %s of tenant '%s' is damaged: %s", hex, t->tenant, c.why);
     return NULL;
   }
-  tnode *n = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len);
+  tnode *n = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, leaf, bytes, len, t->x->pv, c.n, t->x->side.data, t->x->side.len, NULL, 0);
   if (!n) oom(t);
   return n;
 }
@@ -948,9 +961,32 @@ static void put_varint(mydb_buf *b, uint64_t v) {
   mydb_buf_put(b, tmp, mydb__varint_put(tmp, v));
 }
 
-/* Builds the piece of items[0..n) at a level (0: a leaf), hashes it once,
- * and keeps it pending. Returns its node (the session holds it). */
-static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
+/* The first bytes of a piece built from prev (the piece it replaces) are
+ * often prev's: an edit lands part-way through, and the items before it
+ * encode as before. Hashes the new bytes from the first stride that
+ * differs, prev's states standing for the strides before (none when prev
+ * kept none: read, not built here); t->x->st holds every stride's state
+ * after. A put into a 2 KiB leaf then hashes about half of it, and so for
+ * each inner piece on the path. */
+static int hash_piece(ltree *t, unsigned char digest[32], const mydb_buf *o, const tnode *prev) {
+  size_t nst = o->len / MYDB_SHA_STRIDE, same = 0;
+  if (grow((void **)&t->x->st, &t->x->stcap, nst + 1, sizeof *t->x->st)) return oom(t);
+  if (prev && prev->nck) {
+    size_t most = nst < prev->nck ? nst : prev->nck;
+    while (same < most && memcmp(o->data + same * MYDB_SHA_STRIDE, prev->bytes + same * MYDB_SHA_STRIDE,
+                                 MYDB_SHA_STRIDE) == 0)
+      same++;
+    memcpy(t->x->st, prev->ck, same * sizeof *t->x->st);
+  }
+  if (mydb__sha256_strides(digest, o->data, o->len, same * MYDB_SHA_STRIDE, t->x->st) != 0)
+    return fail(t, "io", "%s", mydb_errmsg());
+  return 0;
+}
+
+/* Builds the piece of items[0..n) at a level (0: a leaf), hashes it once
+ * (from where it differs from prev, the piece it replaces, if any), and
+ * keeps it pending. Returns its node (the session holds it). */
+static tnode *make_piece(ltree *t, int level, const citem *items, size_t n, const tnode *prev) {
   mydb_buf *o = &t->x->out, *s = &t->x->side;
   o->len = 0;
   s->len = 0;
@@ -1011,10 +1047,7 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
     }
   }
   unsigned char digest[32];
-  if (mydb__sha256(digest, o->data, o->len) != 0) {
-    fail(t, "io", "%s", mydb_errmsg());
-    return NULL;
-  }
+  if (hash_piece(t, digest, o, prev)) return NULL;
   pend *p = pend_get(t, digest);
   if (p) {
     /* built before in this session (the same bytes), or a seed: now a
@@ -1023,7 +1056,7 @@ static tnode *make_piece(ltree *t, int level, const citem *items, size_t n) {
     p->seed = 0;
     return p->node;
   }
-  tnode *nd = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len);
+  tnode *nd = node_make(t->store->nodes->pool, t->tenant, t->tenant_hash, digest, level == 0, o->data, o->len, t->x->pv, n, s->data, s->len, t->x->st, o->len / MYDB_SHA_STRIDE);
   if (!nd) { oom(t); return NULL; }
   p = pend_add(t, nd, 0);
   node_unref(nd); /* the pending entry holds it */
@@ -1059,20 +1092,20 @@ typedef struct cutter {
   /* the old pieces the next pieces cut replace, in key order: each piece
    * cut takes the first as its base (a backend may store the new piece as
    * the bytes that differ from it) */
-  const unsigned char *bases[CUT_BASES];
+  const tnode *bases[CUT_BASES];
   size_t nbases;
   size_t size;
 } cutter;
 
 static int cut_close(cutter *c) {
   ltree *t = c->t;
-  tnode *nd = make_piece(t, c->level, t->x->cut.v, t->x->cut.n);
+  tnode *nd = make_piece(t, c->level, t->x->cut.v, t->x->cut.n, c->nbases ? c->bases[0] : NULL);
   if (!nd) return -1;
   citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
              &nd->items[0]};
   if (vec_push(t, c->out, &e)) return -1;
   if (c->nbases) {
-    set_base(t, nd, c->bases[0]);
+    set_base(t, nd, c->bases[0]->digest);
     memmove(c->bases, c->bases + 1, --c->nbases * sizeof c->bases[0]);
   }
   t->x->cut.n = 0;
@@ -1124,7 +1157,7 @@ static int cut_add_old_last(cutter *c, citem it, tnode *old) {
  * flush drops it from the node cache (a put that moved a boundary left the
  * old next piece cached and wrote the new one whole: 0.37 leaves a put
  * under random puts into 10,000-22,000 records). */
-static void cut_step(cutter *c, const unsigned char *old) {
+static void cut_step(cutter *c, const tnode *old) {
   if (c->nbases < CUT_BASES) c->bases[c->nbases++] = old;
 }
 
@@ -1137,7 +1170,7 @@ static int cut_carry(cutter *c, citem it) {
 
 static int cut_finish(cutter *c) { return c->t->x->cut.n ? cut_close(c) : 0; }
 
-static void cut_init(cutter *c, ltree *t, int level, vec *out, const unsigned char *base) {
+static void cut_init(cutter *c, ltree *t, int level, vec *out, const tnode *base) {
   c->t = t;
   c->level = level;
   c->out = out;
@@ -1227,7 +1260,7 @@ static int step(ltree *t, pstep *P, int h, int H) {
  * level h+1 go to out, *pieces the old level-h pieces they replace. */
 static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *out, size_t *pieces) {
   tnode *node = t->x->path[h].node;
-  const unsigned char *base = node->digest;
+  const tnode *base = node;
   out->n = 0;
   /* One item replaced by one of the same key and size: every boundary
    * stays; the piece keeps its items but that one. */
@@ -1244,9 +1277,9 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
       }
       if (vec_push(t, &t->x->cut, &it)) return -1;
     }
-    tnode *nd = make_piece(t, h, t->x->cut.v, t->x->cut.n);
+    tnode *nd = make_piece(t, h, t->x->cut.v, t->x->cut.n, base);
     if (!nd) return -1;
-    set_base(t, nd, base);
+    set_base(t, nd, base->digest);
     citem e = {nd->items[0].key, nd->items[0].klen, (const char *)nd->digest, 32, nd->total,
                &nd->items[0]};
     if (vec_push(t, out, &e)) return -1;
@@ -1284,7 +1317,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
     if (r == 0) return fail(t, "corrupt", "collection tree of tenant '%s' ends early", t->tenant);
     np++;
     node = P[h].node;
-    cut_step(&c, node->digest);
+    cut_step(&c, node);
   }
   if (j >= node->n && closed) { *pieces = np; return 0; }
   for (;;) {
@@ -1295,7 +1328,7 @@ static int recut(ltree *t, int h, int H, size_t s, size_t span, vec *nw, vec *ou
       np++;
       node = P[h].node;
       j = 0;
-      cut_step(&c, node->digest);
+      cut_step(&c, node);
     }
     int r = cut_add(&c, item_of(&node->items[j]));
     if (r < 0) return -1;
@@ -1472,7 +1505,7 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
     c.t = t;
     c.level = h;
     c.out = nw;
-    c.bases[0] = node->digest;
+    c.bases[0] = node;
     c.nbases = 1;
     c.size = 0;
     t->x->cut.n = 0;
@@ -1522,6 +1555,7 @@ static int apply_level(ltree *t, const unsigned char *root, int H, int h, const 
       if (vec_push(t, olds, &ne)) return -1;
       node = next;
       j = 0;
+      cut_step(&c, node); /* (a base for a piece cut past the first) */
     }
     if (h == H) continue;
     /* level h+1's edits: the old entries deleted, the new ones set (both
@@ -1680,7 +1714,7 @@ static tnode *restore_root(ltree *t, tnode *rn) {
     citem it = item_of(&rn->items[i]);
     if (vec_push(t, &t->x->cut, &it)) return NULL;
   }
-  return make_piece(t, 1, t->x->cut.v, t->x->cut.n);
+  return make_piece(t, 1, t->x->cut.v, t->x->cut.n, NULL);
 }
 
 /* collection.flush: writes the pending pieces root reaches (see there);
