@@ -1594,7 +1594,7 @@ static void test_crc32(void) {
 }
 
 /* The digest filter: every digest added is "may"; of 100,000 absent ones
- * few are (two bits of sixteen a digest: ~1.4%); it asks to be rebuilt
+ * few are (two bits in one word, sixteen bits a digest: ~1.7%); it asks to be rebuilt
  * when never built and when full; freed, it is as new. */
 static void test_dfilter(void) {
   mydb__dfilter f = {0};

@@ -9,29 +9,31 @@
 #define BITS_PER_DIGEST 16
 #define MIN_BITS ((size_t)1 << 14)
 
-/* Two bit positions from two words of the digest (its bytes are uniform:
- * SHA-256). */
-static void positions(const mydb__dfilter *f, const unsigned char d[32], size_t *a, size_t *b) {
+/* The word of a digest and its two bits in that word, from two words of
+ * the digest (its bytes are uniform: SHA-256). Both bits in one word: a
+ * look-up is one cache miss, not two (the array, 16 bits a digest, is
+ * larger than the cache at a few 100,000 objects: two misses were 3.7% of
+ * a batch); ~1.7% false positives against 1.4% for bits anywhere. */
+static size_t word_of(const mydb__dfilter *f, const unsigned char d[32], uint64_t *mask) {
   uint64_t x, y;
   memcpy(&x, d, 8);
   memcpy(&y, d + 8, 8);
-  *a = (size_t)x & (f->nbits - 1);
-  *b = (size_t)y & (f->nbits - 1);
+  *mask = (uint64_t)1 << (y & 63) | (uint64_t)1 << (y >> 6 & 63);
+  return (size_t)x & (f->nbits / 64 - 1);
 }
 
 int mydb__dfilter_may(const mydb__dfilter *f, const unsigned char d[32]) {
   if (!f->bits) return 1;
-  size_t a, b;
-  positions(f, d, &a, &b);
-  return (f->bits[a >> 6] >> (a & 63) & 1) && (f->bits[b >> 6] >> (b & 63) & 1);
+  uint64_t m;
+  size_t w = word_of(f, d, &m);
+  return (f->bits[w] & m) == m;
 }
 
 void mydb__dfilter_add(mydb__dfilter *f, const unsigned char d[32]) {
   if (!f->bits) return;
-  size_t a, b;
-  positions(f, d, &a, &b);
-  f->bits[a >> 6] |= (uint64_t)1 << (a & 63);
-  f->bits[b >> 6] |= (uint64_t)1 << (b & 63);
+  uint64_t m;
+  size_t w = word_of(f, d, &m);
+  f->bits[w] |= m;
   f->n++;
 }
 

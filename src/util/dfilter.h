@@ -1,8 +1,8 @@
 /*
  * dfilter.h - a filter of 32-byte digests that answers "certainly absent"
  * from a bit array small enough to stay in the CPU's cache (a Bloom
- * filter, two bits a digest, 16 bits of array a digest, ~1.4% false
- * positives), in front of a hash table too large for it: a look-up of a
+ * filter, two bits a digest in one 64-bit word, 16 bits of array a digest,
+ * ~1.7% false positives), in front of a hash table too large for it: a look-up of a
  * digest that is not there - every new object a write checks for - then
  * costs no walk of the table's memory. No deletion: the owner clears it
  * with its table. Digests are SHA-256 outputs, so their bytes are the

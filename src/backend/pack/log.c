@@ -666,15 +666,22 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
     return mydb__seterr(MYDB_ENOMEM, "out of memory writing an index");
   }
   put_le64(h + 32, hl.len);
+  (void)mydb_buf_grow(&b, 40 + ps->nsegs * 8 + ps->objs.n * 56 + hl.len + 32);
   mydb_buf_put(&b, h, 40);
   for (size_t i = 0; i < ps->nsegs; i++) {
     unsigned char n[8];
     put_le64(n, ps->segs[i].num);
     mydb_buf_put(&b, n, 8);
   }
-  for (size_t i = 0; i < ps->objs.nb; i++)
-    for (mydb__hnode *x = ps->objs.b[i]; x; x = x->next) {
-      const ploc *l = (const ploc *)x;
+  /* Every ploc of the pool is in the table once (obj_put updates a known
+   * digest in place; nothing is deleted but all at once): the pool's
+   * chunks walked in memory order, not the table's chains (a cache miss
+   * an object: ~40 ms at 400,000 objects, at every index written). */
+  size_t entries = 0;
+  for (const ppool_chunk *c = ps->objs_pool.chunks; c; c = c->next) {
+    size_t used = c == ps->objs_pool.chunks ? ps->objs_pool.used : PPOOL_N;
+    for (size_t i = 0; i < used; i++) {
+      const ploc *l = &c->items[i];
       unsigned char e[56];
       memcpy(e, l->digest, 32);
       put_le64(e + 32, l->seg);
@@ -683,6 +690,14 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
       put_le64(e + 48, l->len | (uint64_t)l->depth << 56);
       mydb_buf_put(&b, e, 56);
     }
+    entries += used;
+  }
+  if (entries != ps->objs.n) { /* (never: the invariant above) */
+    mydb_buf_free(&hl);
+    mydb_buf_free(&b);
+    return mydb__seterr(MYDB_EIO, "pack index of %s: %zu objects in the pool, %zu in the table",
+                        ps->dir, entries, ps->objs.n);
+  }
   mydb_buf_put(&b, hl.data, hl.len);
   mydb_buf_free(&hl);
   uint64_t size = (uint64_t)b.len + 32;
