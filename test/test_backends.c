@@ -1016,6 +1016,78 @@ static void t_pack_index(void) {
   }
 }
 
+/* Whether the file at p is a whole index: its last 32 bytes the SHA-256
+ * of the rest (as read_index checks it). */
+static int index_whole(const char *p) {
+  long n = fsize(p);
+  if (n < 72) return 0;
+  char *b = malloc((size_t)n);
+  int fd = open(p, O_RDONLY);
+  int ok = b && fd >= 0 && read(fd, b, (size_t)n) == n;
+  if (fd >= 0) close(fd);
+  unsigned char md[32];
+  ok = ok && mydb__sha256(md, b, (size_t)n - 32) == 0 && memcmp(md, b + n - 32, 32) == 0;
+  free(b);
+  return ok;
+}
+
+/* The index is written over the old one in place (no new file renamed
+ * over it): one longer than its content (a crash between the write and
+ * the truncation, or a shorter index written over a longer one) is not
+ * used - the log is scanned - and the next index written is truncated to
+ * its own length. */
+static void t_pack_index_in_place(void) {
+  char root[PATH_MAX], p[PATH_MAX], ip[PATH_MAX], d[101][MYDB_DIGEST_BUF];
+  char buf[256];
+  make_root(root, "index-in-place");
+  mydb *db = open_pack(root, 0, 4096);
+  CHECK_RC(mydb_tenant_init(db, "t"), 0);
+  for (int i = 0; i < 100; i++) {
+    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
+    CHECK_RC(mydb_object_write(db, d[i], "t", buf, (size_t)n), 0);
+    CHECK_RC(commit1(db, "t", "e", d[i]), 0);
+  }
+  mydb_close(db);
+  xsnprintf(ip, sizeof ip, "%s/t/pack/index", root);
+  long isz = fsize(ip);
+  CHECK(isz > 0 && index_whole(ip));
+  /* 64 KiB of stale bytes after the index's own */
+  int fd = open(ip, O_WRONLY | O_APPEND);
+  static char junk[65536];
+  memset(junk, 0x5a, sizeof junk);
+  CHECK(fd >= 0 && write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
+  if (fd >= 0) close(fd);
+  CHECK(!index_whole(ip));
+  db = open_pack(root, 0, 4096);
+  int ok = 1;
+  for (int i = 0; i < 100; i++) {
+    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
+    ok &= read_is(db, "t", d[i], buf, (size_t)n);
+  }
+  CHECK(ok);
+  CHECK(get_is(db, "t", "e", d[99]));
+  /* more puts: roll-overs rewrite the index (the one read was refused) */
+  for (int i = 0; i < 60; i++) {
+    int n = snprintf(buf, sizeof buf, "w%d-%0100d", i, i);
+    CHECK_RC(mydb_object_write(db, d[100], "t", buf, (size_t)n), 0);
+    CHECK_RC(commit1(db, "t", "e", d[100]), 0);
+  }
+  mydb_close(db);
+  /* written in place: truncated to its own bytes, whole, and used */
+  CHECK(fsize(ip) > isz && fsize(ip) < isz + 65536 && index_whole(ip));
+  db = open_pack(root, 0, 4096);
+  CHECK(get_is(db, "t", "e", d[100]));
+  ok = 1;
+  for (int i = 0; i < 100; i++) {
+    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
+    ok &= read_is(db, "t", d[i], buf, (size_t)n);
+  }
+  CHECK(ok);
+  mydb_close(db);
+  seg_path(p, root, "t", 1);
+  CHECK(fsize(p) > 0);
+}
+
 /* A roll-over rewrites the index only once the log has grown past it by
  * PACK_INDEX_GROWTH (8) times its size: a few rewrites over a hundred
  * roll-overs; a handle opened while the writer still runs loads the older
@@ -1875,6 +1947,7 @@ static void pack_only(void) {
   t_pack_torn();
   t_pack_corrupt();
   t_pack_index();
+  t_pack_index_in_place();
   t_pack_index_growth();
   t_pack_index_before_repack();
   t_pack_rollover_reader();

@@ -705,28 +705,36 @@ int mydb__pack_write_index(mydb *db, pspace *ps) {
   int rc = b.failed ? mydb__seterr(MYDB_ENOMEM, "out of memory") : 0;
   if (!rc) rc = mydb__sha256(md, b.data, b.len);
   if (!rc) mydb_buf_put(&b, md, 32);
-  char path[PATH_MAX], tmp[PATH_MAX];
+  char path[PATH_MAX];
   if (!rc) rc = space_path(ps, path, "index");
   if (rc || b.failed) {
     mydb_buf_free(&b);
     return rc ? rc : mydb__seterr(MYDB_ENOMEM, "out of memory");
   }
-  int fd = mydb__tmp_create(db, tmp, 0);
-  if (fd < 0) {
-    mydb_buf_free(&b);
-    return fd;
-  }
-  /* Not fsynced: a lost or torn index fails its checksum and the log is
+  /* Written over the old index in place, not as a new file renamed over
+   * it: a rename drops the old file's pages and ext4 starts writing the
+   * new one back at once (auto_da_alloc) - 17-300 ms for 25 MB here,
+   * against 2-3 ms in place, and a batch's roll-over paid it. Not fsynced
+   * either way: an index lost, torn, half old and half new (a reader
+   * meeting a write, a crash) or longer than its content (a crash before
+   * the truncation) fails its length or checksum test, and the log is
    * scanned instead. */
-  if (mydb__write_all(fd, b.data, b.len) != 0)
-    rc = mydb__syserr(errno, "write", tmp);
-  mydb__close(fd);
-  mydb_buf_free(&b);
-  if (!rc && rename(tmp, path) != 0) rc = mydb__syserr(errno, "rename", path);
-  if (rc) {
-    unlink(tmp);
+  int fd = mydb__open_below(db, path, O_WRONLY | O_CREAT, 0666);
+  if (fd < 0) {
+    rc = mydb__syserr(errno, "open", path);
+    mydb_buf_free(&b);
     return rc;
   }
+  struct stat st;
+  if (mydb__write_all(fd, b.data, b.len) != 0)
+    rc = mydb__syserr(errno, "write", path);
+  else if (fstat(fd, &st) != 0)
+    rc = mydb__syserr(errno, "fstat", path);
+  else if ((uint64_t)st.st_size > size && mydb__ftruncate(fd, (off_t)size) != 0)
+    rc = mydb__syserr(errno, "ftruncate", path);
+  mydb__close(fd);
+  mydb_buf_free(&b);
+  if (rc) return rc;
   ps->tail = 0;
   ps->tail_bytes = 0;
   ps->index_bytes = size;
