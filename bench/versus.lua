@@ -91,7 +91,8 @@ end
 -- ------------------------------------------------------------- engines
 -- Each engine: open(dir, durable) -> h with
 --   h:put(k, rec), h:put100(items: list of {k, rec}), h:bulk(items),
---   h:get(k) -> rec, h:range(from, n) -> count, h:scan() -> count,
+--   h:get(k) -> rec, h:range(from, n) -> count, h:prefix(p) -> count,
+--   h:scan() -> count,
 --   h:checkpoint(), h:close()
 
 local engines = {}
@@ -115,6 +116,13 @@ local function mydb_engine(backend)
     function h.range(_, from, n)
       local c = 0
       for _, rec in db:query(T, C, { from = from, limit = n }) do
+        if rec then c = c + 1 end
+      end
+      return c
+    end
+    function h.prefix(_, p)
+      local c = 0
+      for _, rec in db:query(T, C, { prefix = p }) do
         if rec then c = c + 1 end
       end
       return c
@@ -192,6 +200,17 @@ local function sqlite_engine(versioned)
     function h.range(_, from, n)
       local c = 0
       for _, v in rows(("SELECT k, v FROM cur WHERE k >= %s ORDER BY k LIMIT %d"):format(q(from), n)) do
+        if cjson.decode(v) then c = c + 1 end
+      end
+      return c
+    end
+    -- (the keys' range: SQLite's index serves it; LIKE, case-insensitive
+    -- by default, would not use it)
+    function h.prefix(_, p)
+      local c = 0
+      local last = p:sub(-1)
+      local upto = p:sub(1, -2) .. string.char(last:byte() + 1)
+      for _, v in rows(("SELECT k, v FROM cur WHERE k >= %s AND k < %s ORDER BY k"):format(q(p), q(upto))) do
         if cjson.decode(v) then c = c + 1 end
       end
       return c
@@ -333,6 +352,30 @@ function workloads.read(h, a, dir)
     n = n + 1
   until now() > deadline
   r.range = n / (now() - t0)
+  -- prefixes of 4 characters ("k" and 3 digits: ~100 of 100,000 random
+  -- keys each), with the count each must give, found before the timing
+  local prefixes, want = {}, {}
+  for i = 1, 64 do
+    local p = keys[rg(a.n) + 1]:sub(1, 4)
+    local lo, hi = 1, #keys + 1 -- the first key >= p
+    while lo < hi do
+      local mid = (lo + hi) // 2
+      if keys[mid] < p then lo = mid + 1 else hi = mid end
+    end
+    local c = 0
+    while keys[lo + c] and keys[lo + c]:sub(1, 4) == p do c = c + 1 end
+    prefixes[i], want[i] = p, c
+  end
+  n = 0
+  deadline = now() + a.cap
+  t0 = now()
+  repeat
+    local i = n % #prefixes + 1
+    local c = h:prefix(prefixes[i])
+    assert(c == want[i], "prefix count " .. c .. " for " .. prefixes[i] .. ", want " .. want[i])
+    n = n + 1
+  until now() > deadline
+  r.prefix = n / (now() - t0)
   n = 0
   deadline = now() + a.cap
   t0 = now()
@@ -493,6 +536,8 @@ local ROWS = {
     plain = true, within = { "put_wr", 2 } },
   { "point get, %s records, gets/s", "get", "read", target = 1.0 },
   { "range of 100 records (from + limit 100), ranges/s", "range", "read", target = 1.0 },
+  { "prefix of ~100 records (keys starting with 4 given characters), queries/s", "prefix", "read",
+    target = 1.0 },
   { "full scan of %s records, records/s", "scan", "read", target = 1.0 },
   { "full scan of %S records, records/s", "scan_small", "small", target = 1.0 },
   { "full scan of %L records, records/s", "scan_large", "large", target = 1.0 },
