@@ -207,7 +207,7 @@ static tnode *node_make(npool *pool, const char *tenant, uint64_t tenant_hash,
   size_t tl = strlen(tenant);
   size_t cksize = (tl + 1 + 32 + 7) & ~(size_t)7; /* (the items after it: aligned) */
   if (n > (SIZE_MAX / 2 - sizeof(tnode) - len - sidelen - cksize - 64) / sizeof(titem)) return NULL;
-  if (nst > len / MYDB_SHA_STRIDE) return NULL; /* (never: one a stride of bytes) */
+  if (nst > len / MYDB_SHA_STRIDE) return NULL; /* (never: one state a whole stride) */
   size_t size = sizeof(tnode) + cksize + n * sizeof(titem) + nst * sizeof *st + len + sidelen, cap;
   int cls;
   tnode *nd = pool_get(pool, size, &cls, &cap);
