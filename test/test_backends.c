@@ -962,6 +962,19 @@ static void t_pack_corrupt(void) {
   mydb_close(db);
 }
 
+/* Value i of the index tests ("v<i>-" and i in 100 digits). */
+static int index_value(char *buf, size_t cap, int i) {
+  return snprintf(buf, cap, "v%d-%0100d", i, i);
+}
+
+/* Whether objects d[0..n) read back as index_value(0..n). */
+static int index_values_read(mydb *db, char (*d)[MYDB_DIGEST_BUF], int n) {
+  char buf[256];
+  int ok = 1;
+  for (int i = 0; i < n; i++) ok &= read_is(db, "t", d[i], buf, (size_t)index_value(buf, sizeof buf, i));
+  return ok;
+}
+
 static void t_pack_index(void) {
   char root[PATH_MAX], p[PATH_MAX], d[200][MYDB_DIGEST_BUF];
   char buf[256];
@@ -969,7 +982,7 @@ static void t_pack_index(void) {
   mydb *db = open_pack(root, 0, 4096);
   CHECK_RC(mydb_tenant_init(db, "t"), 0);
   for (int i = 0; i < 200; i++) {
-    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
+    int n = index_value(buf, sizeof buf, i);
     CHECK_RC(mydb_object_write(db, d[i], "t", buf, (size_t)n), 0);
     if (i % 10 == 9) {
       xsnprintf(p, sizeof p, "e%d", i / 10);
@@ -998,12 +1011,7 @@ static void t_pack_index(void) {
       poke(p, 50, (char)(peek(p, 50) ^ 1));
     }
     db = open_pack(root, 0, 4096);
-    int ok = 1;
-    for (int i = 0; i < 200; i++) {
-      int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
-      ok &= read_is(db, "t", d[i], buf, (size_t)n);
-    }
-    CHECK(ok);
+    CHECK(index_values_read(db, d, 200));
     for (int i = 0; i < 20; i++) {
       char e[16];
       xsnprintf(e, sizeof e, "e%d", i);
@@ -1043,7 +1051,7 @@ static void t_pack_index_in_place(void) {
   mydb *db = open_pack(root, 0, 4096);
   CHECK_RC(mydb_tenant_init(db, "t"), 0);
   for (int i = 0; i < 100; i++) {
-    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
+    int n = index_value(buf, sizeof buf, i);
     CHECK_RC(mydb_object_write(db, d[i], "t", buf, (size_t)n), 0);
     CHECK_RC(commit1(db, "t", "e", d[i]), 0);
   }
@@ -1059,12 +1067,7 @@ static void t_pack_index_in_place(void) {
   if (fd >= 0) close(fd);
   CHECK(!index_whole(ip));
   db = open_pack(root, 0, 4096);
-  int ok = 1;
-  for (int i = 0; i < 100; i++) {
-    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
-    ok &= read_is(db, "t", d[i], buf, (size_t)n);
-  }
-  CHECK(ok);
+  CHECK(index_values_read(db, d, 100));
   CHECK(get_is(db, "t", "e", d[99]));
   /* more puts: roll-overs rewrite the index (the one read was refused) */
   for (int i = 0; i < 60; i++) {
@@ -1077,12 +1080,7 @@ static void t_pack_index_in_place(void) {
   CHECK(fsize(ip) > isz && fsize(ip) < isz + 65536 && index_whole(ip));
   db = open_pack(root, 0, 4096);
   CHECK(get_is(db, "t", "e", d[100]));
-  ok = 1;
-  for (int i = 0; i < 100; i++) {
-    int n = snprintf(buf, sizeof buf, "v%d-%0100d", i, i);
-    ok &= read_is(db, "t", d[i], buf, (size_t)n);
-  }
-  CHECK(ok);
+  CHECK(index_values_read(db, d, 100));
   mydb_close(db);
   seg_path(p, root, "t", 1);
   CHECK(fsize(p) > 0);
